@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# run_c_tests.sh [LIBDIR]: build and run the mirs C tests.
+#
+# LIBDIR (default target/release; a relative path is taken from the repo root) holds
+# libmirs.a and libmirs.so. Every test runs twice:
+#   static : linked with LIBDIR/libmirs.a, whose malloc & co. override glibc's;
+#   preload: linked against nothing special, run under LD_PRELOAD=LIBDIR/libmirs.so.
+# test_ctor runs in three more shapes per mode (ctor_lib linked, preloaded, dlopen'ed),
+# and test_bad_free once more per mode under MIRS_VERBOSE=1, where each foreign free
+# must print a "mirs: warning:" line.
+#
+# Each test prints "N passed, N failed"; this script sums them and ends with the same
+# line. A crash, a timeout, a missing summary or a build error counts as one failure.
+# Exit status: 0 iff nothing failed.
+#
+# Environment: CC (default cc), MIRS_STATIC_LIBS (extra libraries for the static link,
+# default "-lpthread -ldl -lm"), TEST_TIMEOUT (seconds per run, default 300).
+set -u
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LIBDIR=${1:-target/release}
+[[ $LIBDIR == /* ]] || LIBDIR=$ROOT/$LIBDIR
+BUILD=$ROOT/target/c_tests
+CC=${CC:-cc}
+CFLAGS=(-O2 -Wall -pthread "-I$ROOT/include" "-I$ROOT/c_tests")
+read -r -a STATIC_LIBS <<<"${MIRS_STATIC_LIBS:--lpthread -ldl -lm}"
+TIMEOUT=${TEST_TIMEOUT:-300}
+SRC=$ROOT/c_tests
+
+total_passed=0
+total_failed=0
+
+fail() { # fail MESSAGE: one failure not reported by a test's own summary
+  echo "FAIL $1"
+  total_failed=$((total_failed + 1))
+}
+
+for lib in libmirs.a libmirs.so; do
+  if [[ ! -f $LIBDIR/$lib ]]; then
+    echo "missing $LIBDIR/$lib (build mirs first)"
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
+done
+mkdir -p "$BUILD"
+LOGS=$BUILD/logs
+mkdir -p "$LOGS"
+
+# build OUT SRC [extra args...]: compile; a failure is counted and the output shown.
+build() {
+  local out=$1
+  shift
+  if ! "$CC" "${CFLAGS[@]}" "$@" -o "$out" >"$out.buildlog" 2>&1; then
+    fail "build of $(basename "$out"):"
+    sed 's/^/    /' "$out.buildlog" | head -30
+    return 1
+  fi
+  [[ -s $out.buildlog ]] && sed 's/^/    warning: /' "$out.buildlog" | head -10
+  return 0
+}
+
+# run NAME CMD...: run a test (env assignments via `env` in CMD), parse its summary.
+# Leaves the combined output in $LOGS/NAME.log and stderr alone in $LOGS/NAME.err.
+run() {
+  local name=$1
+  shift
+  local log=$LOGS/${name//[^A-Za-z0-9_.-]/_}.log
+  local err=${log%.log}.err
+  local start=$SECONDS
+  timeout --kill-after=10 "$TIMEOUT" "$@" >"$log.out" 2>"$err"
+  local rc=$?
+  cat "$log.out" "$err" >"$log"
+  local summary
+  summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log.out" | tail -1)
+  local p=0 f=0
+  if [[ -n $summary ]]; then
+    p=${summary%% passed*}
+    f=${summary#*, }
+    f=${f%% failed}
+  fi
+  total_passed=$((total_passed + p))
+  total_failed=$((total_failed + f))
+  local why=""
+  if ((rc == 124)); then
+    why="timed out after ${TIMEOUT}s"
+  elif ((rc > 128)); then
+    why="killed by signal $((rc - 128)) ($(kill -l $((rc - 128)) 2>/dev/null || echo ?))"
+  elif [[ -z $summary ]]; then
+    why="no summary line (exit $rc)"
+  elif ((rc != 0 && f == 0)); then
+    why="exit $rc with 0 failed checks"
+  fi
+  if [[ -n $why ]]; then
+    fail "$name: $why"
+  elif ((f > 0)); then
+    echo "FAIL $name: $p passed, $f failed"
+  else
+    printf 'ok   %-40s %5d passed (%ds)\n' "$name" "$p" $((SECONDS - start))
+    return 0
+  fi
+  # Show what went wrong: the test's FAIL lines, else the tail of its output.
+  if grep -qE '^(FAIL|    )' "$log"; then
+    grep -E '^(FAIL|    )' "$log" | head -40 | sed 's/^/    /'
+  else
+    tail -15 "$log" | sed 's/^/    /'
+  fi
+  echo "    (full output: $log)"
+  return 1
+}
+
+echo "mirs C tests: LIBDIR=$LIBDIR, build dir $BUILD"
+PRELOAD=$LIBDIR/libmirs.so
+
+# ---- the plain tests, both modes -------------------------------------------------
+for t in test_api test_threads test_fork test_bad_free; do
+  if build "$BUILD/$t.static" -DMIRS_TEST_LINKED "$SRC/$t.c" "$LIBDIR/libmirs.a" "${STATIC_LIBS[@]}"; then
+    run "$t [static]" env "$BUILD/$t.static"
+  fi
+  if build "$BUILD/$t.preload" "$SRC/$t.c" -ldl; then
+    run "$t [preload]" env LD_PRELOAD="$PRELOAD" "$BUILD/$t.preload"
+  fi
+done
+
+# ---- foreign frees warn under MIRS_VERBOSE=1 ---------------------------------------
+# test_bad_free checks each case itself when MIRS_VERBOSE=1; here, in addition, the
+# stderr of the whole run must hold at least one warning line.
+for mode in static preload; do
+  [[ -x $BUILD/test_bad_free.$mode ]] || continue
+  pre=()
+  [[ $mode == preload ]] && pre=(LD_PRELOAD="$PRELOAD")
+  name="test_bad_free [$mode, MIRS_VERBOSE=1]"
+  run "$name" env "${pre[@]}" MIRS_VERBOSE=1 "$BUILD/test_bad_free.$mode"
+  errlog=$LOGS/${name//[^A-Za-z0-9_.-]/_}.err
+  if grep -q '^mirs: warning:' "$errlog"; then
+    total_passed=$((total_passed + 1))
+  else
+    fail "$name: no line starting \"mirs: warning:\" on stderr"
+  fi
+done
+
+# ---- allocation in constructors --------------------------------------------------
+# ctor_lib.so reaches test_ctor linked (-l), through LD_PRELOAD, or by dlopen.
+if build "$BUILD/libctor_lib.so" -fPIC -shared "$SRC/ctor_lib.c"; then
+  LINKLIB=(-L"$BUILD" -lctor_lib -Wl,-rpath,"$BUILD")
+  build "$BUILD/test_ctor.static" -DMIRS_TEST_LINKED -DCTOR_LINKED "$SRC/test_ctor.c" \
+    "$LIBDIR/libmirs.a" "${LINKLIB[@]}" "${STATIC_LIBS[@]}" &&
+    run "test_ctor [static, -lctor_lib]" env "$BUILD/test_ctor.static"
+  build "$BUILD/test_ctor_nolib.static" -DMIRS_TEST_LINKED "$SRC/test_ctor.c" \
+    "$LIBDIR/libmirs.a" "${STATIC_LIBS[@]}" && {
+    run "test_ctor [static, LD_PRELOAD ctor_lib]" \
+      env LD_PRELOAD="$BUILD/libctor_lib.so" "$BUILD/test_ctor_nolib.static"
+    run "test_ctor [static, dlopen ctor_lib]" \
+      env CTOR_LIB_PATH="$BUILD/libctor_lib.so" "$BUILD/test_ctor_nolib.static"
+  }
+  build "$BUILD/test_ctor.preload" -DCTOR_LINKED "$SRC/test_ctor.c" "${LINKLIB[@]}" -ldl &&
+    run "test_ctor [preload, -lctor_lib]" env LD_PRELOAD="$PRELOAD" "$BUILD/test_ctor.preload"
+  build "$BUILD/test_ctor_nolib.preload" "$SRC/test_ctor.c" -ldl && {
+    run "test_ctor [preload, LD_PRELOAD ctor_lib]" \
+      env LD_PRELOAD="$PRELOAD $BUILD/libctor_lib.so" "$BUILD/test_ctor_nolib.preload"
+    run "test_ctor [preload, dlopen ctor_lib]" \
+      env LD_PRELOAD="$PRELOAD" CTOR_LIB_PATH="$BUILD/libctor_lib.so" "$BUILD/test_ctor_nolib.preload"
+  }
+fi
+
+echo "$total_passed passed, $total_failed failed"
+((total_failed == 0))

@@ -1,0 +1,168 @@
+//! Abandoned segments: what a thread leaves behind when it exits with live
+//! blocks, and how other threads take them over.
+//!
+//! ```text
+//! Segment::state = owner thread id (even, non-zero) | ON_STACK
+//!                  0 | ON_STACK       abandoned, waiting on the stack
+//!                  owner | ON_STACK   reclaimed by a free, still on the stack
+//!                  ZOMBIE | ON_STACK  emptied while still on the stack
+//! ```
+//!
+//! - `abandon`: the owner sets the owner part to 0 and pushes the segment on
+//!   a global lock-free stack (tagged against ABA) unless it is still there.
+//! - A thread that needs a segment pops one and claims it (CAS owner 0 -> me).
+//! - A thread that frees into an abandoned segment claims it in place
+//!   (`try_claim`); the segment stays on the stack until popped, and a popper
+//!   that finds it owned just drops it.
+//! - An owner that empties a segment still on the stack cannot unmap it (a pop
+//!   may read it): it marks it ZOMBIE and the popper releases it.
+//!
+//! Membership (`ON_STACK`) and ownership change in one CAS, so every segment
+//! is pushed at most once at a time and released exactly once.
+
+use crate::constants::SEGMENT_SIZE;
+use crate::heap::Heap;
+use crate::segment::{PageKind, Segment};
+use crate::sync::Ordering;
+use crate::tagged_stack::{StackNode, TaggedStack};
+use core::ptr;
+
+/// The segment is linked in the abandoned stack.
+pub const ON_STACK: usize = 1;
+/// Owner id of a segment emptied while on the stack.
+const ZOMBIE: usize = usize::MAX & !ON_STACK;
+
+static ABANDONED: TaggedStack<Segment> = TaggedStack::new();
+
+impl StackNode for Segment {
+    unsafe fn next_slot(node: *mut Self) -> *mut *mut Self {
+        // SAFETY: the caller passes a live segment header.
+        unsafe { ptr::addr_of_mut!((*node).abandoned_next) }
+    }
+}
+
+#[inline(always)]
+pub fn owner_of(state: usize) -> usize {
+    state & !ON_STACK
+}
+
+/// The owner gives `seg` up (all its pages are abandoned).
+pub fn abandon(seg: *mut Segment) {
+    // SAFETY: the caller owns the live segment.
+    let state = unsafe { &(*seg).state };
+    let old = state.swap(ON_STACK, Ordering::AcqRel);
+    debug_assert!(owner_of(old) != 0 && owner_of(old) != ZOMBIE);
+    if old & ON_STACK == 0 {
+        // SAFETY: the segment is live, ours until published, and (ON_STACK was
+        // clear) not on the stack.
+        unsafe { ABANDONED.push(seg) };
+    }
+}
+
+/// Claim an abandoned segment in place (free into an abandoned segment).
+pub fn try_claim(seg: *mut Segment, tid: usize) -> bool {
+    // SAFETY: segment headers stay mapped while the segment map lists them.
+    let state = unsafe { &(*seg).state };
+    let mut cur = state.load(Ordering::Acquire);
+    loop {
+        if owner_of(cur) != 0 {
+            return false;
+        }
+        match state.compare_exchange_weak(cur, tid | (cur & ON_STACK), Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(now) => cur = now,
+        }
+    }
+}
+
+/// The owner emptied `seg`: may it release the memory now? If the segment is
+/// still on the stack, it becomes a zombie that the next pop releases.
+pub fn release_owned(seg: *mut Segment) -> bool {
+    // SAFETY: the caller owns the live segment.
+    let state = unsafe { &(*seg).state };
+    let mut cur = state.load(Ordering::Acquire);
+    loop {
+        if cur & ON_STACK == 0 {
+            return true;
+        }
+        match state.compare_exchange_weak(cur, ZOMBIE | ON_STACK, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return false,
+            Err(now) => cur = now,
+        }
+    }
+}
+
+/// Pop segments until one can be claimed by `tid`; releases zombies and drops
+/// segments that were reclaimed in place.
+fn pop_and_claim(tid: usize) -> Option<*mut Segment> {
+    while let Some(seg) = ABANDONED.pop() {
+        // SAFETY: a popped segment is live: it is released only by the popper.
+        let state = unsafe { &(*seg).state };
+        let mut cur = state.load(Ordering::Acquire);
+        loop {
+            debug_assert!(cur & ON_STACK != 0);
+            let owner = owner_of(cur);
+            let new = if owner == 0 { tid } else if owner == ZOMBIE { 0 } else { cur & !ON_STACK };
+            match state.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    if owner == 0 {
+                        return Some(seg);
+                    }
+                    if owner == ZOMBIE {
+                        // SAFETY: emptied by its last owner, now off the stack: ours.
+                        unsafe { Segment::release(seg) };
+                    }
+                    break;
+                }
+                Err(now) => cur = now,
+            }
+        }
+    }
+    None
+}
+
+/// The heap needs a segment of `kind`: reclaim abandoned segments (a few at
+/// most) until one has a free page slot of that kind.
+pub fn try_reclaim(heap: &mut Heap, kind: PageKind) {
+    for _ in 0..8 {
+        let Some(seg) = pop_and_claim(heap.thread_id) else {
+            return;
+        };
+        // SAFETY: we own `seg` after the claim and `heap` is ours.
+        let alive = unsafe { Segment::reclaim(heap, seg) };
+        // SAFETY: as above.
+        if alive && unsafe { (*seg).kind == kind && (*seg).used < (*seg).page_count } {
+            return;
+        }
+    }
+}
+
+/// Wait until no pop may still read a segment header (before unmapping).
+pub fn await_readers() {
+    ABANDONED.await_readers();
+}
+
+pub fn is_empty() -> bool {
+    ABANDONED.is_empty()
+}
+
+/// Visit every abandoned segment by draining the stack into a local list
+/// and pushing it back (for invariant checks in tests, quiescent process).
+pub fn for_each_quiescent(mut visit: impl FnMut(*mut Segment)) {
+    let mut list: *mut Segment = ptr::null_mut();
+    while let Some(seg) = ABANDONED.pop() {
+        visit(seg);
+        // SAFETY: popped, so ours to relink.
+        unsafe { (*seg).abandoned_next = list };
+        list = seg;
+    }
+    while !list.is_null() {
+        // SAFETY: `list` holds segments we popped above.
+        let next = unsafe { (*list).abandoned_next };
+        // SAFETY: the segment is off the stack and still marked ON_STACK.
+        unsafe { ABANDONED.push(list) };
+        list = next;
+    }
+}
+
+const _: () = assert!(SEGMENT_SIZE > ON_STACK);

@@ -1,0 +1,162 @@
+//! The allocation entry points: `malloc`, `zalloc`, `calloc`, `realloc`,
+//! `malloc_aligned`, `usable_size`. They return null on failure and leave
+//! `errno` to the C layer.
+//!
+//! The malloc fast path: one thread-local load, one indexed load of the
+//! direct page, pop the page's `free` list, count. Everything else is in
+//! `heap::malloc_generic`.
+
+use crate::block::Block;
+use crate::constants::*;
+use crate::free;
+use crate::heap::{self, Heap};
+use crate::page::FLAG_HAS_ALIGNED;
+use crate::platform;
+use crate::size_class::{bin_block_size, bin_of_size, wsize_of};
+use core::ptr;
+
+/// Allocate `size` bytes (null when out of memory or `size` is too large).
+#[inline(always)]
+pub fn malloc(size: usize) -> *mut u8 {
+    let heap = platform::heap_get();
+    if size <= SMALL_SIZE_MAX {
+        // SAFETY: `heap` is the thread's heap or the static empty heap; both
+        // have a valid direct entry for every word size up to SMALL_WSIZE_MAX.
+        unsafe {
+            let page = (*heap).pages_direct[wsize_of(size)];
+            let block = (*page).pop_free();
+            if !block.is_null() {
+                // Only a real heap's pages have free blocks: the write is ours.
+                (*heap).malloc_count += 1;
+                return block;
+            }
+        }
+    }
+    heap::malloc_generic(heap, size, false)
+}
+
+/// Allocate `size` zeroed bytes. Memory fresh from the OS is not cleared again.
+#[inline]
+pub fn zalloc(size: usize) -> *mut u8 {
+    let heap = platform::heap_get();
+    if size <= SMALL_SIZE_MAX {
+        // SAFETY: as in `malloc`; `pop_from` is only reached with a free block.
+        unsafe {
+            let page = (*heap).pages_direct[wsize_of(size)];
+            if (*page).has_free() {
+                return (*heap).pop_from(page, size, true);
+            }
+        }
+    }
+    heap::malloc_generic(heap, size, true)
+}
+
+/// Allocate `count * size` zeroed bytes; null on overflow.
+pub fn calloc(count: usize, size: usize) -> *mut u8 {
+    match count.checked_mul(size) {
+        Some(total) => zalloc(total),
+        None => ptr::null_mut(),
+    }
+}
+
+/// Allocate `size` bytes aligned to `align` (a power of two up to
+/// `ALIGNMENT_MAX`); null otherwise.
+pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
+    if !align.is_power_of_two() || align > ALIGNMENT_MAX || size > MAX_ALLOC_SIZE {
+        return ptr::null_mut();
+    }
+    if align <= WORD_SIZE {
+        return malloc(size);
+    }
+    // Natural alignment: page areas start OS-page aligned, so blocks of a
+    // size class that is a multiple of `align` are all aligned.
+    let size = size.max(1);
+    if align <= OS_PAGE_SIZE && size <= LARGE_OBJ_SIZE_MAX {
+        let natural = size.next_multiple_of(align);
+        if natural <= LARGE_OBJ_SIZE_MAX && bin_block_size(bin_of_size(natural)) % align == 0 {
+            let p = malloc(natural);
+            debug_assert!(p as usize % align == 0);
+            return p;
+        }
+    }
+    // Over-allocate in the ordinary size classes and hand out an interior
+    // pointer; the page is flagged so free finds the block start.
+    if let Some(padded) = size.checked_add(align - 1) {
+        if padded <= LARGE_OBJ_SIZE_MAX {
+            let block = malloc(padded);
+            if block.is_null() {
+                return block;
+            }
+            let aligned = (block as usize).next_multiple_of(align) as *mut u8;
+            if aligned != block {
+                // SAFETY: `block` is a live block we just allocated.
+                unsafe {
+                    let page = free::page_of_owned(block);
+                    (*page).flags |= FLAG_HAS_ALIGNED;
+                }
+            }
+            return aligned;
+        }
+    }
+    // The largest: a dedicated segment with the block placed at the alignment.
+    aligned_huge(size, align)
+}
+
+#[cold]
+fn aligned_huge(size: usize, align: usize) -> *mut u8 {
+    let mut heap = platform::heap_get();
+    if heap::is_empty_heap(heap) {
+        // Create the thread's heap through the ordinary slow path.
+        let p = heap::malloc_generic(heap, 0, false);
+        if p.is_null() {
+            return p;
+        }
+        free::free(p);
+        heap = platform::heap_get();
+    }
+    // SAFETY: the calling thread's live heap.
+    let h: &mut Heap = unsafe { &mut *heap };
+    let page = h.huge_page(size, align);
+    if page.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: a fresh page of this heap with one free block.
+    unsafe { h.pop_from(page, size, false) }
+}
+
+/// Resize a block, in place when the new size fits and is not wastefully
+/// smaller (less than half the block). On failure returns null and leaves
+/// the old block intact. `p` null means `malloc(new_size)`.
+pub fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
+    if p.is_null() {
+        return malloc(new_size);
+    }
+    let Some(old_size) = free::checked_usable_size(p) else {
+        crate::output::warning!("realloc of a pointer mirs does not own: {:p}", p);
+        crate::stats::add(crate::stats::Counter::InvalidFrees, 1);
+        return ptr::null_mut();
+    };
+    if new_size <= old_size && new_size >= old_size / 2 {
+        return p;
+    }
+    let q = malloc(new_size);
+    if !q.is_null() {
+        // SAFETY: both blocks are live and distinct; `p` holds `old_size`
+        // usable bytes and `q` at least `new_size`.
+        unsafe { ptr::copy_nonoverlapping(p, q, old_size.min(new_size)) };
+        free::free(p);
+    }
+    q
+}
+
+/// Bytes usable at `p` (0 for null or a pointer mirs does not own).
+pub fn usable_size(p: *const u8) -> usize {
+    free::checked_usable_size(p).unwrap_or(0)
+}
+
+/// Does `p` point into memory mirs manages (a carved block of a page in use)?
+pub fn owns(p: *const u8) -> bool {
+    free::checked_usable_size(p).is_some()
+}
+
+const _: () = assert!(core::mem::size_of::<Block>() == WORD_SIZE);

@@ -1,0 +1,29 @@
+//! The C ABI. `prefixed` is always exported (`mirs_*`, declared in
+//! `include/mirs.h`); `libc_names` exports `malloc`, `free`, ... and glibc's
+//! aliases with the `override` feature (libmirs.so / libmirs.a).
+//!
+//! | call                          | answer on bad input                           |
+//! |-------------------------------|-----------------------------------------------|
+//! | malloc, calloc, realloc, ...  | NULL with `errno = ENOMEM` (also > PTRDIFF_MAX, overflow) |
+//! | posix_memalign                | `EINVAL` / `ENOMEM` returned, `errno` and `*out` untouched |
+//! | aligned_alloc                 | NULL, `EINVAL` for a non-power-of-two alignment |
+//! | realloc(p, 0)                 | frees `p`, returns NULL (glibc)               |
+//! | realloc of a foreign pointer  | NULL, `errno = EINVAL`, nothing freed         |
+//! | free of a foreign / interior / double-freed pointer | ignored, counted, reported with `MIRS_VERBOSE=1` |
+
+pub mod prefixed;
+
+#[cfg(feature = "override")]
+pub mod libc_names;
+
+pub(crate) const ENOMEM: i32 = 12;
+pub(crate) const EINVAL: i32 = 22;
+
+/// Return `p`, setting `errno = ENOMEM` when it is null.
+#[inline(always)]
+pub(crate) fn or_enomem(p: *mut u8) -> *mut u8 {
+    if p.is_null() {
+        crate::platform::set_errno(ENOMEM);
+    }
+    p
+}

@@ -1,0 +1,103 @@
+//! The `mirs_*` C API (always exported; cbindgen writes `include/mirs.h`
+//! from these declarations). Semantics follow glibc's unprefixed names.
+
+use super::{or_enomem, EINVAL, ENOMEM};
+use crate::alloc;
+use core::ffi::{c_int, c_void};
+
+/// Allocate `size` bytes; NULL with errno ENOMEM on failure.
+#[no_mangle]
+pub extern "C" fn mirs_malloc(size: usize) -> *mut c_void {
+    or_enomem(alloc::malloc(size)).cast()
+}
+
+/// Free a block from any thread. NULL, and pointers mirs does not own, are ignored.
+#[no_mangle]
+pub extern "C" fn mirs_free(p: *mut c_void) {
+    crate::free::free(p.cast());
+}
+
+/// Allocate `count * size` zeroed bytes; NULL with ENOMEM on overflow or failure.
+#[no_mangle]
+pub extern "C" fn mirs_calloc(count: usize, size: usize) -> *mut c_void {
+    or_enomem(alloc::calloc(count, size)).cast()
+}
+
+/// Resize a block. `mirs_realloc(NULL, n)` is `mirs_malloc(n)`; `mirs_realloc(p, 0)`
+/// frees `p` and returns NULL; on failure returns NULL and `p` stays valid.
+#[no_mangle]
+pub extern "C" fn mirs_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    if size == 0 && !p.is_null() {
+        crate::free::free(p.cast());
+        return core::ptr::null_mut();
+    }
+    if !p.is_null() && !alloc::owns(p.cast()) {
+        crate::output::warning!("realloc of a pointer mirs does not own: {:p}", p);
+        crate::platform::set_errno(EINVAL);
+        return core::ptr::null_mut();
+    }
+    or_enomem(alloc::realloc(p.cast(), size)).cast()
+}
+
+/// Store a block of `size` bytes aligned to `alignment` in `*out`. Returns
+/// EINVAL when `alignment` is not a power of two multiple of `sizeof(void*)`,
+/// ENOMEM when out of memory; `*out` and errno are untouched on error.
+///
+/// # Safety
+/// `out` is valid for a write of one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn mirs_posix_memalign(out: *mut *mut c_void, alignment: usize, size: usize) -> c_int {
+    if !alignment.is_power_of_two() || alignment % core::mem::size_of::<*mut c_void>() != 0 {
+        return EINVAL;
+    }
+    let saved = crate::platform::errno();
+    let p = alloc::malloc_aligned(size, alignment);
+    crate::platform::set_errno(saved);
+    if p.is_null() {
+        return ENOMEM;
+    }
+    // SAFETY: the caller passes a writable `out`.
+    unsafe { *out = p.cast() };
+    0
+}
+
+/// `size` bytes aligned to `alignment` (any power of two); NULL with EINVAL
+/// for another alignment, ENOMEM when out of memory. Any size is accepted.
+#[no_mangle]
+pub extern "C" fn mirs_aligned_alloc(alignment: usize, size: usize) -> *mut c_void {
+    if !alignment.is_power_of_two() {
+        crate::platform::set_errno(EINVAL);
+        return core::ptr::null_mut();
+    }
+    or_enomem(alloc::malloc_aligned(size, alignment)).cast()
+}
+
+/// Usable bytes of a block (0 for NULL or a pointer mirs does not own).
+#[no_mangle]
+pub extern "C" fn mirs_usable_size(p: *const c_void) -> usize {
+    alloc::usable_size(p.cast())
+}
+
+/// True when `p` points to a block mirs handed out (and has not released).
+#[no_mangle]
+pub extern "C" fn mirs_owns(p: *const c_void) -> bool {
+    alloc::owns(p.cast())
+}
+
+/// Collect the calling thread's heap; `force` also returns all unused memory to the OS.
+#[no_mangle]
+pub extern "C" fn mirs_collect(force: bool) {
+    crate::collect(force);
+}
+
+/// Print statistics to stderr.
+#[no_mangle]
+pub extern "C" fn mirs_stats_print() {
+    crate::stats_print();
+}
+
+/// The version: major * 10000 + minor * 100 + patch.
+#[no_mangle]
+pub extern "C" fn mirs_version() -> c_int {
+    crate::VERSION
+}

@@ -1,0 +1,673 @@
+//! The thread-local heap: where a thread allocates from.
+//!
+//! ```text
+//! Heap
+//!  pages_direct[wsize]  -> first page of the bin for each word size <= 128
+//!  queues[bin]          -> pages of a bin (first = allocating page)
+//!  queues[BIN_HUGE]     -> one page per huge block
+//!  queues[BIN_FULL]     -> pages with no free block (UseDelayedFree set)
+//!  thread_delayed_free  -> atomic list: frees into full pages by other threads
+//!  small_free/medium_free -> owned segments with free page slots
+//! ```
+//!
+//! Invariants: `pages_direct[w]` is the first page of `bin_of_wsize(w)`'s
+//! queue, or the static empty page when that queue is empty; a page is in
+//! exactly one queue, the full queue iff `FLAG_IN_FULL`.
+//!
+//! A thread that never allocated sees [`EMPTY_HEAP`], whose direct pages are
+//! all the empty page: the first malloc falls into [`malloc_generic`], which
+//! creates the real heap. Heap structs come from the platform in chunks,
+//! never from malloc, and are recycled through a lock-free pool.
+
+use crate::block::Block;
+use crate::constants::*;
+use crate::page::{DelayedState, Page, FLAG_IN_FULL};
+use crate::page_queue::PageQueue;
+use crate::platform;
+use crate::segment::{PageKind, Segment, SegmentQueue};
+use crate::size_class::{bin_block_size, bin_of_size, bin_of_wsize, wsize_of, BIN_COUNT, BIN_FULL, BIN_HUGE};
+use crate::stats::{self, Counter};
+use crate::tagged_stack::{StackNode, TaggedStack};
+use core::cell::UnsafeCell;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+#[repr(C)]
+pub struct Heap {
+    // --- the malloc fast path reads only this ---
+    pub(crate) pages_direct: [*mut Page; PAGES_DIRECT],
+    pub(crate) malloc_count: u64,
+    // --- slow path ---
+    pub(crate) thread_id: usize,
+    pub(crate) queues: [PageQueue; BIN_COUNT],
+    pub(crate) thread_delayed_free: AtomicPtr<Block>,
+    pub(crate) small_free: SegmentQueue,
+    pub(crate) medium_free: SegmentQueue,
+    /// Slow-path calls so far (drives periodic work).
+    pub(crate) generic_count: u64,
+    /// Bins whose first page may be retiring.
+    pub(crate) retired_min: usize,
+    pub(crate) retired_max: usize,
+    /// Next time (ms) purging is worth a look.
+    pub(crate) next_purge_at: u64,
+    /// Link in the pool of unused heap structs.
+    pool_next: *mut Heap,
+}
+
+// ------------------------------------------------------------------ the empty heap
+
+struct SyncCell<T>(UnsafeCell<T>);
+// SAFETY: the empty page and heap are never written: their direct entries
+// point at a page with no free block, so every path that would write takes
+// the slow path first and switches to a real heap.
+unsafe impl<T> Sync for SyncCell<T> {}
+
+static EMPTY_PAGE: SyncCell<Page> = SyncCell(UnsafeCell::new(Page::empty()));
+
+const fn empty_queues() -> [PageQueue; BIN_COUNT] {
+    let mut q = [const { PageQueue::new(0) }; BIN_COUNT];
+    let mut bin = 1;
+    while bin < BIN_HUGE {
+        q[bin].block_size = bin_block_size(bin);
+        bin += 1;
+    }
+    q[BIN_HUGE].block_size = LARGE_OBJ_SIZE_MAX + 1;
+    q
+}
+
+static EMPTY_HEAP: SyncCell<Heap> = SyncCell(UnsafeCell::new(Heap {
+    pages_direct: [EMPTY_PAGE.0.get(); PAGES_DIRECT],
+    malloc_count: 0,
+    thread_id: 0,
+    queues: empty_queues(),
+    thread_delayed_free: AtomicPtr::new(ptr::null_mut()),
+    small_free: SegmentQueue::new(),
+    medium_free: SegmentQueue::new(),
+    generic_count: 0,
+    retired_min: BIN_FULL,
+    retired_max: 0,
+    next_purge_at: 0,
+    pool_next: ptr::null_mut(),
+}));
+
+/// The heap of every thread before its first allocation.
+pub const EMPTY_HEAP_PTR: *mut Heap = EMPTY_HEAP.0.get();
+
+#[inline(always)]
+pub fn is_empty_heap(heap: *const Heap) -> bool {
+    ptr::eq(heap, EMPTY_HEAP_PTR)
+}
+
+fn empty_page() -> *mut Page {
+    EMPTY_PAGE.0.get()
+}
+
+// ------------------------------------------------------------------ heap pool
+
+static POOL: TaggedStack<Heap> = TaggedStack::new();
+
+impl StackNode for Heap {
+    unsafe fn next_slot(node: *mut Self) -> *mut *mut Self {
+        // SAFETY: the caller passes a live heap struct.
+        unsafe { ptr::addr_of_mut!((*node).pool_next) }
+    }
+}
+
+const HEAP_CHUNK: usize = 64 * 1024;
+
+/// An unused heap struct: from the pool, or carved from a fresh chunk of
+/// platform memory (the surplus goes to the pool). Never unmapped, so the
+/// pool's pops may always read a node.
+fn heap_struct_alloc() -> *mut Heap {
+    if let Some(heap) = POOL.pop() {
+        return heap;
+    }
+    let Some(chunk) = platform::os_alloc_aligned(HEAP_CHUNK, OS_PAGE_SIZE) else {
+        return ptr::null_mut();
+    };
+    let size = core::mem::size_of::<Heap>().next_multiple_of(64);
+    let count = HEAP_CHUNK / size;
+    for i in 1..count {
+        // SAFETY: slot `i` lies inside the fresh chunk; pushing hands it to the pool.
+        unsafe { POOL.push(chunk.base.add(i * size).cast()) };
+    }
+    chunk.base.cast()
+}
+
+// ------------------------------------------------------------------ thread life
+
+static PROCESS_INIT: spin::Once<()> = spin::Once::new();
+
+/// Create the calling thread's heap (first allocation of the thread).
+#[cold]
+fn heap_init_thread() -> *mut Heap {
+    PROCESS_INIT.call_once(|| {
+        crate::options::init();
+        platform::process_init();
+    });
+    let heap = heap_struct_alloc();
+    if heap.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: `heap` points at an unused, suitably aligned heap struct we own;
+    // we initialise it by a whole-struct write before any read.
+    unsafe {
+        ptr::write(
+            heap,
+            Heap {
+                pages_direct: [empty_page(); PAGES_DIRECT],
+                malloc_count: 0,
+                thread_id: platform::thread_id(),
+                queues: empty_queues(),
+                thread_delayed_free: AtomicPtr::new(ptr::null_mut()),
+                small_free: SegmentQueue::new(),
+                medium_free: SegmentQueue::new(),
+                generic_count: 0,
+                retired_min: BIN_FULL,
+                retired_max: 0,
+                next_purge_at: 0,
+                pool_next: ptr::null_mut(),
+            },
+        );
+    }
+    platform::heap_set(heap);
+    platform::register_thread_exit(heap);
+    stats::add(Counter::Threads, 1);
+    heap
+}
+
+/// The calling thread ends (pthread key destructor, or the embedder's
+/// `mirs_thread_done`): abandon what is still live, recycle the heap.
+pub fn thread_done(heap: *mut Heap) {
+    if heap.is_null() || is_empty_heap(heap) || heap != platform::heap_get() {
+        return;
+    }
+    // SAFETY: `heap` is the calling thread's live heap.
+    let h = unsafe { &mut *heap };
+    h.collect_abandon();
+    stats::merge_mallocs(h.malloc_count);
+    stats::add(Counter::Threads, -1);
+    stats::add(Counter::ThreadsDone, 1);
+    platform::heap_set(EMPTY_HEAP_PTR);
+    // SAFETY: the heap is unreachable now: no page refers to it (all were
+    // freed or abandoned with their heap pointer cleared).
+    unsafe { POOL.push(heap) };
+}
+
+/// The calling thread's malloc count (for statistics).
+pub fn current_malloc_count() -> u64 {
+    let heap = platform::heap_get();
+    // SAFETY: the thread's own heap (or the never-written empty heap).
+    unsafe { (*heap).malloc_count }
+}
+
+// ------------------------------------------------------------------ allocation
+
+/// The slow path of every allocation: creates the thread's heap, does the
+/// deferred work (delayed frees, retired pages, purging), and finds or makes
+/// a page with a free block. Returns null when out of memory.
+#[inline(never)]
+pub fn malloc_generic(heap: *mut Heap, size: usize, zero: bool) -> *mut u8 {
+    let heap = if is_empty_heap(heap) { heap_init_thread() } else { heap };
+    if heap.is_null() || size > MAX_ALLOC_SIZE {
+        return ptr::null_mut();
+    }
+    // SAFETY: the calling thread's live heap.
+    let h = unsafe { &mut *heap };
+    h.generic_count += 1;
+    h.drain_delayed_free();
+    h.collect_retired(false);
+    if h.generic_count % 64 == 0 {
+        h.purge(false);
+    }
+    let page = if size > LARGE_OBJ_SIZE_MAX { h.huge_page(size, 0) } else { h.find_page(size) };
+    if page.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: `find_page`/`huge_page` return a page of this heap with a free block.
+    unsafe { h.pop_from(page, size, zero) }
+}
+
+impl Heap {
+    /// Pop a block from `page` (which has one), zeroing it when asked.
+    ///
+    /// # Safety
+    /// `page` belongs to this heap and `page.free` is not empty.
+    #[inline(always)]
+    pub(crate) unsafe fn pop_from(&mut self, page: *mut Page, size: usize, zero: bool) -> *mut u8 {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            let is_zero = (*page).free_is_zero;
+            let block = (*page).pop_free();
+            debug_assert!(!block.is_null());
+            self.malloc_count += 1;
+            if zero {
+                if is_zero {
+                    // Fresh memory: only the link word was written.
+                    block.cast::<usize>().write(0);
+                } else {
+                    ptr::write_bytes(block, 0, size.min((*page).block_size));
+                }
+            }
+            block
+        }
+    }
+
+    pub(crate) fn segment_queue(&mut self, kind: PageKind) -> &mut SegmentQueue {
+        match kind {
+            PageKind::Medium => &mut self.medium_free,
+            _ => &mut self.small_free,
+        }
+    }
+
+    /// A page of `size`'s bin with a free block, or null (out of memory).
+    fn find_page(&mut self, size: usize) -> *mut Page {
+        let bin = bin_of_size(size);
+        let mut cur = self.queues[bin].first;
+        while !cur.is_null() {
+            // SAFETY: queue members are live pages of this heap.
+            let page = unsafe { &mut *cur };
+            let next = page.next;
+            page.collect(false);
+            if !page.has_free() && page.can_extend() {
+                page.extend();
+            }
+            if page.has_free() {
+                page.retire_expire = 0;
+                return cur;
+            }
+            // No room: from now on other threads tell us when they free here.
+            page.set_delayed_state(DelayedState::UseDelayedFree, false);
+            // A free that raced with the switch is on thread_free: look again.
+            page.collect(false);
+            if page.has_free() {
+                page.set_delayed_state(DelayedState::NoDelayedFree, false);
+                page.retire_expire = 0;
+                return cur;
+            }
+            self.move_to_full(cur);
+            cur = next;
+        }
+        let page = Segment::alloc_page(self, bin_block_size(bin));
+        if page.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: a fresh page of this heap in no queue.
+        unsafe {
+            (*page).extend();
+            self.queue_push_front(bin, page);
+        }
+        page
+    }
+
+    /// A fresh page holding one huge block of `size` bytes aligned to `align`.
+    pub(crate) fn huge_page(&mut self, size: usize, align: usize) -> *mut Page {
+        let page = Segment::alloc_huge_page(self, size, align);
+        if page.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: a fresh page of this heap in no queue.
+        unsafe {
+            (*page).extend();
+            self.queue_push_front(BIN_HUGE, page);
+        }
+        page
+    }
+
+    // -------------------------------------------------------------- queues
+
+    fn bin_of_page(page: &Page) -> usize {
+        if page.is_full_flagged() {
+            BIN_FULL
+        } else if page.block_size > LARGE_OBJ_SIZE_MAX {
+            BIN_HUGE
+        } else {
+            bin_of_size(page.block_size)
+        }
+    }
+
+    /// Point the direct entries of `bin` at its queue's first page.
+    fn update_direct(&mut self, bin: usize) {
+        if bin >= BIN_HUGE {
+            return;
+        }
+        let block_size = bin_block_size(bin);
+        if block_size > SMALL_SIZE_MAX {
+            return;
+        }
+        let first = self.queues[bin].first;
+        let target = if first.is_null() { empty_page() } else { first };
+        let hi = wsize_of(block_size);
+        let lo = if bin == 1 { 0 } else { wsize_of(bin_block_size(bin - 1)) + 1 };
+        for w in lo..=hi {
+            debug_assert!(w == 0 || bin_of_wsize(w) == bin);
+            self.pages_direct[w] = target;
+        }
+    }
+
+    /// # Safety
+    /// `page` is a live page of this heap in no queue.
+    unsafe fn queue_push_front(&mut self, bin: usize, page: *mut Page) {
+        // SAFETY: as the caller guarantees.
+        unsafe { self.queues[bin].push_front(page) };
+        self.update_direct(bin);
+    }
+
+    /// # Safety
+    /// `page` is in this heap's queue for `bin`.
+    unsafe fn queue_remove(&mut self, bin: usize, page: *mut Page) {
+        let was_first = self.queues[bin].first == page;
+        // SAFETY: as the caller guarantees.
+        unsafe { self.queues[bin].remove(page) };
+        if was_first {
+            self.update_direct(bin);
+        }
+    }
+
+    fn move_to_full(&mut self, page: *mut Page) {
+        // SAFETY: `page` is in its bin queue of this heap.
+        unsafe {
+            let bin = Self::bin_of_page(&*page);
+            self.queue_remove(bin, page);
+            (*page).flags |= FLAG_IN_FULL;
+            self.queues[BIN_FULL].push_back(page);
+        }
+    }
+
+    /// A full page got a free block back: return it to its bin queue (at the
+    /// end, so the current allocation page stays first).
+    pub(crate) fn page_unfull(&mut self, page: *mut Page) {
+        // SAFETY: `page` is in this heap's full queue.
+        unsafe {
+            debug_assert!((*page).is_full_flagged());
+            self.queues[BIN_FULL].remove(page);
+            (*page).flags &= !FLAG_IN_FULL;
+            (*page).set_delayed_state(DelayedState::NoDelayedFree, false);
+            let bin = Self::bin_of_page(&*page);
+            let was_empty = self.queues[bin].is_empty();
+            self.queues[bin].push_back(page);
+            if was_empty {
+                self.update_direct(bin);
+            }
+        }
+    }
+
+    /// Take in a page of a reclaimed segment.
+    pub(crate) fn adopt_page(&mut self, page: *mut Page) {
+        // SAFETY: `page` is live, now ours, and in no queue.
+        unsafe {
+            let bin = Self::bin_of_page(&*page);
+            let was_empty = self.queues[bin].is_empty();
+            self.queues[bin].push_back(page);
+            if was_empty {
+                self.update_direct(bin);
+            }
+        }
+    }
+
+    // -------------------------------------------------------------- freeing
+
+    /// The last block of `page` came back (owner thread): keep the page a
+    /// while if malloc is using it, else give it back to its segment.
+    #[cold]
+    pub(crate) fn page_retire(&mut self, page: *mut Page) {
+        // SAFETY: `page` is a live page of this heap with no live blocks.
+        unsafe {
+            if (*page).retire_expire != 0 {
+                return;
+            }
+            let bin = Self::bin_of_page(&*page);
+            if bin < BIN_HUGE && (*page).block_size <= MEDIUM_OBJ_SIZE_MAX && self.queues[bin].first == page {
+                (*page).retire_expire = RETIRE_CYCLES;
+                self.retired_min = self.retired_min.min(bin);
+                self.retired_max = self.retired_max.max(bin);
+                return;
+            }
+            self.page_free(page);
+        }
+    }
+
+    /// Remove an empty page from its queue and give it back to its segment.
+    ///
+    /// # Safety
+    /// `page` is a live page of this heap with no live blocks.
+    unsafe fn page_free(&mut self, page: *mut Page) {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            let bin = Self::bin_of_page(&*page);
+            self.queue_remove(bin, page);
+            (*page).set_delayed_state(DelayedState::NoDelayedFree, true);
+            Segment::free_page(self, page);
+        }
+    }
+
+    /// Free the retiring pages whose grace has run out (all with `force`).
+    fn collect_retired(&mut self, force: bool) {
+        if self.retired_min > self.retired_max {
+            return;
+        }
+        let (lo, hi) = (self.retired_min, self.retired_max);
+        self.retired_min = BIN_FULL;
+        self.retired_max = 0;
+        for bin in lo..=hi {
+            let page = self.queues[bin].first;
+            if page.is_null() {
+                continue;
+            }
+            // SAFETY: the first page of a queue of this heap.
+            unsafe {
+                if (*page).retire_expire == 0 {
+                    continue;
+                }
+                if !(*page).all_free() {
+                    (*page).retire_expire = 0;
+                    continue;
+                }
+                (*page).retire_expire -= 1;
+                if force || (*page).retire_expire == 0 {
+                    (*page).retire_expire = 0;
+                    self.page_free(page);
+                } else {
+                    self.retired_min = self.retired_min.min(bin);
+                    self.retired_max = self.retired_max.max(bin);
+                }
+            }
+        }
+    }
+
+    /// Free the blocks other threads handed over because their page was full.
+    pub(crate) fn drain_delayed_free(&mut self) {
+        if self.thread_delayed_free.load(Ordering::Relaxed).is_null() {
+            return;
+        }
+        let mut block = self.thread_delayed_free.swap(ptr::null_mut(), Ordering::Acquire);
+        while !block.is_null() {
+            // SAFETY: blocks on the delayed list are handed-out block starts
+            // of pages of this heap (the pusher checked), published with Release.
+            unsafe {
+                let next = Block::next(block);
+                let seg = ((block as usize) & !SEGMENT_MASK) as *mut Segment;
+                let page = Segment::page_of(seg, block.cast());
+                // Wait out the pusher's DelayedFreeing before touching the page.
+                (*page).set_delayed_state(DelayedState::NoDelayedFree, false);
+                self.free_local(page, block);
+                block = next;
+            }
+        }
+    }
+
+    /// Free a block of a page this heap owns.
+    ///
+    /// # Safety
+    /// `block` is a handed-out block start of `page`, a page of this heap.
+    #[inline]
+    pub(crate) unsafe fn free_local(&mut self, page: *mut Page, block: *mut Block) {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            let emptied = (*page).push_local(block);
+            if (*page).is_full_flagged() {
+                self.page_unfull(page);
+            }
+            if emptied {
+                self.page_retire(page);
+            }
+        }
+    }
+
+    /// Push a block on this heap's delayed list (any thread).
+    ///
+    /// # Safety
+    /// `block` is a handed-out block start of a page of this heap, owned by
+    /// the caller, and this heap is alive (the page is in `DelayedFreeing`).
+    pub(crate) unsafe fn push_delayed(heap: *mut Heap, block: *mut Block) {
+        // SAFETY: the heap is alive while the page is in DelayedFreeing.
+        let list = unsafe { &(*heap).thread_delayed_free };
+        let mut head = list.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: we own the block until the CAS publishes it.
+            unsafe { Block::set_next(block, head) };
+            match list.compare_exchange_weak(head, block, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(cur) => head = cur,
+            }
+        }
+    }
+
+    // -------------------------------------------------------------- collection
+
+    fn all_pages(&self) -> impl Iterator<Item = *mut Page> + '_ {
+        self.queues.iter().flat_map(|q| q.iter())
+    }
+
+    /// Purge unused memory whose delay has passed (all of it with `force`).
+    fn purge(&mut self, force: bool) {
+        let now = platform::now_ms();
+        if !force && now < self.next_purge_at {
+            return;
+        }
+        self.next_purge_at = now + crate::options::purge_delay_ms().max(1);
+        for seg in self.small_free.iter().chain(self.medium_free.iter()) {
+            // SAFETY: segments in our queues are owned by this thread.
+            unsafe { (*seg).purge_pages(now, force) };
+        }
+        crate::segment_cache::purge(now, force, false);
+    }
+
+    /// Collect everything this heap can: delayed frees, every page's free
+    /// lists, empty pages back to their segments; with `force` also purge
+    /// all unused memory now and release cached segments.
+    pub fn collect(&mut self, force: bool) {
+        self.drain_delayed_free();
+        self.collect_retired(true);
+        let mut cur = self.first_page_any();
+        while let Some(page) = cur {
+            cur = self.next_page_any(page);
+            // SAFETY: a live page of this heap.
+            unsafe {
+                (*page).collect(true);
+                if (*page).all_free() {
+                    self.page_free(page);
+                } else if (*page).is_full_flagged() && (*page).has_free() {
+                    self.page_unfull(page);
+                }
+            }
+        }
+        self.purge(force);
+        if force {
+            crate::segment_cache::purge(platform::now_ms(), true, true);
+        }
+    }
+
+    /// The first page of any queue.
+    fn first_page_any(&self) -> Option<*mut Page> {
+        self.queues.iter().find(|q| !q.is_empty()).map(|q| q.first)
+    }
+
+    /// The page after `page` across all queues (read before `page` moves).
+    fn next_page_any(&self, page: *mut Page) -> Option<*mut Page> {
+        // SAFETY: `page` is a live page of this heap.
+        let (next, bin) = unsafe { ((*page).next, Self::bin_of_page(&*page)) };
+        if !next.is_null() {
+            return Some(next);
+        }
+        self.queues[bin + 1..].iter().find(|q| !q.is_empty()).map(|q| q.first)
+    }
+
+    /// Thread exit: stop delayed frees to this heap, collect, free empty
+    /// pages and abandon the rest with their segments.
+    fn collect_abandon(&mut self) {
+        // 1. No other thread may reach this heap through a page from now on.
+        for page in self.all_pages() {
+            // SAFETY: live pages of this heap.
+            unsafe { (*page).set_delayed_state(DelayedState::NeverDelayedFree, false) };
+        }
+        // 2. Blocks already handed over.
+        self.drain_delayed_free();
+        // 3. Free what is empty, abandon what is not.
+        for bin in 0..BIN_COUNT {
+            for page in self.queues[bin].iter() {
+                // SAFETY: a live page of this heap, removed from its queue
+                // before it is freed or abandoned.
+                unsafe {
+                    (*page).collect(true);
+                    self.queue_remove(bin, page);
+                    (*page).retire_expire = 0;
+                    if (*page).all_free() {
+                        Segment::free_page(self, page);
+                    } else {
+                        Segment::abandon_page(self, page);
+                    }
+                }
+            }
+        }
+        self.purge(true);
+    }
+
+    /// Check every invariant of this heap and its pages (owner thread).
+    /// Returns the number of live blocks in the heap's pages.
+    pub fn check_invariants(&self) -> usize {
+        let mut live = 0;
+        for bin in 0..BIN_COUNT {
+            let q = &self.queues[bin];
+            let mut prev: *mut Page = ptr::null_mut();
+            for page in q.iter() {
+                // SAFETY: live pages of this heap.
+                let p = unsafe { &*page };
+                assert_eq!(p.prev, prev, "queue links");
+                assert_eq!(Self::bin_of_page(p), bin, "page in the wrong queue");
+                assert_eq!(p.heap.load(Ordering::Relaxed), self as *const Heap as *mut Heap);
+                live += p.check_invariants();
+                prev = page;
+            }
+            assert_eq!(q.last, prev);
+        }
+        for w in 0..PAGES_DIRECT {
+            let bin = bin_of_wsize(w);
+            let first = self.queues[bin].first;
+            let expect = if first.is_null() { empty_page() } else { first };
+            assert_eq!(self.pages_direct[w], expect, "direct entry for wsize {w}");
+        }
+        live
+    }
+}
+
+/// Collect the calling thread's heap (`mirs_collect`).
+pub fn collect_current(force: bool) {
+    let heap = platform::heap_get();
+    if !is_empty_heap(heap) {
+        // SAFETY: the calling thread's live heap.
+        unsafe { (*heap).collect(force) };
+    } else if force {
+        crate::segment_cache::purge(platform::now_ms(), true, true);
+    }
+}
+
+/// Check the calling thread's heap (tests, debug `mirs_collect`).
+pub fn check_current() -> usize {
+    let heap = platform::heap_get();
+    if is_empty_heap(heap) {
+        return 0;
+    }
+    // SAFETY: the calling thread's live heap.
+    unsafe { (*heap).check_invariants() }
+}

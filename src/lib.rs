@@ -1,0 +1,79 @@
+//! mirs: mimalloc's design in Rust, a thread-safe malloc with a C ABI.
+//!
+//! Layers, top to bottom (`DESIGN.md` has the picture and the reasons):
+//!
+//! | module            | what lives there                                          |
+//! |-------------------|-----------------------------------------------------------|
+//! | [`c_api`]         | `mirs_*` exports, libc names (`override`), errno          |
+//! | [`global_alloc`]  | `mirs::Mirs`, the Rust `GlobalAlloc`                      |
+//! | [`alloc`], [`free`] | malloc / zalloc / calloc / realloc / aligned; free      |
+//! | [`heap`]          | thread-local heap: direct pages, bin queues, delayed free |
+//! | [`page`], [`page_queue`], [`block`] | free / local_free / thread_free lists   |
+//! | [`segment`], [`segment_map`], [`segment_cache`], [`abandoned`] | 4 MiB segments |
+//! | [`platform`]      | memory, thread identity, TLS slot, output (hosted/embedded) |
+//! | [`size_class`], [`constants`] | bins and the sizes that tie everything together |
+//! | [`stats`], [`options`], [`output`] | statistics, `MIRS_*` options, printing    |
+//!
+//! The library is `#![no_std]` in every configuration: nothing inside it can
+//! call back into a system or Rust global allocator.
+
+#![no_std]
+#![cfg_attr(feature = "hosted", feature(thread_local))]
+#![cfg_attr(not(feature = "hosted"), feature(thread_local))]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![allow(clippy::missing_safety_doc)] // every unsafe fn has a `# Safety` section in prose
+
+#[cfg(test)]
+extern crate std;
+
+pub mod constants;
+pub mod size_class;
+pub(crate) mod sync;
+
+pub mod block;
+pub mod page;
+pub mod page_queue;
+
+pub mod abandoned;
+pub mod segment;
+pub mod segment_cache;
+pub mod segment_map;
+pub mod tagged_stack;
+
+pub mod heap;
+
+pub mod alloc;
+pub mod free;
+
+pub mod c_api;
+pub mod global_alloc;
+
+pub mod options;
+pub mod output;
+pub mod platform;
+pub mod stats;
+
+#[cfg(all(feature = "panic-handler", not(test)))]
+mod panic;
+
+pub use alloc::{calloc, malloc, malloc_aligned, owns, realloc, usable_size, zalloc};
+pub use free::free;
+pub use global_alloc::Mirs;
+
+/// `major * 10000 + minor * 100 + patch`.
+pub const VERSION: i32 = 100;
+pub const VERSION_STRING: &str = env!("CARGO_PKG_VERSION");
+
+/// Collect the calling thread's heap: free lists, empty pages, and with
+/// `force` purge unused memory and release cached segments to the OS.
+pub fn collect(force: bool) {
+    heap::collect_current(force);
+}
+
+/// Print statistics to stderr (a fixed buffer and `write(2)`).
+pub fn stats_print() {
+    stats::print();
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,64 @@
+//! Run-time options from the environment (`MIRS_*`), read once at process
+//! start without allocating and kept in atomics.
+//!
+//! | variable              | meaning                                          |
+//! |-----------------------|--------------------------------------------------|
+//! | `MIRS_SHOW_STATS=1`   | print statistics to stderr at process exit       |
+//! | `MIRS_VERBOSE=1`      | print warnings (invalid frees, ...) to stderr    |
+//! | `MIRS_PURGE_DELAY=ms` | delay before unused memory goes back to the OS   |
+
+use crate::constants::PURGE_DELAY_MS;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+static SHOW_STATS: AtomicBool = AtomicBool::new(false);
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+static PURGE_DELAY: AtomicU64 = AtomicU64::new(PURGE_DELAY_MS);
+
+fn parse_bool(v: &[u8]) -> bool {
+    matches!(v, b"1" | b"yes" | b"true" | b"on" | b"YES" | b"TRUE" | b"ON")
+}
+
+fn parse_u64(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 18 {
+        return None;
+    }
+    v.iter().try_fold(0u64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u64))
+}
+
+/// Read the environment (called once from process init).
+pub fn init() {
+    if let Some(v) = crate::platform::env_var(b"MIRS_SHOW_STATS") {
+        SHOW_STATS.store(parse_bool(v), Ordering::Relaxed);
+    }
+    if let Some(v) = crate::platform::env_var(b"MIRS_VERBOSE") {
+        VERBOSE.store(parse_bool(v), Ordering::Relaxed);
+    }
+    if let Some(ms) = crate::platform::env_var(b"MIRS_PURGE_DELAY").and_then(parse_u64) {
+        PURGE_DELAY.store(ms, Ordering::Relaxed);
+    }
+}
+
+pub fn show_stats() -> bool {
+    SHOW_STATS.load(Ordering::Relaxed)
+}
+
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
+pub fn purge_delay_ms() -> u64 {
+    PURGE_DELAY.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsing() {
+        assert!(parse_bool(b"1") && parse_bool(b"yes") && !parse_bool(b"0") && !parse_bool(b""));
+        assert_eq!(parse_u64(b"250"), Some(250));
+        assert_eq!(parse_u64(b"2x"), None);
+        assert_eq!(parse_u64(b""), None);
+    }
+}

@@ -1,0 +1,387 @@
+//! A page: a run of equal-sized blocks with three free lists.
+//!
+//! ```text
+//!           start                          start + capacity*bs   start + reserved*bs
+//!             |<------- carved blocks ------->|<---- not yet carved ---->|
+//! free:        blocks malloc pops (owner only, no atomics)
+//! local_free:  blocks the owner freed (owner only, no atomics)
+//! thread_free: blocks other threads freed (atomic stack; low 2 bits = DelayedState)
+//! ```
+//!
+//! Invariants (checked by [`Page::check_invariants`]):
+//! - `used + |free| + |local_free| == capacity`: `used` counts blocks handed
+//!   out, including those other threads have pushed on `thread_free` and the
+//!   owner has not collected yet. (The live blocks are `used - |thread_free|`.)
+//! - `capacity <= reserved`; every list member is a block start below
+//!   `start + capacity * block_size`.
+//! - `flags == 0` iff the page is in a bin queue (not the full queue) and
+//!   holds no over-aligned (interior) pointers: the free fast path tests it.
+//!
+//! Only the owning thread touches anything but `thread_free` (and reads of
+//! `heap` by the delayed-free protocol).
+
+use crate::block::Block;
+use crate::constants::{MAX_EXTEND_SIZE, MIN_EXTEND};
+use crate::heap::Heap;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+/// What a non-owner does with a block it frees into this page, kept in the
+/// low two bits of `thread_free`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(usize)]
+pub enum DelayedState {
+    /// Push on `thread_free` (the default).
+    NoDelayedFree = 0,
+    /// The page sits in the full queue: hand the block to the owning heap's
+    /// delayed list so the owner notices the page has room again.
+    UseDelayedFree = 1,
+    /// A non-owner is reading `heap` to push on its delayed list; the owner
+    /// waits for it to finish before changing `heap`.
+    DelayedFreeing = 2,
+    /// The page is abandoned or its heap is going away: never use the heap.
+    NeverDelayedFree = 3,
+}
+
+const STATE_MASK: usize = 3;
+
+#[inline(always)]
+fn state_of(tf: usize) -> DelayedState {
+    match tf & STATE_MASK {
+        0 => DelayedState::NoDelayedFree,
+        1 => DelayedState::UseDelayedFree,
+        2 => DelayedState::DelayedFreeing,
+        _ => DelayedState::NeverDelayedFree,
+    }
+}
+
+#[inline(always)]
+fn block_of(tf: usize) -> *mut Block {
+    (tf & !STATE_MASK) as *mut Block
+}
+
+/// Page is in the heap's full queue.
+pub const FLAG_IN_FULL: u8 = 1;
+/// Some pointer handed out is an over-aligned interior pointer of its block.
+pub const FLAG_HAS_ALIGNED: u8 = 2;
+
+#[repr(C)]
+pub struct Page {
+    // --- hot: the malloc and free fast paths read only these ---
+    pub(crate) free: *mut Block,
+    pub(crate) used: u32,
+    pub(crate) flags: u8,
+    /// Every block on `free` reads as zero apart from its link word.
+    pub(crate) free_is_zero: bool,
+    /// Slow-path calls left before this empty page is freed (0: not retiring).
+    pub(crate) retire_expire: u8,
+    /// The segment handed this page to a heap.
+    pub(crate) in_use: bool,
+    pub(crate) local_free: *mut Block,
+    /// First block (16-byte aligned).
+    pub(crate) start: *mut u8,
+    /// Bytes from `start` that hold carved blocks: `capacity * block_size`.
+    pub(crate) carved: usize,
+    /// `u64::MAX / block_size + 1`: `off` is a multiple of `block_size` iff
+    /// `off * div_magic <= div_magic - 1` (wrapping; Lemire et al. 2019).
+    pub(crate) div_magic: u64,
+    pub(crate) block_size: usize,
+    // --- cold ---
+    pub(crate) thread_free: AtomicUsize,
+    pub(crate) heap: AtomicPtr<Heap>,
+    pub(crate) capacity: u32,
+    pub(crate) reserved: u32,
+    /// Page queue links (bin queue or full queue of the owning heap).
+    pub(crate) next: *mut Page,
+    pub(crate) prev: *mut Page,
+    /// Index in the segment's page table.
+    pub(crate) index: u8,
+    /// The uncarved part of the page area reads as zero.
+    pub(crate) area_is_zero: bool,
+    /// The page is unused and its memory waits to be purged at `purge_at`.
+    pub(crate) purge_pending: bool,
+    pub(crate) purge_at: u64,
+}
+
+impl Page {
+    pub const fn empty() -> Page {
+        Page {
+            free: ptr::null_mut(),
+            used: 0,
+            flags: 0,
+            free_is_zero: false,
+            retire_expire: 0,
+            in_use: false,
+            local_free: ptr::null_mut(),
+            start: ptr::null_mut(),
+            carved: 0,
+            div_magic: 0,
+            block_size: 0,
+            thread_free: AtomicUsize::new(0),
+            heap: AtomicPtr::new(ptr::null_mut()),
+            capacity: 0,
+            reserved: 0,
+            next: ptr::null_mut(),
+            prev: ptr::null_mut(),
+            index: 0,
+            area_is_zero: false,
+            purge_pending: false,
+            purge_at: 0,
+        }
+    }
+
+    /// Make this (unused) page serve blocks of `block_size` from the area
+    /// `start..start + area_size`, owned by `heap`.
+    pub fn init(&mut self, heap: *mut Heap, block_size: usize, start: *mut u8, area_size: usize) {
+        debug_assert!(!self.in_use && block_size > 0);
+        self.free = ptr::null_mut();
+        self.local_free = ptr::null_mut();
+        self.used = 0;
+        self.flags = 0;
+        self.retire_expire = 0;
+        self.in_use = true;
+        self.purge_pending = false;
+        self.start = start;
+        self.block_size = block_size;
+        self.div_magic = u64::MAX / block_size as u64 + 1;
+        self.capacity = 0;
+        self.carved = 0;
+        self.reserved = (area_size / block_size) as u32;
+        self.thread_free.store(DelayedState::NoDelayedFree as usize, Ordering::Relaxed);
+        self.heap.store(heap, Ordering::Release);
+        debug_assert!(self.reserved > 0);
+    }
+
+    // ------------------------------------------------------------ queries
+
+    #[inline(always)]
+    pub fn is_full_flagged(&self) -> bool {
+        self.flags & FLAG_IN_FULL != 0
+    }
+
+    #[inline(always)]
+    pub fn has_aligned(&self) -> bool {
+        self.flags & FLAG_HAS_ALIGNED != 0
+    }
+
+    /// Is `p` the start of a carved block of this page? (Three instructions:
+    /// a subtraction, an unsigned bound check and a multiply-compare.)
+    #[inline(always)]
+    pub fn is_block_start(&self, p: *const u8) -> bool {
+        let off = (p as usize).wrapping_sub(self.start as usize);
+        off < self.carved && (off as u64).wrapping_mul(self.div_magic) <= self.div_magic - 1
+    }
+
+    /// The start of the carved block containing `p`, if any.
+    pub fn block_containing(&self, p: *const u8) -> Option<*mut Block> {
+        let off = (p as usize).wrapping_sub(self.start as usize);
+        (off < self.carved).then(|| self.start.wrapping_add(off - off % self.block_size).cast())
+    }
+
+    pub fn all_free(&self) -> bool {
+        self.used == 0
+    }
+
+    /// Free blocks the owner can hand out without carving or collecting.
+    pub fn has_free(&self) -> bool {
+        !self.free.is_null()
+    }
+
+    pub fn can_extend(&self) -> bool {
+        self.capacity < self.reserved
+    }
+
+    // ------------------------------------------------------------ owner: allocate
+
+    /// Pop a block from `free`; the malloc fast path.
+    #[inline(always)]
+    pub fn pop_free(&mut self) -> *mut u8 {
+        let block = self.free;
+        if !block.is_null() {
+            // SAFETY: `block` is on this page's free list, so it is a free block.
+            self.free = unsafe { Block::next(block) };
+            self.used += 1;
+        }
+        block.cast()
+    }
+
+    /// Carve the next run of blocks onto the (empty) `free` list.
+    pub fn extend(&mut self) {
+        debug_assert!(self.free.is_null() && self.can_extend());
+        let bs = self.block_size;
+        let room = (self.reserved - self.capacity) as usize;
+        let n = room.min((MAX_EXTEND_SIZE / bs).max(MIN_EXTEND));
+        let first = self.start.wrapping_add(self.capacity as usize * bs);
+        // Link the run in address order: touching memory front to back.
+        for i in 0..n - 1 {
+            let b = first.wrapping_add(i * bs).cast::<Block>();
+            // SAFETY: blocks `capacity..capacity+n` lie inside the page area
+            // (n <= reserved - capacity) and no one else references them yet.
+            unsafe { Block::set_next(b, b.cast::<u8>().wrapping_add(bs).cast()) };
+        }
+        let last = first.wrapping_add((n - 1) * bs).cast::<Block>();
+        // SAFETY: as above.
+        unsafe { Block::set_next(last, ptr::null_mut()) };
+        self.free = first.cast();
+        self.free_is_zero = self.area_is_zero;
+        self.capacity += n as u32;
+        self.carved = self.capacity as usize * bs;
+        crate::stats::blocks_carved(bs, n);
+    }
+
+    // ------------------------------------------------------------ owner: free
+
+    /// Push a block the owner frees; returns true when the page became empty.
+    ///
+    /// # Safety
+    /// `block` is a block start of this page that is currently handed out.
+    #[inline(always)]
+    pub unsafe fn push_local(&mut self, block: *mut Block) -> bool {
+        // SAFETY: the caller hands the block back; it is ours to link.
+        unsafe { Block::set_next(block, self.local_free) };
+        self.local_free = block;
+        self.used -= 1;
+        self.used == 0
+    }
+
+    /// Move other threads' frees and then the owner's own frees to `free`.
+    /// `force` also appends `local_free` when `free` is not empty.
+    pub fn collect(&mut self, force: bool) {
+        self.collect_thread_free();
+        if self.local_free.is_null() {
+            return;
+        }
+        if self.free.is_null() {
+            self.free = self.local_free;
+            self.local_free = ptr::null_mut();
+            self.free_is_zero = false;
+        } else if force {
+            // SAFETY: `local_free` is a well-formed list owned by this thread.
+            let (_, tail) = unsafe { Block::count_and_tail(self.local_free) };
+            // SAFETY: `tail` is the last block of that list.
+            unsafe { Block::set_next(tail, self.free) };
+            self.free = self.local_free;
+            self.local_free = ptr::null_mut();
+            self.free_is_zero = false;
+        }
+    }
+
+    /// Take the whole `thread_free` stack (one atomic swap of the pointer
+    /// part) onto `local_free` and account for it in `used`.
+    pub fn collect_thread_free(&mut self) {
+        let mut tf = self.thread_free.load(Ordering::Relaxed);
+        loop {
+            if block_of(tf).is_null() {
+                return;
+            }
+            match self.thread_free.compare_exchange_weak(tf, tf & STATE_MASK, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(cur) => tf = cur,
+            }
+        }
+        let head = block_of(tf);
+        // SAFETY: the stack was published by other threads with Release and we
+        // took it with Acquire; nobody else can reach it now.
+        let (count, tail) = unsafe { Block::count_and_tail(head) };
+        // SAFETY: `tail` is the last block of the list we own.
+        unsafe { Block::set_next(tail, self.local_free) };
+        self.local_free = head;
+        self.used -= count as u32;
+    }
+
+    // ------------------------------------------------------------ any thread
+
+    /// Free `block` from a thread that does not own the page: push it on
+    /// `thread_free` with one CAS, or, when the page is in its heap's full
+    /// queue, claim the right to hand it to the heap's delayed list.
+    /// Returns true when the caller must do that (see [`Page::end_delayed_freeing`]).
+    ///
+    /// # Safety
+    /// `block` is a handed-out block start of this page, owned by the caller.
+    pub unsafe fn push_thread_free(&self, block: *mut Block) -> bool {
+        let mut tf = self.thread_free.load(Ordering::Relaxed);
+        loop {
+            let use_delayed = state_of(tf) == DelayedState::UseDelayedFree;
+            let new = if use_delayed {
+                (tf & !STATE_MASK) | DelayedState::DelayedFreeing as usize
+            } else {
+                // SAFETY: we own the block until the CAS publishes it.
+                unsafe { Block::set_next(block, block_of(tf)) };
+                block as usize | (tf & STATE_MASK)
+            };
+            match self.thread_free.compare_exchange_weak(tf, new, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return use_delayed,
+                Err(cur) => tf = cur,
+            }
+        }
+    }
+
+    /// Leave the `DelayedFreeing` state entered by [`Page::push_thread_free`].
+    pub fn end_delayed_freeing(&self) {
+        let mut tf = self.thread_free.load(Ordering::Relaxed);
+        loop {
+            debug_assert_eq!(state_of(tf), DelayedState::DelayedFreeing);
+            let new = (tf & !STATE_MASK) | DelayedState::NoDelayedFree as usize;
+            match self.thread_free.compare_exchange_weak(tf, new, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(cur) => tf = cur,
+            }
+        }
+    }
+
+    pub fn delayed_state(&self) -> DelayedState {
+        state_of(self.thread_free.load(Ordering::Acquire))
+    }
+
+    /// Owner: switch the delayed-free state, waiting out a non-owner that is
+    /// in the middle of a delayed free. `NeverDelayedFree` is sticky unless
+    /// `override_never`.
+    pub fn set_delayed_state(&self, state: DelayedState, override_never: bool) {
+        let mut tf = self.thread_free.load(Ordering::Acquire);
+        loop {
+            let old = state_of(tf);
+            if old == DelayedState::DelayedFreeing {
+                crate::platform::spin_yield();
+                tf = self.thread_free.load(Ordering::Acquire);
+                continue;
+            }
+            if old == state || (old == DelayedState::NeverDelayedFree && !override_never) {
+                return;
+            }
+            let new = (tf & !STATE_MASK) | state as usize;
+            match self.thread_free.compare_exchange_weak(tf, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(cur) => tf = cur,
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ checking
+
+    /// Walk the lists and check the invariants in the module docs. Owner only
+    /// (or with the page quiescent). Returns the number of live blocks.
+    pub fn check_invariants(&self) -> usize {
+        assert!(self.in_use);
+        assert!(self.capacity <= self.reserved);
+        assert_eq!(self.carved, self.capacity as usize * self.block_size);
+        // SAFETY: the owner's lists are well formed (that is what we check;
+        // a broken list shows up as a failed membership assertion below).
+        let (nfree, _) = unsafe { Block::count_and_tail(self.free) };
+        // SAFETY: as above.
+        let (nlocal, _) = unsafe { Block::count_and_tail(self.local_free) };
+        assert_eq!(self.used as usize + nfree + nlocal, self.capacity as usize, "used + |free| + |local_free| == capacity");
+        for head in [self.free, self.local_free, block_of(self.thread_free.load(Ordering::Acquire))] {
+            let mut cur = head;
+            while !cur.is_null() {
+                assert!(self.is_block_start(cur.cast()), "free list member outside the page");
+                // SAFETY: `cur` is a checked member of the list.
+                cur = unsafe { Block::next(cur) };
+            }
+        }
+        // SAFETY: reading the thread_free list while no other thread frees
+        // into this page (the caller's contract).
+        let (nthread, _) = unsafe { Block::count_and_tail(block_of(self.thread_free.load(Ordering::Acquire))) };
+        assert!(nthread <= self.used as usize);
+        self.used as usize - nthread
+    }
+}

@@ -1,0 +1,202 @@
+//! Linux through the `libc` crate only: nothing here can reach a system or
+//! Rust global allocator.
+
+use super::OsMemory;
+use crate::heap::Heap;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+// ---------------------------------------------------------------- memory
+
+/// Map `size` bytes aligned to `align` (a power of two, at least the OS page).
+/// Over-maps by `align` and unmaps the slack on both sides.
+pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
+    debug_assert!(align.is_power_of_two() && size % crate::constants::OS_PAGE_SIZE == 0);
+    let map_size = size.checked_add(align)?;
+    // SAFETY: an anonymous private mapping has no preconditions; failure is
+    // reported as MAP_FAILED.
+    let raw = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            map_size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return None;
+    }
+    let start = raw as usize;
+    let aligned = (start + align - 1) & !(align - 1);
+    let head = aligned - start;
+    let tail = map_size - head - size;
+    // SAFETY: both ranges lie inside the mapping just made and outside the
+    // aligned part we keep.
+    unsafe {
+        if head > 0 {
+            libc::munmap(raw, head);
+        }
+        if tail > 0 {
+            libc::munmap((aligned + size) as *mut libc::c_void, tail);
+        }
+    }
+    Some(OsMemory { base: aligned as *mut u8, is_zero: true })
+}
+
+/// Give a mapping back.
+///
+/// # Safety
+/// `base..base+size` was returned by [`os_alloc_aligned`] and nobody uses it.
+pub unsafe fn os_free(base: *mut u8, size: usize) {
+    // SAFETY: the caller hands over a range we mapped.
+    unsafe { libc::munmap(base.cast(), size) };
+}
+
+/// Return the physical memory behind a range to the OS; it reads as zero
+/// afterwards. Returns whether that zeroing is guaranteed.
+///
+/// # Safety
+/// The range is page aligned, inside a live mapping of ours and unused.
+pub unsafe fn os_purge(base: *mut u8, size: usize) -> bool {
+    // SAFETY: as the caller guarantees; MADV_DONTNEED on a private anonymous
+    // mapping drops the pages and refills them with zeros on the next touch.
+    unsafe { libc::madvise(base.cast(), size, libc::MADV_DONTNEED) == 0 }
+}
+
+// ---------------------------------------------------------------- threads
+
+/// The calling thread's heap. Before the first allocation it is the static
+/// empty heap, so the fast path needs no "initialised?" test.
+#[thread_local]
+static mut THREAD_HEAP: *mut Heap = crate::heap::EMPTY_HEAP_PTR;
+
+/// A non-zero id, unique among live threads: the address of this thread's
+/// heap slot (one `fs`-relative address computation, no load).
+#[inline(always)]
+pub fn thread_id() -> usize {
+    ptr::addr_of!(THREAD_HEAP) as usize
+}
+
+#[inline(always)]
+pub fn heap_get() -> *mut Heap {
+    // SAFETY: the slot is thread-local; only this thread reads or writes it.
+    unsafe { THREAD_HEAP }
+}
+
+#[inline]
+pub fn heap_set(heap: *mut Heap) {
+    // SAFETY: as in `heap_get`.
+    unsafe { THREAD_HEAP = heap };
+}
+
+static THREAD_KEY: AtomicUsize = AtomicUsize::new(0);
+static THREAD_KEY_READY: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn thread_exit(value: *mut libc::c_void) {
+    crate::heap::thread_done(value.cast());
+}
+
+/// Called once per process, before any thread registers its heap.
+pub fn process_init() {
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is a valid out-pointer and `thread_exit` has the
+    // destructor signature. glibc's pthread_key_create does not allocate.
+    if unsafe { libc::pthread_key_create(&mut key, Some(thread_exit)) } == 0 {
+        THREAD_KEY.store(key as usize, Ordering::Relaxed);
+        THREAD_KEY_READY.store(true, Ordering::Release);
+    }
+}
+
+/// Ask for `heap` to be handed to `heap::thread_done` when this thread exits.
+pub fn register_thread_exit(heap: *mut Heap) {
+    if THREAD_KEY_READY.load(Ordering::Acquire) {
+        // SAFETY: the key was created by `process_init`; keys below 32 (the
+        // first a process creates) live inside the thread descriptor, so
+        // this does not allocate.
+        unsafe { libc::pthread_setspecific(THREAD_KEY.load(Ordering::Relaxed) as _, heap.cast()) };
+    }
+}
+
+/// Let another thread run while we wait on a short critical section.
+pub fn spin_yield() {
+    // SAFETY: no preconditions.
+    unsafe { libc::sched_yield() };
+}
+
+// ---------------------------------------------------------------- time, output, options
+
+/// A coarse monotonic clock in milliseconds (vDSO, no system call).
+pub fn now_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// Write all of `bytes` to standard error.
+pub fn write_stderr(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: the pointer and length describe a live slice.
+        let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        if n <= 0 {
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}
+
+extern "C" {
+    static environ: *const *const libc::c_char;
+}
+
+/// The value of environment variable `name`, read from `environ` without
+/// calling `getenv` (which may be interposed) or allocating.
+pub fn env_var(name: &[u8]) -> Option<&'static [u8]> {
+    // SAFETY: `environ` is a NULL-terminated array of NUL-terminated strings
+    // that the C runtime keeps alive; we only read it.
+    unsafe {
+        let mut entry = environ;
+        if entry.is_null() {
+            return None;
+        }
+        while !(*entry).is_null() {
+            let s = core::ffi::CStr::from_ptr(*entry).to_bytes();
+            if s.len() > name.len() && s.starts_with(name) && s[name.len()] == b'=' {
+                return Some(&s[name.len() + 1..]);
+            }
+            entry = entry.add(1);
+        }
+    }
+    None
+}
+
+/// Print at process exit (hosted only): `.fini_array` runs after `main`
+/// returns or `exit` is called, without `atexit` (which may allocate).
+#[used]
+#[link_section = ".fini_array"]
+static AT_EXIT: extern "C" fn() = {
+    extern "C" fn at_exit() {
+        crate::stats::at_process_exit();
+    }
+    at_exit
+};
+
+/// Stop the process after a fatal error.
+pub fn abort() -> ! {
+    // SAFETY: no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// Set the C `errno` of the calling thread.
+pub fn set_errno(value: i32) {
+    // SAFETY: glibc's errno location is valid for the calling thread.
+    unsafe { *libc::__errno_location() = value };
+}
+
+/// The C `errno` of the calling thread.
+pub fn errno() -> i32 {
+    // SAFETY: glibc's errno location is valid for the calling thread.
+    unsafe { *libc::__errno_location() }
+}

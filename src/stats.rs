@@ -1,0 +1,185 @@
+//! Statistics. Slow-path events (segments, pages, purges, abandon/reclaim)
+//! go straight to global atomics; they are rare enough that contention does
+//! not matter. The per-call malloc count lives in each heap (one increment on
+//! the fast path, no atomic) and is merged here when the thread exits.
+//! Printing goes through `output::Writer` (a fixed buffer and `write(2)`).
+
+use crate::output::Writer;
+use crate::size_class::{bin_block_size, BIN_COUNT, BIN_HUGE};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+#[derive(Clone, Copy)]
+#[repr(usize)]
+pub enum Counter {
+    /// Segments in use (cached ones excluded).
+    Segments,
+    /// Bytes mapped for segments (cached ones included).
+    Reserved,
+    /// Pages handed to heaps.
+    Pages,
+    /// Bytes of page areas handed to heaps.
+    PageBytes,
+    /// Bytes given back to the OS with a purge.
+    Purged,
+    /// Segments taken from the cache instead of the OS.
+    CacheHits,
+    /// Segments abandoned by exiting threads.
+    Abandoned,
+    /// Abandoned segments taken over by another thread.
+    Reclaimed,
+    /// Threads that created a heap.
+    Threads,
+    /// Threads whose heap was collected at exit.
+    ThreadsDone,
+    /// Frees of pointers mirs does not own, or not the start of a live block.
+    InvalidFrees,
+}
+
+const COUNTERS: usize = Counter::InvalidFrees as usize + 1;
+
+struct Stat {
+    current: AtomicI64,
+    peak: AtomicI64,
+    total: AtomicI64,
+}
+
+static STATS: [Stat; COUNTERS] =
+    [const { Stat { current: AtomicI64::new(0), peak: AtomicI64::new(0), total: AtomicI64::new(0) } }; COUNTERS];
+/// Per bin: pages handed out, and blocks carved from fresh memory.
+static BIN_PAGES: [AtomicU64; BIN_COUNT] = [const { AtomicU64::new(0) }; BIN_COUNT];
+static BIN_BLOCKS: [AtomicU64; BIN_COUNT] = [const { AtomicU64::new(0) }; BIN_COUNT];
+/// malloc calls of exited threads.
+static MALLOCS: AtomicU64 = AtomicU64::new(0);
+
+pub fn add(counter: Counter, delta: i64) {
+    let s = &STATS[counter as usize];
+    let now = s.current.fetch_add(delta, Ordering::Relaxed) + delta;
+    if delta > 0 {
+        s.total.fetch_add(delta, Ordering::Relaxed);
+        s.peak.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+pub fn current(counter: Counter) -> i64 {
+    STATS[counter as usize].current.load(Ordering::Relaxed)
+}
+
+pub fn peak(counter: Counter) -> i64 {
+    STATS[counter as usize].peak.load(Ordering::Relaxed)
+}
+
+pub fn total(counter: Counter) -> i64 {
+    STATS[counter as usize].total.load(Ordering::Relaxed)
+}
+
+fn bin_index(block_size: usize) -> usize {
+    let bin = crate::size_class::bin_of_size(block_size);
+    if bin >= BIN_HUGE {
+        BIN_HUGE
+    } else {
+        bin
+    }
+}
+
+pub fn page_allocated(block_size: usize, area: usize) {
+    add(Counter::Pages, 1);
+    add(Counter::PageBytes, area as i64);
+    BIN_PAGES[bin_index(block_size)].fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn page_freed(area: usize) {
+    add(Counter::Pages, -1);
+    add(Counter::PageBytes, -(area as i64));
+}
+
+pub fn blocks_carved(block_size: usize, count: usize) {
+    BIN_BLOCKS[bin_index(block_size)].fetch_add(count as u64, Ordering::Relaxed);
+}
+
+pub fn merge_mallocs(count: u64) {
+    MALLOCS.fetch_add(count, Ordering::Relaxed);
+}
+
+/// malloc calls so far: exited threads plus the calling thread.
+pub fn mallocs() -> u64 {
+    MALLOCS.load(Ordering::Relaxed) + crate::heap::current_malloc_count()
+}
+
+struct Bytes(i64);
+
+impl core::fmt::Display for Bytes {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let v = self.0;
+        let a = v.unsigned_abs();
+        if a >= 10 << 30 {
+            write!(f, "{:.1} GiB", v as f64 / (1u64 << 30) as f64)
+        } else if a >= 10 << 20 {
+            write!(f, "{:.1} MiB", v as f64 / (1u64 << 20) as f64)
+        } else if a >= 10 << 10 {
+            write!(f, "{:.1} KiB", v as f64 / 1024.0)
+        } else {
+            write!(f, "{v} B")
+        }
+    }
+}
+
+/// Print the statistics to stderr.
+pub fn print() {
+    let mut w = Writer::new();
+    let _ = writeln!(w, "mirs: statistics (version {})", crate::VERSION_STRING);
+    let _ = writeln!(w, "{:<22} {:>12} {:>12} {:>12}", "", "current", "peak", "total");
+    let rows: [(&str, Counter, bool); 6] = [
+        ("segments", Counter::Segments, false),
+        ("reserved", Counter::Reserved, true),
+        ("pages", Counter::Pages, false),
+        ("page memory", Counter::PageBytes, true),
+        ("threads", Counter::Threads, false),
+        ("invalid frees", Counter::InvalidFrees, false),
+    ];
+    for (name, c, bytes) in rows {
+        if bytes {
+            let _ = writeln!(w, "{:<22} {:>12} {:>12} {:>12}", name, Bytes(current(c)), Bytes(peak(c)), Bytes(total(c)));
+        } else {
+            let _ = writeln!(w, "{:<22} {:>12} {:>12} {:>12}", name, current(c), peak(c), total(c));
+        }
+    }
+    let _ = writeln!(
+        w,
+        "{:<22} purged {}, cache hits {}, cached {}, abandoned {}, reclaimed {}, threads done {}",
+        "segments/memory",
+        Bytes(total(Counter::Purged)),
+        total(Counter::CacheHits),
+        crate::segment_cache::count(),
+        total(Counter::Abandoned),
+        total(Counter::Reclaimed),
+        total(Counter::ThreadsDone),
+    );
+    let _ = writeln!(w, "{:<22} {:>12} {:>12}", "size class", "pages", "blocks carved");
+    for bin in 1..BIN_COUNT {
+        let pages = BIN_PAGES[bin].load(Ordering::Relaxed);
+        if pages == 0 {
+            continue;
+        }
+        let blocks = BIN_BLOCKS[bin].load(Ordering::Relaxed);
+        if bin == BIN_HUGE {
+            let _ = writeln!(w, "  {:<20} {:>12} {:>12}", "huge", pages, blocks);
+        } else {
+            let _ = writeln!(w, "  {:<20} {:>12} {:>12}", Bytes(bin_block_size(bin) as i64), pages, blocks);
+        }
+    }
+    let _ = writeln!(
+        w,
+        "mirs: served {} allocations, peak page memory {} in {} threads",
+        mallocs(),
+        Bytes(peak(Counter::PageBytes)),
+        total(Counter::Threads).max(1)
+    );
+}
+
+/// Run from `.fini_array` (hosted) at process exit.
+pub fn at_process_exit() {
+    if crate::options::show_stats() {
+        print();
+    }
+}

@@ -1,0 +1,198 @@
+//! A lock-free LIFO of intrusive nodes (Treiber stack) with an ABA tag.
+//!
+//! ```text
+//! head word:  63 ..... 48 | 47 .................... 0
+//!             tag (16 bit) | node address (sign-extended on decode,
+//!                          |  so higher-half kernel addresses work too)
+//! ```
+//!
+//! Every successful push or pop bumps the tag, so a pop that read `head` and
+//! `head.next` before another thread popped and re-pushed the same node fails
+//! its CAS instead of installing a stale `next` (the ABA problem).
+//!
+//! Nodes are never unmapped while a pop may still read them: callers either
+//! never unmap nodes (heap metadata) or wait with [`TaggedStack::await_readers`]
+//! before unmapping (segments).
+
+use crate::sync::{AtomicUsize, Ordering};
+use core::ptr;
+
+const ADDR_BITS: u32 = 48;
+const ADDR_MASK: usize = (1 << ADDR_BITS) - 1;
+
+/// A node links to the next through a word of its own.
+pub trait StackNode {
+    /// # Safety
+    /// `node` is a live node.
+    unsafe fn next_slot(node: *mut Self) -> *mut *mut Self;
+}
+
+pub struct TaggedStack<T> {
+    head: AtomicUsize,
+    /// Pops in progress; they may read a node another thread just popped.
+    readers: AtomicUsize,
+    _marker: core::marker::PhantomData<*mut T>,
+}
+
+// SAFETY: the stack only moves raw node pointers between threads through
+// atomics; ownership of a node passes with a successful push or pop.
+unsafe impl<T> Sync for TaggedStack<T> {}
+
+fn pack(node: usize, tag: usize) -> usize {
+    (node & ADDR_MASK) | (tag << ADDR_BITS)
+}
+
+fn unpack_node(word: usize) -> usize {
+    // Sign-extend bit 47: canonical low and high halves both round-trip.
+    (((word << (64 - ADDR_BITS)) as isize) >> (64 - ADDR_BITS)) as usize
+}
+
+fn unpack_tag(word: usize) -> usize {
+    word >> ADDR_BITS
+}
+
+impl<T: StackNode> TaggedStack<T> {
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        TaggedStack { head: AtomicUsize::new(0), readers: AtomicUsize::new(0), _marker: core::marker::PhantomData }
+    }
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        TaggedStack { head: AtomicUsize::new(0), readers: AtomicUsize::new(0), _marker: core::marker::PhantomData }
+    }
+
+    /// # Safety
+    /// `node` is live, not on this stack, and owned by the caller.
+    pub unsafe fn push(&self, node: *mut T) {
+        debug_assert!(unpack_node(pack(node as usize, 0)) == node as usize);
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: we own `node` until the CAS publishes it.
+            unsafe { *T::next_slot(node) = unpack_node(head) as *mut T };
+            let new = pack(node as usize, unpack_tag(head).wrapping_add(1));
+            match self.head.compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(cur) => head = cur,
+            }
+        }
+    }
+
+    /// Take the most recently pushed node; the caller owns it afterwards.
+    pub fn pop(&self) -> Option<*mut T> {
+        self.readers.fetch_add(1, Ordering::AcqRel);
+        let mut head = self.head.load(Ordering::Acquire);
+        let result = loop {
+            let node = unpack_node(head) as *mut T;
+            if node.is_null() {
+                break None;
+            }
+            // SAFETY: `node` was on the stack when we loaded `head`; it may
+            // have been popped since, but it stays mapped while `readers` is
+            // non-zero. A stale `next` is rejected by the tag in the CAS.
+            let next = unsafe { ptr::read_volatile(T::next_slot(node)) };
+            let new = pack(next as usize, unpack_tag(head).wrapping_add(1));
+            match self.head.compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break Some(node),
+                Err(cur) => head = cur,
+            }
+        };
+        self.readers.fetch_sub(1, Ordering::AcqRel);
+        result
+    }
+
+    pub fn is_empty(&self) -> bool {
+        unpack_node(self.head.load(Ordering::Acquire)) == 0
+    }
+
+    /// Wait until no pop started before this call still runs, so a node
+    /// popped earlier can be unmapped.
+    pub fn await_readers(&self) {
+        while self.readers.load(Ordering::Acquire) != 0 {
+            crate::platform::spin_yield();
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::{boxed::Box, sync::Arc, thread, vec::Vec};
+
+    struct Node {
+        next: *mut Node,
+        value: usize,
+    }
+    impl StackNode for Node {
+        unsafe fn next_slot(node: *mut Self) -> *mut *mut Self {
+            // SAFETY: the caller passes a live node.
+            unsafe { ptr::addr_of_mut!((*node).next) }
+        }
+    }
+
+    #[test]
+    fn lifo_order() {
+        let s = TaggedStack::<Node>::new();
+        let nodes: Vec<*mut Node> = (0..3).map(|v| Box::into_raw(Box::new(Node { next: ptr::null_mut(), value: v }))).collect();
+        for &n in &nodes {
+            // SAFETY: fresh nodes, owned by the test.
+            unsafe { s.push(n) };
+        }
+        for v in (0..3).rev() {
+            let n = s.pop().unwrap();
+            // SAFETY: popped nodes are ours again.
+            assert_eq!(unsafe { (*n).value }, v);
+            drop(unsafe { Box::from_raw(n) });
+        }
+        assert!(s.pop().is_none() && s.is_empty());
+    }
+
+    #[test]
+    fn tag_and_high_half_addresses_round_trip() {
+        for addr in [0x7fff_ffff_f000usize, 0xffff_8000_1234_5000, 0x1000] {
+            assert_eq!(unpack_node(pack(addr, 0xbeef)), addr);
+            assert_eq!(unpack_tag(pack(addr, 0xbeef)), 0xbeef);
+        }
+    }
+
+    #[test]
+    fn concurrent_push_pop_loses_nothing() {
+        let s = Arc::new(TaggedStack::<Node>::new());
+        const PER: usize = 2000;
+        for v in 0..4 * PER {
+            let n = Box::into_raw(Box::new(Node { next: ptr::null_mut(), value: v }));
+            // SAFETY: fresh node.
+            unsafe { s.push(n) };
+        }
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let s = s.clone();
+                thread::spawn(move || {
+                    // Pop and re-push repeatedly to provoke ABA, then keep PER nodes.
+                    for _ in 0..20_000 {
+                        if let Some(n) = s.pop() {
+                            // SAFETY: popped node is ours.
+                            unsafe { s.push(n) };
+                        }
+                    }
+                    let mut mine = Vec::new();
+                    while mine.len() < PER {
+                        if let Some(n) = s.pop() {
+                            mine.push(n as usize);
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let mut all: Vec<usize> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        assert!(s.is_empty());
+        let mut values: Vec<usize> = all.iter().map(|&n| unsafe { (*(n as *mut Node)).value }).collect();
+        values.sort_unstable();
+        assert_eq!(values, (0..4 * PER).collect::<Vec<_>>());
+        for n in all.drain(..) {
+            // SAFETY: every node was popped exactly once.
+            drop(unsafe { Box::from_raw(n as *mut Node) });
+        }
+    }
+}

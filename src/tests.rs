@@ -1,0 +1,4 @@
+//! Tests of the allocator as a whole (std is available here).
+
+mod basic;
+mod stress;
