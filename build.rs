@@ -6,8 +6,13 @@ fn main() {
     println!("cargo:rerun-if-changed=src/platform/embedded.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     let crate_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    let config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml")).expect("cbindgen.toml parses");
-    match cbindgen::Builder::new().with_crate(&crate_dir).with_config(config).generate() {
+    let config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml"))
+        .expect("cbindgen.toml parses");
+    match cbindgen::Builder::new()
+        .with_crate(&crate_dir)
+        .with_config(config)
+        .generate()
+    {
         Ok(bindings) => {
             bindings.write_to_file(format!("{crate_dir}/include/mirs.h"));
         }

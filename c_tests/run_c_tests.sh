@@ -99,8 +99,8 @@ run() {
     return 0
   fi
   # Show what went wrong: the test's FAIL lines, else the tail of its output.
-  if grep -qE '^(FAIL|    )' "$log"; then
-    grep -E '^(FAIL|    )' "$log" | head -40 | sed 's/^/    /'
+  if grep -qE '^(FAIL|    detail:)' "$log"; then
+    grep -E '^(FAIL|    detail:)' "$log" | head -40 | sed 's/^/    /'
   else
     tail -15 "$log" | sed 's/^/    /'
   fi

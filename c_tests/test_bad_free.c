@@ -98,6 +98,9 @@ struct bad_case {
 };
 
 static const struct bad_case cases[] = {
+    /* Run first, before this process has allocated anything: the allocator must
+     * already honour MIRS_VERBOSE on its very first call. */
+    {"a stack address, as the process's first allocator call", free_stack, true},
     {"a stack address", free_stack, true},
     {"a static array", free_static, true},
     {"an mmap'd page", free_mmap, true},
@@ -144,6 +147,7 @@ int main(void) {
 
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const struct bad_case *c = &cases[i];
+    if (i == 1) free(malloc_v(1)); /* from here on, the allocator has been used */
     static char err[1 << 16];
     int status = run_case(c, want_warnings, err, sizeof err);
     if (want_warnings) fputs(err, stderr);

@@ -68,7 +68,12 @@ pub fn try_claim(seg: *mut Segment, tid: usize) -> bool {
         if owner_of(cur) != 0 {
             return false;
         }
-        match state.compare_exchange_weak(cur, tid | (cur & ON_STACK), Ordering::AcqRel, Ordering::Acquire) {
+        match state.compare_exchange_weak(
+            cur,
+            tid | (cur & ON_STACK),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             Ok(_) => return true,
             Err(now) => cur = now,
         }
@@ -85,7 +90,12 @@ pub fn release_owned(seg: *mut Segment) -> bool {
         if cur & ON_STACK == 0 {
             return true;
         }
-        match state.compare_exchange_weak(cur, ZOMBIE | ON_STACK, Ordering::AcqRel, Ordering::Acquire) {
+        match state.compare_exchange_weak(
+            cur,
+            ZOMBIE | ON_STACK,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             Ok(_) => return false,
             Err(now) => cur = now,
         }
@@ -102,7 +112,13 @@ fn pop_and_claim(tid: usize) -> Option<*mut Segment> {
         loop {
             debug_assert!(cur & ON_STACK != 0);
             let owner = owner_of(cur);
-            let new = if owner == 0 { tid } else if owner == ZOMBIE { 0 } else { cur & !ON_STACK };
+            let new = if owner == 0 {
+                tid
+            } else if owner == ZOMBIE {
+                0
+            } else {
+                cur & !ON_STACK
+            };
             match state.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
                     if owner == 0 {
@@ -140,6 +156,12 @@ pub fn try_reclaim(heap: &mut Heap, kind: PageKind) {
 /// Wait until no pop may still read a segment header (before unmapping).
 pub fn await_readers() {
     ABANDONED.await_readers();
+}
+
+/// After `fork`, in the child: pops that were running in other threads of
+/// the parent will never finish.
+pub fn reset_readers() {
+    ABANDONED.reset_readers();
 }
 
 pub fn is_empty() -> bool {

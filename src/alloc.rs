@@ -1,9 +1,10 @@
 //! The allocation entry points: `malloc`, `zalloc`, `calloc`, `realloc`,
-//! `malloc_aligned`, `usable_size`. They return null on failure and leave
-//! `errno` to the C layer.
+//! `malloc_aligned`, `usable_size`. Every failure returns null with
+//! `errno = ENOMEM` (`heap::out_of_memory`), so the C layer adds nothing to
+//! the fast path.
 //!
 //! The malloc fast path: one thread-local load, one indexed load of the
-//! direct page, pop the page's `free` list, count. Everything else is in
+//! direct page, pop the page's `free` list. Everything else is in
 //! `heap::malloc_generic`.
 
 use crate::block::Block;
@@ -26,8 +27,6 @@ pub fn malloc(size: usize) -> *mut u8 {
             let page = (*heap).pages_direct[wsize_of(size)];
             let block = (*page).pop_free();
             if !block.is_null() {
-                // Only a real heap's pages have free blocks: the write is ours.
-                (*heap).malloc_count += 1;
                 return block;
             }
         }
@@ -55,7 +54,7 @@ pub fn zalloc(size: usize) -> *mut u8 {
 pub fn calloc(count: usize, size: usize) -> *mut u8 {
     match count.checked_mul(size) {
         Some(total) => zalloc(total),
-        None => ptr::null_mut(),
+        None => heap::out_of_memory(),
     }
 }
 
@@ -63,7 +62,7 @@ pub fn calloc(count: usize, size: usize) -> *mut u8 {
 /// `ALIGNMENT_MAX`); null otherwise.
 pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
     if !align.is_power_of_two() || align > ALIGNMENT_MAX || size > MAX_ALLOC_SIZE {
-        return ptr::null_mut();
+        return heap::out_of_memory();
     }
     if align <= WORD_SIZE {
         return malloc(size);
@@ -92,7 +91,7 @@ pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
                 // SAFETY: `block` is a live block we just allocated.
                 unsafe {
                     let page = free::page_of_owned(block);
-                    (*page).flags |= FLAG_HAS_ALIGNED;
+                    (*page).set_flag(FLAG_HAS_ALIGNED);
                 }
             }
             return aligned;
@@ -118,7 +117,7 @@ fn aligned_huge(size: usize, align: usize) -> *mut u8 {
     let h: &mut Heap = unsafe { &mut *heap };
     let page = h.huge_page(size, align);
     if page.is_null() {
-        return ptr::null_mut();
+        return heap::out_of_memory();
     }
     // SAFETY: a fresh page of this heap with one free block.
     unsafe { h.pop_from(page, size, false) }

@@ -59,6 +59,8 @@ pub const MIN_EXTEND: usize = 4;
 /// is returned to its segment: a loop that empties and refills a page does not
 /// tear it down each time.
 pub const RETIRE_CYCLES: u8 = 16;
+/// Slow-path calls per retire step (so the grace is RETIRE_CYCLES * RETIRE_STEP calls).
+pub const RETIRE_STEP: u64 = 4;
 
 /// Segments kept (purged, still mapped) for reuse before unmapping.
 pub const SEGMENT_CACHE_SLOTS: usize = 16;

@@ -28,23 +28,25 @@ use core::sync::atomic::Ordering;
 #[inline(always)]
 pub fn free(p: *mut u8) {
     let base = p as usize & !SEGMENT_MASK;
-    if !segment_map::is_segment_start(base) {
+    let page_shift = segment_map::page_shift_at(base);
+    if page_shift == 0 {
         return free_outside_segment_start(p);
     }
     // SAFETY: the segment map says a live segment header starts at `base`,
     // and `p` lies in its first 4 MiB.
     unsafe {
         let seg = Segment::at(base);
-        let page = Segment::page_of(seg, p);
+        let page = Segment::page_at(seg, p, page_shift);
         if (*seg).state.load(Ordering::Relaxed) == platform::thread_id()
-            && (*page).flags == 0
-            && (*page).is_block_start(p)
+            && (*page).is_plain_block_start(p)
         {
             #[cfg(debug_assertions)]
             if is_double_free(&*page, p.cast()) {
                 return;
             }
-            if (*page).push_local(p.cast()) {
+            // An emptied page is retired (cold), unless it already is: a
+            // retiring page that keeps being used is noticed by the heap.
+            if (*page).push_local(p.cast()) && (*page).retire_expire == 0 {
                 retire_page(page);
             }
             return;
@@ -169,7 +171,9 @@ fn is_double_free(page: &Page, block: *mut Block) -> bool {
         return false;
     }
     // SAFETY: the owner's lists are well formed.
-    let found = unsafe { Block::list_contains(page.free, block) || Block::list_contains(page.local_free, block) };
+    let found = unsafe {
+        Block::list_contains(page.free, block) || Block::list_contains(page.local_free, block)
+    };
     if found {
         invalid_free(block.cast(), "a block that is already free (double free)");
     }
@@ -194,7 +198,11 @@ pub fn checked_usable_size(p: *const u8) -> Option<usize> {
         return None;
     }
     let base = p as usize & !SEGMENT_MASK;
-    let base = if segment_map::is_segment_start(base) { base } else { segment_map::segment_containing(p as usize)? };
+    let base = if segment_map::is_segment_start(base) {
+        base
+    } else {
+        segment_map::segment_containing(p as usize)?
+    };
     // SAFETY: the map lists a live segment at `base` spanning `p`.
     unsafe {
         let seg = Segment::at(base);

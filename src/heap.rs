@@ -25,7 +25,9 @@ use crate::page::{DelayedState, Page, FLAG_IN_FULL};
 use crate::page_queue::PageQueue;
 use crate::platform;
 use crate::segment::{PageKind, Segment, SegmentQueue};
-use crate::size_class::{bin_block_size, bin_of_size, bin_of_wsize, wsize_of, BIN_COUNT, BIN_FULL, BIN_HUGE};
+use crate::size_class::{
+    bin_block_size, bin_of_size, bin_of_wsize, wsize_of, BIN_COUNT, BIN_FULL, BIN_HUGE,
+};
 use crate::stats::{self, Counter};
 use crate::tagged_stack::{StackNode, TaggedStack};
 use core::cell::UnsafeCell;
@@ -36,7 +38,6 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 pub struct Heap {
     // --- the malloc fast path reads only this ---
     pub(crate) pages_direct: [*mut Page; PAGES_DIRECT],
-    pub(crate) malloc_count: u64,
     // --- slow path ---
     pub(crate) thread_id: usize,
     pub(crate) queues: [PageQueue; BIN_COUNT],
@@ -77,7 +78,6 @@ const fn empty_queues() -> [PageQueue; BIN_COUNT] {
 
 static EMPTY_HEAP: SyncCell<Heap> = SyncCell(UnsafeCell::new(Heap {
     pages_direct: [EMPTY_PAGE.0.get(); PAGES_DIRECT],
-    malloc_count: 0,
     thread_id: 0,
     queues: empty_queues(),
     thread_delayed_free: AtomicPtr::new(ptr::null_mut()),
@@ -105,6 +105,12 @@ fn empty_page() -> *mut Page {
 // ------------------------------------------------------------------ heap pool
 
 static POOL: TaggedStack<Heap> = TaggedStack::new();
+
+/// In the child after `fork`: threads that were popping a stack are gone.
+pub fn after_fork_in_child() {
+    POOL.reset_readers();
+    crate::abandoned::reset_readers();
+}
 
 impl StackNode for Heap {
     unsafe fn next_slot(node: *mut Self) -> *mut *mut Self {
@@ -138,13 +144,20 @@ fn heap_struct_alloc() -> *mut Heap {
 
 static PROCESS_INIT: spin::Once<()> = spin::Once::new();
 
-/// Create the calling thread's heap (first allocation of the thread).
-#[cold]
-fn heap_init_thread() -> *mut Heap {
+/// Once per process: read the options, set up the platform (thread-exit
+/// hook). Runs from the platform's load-time initializer when it has one,
+/// else (or if malloc comes first) from the first heap creation.
+pub fn process_init() {
     PROCESS_INIT.call_once(|| {
         crate::options::init();
         platform::process_init();
     });
+}
+
+/// Create the calling thread's heap (first allocation of the thread).
+#[cold]
+fn heap_init_thread() -> *mut Heap {
+    process_init();
     let heap = heap_struct_alloc();
     if heap.is_null() {
         return ptr::null_mut();
@@ -156,7 +169,6 @@ fn heap_init_thread() -> *mut Heap {
             heap,
             Heap {
                 pages_direct: [empty_page(); PAGES_DIRECT],
-                malloc_count: 0,
                 thread_id: platform::thread_id(),
                 queues: empty_queues(),
                 thread_delayed_free: AtomicPtr::new(ptr::null_mut()),
@@ -185,20 +197,12 @@ pub fn thread_done(heap: *mut Heap) {
     // SAFETY: `heap` is the calling thread's live heap.
     let h = unsafe { &mut *heap };
     h.collect_abandon();
-    stats::merge_mallocs(h.malloc_count);
     stats::add(Counter::Threads, -1);
     stats::add(Counter::ThreadsDone, 1);
     platform::heap_set(EMPTY_HEAP_PTR);
     // SAFETY: the heap is unreachable now: no page refers to it (all were
     // freed or abandoned with their heap pointer cleared).
     unsafe { POOL.push(heap) };
-}
-
-/// The calling thread's malloc count (for statistics).
-pub fn current_malloc_count() -> u64 {
-    let heap = platform::heap_get();
-    // SAFETY: the thread's own heap (or the never-written empty heap).
-    unsafe { (*heap).malloc_count }
 }
 
 // ------------------------------------------------------------------ allocation
@@ -208,24 +212,44 @@ pub fn current_malloc_count() -> u64 {
 /// a page with a free block. Returns null when out of memory.
 #[inline(never)]
 pub fn malloc_generic(heap: *mut Heap, size: usize, zero: bool) -> *mut u8 {
-    let heap = if is_empty_heap(heap) { heap_init_thread() } else { heap };
+    let heap = if is_empty_heap(heap) {
+        heap_init_thread()
+    } else {
+        heap
+    };
     if heap.is_null() || size > MAX_ALLOC_SIZE {
-        return ptr::null_mut();
+        return out_of_memory();
     }
     // SAFETY: the calling thread's live heap.
     let h = unsafe { &mut *heap };
     h.generic_count += 1;
     h.drain_delayed_free();
-    h.collect_retired(false);
+    // Retiring pages age by one step every few slow-path calls; emptying a
+    // page again restarts its grace, so only idle pages go back.
+    if h.generic_count % RETIRE_STEP == 0 {
+        h.collect_retired(false);
+    }
     if h.generic_count % 64 == 0 {
         h.purge(false);
     }
-    let page = if size > LARGE_OBJ_SIZE_MAX { h.huge_page(size, 0) } else { h.find_page(size) };
+    let page = if size > LARGE_OBJ_SIZE_MAX {
+        h.huge_page(size, 0)
+    } else {
+        h.find_page(size)
+    };
     if page.is_null() {
-        return ptr::null_mut();
+        return out_of_memory();
     }
     // SAFETY: `find_page`/`huge_page` return a page of this heap with a free block.
     unsafe { h.pop_from(page, size, zero) }
+}
+
+/// Every failed allocation ends here: errno = ENOMEM (as C callers expect;
+/// harmless for Rust callers), null.
+#[cold]
+pub(crate) fn out_of_memory() -> *mut u8 {
+    platform::set_errno(crate::c_api::ENOMEM);
+    ptr::null_mut()
 }
 
 impl Heap {
@@ -240,7 +264,6 @@ impl Heap {
             let is_zero = (*page).free_is_zero;
             let block = (*page).pop_free();
             debug_assert!(!block.is_null());
-            self.malloc_count += 1;
             if zero {
                 if is_zero {
                     // Fresh memory: only the link word was written.
@@ -269,7 +292,9 @@ impl Heap {
             let page = unsafe { &mut *cur };
             let next = page.next;
             page.collect(false);
-            if !page.has_free() && page.can_extend() {
+            // Carve more even when frees refilled the list: a page in steady
+            // use then cycles through more blocks per slow-path visit.
+            if page.can_extend() {
                 page.extend();
             }
             if page.has_free() {
@@ -319,7 +344,10 @@ impl Heap {
     fn bin_of_page(page: &Page) -> usize {
         if page.is_full_flagged() {
             BIN_FULL
-        } else if page.block_size > LARGE_OBJ_SIZE_MAX {
+        } else if page.block_size > LARGE_OBJ_SIZE_MAX
+            || Segment::kind_of_page(page) == PageKind::Huge
+        {
+            // Over-aligned blocks get a huge page even when small.
             BIN_HUGE
         } else {
             bin_of_size(page.block_size)
@@ -338,7 +366,10 @@ impl Heap {
         let first = self.queues[bin].first;
         let target = if first.is_null() { empty_page() } else { first };
         let hi = wsize_of(block_size);
-        let lo = if bin == 1 { 0 } else { wsize_of(bin_block_size(bin - 1)) + 1 };
+        let mut lo = hi;
+        while lo > 0 && bin_of_wsize(lo - 1) == bin {
+            lo -= 1;
+        }
         for w in lo..=hi {
             debug_assert!(w == 0 || bin_of_wsize(w) == bin);
             self.pages_direct[w] = target;
@@ -369,7 +400,7 @@ impl Heap {
         unsafe {
             let bin = Self::bin_of_page(&*page);
             self.queue_remove(bin, page);
-            (*page).flags |= FLAG_IN_FULL;
+            (*page).set_flag(FLAG_IN_FULL);
             self.queues[BIN_FULL].push_back(page);
         }
     }
@@ -381,7 +412,7 @@ impl Heap {
         unsafe {
             debug_assert!((*page).is_full_flagged());
             self.queues[BIN_FULL].remove(page);
-            (*page).flags &= !FLAG_IN_FULL;
+            (*page).clear_flag(FLAG_IN_FULL);
             (*page).set_delayed_state(DelayedState::NoDelayedFree, false);
             let bin = Self::bin_of_page(&*page);
             let was_empty = self.queues[bin].is_empty();
@@ -417,8 +448,12 @@ impl Heap {
                 return;
             }
             let bin = Self::bin_of_page(&*page);
-            if bin < BIN_HUGE && (*page).block_size <= MEDIUM_OBJ_SIZE_MAX && self.queues[bin].first == page {
+            if bin < BIN_HUGE
+                && (*page).block_size <= MEDIUM_OBJ_SIZE_MAX
+                && self.queues[bin].first == page
+            {
                 (*page).retire_expire = RETIRE_CYCLES;
+                (*page).retire_free = (*page).free;
                 self.retired_min = self.retired_min.min(bin);
                 self.retired_max = self.retired_max.max(bin);
                 return;
@@ -463,7 +498,14 @@ impl Heap {
                     (*page).retire_expire = 0;
                     continue;
                 }
-                (*page).retire_expire -= 1;
+                if (*page).free != (*page).retire_free {
+                    // Blocks were handed out since the last look: in use,
+                    // though empty right now. The grace starts over.
+                    (*page).retire_free = (*page).free;
+                    (*page).retire_expire = RETIRE_CYCLES;
+                } else {
+                    (*page).retire_expire -= 1;
+                }
                 if force || (*page).retire_expire == 0 {
                     (*page).retire_expire = 0;
                     self.page_free(page);
@@ -480,7 +522,9 @@ impl Heap {
         if self.thread_delayed_free.load(Ordering::Relaxed).is_null() {
             return;
         }
-        let mut block = self.thread_delayed_free.swap(ptr::null_mut(), Ordering::Acquire);
+        let mut block = self
+            .thread_delayed_free
+            .swap(ptr::null_mut(), Ordering::Acquire);
         while !block.is_null() {
             // SAFETY: blocks on the delayed list are handed-out block starts
             // of pages of this heap (the pusher checked), published with Release.
@@ -590,7 +634,10 @@ impl Heap {
         if !next.is_null() {
             return Some(next);
         }
-        self.queues[bin + 1..].iter().find(|q| !q.is_empty()).map(|q| q.first)
+        self.queues[bin + 1..]
+            .iter()
+            .find(|q| !q.is_empty())
+            .map(|q| q.first)
     }
 
     /// Thread exit: stop delayed frees to this heap, collect, free empty
@@ -635,7 +682,10 @@ impl Heap {
                 let p = unsafe { &*page };
                 assert_eq!(p.prev, prev, "queue links");
                 assert_eq!(Self::bin_of_page(p), bin, "page in the wrong queue");
-                assert_eq!(p.heap.load(Ordering::Relaxed), self as *const Heap as *mut Heap);
+                assert_eq!(
+                    p.heap.load(Ordering::Relaxed),
+                    self as *const Heap as *mut Heap
+                );
                 live += p.check_invariants();
                 prev = page;
             }

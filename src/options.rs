@@ -15,14 +15,19 @@ static VERBOSE: AtomicBool = AtomicBool::new(false);
 static PURGE_DELAY: AtomicU64 = AtomicU64::new(PURGE_DELAY_MS);
 
 fn parse_bool(v: &[u8]) -> bool {
-    matches!(v, b"1" | b"yes" | b"true" | b"on" | b"YES" | b"TRUE" | b"ON")
+    matches!(
+        v,
+        b"1" | b"yes" | b"true" | b"on" | b"YES" | b"TRUE" | b"ON"
+    )
 }
 
 fn parse_u64(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 18 {
         return None;
     }
-    v.iter().try_fold(0u64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u64))
+    v.iter().try_fold(0u64, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u64)
+    })
 }
 
 /// Read the environment (called once from process init).

@@ -10,7 +10,10 @@ pub struct Writer {
 
 impl Writer {
     pub const fn new() -> Writer {
-        Writer { buf: [0; 512], len: 0 }
+        Writer {
+            buf: [0; 512],
+            len: 0,
+        }
     }
 
     pub fn flush(&mut self) {
@@ -62,6 +65,10 @@ static WARNINGS_LEFT: core::sync::atomic::AtomicU32 = core::sync::atomic::Atomic
 
 pub fn take_warning_budget() -> bool {
     WARNINGS_LEFT
-        .fetch_update(core::sync::atomic::Ordering::Relaxed, core::sync::atomic::Ordering::Relaxed, |n| n.checked_sub(1))
+        .fetch_update(
+            core::sync::atomic::Ordering::Relaxed,
+            core::sync::atomic::Ordering::Relaxed,
+            |n| n.checked_sub(1),
+        )
         .is_ok()
 }

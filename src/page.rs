@@ -82,8 +82,12 @@ pub struct Page {
     pub(crate) start: *mut u8,
     /// Bytes from `start` that hold carved blocks: `capacity * block_size`.
     pub(crate) carved: usize,
+    /// `carved` while `flags == 0`, else 0: the free fast path tests flags
+    /// and bounds with one comparison.
+    pub(crate) fast_free_limit: usize,
     /// `u64::MAX / block_size + 1`: `off` is a multiple of `block_size` iff
-    /// `off * div_magic <= div_magic - 1` (wrapping; Lemire et al. 2019).
+    /// `off * div_magic < div_magic` (wrapping, for `off` below 2^32;
+    /// Lemire, Kaser, Kurz 2019, "Faster remainder by direct computation").
     pub(crate) div_magic: u64,
     pub(crate) block_size: usize,
     // --- cold ---
@@ -98,6 +102,9 @@ pub struct Page {
     pub(crate) index: u8,
     /// The uncarved part of the page area reads as zero.
     pub(crate) area_is_zero: bool,
+    /// `free` when the page was last seen empty while retiring: a different
+    /// value later means it was used in between.
+    pub(crate) retire_free: *mut Block,
     /// The page is unused and its memory waits to be purged at `purge_at`.
     pub(crate) purge_pending: bool,
     pub(crate) purge_at: u64,
@@ -115,6 +122,7 @@ impl Page {
             local_free: ptr::null_mut(),
             start: ptr::null_mut(),
             carved: 0,
+            fast_free_limit: 0,
             div_magic: 0,
             block_size: 0,
             thread_free: AtomicUsize::new(0),
@@ -125,6 +133,7 @@ impl Page {
             prev: ptr::null_mut(),
             index: 0,
             area_is_zero: false,
+            retire_free: ptr::null_mut(),
             purge_pending: false,
             purge_at: 0,
         }
@@ -133,7 +142,7 @@ impl Page {
     /// Make this (unused) page serve blocks of `block_size` from the area
     /// `start..start + area_size`, owned by `heap`.
     pub fn init(&mut self, heap: *mut Heap, block_size: usize, start: *mut u8, area_size: usize) {
-        debug_assert!(!self.in_use && block_size > 0);
+        debug_assert!(!self.in_use && block_size >= crate::constants::WORD_SIZE);
         self.free = ptr::null_mut();
         self.local_free = ptr::null_mut();
         self.used = 0;
@@ -146,13 +155,35 @@ impl Page {
         self.div_magic = u64::MAX / block_size as u64 + 1;
         self.capacity = 0;
         self.carved = 0;
+        self.fast_free_limit = 0;
         self.reserved = (area_size / block_size) as u32;
-        self.thread_free.store(DelayedState::NoDelayedFree as usize, Ordering::Relaxed);
+        self.thread_free
+            .store(DelayedState::NoDelayedFree as usize, Ordering::Relaxed);
         self.heap.store(heap, Ordering::Release);
         debug_assert!(self.reserved > 0);
     }
 
     // ------------------------------------------------------------ queries
+
+    pub fn set_flag(&mut self, flag: u8) {
+        self.flags |= flag;
+        self.fast_free_limit = 0;
+    }
+
+    pub fn clear_flag(&mut self, flag: u8) {
+        self.flags &= !flag;
+        if self.flags == 0 {
+            self.fast_free_limit = self.carved;
+        }
+    }
+
+    /// The free fast path's test: `p` is a carved block start and the page
+    /// needs no special handling (not full, no aligned blocks).
+    #[inline(always)]
+    pub fn is_plain_block_start(&self, p: *const u8) -> bool {
+        let off = (p as usize).wrapping_sub(self.start as usize);
+        off < self.fast_free_limit && (off as u64).wrapping_mul(self.div_magic) < self.div_magic
+    }
 
     #[inline(always)]
     pub fn is_full_flagged(&self) -> bool {
@@ -169,7 +200,7 @@ impl Page {
     #[inline(always)]
     pub fn is_block_start(&self, p: *const u8) -> bool {
         let off = (p as usize).wrapping_sub(self.start as usize);
-        off < self.carved && (off as u64).wrapping_mul(self.div_magic) <= self.div_magic - 1
+        off < self.carved && (off as u64).wrapping_mul(self.div_magic) < self.div_magic
     }
 
     /// The start of the carved block containing `p`, if any.
@@ -205,9 +236,9 @@ impl Page {
         block.cast()
     }
 
-    /// Carve the next run of blocks onto the (empty) `free` list.
+    /// Carve the next run of blocks onto the front of the `free` list.
     pub fn extend(&mut self) {
-        debug_assert!(self.free.is_null() && self.can_extend());
+        debug_assert!(self.can_extend());
         let bs = self.block_size;
         let room = (self.reserved - self.capacity) as usize;
         let n = room.min((MAX_EXTEND_SIZE / bs).max(MIN_EXTEND));
@@ -221,11 +252,14 @@ impl Page {
         }
         let last = first.wrapping_add((n - 1) * bs).cast::<Block>();
         // SAFETY: as above.
-        unsafe { Block::set_next(last, ptr::null_mut()) };
+        unsafe { Block::set_next(last, self.free) };
+        self.free_is_zero = self.area_is_zero && self.free.is_null();
         self.free = first.cast();
-        self.free_is_zero = self.area_is_zero;
         self.capacity += n as u32;
         self.carved = self.capacity as usize * bs;
+        if self.flags == 0 {
+            self.fast_free_limit = self.carved;
+        }
         crate::stats::blocks_carved(bs, n);
     }
 
@@ -274,7 +308,12 @@ impl Page {
             if block_of(tf).is_null() {
                 return;
             }
-            match self.thread_free.compare_exchange_weak(tf, tf & STATE_MASK, Ordering::AcqRel, Ordering::Relaxed) {
+            match self.thread_free.compare_exchange_weak(
+                tf,
+                tf & STATE_MASK,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => break,
                 Err(cur) => tf = cur,
             }
@@ -309,7 +348,12 @@ impl Page {
                 unsafe { Block::set_next(block, block_of(tf)) };
                 block as usize | (tf & STATE_MASK)
             };
-            match self.thread_free.compare_exchange_weak(tf, new, Ordering::AcqRel, Ordering::Relaxed) {
+            match self.thread_free.compare_exchange_weak(
+                tf,
+                new,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return use_delayed,
                 Err(cur) => tf = cur,
             }
@@ -322,7 +366,12 @@ impl Page {
         loop {
             debug_assert_eq!(state_of(tf), DelayedState::DelayedFreeing);
             let new = (tf & !STATE_MASK) | DelayedState::NoDelayedFree as usize;
-            match self.thread_free.compare_exchange_weak(tf, new, Ordering::AcqRel, Ordering::Relaxed) {
+            match self.thread_free.compare_exchange_weak(
+                tf,
+                new,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return,
                 Err(cur) => tf = cur,
             }
@@ -349,7 +398,12 @@ impl Page {
                 return;
             }
             let new = (tf & !STATE_MASK) | state as usize;
-            match self.thread_free.compare_exchange_weak(tf, new, Ordering::AcqRel, Ordering::Acquire) {
+            match self.thread_free.compare_exchange_weak(
+                tf,
+                new,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return,
                 Err(cur) => tf = cur,
             }
@@ -369,18 +423,30 @@ impl Page {
         let (nfree, _) = unsafe { Block::count_and_tail(self.free) };
         // SAFETY: as above.
         let (nlocal, _) = unsafe { Block::count_and_tail(self.local_free) };
-        assert_eq!(self.used as usize + nfree + nlocal, self.capacity as usize, "used + |free| + |local_free| == capacity");
-        for head in [self.free, self.local_free, block_of(self.thread_free.load(Ordering::Acquire))] {
+        assert_eq!(
+            self.used as usize + nfree + nlocal,
+            self.capacity as usize,
+            "used + |free| + |local_free| == capacity"
+        );
+        for head in [
+            self.free,
+            self.local_free,
+            block_of(self.thread_free.load(Ordering::Acquire)),
+        ] {
             let mut cur = head;
             while !cur.is_null() {
-                assert!(self.is_block_start(cur.cast()), "free list member outside the page");
+                assert!(
+                    self.is_block_start(cur.cast()),
+                    "free list member outside the page"
+                );
                 // SAFETY: `cur` is a checked member of the list.
                 cur = unsafe { Block::next(cur) };
             }
         }
         // SAFETY: reading the thread_free list while no other thread frees
         // into this page (the caller's contract).
-        let (nthread, _) = unsafe { Block::count_and_tail(block_of(self.thread_free.load(Ordering::Acquire))) };
+        let (nthread, _) =
+            unsafe { Block::count_and_tail(block_of(self.thread_free.load(Ordering::Acquire))) };
         assert!(nthread <= self.used as usize);
         self.used as usize - nthread
     }

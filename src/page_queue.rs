@@ -15,7 +15,11 @@ pub struct PageQueue {
 
 impl PageQueue {
     pub const fn new(block_size: usize) -> PageQueue {
-        PageQueue { first: ptr::null_mut(), last: ptr::null_mut(), block_size }
+        PageQueue {
+            first: ptr::null_mut(),
+            last: ptr::null_mut(),
+            block_size,
+        }
     }
 
     pub fn is_empty(&self) -> bool {

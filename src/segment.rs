@@ -46,7 +46,7 @@ impl PageKind {
         }
     }
 
-    fn page_shift(self) -> usize {
+    pub fn page_shift(self) -> usize {
         match self {
             PageKind::Small => SMALL_PAGE_SHIFT,
             PageKind::Medium => MEDIUM_PAGE_SHIFT,
@@ -97,7 +97,8 @@ pub struct Segment {
 
 /// Bytes the header takes at the start of every segment (OS-page rounded, so
 /// page areas stay page aligned and can be purged).
-pub const SEGMENT_INFO_SIZE: usize = (core::mem::size_of::<Segment>() + OS_PAGE_SIZE - 1) & !(OS_PAGE_SIZE - 1);
+pub const SEGMENT_INFO_SIZE: usize =
+    (core::mem::size_of::<Segment>() + OS_PAGE_SIZE - 1) & !(OS_PAGE_SIZE - 1);
 
 const _: () = assert!(SEGMENT_INFO_SIZE < SMALL_PAGE_SIZE / 2);
 
@@ -117,17 +118,36 @@ impl Segment {
     /// `segment` is live and `p` lies inside it.
     #[inline(always)]
     pub unsafe fn page_of(segment: *mut Segment, p: *const u8) -> *mut Page {
+        // SAFETY: as the caller guarantees.
+        unsafe { Self::page_at(segment, p, (*segment).page_shift) }
+    }
+
+    /// The page of `p` given the segment's page shift (from the segment map,
+    /// which saves the free fast path a header load).
+    ///
+    /// # Safety
+    /// `segment` is live, `p` lies inside it, `page_shift` is its page shift.
+    #[inline(always)]
+    pub unsafe fn page_at(segment: *mut Segment, p: *const u8, page_shift: usize) -> *mut Page {
         // SAFETY: the header is live; the index is below the page count
         // because `p` lies in the segment (huge segments use shift 63).
         unsafe {
-            let index = ((p as usize) - (segment as usize)) >> (*segment).page_shift;
-            ptr::addr_of_mut!((*segment).pages).cast::<Page>().add(index)
+            let index = ((p as usize) - (segment as usize)) >> page_shift;
+            ptr::addr_of_mut!((*segment).pages)
+                .cast::<Page>()
+                .add(index)
         }
     }
 
     /// The segment of a page.
     pub fn of_page(page: *const Page) -> *mut Segment {
         ((page as usize) & !SEGMENT_MASK) as *mut Segment
+    }
+
+    /// The kind of pages in the segment holding `page`.
+    pub fn kind_of_page(page: &Page) -> PageKind {
+        // SAFETY: a page struct lives in its segment's header.
+        unsafe { (*Self::of_page(page)).kind }
     }
 
     #[inline(always)]
@@ -204,6 +224,7 @@ impl Segment {
         let seg = memory.cast::<Segment>();
         // SAFETY: the memory is mapped, at least SEGMENT_INFO_SIZE long, and ours.
         unsafe { (*seg).init(kind, size, heap.thread_id, is_zero) };
+        segment_map::set_page_shift(seg as usize, kind.page_shift());
         stats::add(Counter::Segments, 1);
         seg
     }
@@ -211,7 +232,7 @@ impl Segment {
     /// Fresh memory from the platform, registered in the segment map.
     fn map(size: usize, align: usize) -> Option<(*mut u8, bool)> {
         let memory = platform::os_alloc_aligned(size, align)?;
-        if !segment_map::insert(memory.base as usize, size) {
+        if !segment_map::insert(memory.base as usize, size, PageKind::Huge.page_shift()) {
             // SAFETY: we just mapped it and nobody else knows it.
             unsafe { platform::os_free(memory.base, size) };
             return None;
@@ -292,7 +313,10 @@ impl Segment {
         let align = align.max(MAX_ALIGN_GUARANTEE);
         // The block starts at the first `align` boundary after the header.
         let offset = (SEGMENT_INFO_SIZE + align - 1) & !(align - 1);
-        let Some(total) = offset.checked_add(size).and_then(|t| t.checked_add(OS_PAGE_SIZE - 1)) else {
+        let Some(total) = offset
+            .checked_add(size)
+            .and_then(|t| t.checked_add(OS_PAGE_SIZE - 1))
+        else {
             return ptr::null_mut();
         };
         let total = total & !(OS_PAGE_SIZE - 1);
@@ -302,7 +326,8 @@ impl Segment {
         }
         // SAFETY: fresh segment owned by this heap.
         unsafe {
-            let page = Self::take_page(heap, seg, size);
+            // The block spans the rest of the segment: usable_size reports it all.
+            let page = Self::take_page(heap, seg, total - offset);
             // Start the single block at the aligned offset.
             (*page).start = (seg as *mut u8).add(offset);
             (*page).reserved = 1;
@@ -318,7 +343,10 @@ impl Segment {
         // SAFETY: as the caller guarantees.
         unsafe {
             let s = &mut *seg;
-            let index = s.pages[..s.page_count].iter().position(|p| !p.in_use).expect("segment has a free page");
+            let index = s.pages[..s.page_count]
+                .iter()
+                .position(|p| !p.in_use)
+                .expect("segment has a free page");
             if s.pages[index].purge_pending {
                 s.pages[index].purge_pending = false;
                 s.purge_pending -= 1;
@@ -422,7 +450,7 @@ impl Segment {
             let seg = Self::of_page(page);
             let s = &mut *seg;
             (*page).heap.store(ptr::null_mut(), Ordering::Release);
-            (*page).flags &= !FLAG_IN_FULL;
+            (*page).clear_flag(FLAG_IN_FULL);
             s.abandoned_pages += 1;
             if s.abandoned_pages == s.used {
                 Self::abandon(heap, seg);
@@ -480,7 +508,8 @@ impl Segment {
                     heap.adopt_page(page);
                 }
             }
-            if free_slots && matches!(kind, PageKind::Small | PageKind::Medium) && !s.in_free_queue {
+            if free_slots && matches!(kind, PageKind::Small | PageKind::Medium) && !s.in_free_queue
+            {
                 heap.segment_queue(kind).push(seg);
             }
         }
@@ -495,7 +524,9 @@ pub struct SegmentQueue {
 
 impl SegmentQueue {
     pub const fn new() -> SegmentQueue {
-        SegmentQueue { first: ptr::null_mut() }
+        SegmentQueue {
+            first: ptr::null_mut(),
+        }
     }
 
     pub fn first(&self) -> *mut Segment {

@@ -13,7 +13,8 @@ use crate::stats::{self, Counter};
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-static SLOTS: [AtomicPtr<Segment>; SEGMENT_CACHE_SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; SEGMENT_CACHE_SLOTS];
+static SLOTS: [AtomicPtr<Segment>; SEGMENT_CACHE_SLOTS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; SEGMENT_CACHE_SLOTS];
 
 /// Keep an empty segment; false when the cache is full.
 ///
@@ -30,7 +31,9 @@ pub unsafe fn put(seg: *mut Segment) -> bool {
     }
     for slot in &SLOTS {
         if slot.load(Ordering::Relaxed).is_null()
-            && slot.compare_exchange(ptr::null_mut(), seg, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+            && slot
+                .compare_exchange(ptr::null_mut(), seg, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
         {
             return true;
         }
@@ -67,7 +70,10 @@ pub fn purge(now: u64, force: bool, release: bool) {
             continue;
         }
         // Take the segment out while purging so nobody allocates from it.
-        if slot.compare_exchange(seg, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed).is_err() {
+        if slot
+            .compare_exchange(seg, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
             continue;
         }
         if release {
@@ -93,10 +99,16 @@ pub fn purge(now: u64, force: bool, release: bool) {
 
 /// Return a purged segment to any free slot.
 fn put_back(seg: *mut Segment) -> bool {
-    SLOTS.iter().any(|slot| slot.compare_exchange(ptr::null_mut(), seg, Ordering::AcqRel, Ordering::Relaxed).is_ok())
+    SLOTS.iter().any(|slot| {
+        slot.compare_exchange(ptr::null_mut(), seg, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    })
 }
 
 /// Segments currently cached.
 pub fn count() -> usize {
-    SLOTS.iter().filter(|s| !s.load(Ordering::Relaxed).is_null()).count()
+    SLOTS
+        .iter()
+        .filter(|s| !s.load(Ordering::Relaxed).is_null())
+        .count()
 }

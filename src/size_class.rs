@@ -1,10 +1,14 @@
 //! Size classes ("bins"): which block size serves a request.
 //!
 //! ```text
-//! words:  1 2 3 4 5 6 7 8 | 9-10 11-12 13-14 15-16 | 17-20 21-24 25-28 29-32 | ...
-//! bin:    1 2 3 4 5 6 7 8 |  9    10    11    12   |  13    14    15    16   | ...
-//!         exact bins        four bins per doubling of the word size
+//! words:  1 2 3-4 5-6 7-8 | 9-10 11-12 13-14 15-16 | 17-20 21-24 25-28 29-32 | ...
+//! bin:    1 2  4   6   8  |  9    10    11    12   |  13    14    15    16   | ...
+//!         16-byte steps     four bins per doubling of the word size
 //! ```
+//!
+//! Bins 3, 5 and 7 (24, 40, 56 bytes) stay empty: every block of 16 bytes or
+//! more must be 16-byte aligned (C's `max_align_t`, glibc's guarantee), which
+//! odd-word blocks laid end to end cannot be.
 //!
 //! Four bins per doubling keep a block at most 1/5 bigger than the smallest
 //! request it serves (20% worst case, 12.5% on average over a doubling);
@@ -33,7 +37,11 @@ pub const fn bin_of_wsize(wsize: usize) -> usize {
     if wsize <= 1 {
         1
     } else if wsize <= 8 {
-        wsize
+        // Round odd word counts up: a request of 17..24 bytes must be 16-byte
+        // aligned (a `long double` fits in it), so 24-, 40- and 56-byte
+        // blocks would break C's alignment guarantee. glibc's smallest
+        // chunks make the same trade.
+        (wsize + 1) & !1
     } else {
         // Bins of one doubling share the top bit `b` of `wsize - 1` and split on
         // the next two bits; the first eight word sizes use bins 1..=8.
@@ -76,20 +84,36 @@ mod tests {
         let mut prev = 1;
         for w in 1..=LARGE_OBJ_WSIZE_MAX {
             let b = bin_of_wsize(w);
-            assert!(b == prev || b == prev + 1, "gap at wsize {w}");
+            let step = if (4..=8).contains(&b) { 2 } else { 1 };
+            assert!(b == prev || b == prev + step, "gap at wsize {w}");
             prev = b;
         }
         assert_eq!(prev + 1, BIN_HUGE);
-        assert!((70..=75).contains(&BIN_COUNT), "about 73 bins, got {BIN_COUNT}");
+        assert!(
+            (70..=75).contains(&BIN_COUNT),
+            "about 73 bins, got {BIN_COUNT}"
+        );
     }
 
     #[test]
     fn every_size_maps_to_the_smallest_bin_that_fits() {
         for size in 0..=LARGE_OBJ_SIZE_MAX {
             let bin = bin_of_size(size);
-            assert!(bin_block_size(bin) >= size, "size {size} does not fit bin {bin}");
-            if bin > 1 {
-                assert!(bin_block_size(bin - 1) < size, "size {size} fits the smaller bin {}", bin - 1);
+            assert!(
+                bin_block_size(bin) >= size,
+                "size {size} does not fit bin {bin}"
+            );
+            // The next smaller bin in use is too small.
+            let smaller = if (3..=8).contains(&bin) {
+                bin - 2
+            } else {
+                bin - 1
+            };
+            if bin > 1 && (bin != 2) {
+                assert!(
+                    bin_block_size(smaller) < size,
+                    "size {size} fits the smaller bin {smaller}"
+                );
             }
         }
         assert_eq!(bin_of_size(LARGE_OBJ_SIZE_MAX + 1), BIN_HUGE);
@@ -97,9 +121,20 @@ mod tests {
     }
 
     #[test]
-    fn exact_bins_for_the_first_eight_words() {
-        for w in 1..=8 {
-            assert_eq!(bin_block_size(bin_of_wsize(w)), w * WORD_SIZE);
+    fn small_bins_step_by_16_bytes() {
+        assert_eq!(bin_block_size(bin_of_wsize(1)), 8);
+        for w in 2..=8 {
+            assert_eq!(
+                bin_block_size(bin_of_wsize(w)),
+                w.next_multiple_of(2) * WORD_SIZE
+            );
+        }
+    }
+
+    #[test]
+    fn blocks_of_16_bytes_or_more_are_16_byte_multiples() {
+        for size in 9..=4096 {
+            assert_eq!(bin_block_size(bin_of_size(size)) % 16, 0, "size {size}");
         }
     }
 
@@ -112,11 +147,17 @@ mod tests {
             let (mut waste, mut requested) = (0u128, 0u128);
             for size in doubling_start..2 * doubling_start {
                 let block = bin_block_size(bin_of_size(size));
-                assert!((block - size) * 5 < block, "size {size} wastes too much in {block}");
+                assert!(
+                    (block - size) * 5 < block,
+                    "size {size} wastes too much in {block}"
+                );
                 waste += (block - size) as u128;
                 requested += size as u128;
             }
-            assert!(waste * 8 <= requested, "mean waste above 12.5% from {doubling_start}");
+            assert!(
+                waste * 8 <= requested,
+                "mean waste above 12.5% from {doubling_start}"
+            );
             doubling_start *= 2;
         }
     }

@@ -1,7 +1,7 @@
-//! Statistics. Slow-path events (segments, pages, purges, abandon/reclaim)
-//! go straight to global atomics; they are rare enough that contention does
-//! not matter. The per-call malloc count lives in each heap (one increment on
-//! the fast path, no atomic) and is merged here when the thread exits.
+//! Statistics. Only slow-path events are counted (segments, pages, blocks
+//! carved, purges, abandon/reclaim), straight into global atomics: they are
+//! rare enough that contention does not matter, and the malloc/free fast
+//! paths stay free of counters.
 //! Printing goes through `output::Writer` (a fixed buffer and `write(2)`).
 
 use crate::output::Writer;
@@ -44,13 +44,16 @@ struct Stat {
     total: AtomicI64,
 }
 
-static STATS: [Stat; COUNTERS] =
-    [const { Stat { current: AtomicI64::new(0), peak: AtomicI64::new(0), total: AtomicI64::new(0) } }; COUNTERS];
+static STATS: [Stat; COUNTERS] = [const {
+    Stat {
+        current: AtomicI64::new(0),
+        peak: AtomicI64::new(0),
+        total: AtomicI64::new(0),
+    }
+}; COUNTERS];
 /// Per bin: pages handed out, and blocks carved from fresh memory.
 static BIN_PAGES: [AtomicU64; BIN_COUNT] = [const { AtomicU64::new(0) }; BIN_COUNT];
 static BIN_BLOCKS: [AtomicU64; BIN_COUNT] = [const { AtomicU64::new(0) }; BIN_COUNT];
-/// malloc calls of exited threads.
-static MALLOCS: AtomicU64 = AtomicU64::new(0);
 
 pub fn add(counter: Counter, delta: i64) {
     let s = &STATS[counter as usize];
@@ -97,13 +100,10 @@ pub fn blocks_carved(block_size: usize, count: usize) {
     BIN_BLOCKS[bin_index(block_size)].fetch_add(count as u64, Ordering::Relaxed);
 }
 
-pub fn merge_mallocs(count: u64) {
-    MALLOCS.fetch_add(count, Ordering::Relaxed);
-}
-
-/// malloc calls so far: exited threads plus the calling thread.
-pub fn mallocs() -> u64 {
-    MALLOCS.load(Ordering::Relaxed) + crate::heap::current_malloc_count()
+/// Blocks carved from fresh page memory so far (each served at least one
+/// allocation; the fast path keeps no counter of its own).
+pub fn blocks_carved_total() -> u64 {
+    BIN_BLOCKS.iter().map(|b| b.load(Ordering::Relaxed)).sum()
 }
 
 struct Bytes(i64);
@@ -128,7 +128,11 @@ impl core::fmt::Display for Bytes {
 pub fn print() {
     let mut w = Writer::new();
     let _ = writeln!(w, "mirs: statistics (version {})", crate::VERSION_STRING);
-    let _ = writeln!(w, "{:<22} {:>12} {:>12} {:>12}", "", "current", "peak", "total");
+    let _ = writeln!(
+        w,
+        "{:<22} {:>12} {:>12} {:>12}",
+        "", "current", "peak", "total"
+    );
     let rows: [(&str, Counter, bool); 6] = [
         ("segments", Counter::Segments, false),
         ("reserved", Counter::Reserved, true),
@@ -139,9 +143,23 @@ pub fn print() {
     ];
     for (name, c, bytes) in rows {
         if bytes {
-            let _ = writeln!(w, "{:<22} {:>12} {:>12} {:>12}", name, Bytes(current(c)), Bytes(peak(c)), Bytes(total(c)));
+            let _ = writeln!(
+                w,
+                "{:<22} {:>12} {:>12} {:>12}",
+                name,
+                Bytes(current(c)),
+                Bytes(peak(c)),
+                Bytes(total(c))
+            );
         } else {
-            let _ = writeln!(w, "{:<22} {:>12} {:>12} {:>12}", name, current(c), peak(c), total(c));
+            let _ = writeln!(
+                w,
+                "{:<22} {:>12} {:>12} {:>12}",
+                name,
+                current(c),
+                peak(c),
+                total(c)
+            );
         }
     }
     let _ = writeln!(
@@ -155,7 +173,11 @@ pub fn print() {
         total(Counter::Reclaimed),
         total(Counter::ThreadsDone),
     );
-    let _ = writeln!(w, "{:<22} {:>12} {:>12}", "size class", "pages", "blocks carved");
+    let _ = writeln!(
+        w,
+        "{:<22} {:>12} {:>12}",
+        "size class", "pages", "blocks carved"
+    );
     for bin in 1..BIN_COUNT {
         let pages = BIN_PAGES[bin].load(Ordering::Relaxed);
         if pages == 0 {
@@ -165,15 +187,22 @@ pub fn print() {
         if bin == BIN_HUGE {
             let _ = writeln!(w, "  {:<20} {:>12} {:>12}", "huge", pages, blocks);
         } else {
-            let _ = writeln!(w, "  {:<20} {:>12} {:>12}", Bytes(bin_block_size(bin) as i64), pages, blocks);
+            let _ = writeln!(
+                w,
+                "  {:<20} {:>12} {:>12}",
+                Bytes(bin_block_size(bin) as i64),
+                pages,
+                blocks
+            );
         }
     }
     let _ = writeln!(
         w,
-        "mirs: served {} allocations, peak page memory {} in {} threads",
-        mallocs(),
+        "mirs: served {} blocks from {} pages to {} threads, peak page memory {}",
+        blocks_carved_total(),
+        total(Counter::Pages),
+        total(Counter::Threads).max(1),
         Bytes(peak(Counter::PageBytes)),
-        total(Counter::Threads).max(1)
     );
 }
 

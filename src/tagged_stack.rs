@@ -37,6 +37,8 @@ pub struct TaggedStack<T> {
 // SAFETY: the stack only moves raw node pointers between threads through
 // atomics; ownership of a node passes with a successful push or pop.
 unsafe impl<T> Sync for TaggedStack<T> {}
+// SAFETY: as above.
+unsafe impl<T> Send for TaggedStack<T> {}
 
 fn pack(node: usize, tag: usize) -> usize {
     (node & ADDR_MASK) | (tag << ADDR_BITS)
@@ -54,11 +56,19 @@ fn unpack_tag(word: usize) -> usize {
 impl<T: StackNode> TaggedStack<T> {
     #[cfg(not(loom))]
     pub const fn new() -> Self {
-        TaggedStack { head: AtomicUsize::new(0), readers: AtomicUsize::new(0), _marker: core::marker::PhantomData }
+        TaggedStack {
+            head: AtomicUsize::new(0),
+            readers: AtomicUsize::new(0),
+            _marker: core::marker::PhantomData,
+        }
     }
     #[cfg(loom)]
     pub fn new() -> Self {
-        TaggedStack { head: AtomicUsize::new(0), readers: AtomicUsize::new(0), _marker: core::marker::PhantomData }
+        TaggedStack {
+            head: AtomicUsize::new(0),
+            readers: AtomicUsize::new(0),
+            _marker: core::marker::PhantomData,
+        }
     }
 
     /// # Safety
@@ -70,7 +80,10 @@ impl<T: StackNode> TaggedStack<T> {
             // SAFETY: we own `node` until the CAS publishes it.
             unsafe { *T::next_slot(node) = unpack_node(head) as *mut T };
             let new = pack(node as usize, unpack_tag(head).wrapping_add(1));
-            match self.head.compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed) {
+            match self
+                .head
+                .compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed)
+            {
                 Ok(_) => return,
                 Err(cur) => head = cur,
             }
@@ -91,7 +104,10 @@ impl<T: StackNode> TaggedStack<T> {
             // non-zero. A stale `next` is rejected by the tag in the CAS.
             let next = unsafe { ptr::read_volatile(T::next_slot(node)) };
             let new = pack(next as usize, unpack_tag(head).wrapping_add(1));
-            match self.head.compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire) {
+            match self
+                .head
+                .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => break Some(node),
                 Err(cur) => head = cur,
             }
@@ -102,6 +118,12 @@ impl<T: StackNode> TaggedStack<T> {
 
     pub fn is_empty(&self) -> bool {
         unpack_node(self.head.load(Ordering::Acquire)) == 0
+    }
+
+    /// Forget pops in progress: only valid in a fork child, where the threads
+    /// that ran them do not exist.
+    pub fn reset_readers(&self) {
+        self.readers.store(0, Ordering::Release);
     }
 
     /// Wait until no pop started before this call still runs, so a node
@@ -133,7 +155,14 @@ mod tests {
     #[test]
     fn lifo_order() {
         let s = TaggedStack::<Node>::new();
-        let nodes: Vec<*mut Node> = (0..3).map(|v| Box::into_raw(Box::new(Node { next: ptr::null_mut(), value: v }))).collect();
+        let nodes: Vec<*mut Node> = (0..3)
+            .map(|v| {
+                Box::into_raw(Box::new(Node {
+                    next: ptr::null_mut(),
+                    value: v,
+                }))
+            })
+            .collect();
         for &n in &nodes {
             // SAFETY: fresh nodes, owned by the test.
             unsafe { s.push(n) };
@@ -160,7 +189,10 @@ mod tests {
         let s = Arc::new(TaggedStack::<Node>::new());
         const PER: usize = 2000;
         for v in 0..4 * PER {
-            let n = Box::into_raw(Box::new(Node { next: ptr::null_mut(), value: v }));
+            let n = Box::into_raw(Box::new(Node {
+                next: ptr::null_mut(),
+                value: v,
+            }));
             // SAFETY: fresh node.
             unsafe { s.push(n) };
         }
@@ -185,9 +217,15 @@ mod tests {
                 })
             })
             .collect();
-        let mut all: Vec<usize> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let mut all: Vec<usize> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
         assert!(s.is_empty());
-        let mut values: Vec<usize> = all.iter().map(|&n| unsafe { (*(n as *mut Node)).value }).collect();
+        let mut values: Vec<usize> = all
+            .iter()
+            .map(|&n| unsafe { (*(n as *mut Node)).value })
+            .collect();
         values.sort_unstable();
         assert_eq!(values, (0..4 * PER).collect::<Vec<_>>());
         for n in all.drain(..) {

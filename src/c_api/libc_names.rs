@@ -3,14 +3,14 @@
 //! glibc's documented behaviour (see the table in `c_api`).
 
 use super::prefixed::*;
-use super::{or_enomem, EINVAL};
+use super::EINVAL;
 use crate::alloc;
 use crate::constants::OS_PAGE_SIZE;
 use core::ffi::{c_int, c_void};
 
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
-    or_enomem(alloc::malloc(size)).cast()
+    alloc::malloc(size).cast()
 }
 
 #[no_mangle]
@@ -37,14 +37,18 @@ pub extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
 pub extern "C" fn reallocarray(p: *mut c_void, count: usize, size: usize) -> *mut c_void {
     match count.checked_mul(size) {
         Some(total) => mirs_realloc(p, total),
-        None => or_enomem(core::ptr::null_mut()).cast(),
+        None => crate::heap::out_of_memory().cast(),
     }
 }
 
 /// # Safety
 /// `out` is valid for a write of one pointer.
 #[no_mangle]
-pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, alignment: usize, size: usize) -> c_int {
+pub unsafe extern "C" fn posix_memalign(
+    out: *mut *mut c_void,
+    alignment: usize,
+    size: usize,
+) -> c_int {
     // SAFETY: forwarded contract.
     unsafe { mirs_posix_memalign(out, alignment, size) }
 }
@@ -62,20 +66,20 @@ pub extern "C" fn memalign(alignment: usize, size: usize) -> *mut c_void {
         crate::platform::set_errno(EINVAL);
         return core::ptr::null_mut();
     };
-    or_enomem(alloc::malloc_aligned(size, alignment.max(1))).cast()
+    alloc::malloc_aligned(size, alignment.max(1)).cast()
 }
 
 #[no_mangle]
 pub extern "C" fn valloc(size: usize) -> *mut c_void {
-    or_enomem(alloc::malloc_aligned(size, OS_PAGE_SIZE)).cast()
+    alloc::malloc_aligned(size, OS_PAGE_SIZE).cast()
 }
 
 /// Page aligned, size rounded up to a whole page (at least one).
 #[no_mangle]
 pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
     match size.max(1).checked_next_multiple_of(OS_PAGE_SIZE) {
-        Some(rounded) => or_enomem(alloc::malloc_aligned(rounded, OS_PAGE_SIZE)).cast(),
-        None => or_enomem(core::ptr::null_mut()).cast(),
+        Some(rounded) => alloc::malloc_aligned(rounded, OS_PAGE_SIZE).cast(),
+        None => crate::heap::out_of_memory().cast(),
     }
 }
 
@@ -174,7 +178,11 @@ pub extern "C" fn __libc_pvalloc(size: usize) -> *mut c_void {
 /// # Safety
 /// `out` is valid for a write of one pointer.
 #[no_mangle]
-pub unsafe extern "C" fn __posix_memalign(out: *mut *mut c_void, alignment: usize, size: usize) -> c_int {
+pub unsafe extern "C" fn __posix_memalign(
+    out: *mut *mut c_void,
+    alignment: usize,
+    size: usize,
+) -> c_int {
     // SAFETY: forwarded contract.
     unsafe { mirs_posix_memalign(out, alignment, size) }
 }

@@ -18,12 +18,3 @@ pub mod libc_names;
 
 pub(crate) const ENOMEM: i32 = 12;
 pub(crate) const EINVAL: i32 = 22;
-
-/// Return `p`, setting `errno = ENOMEM` when it is null.
-#[inline(always)]
-pub(crate) fn or_enomem(p: *mut u8) -> *mut u8 {
-    if p.is_null() {
-        crate::platform::set_errno(ENOMEM);
-    }
-    p
-}

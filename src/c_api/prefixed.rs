@@ -1,14 +1,14 @@
 //! The `mirs_*` C API (always exported; cbindgen writes `include/mirs.h`
 //! from these declarations). Semantics follow glibc's unprefixed names.
 
-use super::{or_enomem, EINVAL, ENOMEM};
+use super::{EINVAL, ENOMEM};
 use crate::alloc;
 use core::ffi::{c_int, c_void};
 
 /// Allocate `size` bytes; NULL with errno ENOMEM on failure.
 #[no_mangle]
 pub extern "C" fn mirs_malloc(size: usize) -> *mut c_void {
-    or_enomem(alloc::malloc(size)).cast()
+    alloc::malloc(size).cast()
 }
 
 /// Free a block from any thread. NULL, and pointers mirs does not own, are ignored.
@@ -20,7 +20,7 @@ pub extern "C" fn mirs_free(p: *mut c_void) {
 /// Allocate `count * size` zeroed bytes; NULL with ENOMEM on overflow or failure.
 #[no_mangle]
 pub extern "C" fn mirs_calloc(count: usize, size: usize) -> *mut c_void {
-    or_enomem(alloc::calloc(count, size)).cast()
+    alloc::calloc(count, size).cast()
 }
 
 /// Resize a block. `mirs_realloc(NULL, n)` is `mirs_malloc(n)`; `mirs_realloc(p, 0)`
@@ -36,7 +36,7 @@ pub extern "C" fn mirs_realloc(p: *mut c_void, size: usize) -> *mut c_void {
         crate::platform::set_errno(EINVAL);
         return core::ptr::null_mut();
     }
-    or_enomem(alloc::realloc(p.cast(), size)).cast()
+    alloc::realloc(p.cast(), size).cast()
 }
 
 /// Store a block of `size` bytes aligned to `alignment` in `*out`. Returns
@@ -46,7 +46,11 @@ pub extern "C" fn mirs_realloc(p: *mut c_void, size: usize) -> *mut c_void {
 /// # Safety
 /// `out` is valid for a write of one pointer.
 #[no_mangle]
-pub unsafe extern "C" fn mirs_posix_memalign(out: *mut *mut c_void, alignment: usize, size: usize) -> c_int {
+pub unsafe extern "C" fn mirs_posix_memalign(
+    out: *mut *mut c_void,
+    alignment: usize,
+    size: usize,
+) -> c_int {
     if !alignment.is_power_of_two() || alignment % core::mem::size_of::<*mut c_void>() != 0 {
         return EINVAL;
     }
@@ -69,7 +73,7 @@ pub extern "C" fn mirs_aligned_alloc(alignment: usize, size: usize) -> *mut c_vo
         crate::platform::set_errno(EINVAL);
         return core::ptr::null_mut();
     }
-    or_enomem(alloc::malloc_aligned(size, alignment)).cast()
+    alloc::malloc_aligned(size, alignment).cast()
 }
 
 /// Usable bytes of a block (0 for NULL or a pointer mirs does not own).

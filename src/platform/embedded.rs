@@ -47,7 +47,12 @@ pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
             return None;
         }
         match REGION_NEXT.compare_exchange_weak(cur, end, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return Some(OsMemory { base: start as *mut u8, is_zero: false }),
+            Ok(_) => {
+                return Some(OsMemory {
+                    base: start as *mut u8,
+                    is_zero: false,
+                })
+            }
             Err(now) => cur = now,
         }
     }

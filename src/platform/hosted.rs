@@ -42,7 +42,10 @@ pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
             libc::munmap((aligned + size) as *mut libc::c_void, tail);
         }
     }
-    Some(OsMemory { base: aligned as *mut u8, is_zero: true })
+    Some(OsMemory {
+        base: aligned as *mut u8,
+        is_zero: true,
+    })
 }
 
 /// Give a mapping back.
@@ -72,11 +75,32 @@ pub unsafe fn os_purge(base: *mut u8, size: usize) -> bool {
 #[thread_local]
 static mut THREAD_HEAP: *mut Heap = crate::heap::EMPTY_HEAP_PTR;
 
-/// A non-zero id, unique among live threads: the address of this thread's
-/// heap slot (one `fs`-relative address computation, no load).
+/// A non-zero id, unique among live threads: the thread pointer (the TCB
+/// address glibc keeps in `fs:0` / `tpidr_el0`), one instruction.
 #[inline(always)]
 pub fn thread_id() -> usize {
-    ptr::addr_of!(THREAD_HEAP) as usize
+    #[cfg(target_arch = "x86_64")]
+    {
+        let tp: usize;
+        // SAFETY: reads the TCB self-pointer glibc stores at fs:0; no side effects.
+        unsafe {
+            core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags, pure))
+        };
+        tp
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let tp: usize;
+        // SAFETY: reads the thread pointer register; no side effects.
+        unsafe {
+            core::arch::asm!("mrs {}, tpidr_el0", out(reg) tp, options(nostack, nomem, preserves_flags, pure))
+        };
+        tp
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        ptr::addr_of!(THREAD_HEAP) as usize
+    }
 }
 
 #[inline(always)]
@@ -98,8 +122,17 @@ extern "C" fn thread_exit(value: *mut libc::c_void) {
     crate::heap::thread_done(value.cast());
 }
 
+extern "C" fn fork_child() {
+    crate::heap::after_fork_in_child();
+}
+
 /// Called once per process, before any thread registers its heap.
 pub fn process_init() {
+    // mirs holds no locks, but a pop of a lock-free stack in progress in
+    // another thread at fork would leave its reader count set forever.
+    // SAFETY: a valid handler; glibc keeps the first registrations in static
+    // storage (no allocation).
+    unsafe { libc::pthread_atfork(None, None, Some(fork_child)) };
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: `key` is a valid out-pointer and `thread_exit` has the
     // destructor signature. glibc's pthread_key_create does not allocate.
@@ -129,7 +162,10 @@ pub fn spin_yield() {
 
 /// A coarse monotonic clock in milliseconds (vDSO, no system call).
 pub fn now_ms() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
@@ -171,6 +207,17 @@ pub fn env_var(name: &[u8]) -> Option<&'static [u8]> {
     }
     None
 }
+
+/// Read the options and set up the thread-exit hook when the library is
+/// loaded, so `MIRS_VERBOSE` holds even before the first allocation.
+#[used]
+#[link_section = ".init_array"]
+static AT_LOAD: extern "C" fn() = {
+    extern "C" fn at_load() {
+        crate::heap::process_init();
+    }
+    at_load
+};
 
 /// Print at process exit (hosted only): `.fini_array` runs after `main`
 /// returns or `exit` is called, without `atexit` (which may allocate).
