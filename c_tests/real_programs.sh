@@ -4,7 +4,7 @@
 # Each program runs twice in a fresh directory: plain (glibc's malloc) and with
 # LD_PRELOAD=LIBDIR/libmirs.so MIRS_SHOW_STATS=1 on the program itself (and so on
 # the processes it starts). Pass = same stdout, same exit status, and the mirs run's
-# stderr holds "mirs: served N allocations" with N > 0 (mirs really served it).
+# stderr holds "mirs: served N blocks" with N > 0 (mirs really served it).
 # A program that is not installed is skipped, and said so.
 #
 # LIBDIR defaults to target/release; a relative path is taken from the repo root.
@@ -144,10 +144,10 @@ compare() {
   cmp -s "$dir/plain/stdout" "$dir/mirs/stdout" || problems+=("stdout differs")
   # Largest "served N" among the processes (a program may start several).
   local served
-  served=$(sed -n 's/.*mirs: served \([0-9][0-9]*\) allocations.*/\1/p' "$dir/mirs/stderr" | sort -n | tail -1)
-  [[ -n $served && $served -gt 0 ]] || problems+=("no \"mirs: served N allocations\" with N > 0 on stderr")
+  served=$(sed -n 's/.*mirs: served \([0-9][0-9]*\) blocks.*/\1/p' "$dir/mirs/stderr" | sort -n | tail -1)
+  [[ -n $served && $served -gt 0 ]] || problems+=("no \"mirs: served N blocks\" with N > 0 on stderr")
   if ((${#problems[@]} == 0)); then
-    printf 'ok   %-8s (served %s allocations, %ds)\n' "$name" "$served" $((SECONDS - start))
+    printf 'ok   %-8s (served %s blocks, %ds)\n' "$name" "$served" $((SECONDS - start))
     passed=$((passed + 1))
   else
     echo "FAIL $name: $(IFS=';'; echo "${problems[*]}")"

@@ -20,17 +20,15 @@
 //! Membership (`ON_STACK`) and ownership change in one CAS, so every segment
 //! is pushed at most once at a time and released exactly once.
 
+use crate::abandoned_state::{self as state, AbandonNode};
 use crate::constants::SEGMENT_SIZE;
 use crate::heap::Heap;
 use crate::segment::{PageKind, Segment};
-use crate::sync::Ordering;
+use crate::sync::AtomicUsize;
 use crate::tagged_stack::{StackNode, TaggedStack};
 use core::ptr;
 
-/// The segment is linked in the abandoned stack.
-pub const ON_STACK: usize = 1;
-/// Owner id of a segment emptied while on the stack.
-const ZOMBIE: usize = usize::MAX & !ON_STACK;
+pub use crate::abandoned_state::{owner_of, ON_STACK};
 
 static ABANDONED: TaggedStack<Segment> = TaggedStack::new();
 
@@ -41,100 +39,43 @@ impl StackNode for Segment {
     }
 }
 
-#[inline(always)]
-pub fn owner_of(state: usize) -> usize {
-    state & !ON_STACK
+impl AbandonNode for Segment {
+    unsafe fn state<'a>(node: *mut Self) -> &'a AtomicUsize {
+        // SAFETY: the caller passes a mapped segment header.
+        unsafe { &(*node).state }
+    }
 }
 
 /// The owner gives `seg` up (all its pages are abandoned).
 pub fn abandon(seg: *mut Segment) {
     // SAFETY: the caller owns the live segment.
-    let state = unsafe { &(*seg).state };
-    let old = state.swap(ON_STACK, Ordering::AcqRel);
-    debug_assert!(owner_of(old) != 0 && owner_of(old) != ZOMBIE);
-    if old & ON_STACK == 0 {
-        // SAFETY: the segment is live, ours until published, and (ON_STACK was
-        // clear) not on the stack.
-        unsafe { ABANDONED.push(seg) };
-    }
+    unsafe { state::abandon(&ABANDONED, seg) }
 }
 
 /// Claim an abandoned segment in place (free into an abandoned segment).
 pub fn try_claim(seg: *mut Segment, tid: usize) -> bool {
     // SAFETY: segment headers stay mapped while the segment map lists them.
-    let state = unsafe { &(*seg).state };
-    let mut cur = state.load(Ordering::Acquire);
-    loop {
-        if owner_of(cur) != 0 {
-            return false;
-        }
-        match state.compare_exchange_weak(
-            cur,
-            tid | (cur & ON_STACK),
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => return true,
-            Err(now) => cur = now,
-        }
-    }
+    unsafe { state::try_claim(seg, tid) }
 }
 
 /// The owner emptied `seg`: may it release the memory now? If the segment is
 /// still on the stack, it becomes a zombie that the next pop releases.
 pub fn release_owned(seg: *mut Segment) -> bool {
     // SAFETY: the caller owns the live segment.
-    let state = unsafe { &(*seg).state };
-    let mut cur = state.load(Ordering::Acquire);
-    loop {
-        if cur & ON_STACK == 0 {
-            return true;
-        }
-        match state.compare_exchange_weak(
-            cur,
-            ZOMBIE | ON_STACK,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => return false,
-            Err(now) => cur = now,
-        }
-    }
+    unsafe { state::release_owned(seg) }
 }
 
 /// Pop segments until one can be claimed by `tid`; releases zombies and drops
 /// segments that were reclaimed in place.
 fn pop_and_claim(tid: usize) -> Option<*mut Segment> {
-    while let Some(seg) = ABANDONED.pop() {
-        // SAFETY: a popped segment is live: it is released only by the popper.
-        let state = unsafe { &(*seg).state };
-        let mut cur = state.load(Ordering::Acquire);
-        loop {
-            debug_assert!(cur & ON_STACK != 0);
-            let owner = owner_of(cur);
-            let new = if owner == 0 {
-                tid
-            } else if owner == ZOMBIE {
-                0
-            } else {
-                cur & !ON_STACK
-            };
-            match state.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => {
-                    if owner == 0 {
-                        return Some(seg);
-                    }
-                    if owner == ZOMBIE {
-                        // SAFETY: emptied by its last owner, now off the stack: ours.
-                        unsafe { Segment::release(seg) };
-                    }
-                    break;
-                }
-                Err(now) => cur = now,
-            }
-        }
+    // SAFETY: segments on the stack are released only by their popper
+    // (zombies, here) or by an owner that found them off the stack.
+    unsafe {
+        state::pop_and_claim(&ABANDONED, tid, |seg| {
+            // SAFETY: emptied by its last owner, now off the stack: ours.
+            Segment::release(seg)
+        })
     }
-    None
 }
 
 /// The heap needs a segment of `kind`: reclaim abandoned segments (a few at

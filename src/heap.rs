@@ -313,6 +313,14 @@ impl Heap {
             self.move_to_full(cur);
             cur = next;
         }
+        // Pages of abandoned segments before fresh ones: reclaiming brings
+        // whole segments in, often with pages of this bin.
+        if !crate::abandoned::is_empty() {
+            crate::abandoned::try_reclaim(self, PageKind::for_block_size(bin_block_size(bin)));
+            if !self.queues[bin].is_empty() {
+                return self.find_page(size);
+            }
+        }
         let page = Segment::alloc_page(self, bin_block_size(bin));
         if page.is_null() {
             return ptr::null_mut();
@@ -656,7 +664,9 @@ impl Heap {
                 // SAFETY: a live page of this heap, removed from its queue
                 // before it is freed or abandoned.
                 unsafe {
-                    (*page).collect(true);
+                    // Only other threads' frees need counting; the owner's
+                    // lists stay as they are for whoever reclaims the page.
+                    (*page).collect_thread_free();
                     self.queue_remove(bin, page);
                     (*page).retire_expire = 0;
                     if (*page).all_free() {
@@ -667,7 +677,9 @@ impl Heap {
                 }
             }
         }
-        self.purge(true);
+        // Abandoned segments purged their free pages; the cache keeps its
+        // time-based purge (forcing it here would madvise on every thread exit).
+        self.purge(false);
     }
 
     /// Check every invariant of this heap and its pages (owner thread).

@@ -20,6 +20,7 @@
 #![no_std]
 #![cfg_attr(feature = "hosted", feature(thread_local))]
 #![cfg_attr(not(feature = "hosted"), feature(thread_local))]
+#![cfg_attr(loom, allow(unused_features))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(clippy::missing_safety_doc)] // every unsafe fn has a `# Safety` section in prose
 
@@ -31,33 +32,53 @@ pub mod size_class;
 pub(crate) mod sync;
 
 pub mod block;
+#[cfg(not(loom))]
 pub mod page;
+#[cfg(not(loom))]
 pub mod page_queue;
 
+#[cfg(not(loom))]
 pub mod abandoned;
+#[cfg(not(loom))]
 pub mod segment;
+#[cfg(not(loom))]
 pub mod segment_cache;
+#[cfg(not(loom))]
 pub mod segment_map;
 pub mod tagged_stack;
+pub mod abandoned_state;
+pub mod thread_free;
 
+#[cfg(not(loom))]
 pub mod heap;
 
+#[cfg(not(loom))]
 pub mod alloc;
+#[cfg(not(loom))]
 pub mod free;
 
+#[cfg(not(loom))]
 pub mod c_api;
+#[cfg(not(loom))]
 pub mod global_alloc;
 
+#[cfg(not(loom))]
 pub mod options;
+#[cfg(not(loom))]
 pub mod output;
+#[cfg(not(loom))]
 pub mod platform;
+#[cfg(not(loom))]
 pub mod stats;
 
 #[cfg(all(feature = "panic-handler", not(test)))]
 mod panic;
 
+#[cfg(not(loom))]
 pub use alloc::{calloc, malloc, malloc_aligned, owns, realloc, usable_size, zalloc};
+#[cfg(not(loom))]
 pub use free::free;
+#[cfg(not(loom))]
 pub use global_alloc::Mirs;
 
 /// `major * 10000 + minor * 100 + patch`.
@@ -66,14 +87,18 @@ pub const VERSION_STRING: &str = env!("CARGO_PKG_VERSION");
 
 /// Collect the calling thread's heap: free lists, empty pages, and with
 /// `force` purge unused memory and release cached segments to the OS.
+#[cfg(not(loom))]
 pub fn collect(force: bool) {
     heap::collect_current(force);
 }
 
 /// Print statistics to stderr (a fixed buffer and `write(2)`).
+#[cfg(not(loom))]
 pub fn stats_print() {
     stats::print();
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests;
+#[cfg(all(test, loom))]
+mod tests_loom;

@@ -24,41 +24,9 @@ use crate::block::Block;
 use crate::constants::{MAX_EXTEND_SIZE, MIN_EXTEND};
 use crate::heap::Heap;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
-/// What a non-owner does with a block it frees into this page, kept in the
-/// low two bits of `thread_free`.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-#[repr(usize)]
-pub enum DelayedState {
-    /// Push on `thread_free` (the default).
-    NoDelayedFree = 0,
-    /// The page sits in the full queue: hand the block to the owning heap's
-    /// delayed list so the owner notices the page has room again.
-    UseDelayedFree = 1,
-    /// A non-owner is reading `heap` to push on its delayed list; the owner
-    /// waits for it to finish before changing `heap`.
-    DelayedFreeing = 2,
-    /// The page is abandoned or its heap is going away: never use the heap.
-    NeverDelayedFree = 3,
-}
-
-const STATE_MASK: usize = 3;
-
-#[inline(always)]
-fn state_of(tf: usize) -> DelayedState {
-    match tf & STATE_MASK {
-        0 => DelayedState::NoDelayedFree,
-        1 => DelayedState::UseDelayedFree,
-        2 => DelayedState::DelayedFreeing,
-        _ => DelayedState::NeverDelayedFree,
-    }
-}
-
-#[inline(always)]
-fn block_of(tf: usize) -> *mut Block {
-    (tf & !STATE_MASK) as *mut Block
-}
+pub use crate::thread_free::{DelayedState, ThreadFree};
 
 /// Page is in the heap's full queue.
 pub const FLAG_IN_FULL: u8 = 1;
@@ -91,7 +59,7 @@ pub struct Page {
     pub(crate) div_magic: u64,
     pub(crate) block_size: usize,
     // --- cold ---
-    pub(crate) thread_free: AtomicUsize,
+    pub(crate) thread_free: ThreadFree,
     pub(crate) heap: AtomicPtr<Heap>,
     pub(crate) capacity: u32,
     pub(crate) reserved: u32,
@@ -125,7 +93,7 @@ impl Page {
             fast_free_limit: 0,
             div_magic: 0,
             block_size: 0,
-            thread_free: AtomicUsize::new(0),
+            thread_free: ThreadFree::new(),
             heap: AtomicPtr::new(ptr::null_mut()),
             capacity: 0,
             reserved: 0,
@@ -157,8 +125,7 @@ impl Page {
         self.carved = 0;
         self.fast_free_limit = 0;
         self.reserved = (area_size / block_size) as u32;
-        self.thread_free
-            .store(DelayedState::NoDelayedFree as usize, Ordering::Relaxed);
+        self.thread_free.reset();
         self.heap.store(heap, Ordering::Release);
         debug_assert!(self.reserved > 0);
     }
@@ -303,22 +270,10 @@ impl Page {
     /// Take the whole `thread_free` stack (one atomic swap of the pointer
     /// part) onto `local_free` and account for it in `used`.
     pub fn collect_thread_free(&mut self) {
-        let mut tf = self.thread_free.load(Ordering::Relaxed);
-        loop {
-            if block_of(tf).is_null() {
-                return;
-            }
-            match self.thread_free.compare_exchange_weak(
-                tf,
-                tf & STATE_MASK,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(cur) => tf = cur,
-            }
+        let head = self.thread_free.take_all();
+        if head.is_null() {
+            return;
         }
-        let head = block_of(tf);
         // SAFETY: the stack was published by other threads with Release and we
         // took it with Acquire; nobody else can reach it now.
         let (count, tail) = unsafe { Block::count_and_tail(head) };
@@ -338,76 +293,24 @@ impl Page {
     /// # Safety
     /// `block` is a handed-out block start of this page, owned by the caller.
     pub unsafe fn push_thread_free(&self, block: *mut Block) -> bool {
-        let mut tf = self.thread_free.load(Ordering::Relaxed);
-        loop {
-            let use_delayed = state_of(tf) == DelayedState::UseDelayedFree;
-            let new = if use_delayed {
-                (tf & !STATE_MASK) | DelayedState::DelayedFreeing as usize
-            } else {
-                // SAFETY: we own the block until the CAS publishes it.
-                unsafe { Block::set_next(block, block_of(tf)) };
-                block as usize | (tf & STATE_MASK)
-            };
-            match self.thread_free.compare_exchange_weak(
-                tf,
-                new,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return use_delayed,
-                Err(cur) => tf = cur,
-            }
-        }
+        // SAFETY: as the caller guarantees.
+        unsafe { self.thread_free.push(block) }
     }
 
     /// Leave the `DelayedFreeing` state entered by [`Page::push_thread_free`].
     pub fn end_delayed_freeing(&self) {
-        let mut tf = self.thread_free.load(Ordering::Relaxed);
-        loop {
-            debug_assert_eq!(state_of(tf), DelayedState::DelayedFreeing);
-            let new = (tf & !STATE_MASK) | DelayedState::NoDelayedFree as usize;
-            match self.thread_free.compare_exchange_weak(
-                tf,
-                new,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(cur) => tf = cur,
-            }
-        }
+        self.thread_free.end_delayed_freeing();
     }
 
     pub fn delayed_state(&self) -> DelayedState {
-        state_of(self.thread_free.load(Ordering::Acquire))
+        self.thread_free.state()
     }
 
     /// Owner: switch the delayed-free state, waiting out a non-owner that is
     /// in the middle of a delayed free. `NeverDelayedFree` is sticky unless
     /// `override_never`.
     pub fn set_delayed_state(&self, state: DelayedState, override_never: bool) {
-        let mut tf = self.thread_free.load(Ordering::Acquire);
-        loop {
-            let old = state_of(tf);
-            if old == DelayedState::DelayedFreeing {
-                crate::platform::spin_yield();
-                tf = self.thread_free.load(Ordering::Acquire);
-                continue;
-            }
-            if old == state || (old == DelayedState::NeverDelayedFree && !override_never) {
-                return;
-            }
-            let new = (tf & !STATE_MASK) | state as usize;
-            match self.thread_free.compare_exchange_weak(
-                tf,
-                new,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return,
-                Err(cur) => tf = cur,
-            }
-        }
+        self.thread_free.set_state(state, override_never);
     }
 
     // ------------------------------------------------------------ checking
@@ -431,7 +334,7 @@ impl Page {
         for head in [
             self.free,
             self.local_free,
-            block_of(self.thread_free.load(Ordering::Acquire)),
+            self.thread_free.head(),
         ] {
             let mut cur = head;
             while !cur.is_null() {
@@ -445,8 +348,7 @@ impl Page {
         }
         // SAFETY: reading the thread_free list while no other thread frees
         // into this page (the caller's contract).
-        let (nthread, _) =
-            unsafe { Block::count_and_tail(block_of(self.thread_free.load(Ordering::Acquire))) };
+        let (nthread, _) = unsafe { Block::count_and_tail(self.thread_free.head()) };
         assert!(nthread <= self.used as usize);
         self.used as usize - nthread
     }

@@ -469,7 +469,10 @@ impl Segment {
             if s.in_free_queue {
                 heap.segment_queue(s.kind).remove(seg);
             }
-            s.purge_pages(0, true);
+            // Only pages whose delay has passed: a short-lived thread's
+            // successor usually reclaims the segment at once, and purging
+            // now would make it fault the same pages back in.
+            s.purge_pages(platform::now_ms(), false);
         }
         stats::add(Counter::Abandoned, 1);
         abandoned::abandon(seg);

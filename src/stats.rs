@@ -106,21 +106,42 @@ pub fn blocks_carved_total() -> u64 {
     BIN_BLOCKS.iter().map(|b| b.load(Ordering::Relaxed)).sum()
 }
 
+/// A byte count printed with a binary unit; honours width and alignment.
 struct Bytes(i64);
+
+/// A short string formatted on the stack (for padding a composite value).
+struct StackStr {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl core::fmt::Write for StackStr {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(core::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
 
 impl core::fmt::Display for Bytes {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let v = self.0;
         let a = v.unsigned_abs();
-        if a >= 10 << 30 {
-            write!(f, "{:.1} GiB", v as f64 / (1u64 << 30) as f64)
+        let mut s = StackStr { buf: [0; 32], len: 0 };
+        let _ = if a >= 10 << 30 {
+            write!(s, "{:.1} GiB", v as f64 / (1u64 << 30) as f64)
         } else if a >= 10 << 20 {
-            write!(f, "{:.1} MiB", v as f64 / (1u64 << 20) as f64)
+            write!(s, "{:.1} MiB", v as f64 / (1u64 << 20) as f64)
         } else if a >= 10 << 10 {
-            write!(f, "{:.1} KiB", v as f64 / 1024.0)
+            write!(s, "{:.1} KiB", v as f64 / 1024.0)
         } else {
-            write!(f, "{v} B")
-        }
+            write!(s, "{v} B")
+        };
+        f.pad(core::str::from_utf8(&s.buf[..s.len]).unwrap_or("?"))
     }
 }
 

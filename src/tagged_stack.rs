@@ -130,7 +130,7 @@ impl<T: StackNode> TaggedStack<T> {
     /// popped earlier can be unmapped.
     pub fn await_readers(&self) {
         while self.readers.load(Ordering::Acquire) != 0 {
-            crate::platform::spin_yield();
+            crate::sync::spin_hint();
         }
     }
 }

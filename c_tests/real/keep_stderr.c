@@ -3,7 +3,7 @@
  * coreutils (sort, ...) close stderr in an atexit handler (gnulib close_stdout), so an
  * allocator printing statistics at exit finds fd 2 closed (EBADF) and nothing shows.
  * This interposes fclose: for stderr it only flushes, leaving fd 2 open for the
- * "mirs: served N allocations" line. Preloaded in both the plain and the mirs run.
+ * "mirs: served N blocks" line. Preloaded in both the plain and the mirs run.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>

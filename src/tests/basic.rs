@@ -40,3 +40,244 @@ fn cycling_sizes_stay_on_the_fast_path() {
     assert!(slow < 1000, "slow path taken {slow} times in 100000 pairs");
     heap::check_current();
 }
+
+#[test]
+fn header_is_fresh() {
+    let fresh = include_str!(concat!(env!("OUT_DIR"), "/mirs.h"));
+    let committed = include_str!("../../include/mirs.h");
+    assert!(fresh == committed, "include/mirs.h is stale: run `make header` and commit it");
+}
+
+#[test]
+fn zero_size_blocks_are_unique_and_freeable() {
+    let a = alloc::malloc(0);
+    let b = alloc::malloc(0);
+    assert!(!a.is_null() && !b.is_null() && a != b);
+    free::free(a);
+    free::free(b);
+}
+
+#[test]
+fn small_blocks_are_16_byte_aligned_from_16_bytes() {
+    let mut keep = Vec::new();
+    for size in 0..=4096 {
+        let p = alloc::malloc(size);
+        let align = if size > 8 { 16 } else { 8 };
+        assert_eq!(p as usize % align, 0, "malloc({size}) = {p:p}");
+        assert!(alloc::usable_size(p) >= size);
+        keep.push(p);
+    }
+    keep.into_iter().for_each(free::free);
+}
+
+#[test]
+fn calloc_zeroes_reused_and_fresh_memory_and_checks_overflow() {
+    for size in [1usize, 8, 24, 100, 1000, 5000, 100_000, 3 << 20] {
+        let dirty = alloc::malloc(size);
+        // SAFETY: `dirty` has `size` writable bytes.
+        unsafe { std::ptr::write_bytes(dirty, 0xAB, size) };
+        free::free(dirty);
+        let p = alloc::calloc(1, size);
+        // SAFETY: `p` has `size` readable bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(p, size) };
+        assert!(bytes.iter().all(|&b| b == 0), "calloc({size}) not zeroed");
+        free::free(p);
+    }
+    assert!(alloc::calloc(usize::MAX / 2, 3).is_null());
+}
+
+#[test]
+fn realloc_keeps_contents_and_stays_in_place_when_it_fits() {
+    let p = alloc::malloc(100);
+    // SAFETY: 100 writable bytes.
+    unsafe { (0..100).for_each(|i| *p.add(i) = i as u8) };
+    let usable = alloc::usable_size(p);
+    assert_eq!(alloc::realloc(p, usable), p, "grow within the block is in place");
+    assert_eq!(alloc::realloc(p, usable / 2 + 1), p, "a slight shrink is in place");
+    let q = alloc::realloc(p, 10_000);
+    assert_ne!(q, p);
+    // SAFETY: the first 100 bytes were copied.
+    unsafe { (0..100).for_each(|i| assert_eq!(*q.add(i), i as u8)) };
+    let r = alloc::realloc(q, 50);
+    assert_ne!(r, q, "a big shrink moves to a smaller block");
+    // SAFETY: 50 bytes were copied.
+    unsafe { (0..50).for_each(|i| assert_eq!(*r.add(i), i as u8)) };
+    assert!(alloc::realloc(r, usize::MAX).is_null(), "a failed realloc returns null");
+    // SAFETY: the old block is intact after the failure.
+    unsafe { (0..50).for_each(|i| assert_eq!(*r.add(i), i as u8)) };
+    free::free(r);
+}
+
+#[test]
+fn every_power_of_two_alignment_up_to_1_gib() {
+    let mut align = 8;
+    while align <= 1 << 30 {
+        for size in [1usize, align / 2 + 1, align, 3 * align + 5] {
+            let size = size.min(64 << 20);
+            let p = alloc::malloc_aligned(size, align);
+            assert!(!p.is_null(), "align {align} size {size}");
+            assert_eq!(p as usize % align, 0, "align {align} size {size}");
+            assert!(alloc::usable_size(p) >= size);
+            // SAFETY: first and last byte of the block are writable.
+            unsafe {
+                *p = 1;
+                *p.add(size - 1) = 2;
+            }
+            free::free(p);
+        }
+        align *= 2;
+    }
+    assert!(alloc::malloc_aligned(10, 24).is_null(), "not a power of two");
+    heap::check_current();
+}
+
+#[test]
+fn huge_blocks_round_trip() {
+    for size in [LARGE_OBJ_SIZE_MAX + 1, 10 << 20, 100 << 20] {
+        let p = alloc::malloc(size);
+        assert!(!p.is_null() && alloc::usable_size(p) >= size);
+        // SAFETY: the block has `size` bytes.
+        unsafe {
+            *p = 7;
+            *p.add(size - 1) = 9;
+        }
+        free::free(p);
+    }
+    assert!(alloc::malloc(usize::MAX / 2 + 1).is_null());
+}
+
+#[test]
+fn invalid_frees_are_ignored_and_counted() {
+    use crate::stats::{total, Counter};
+    let before = total(Counter::InvalidFrees);
+    let mut on_stack = [0u8; 64];
+    free::free(on_stack.as_mut_ptr());
+    static mut STATIC_BYTES: [u8; 64] = [0; 64];
+    free::free(std::ptr::addr_of_mut!(STATIC_BYTES).cast());
+    let p = alloc::malloc(64);
+    free::free(p.wrapping_add(8)); // interior pointer
+    let q = alloc::malloc(64);
+    // A pointer into the not yet carved part of the page.
+    free::free(q.wrapping_add(16 * 1024));
+    assert_eq!(total(Counter::InvalidFrees) - before, 4);
+    assert!(alloc::owns(p) && !alloc::owns(on_stack.as_ptr()) && !alloc::owns(p.wrapping_add(8)));
+    // The page is intact: the next blocks are distinct and usable.
+    let r = alloc::malloc(64);
+    assert!(r != p && r != q);
+    free::free(p);
+    free::free(q);
+    free::free(r);
+    heap::check_current();
+}
+
+#[cfg(debug_assertions)]
+#[test]
+fn debug_builds_detect_double_free() {
+    use crate::stats::{total, Counter};
+    let p = alloc::malloc(48);
+    let keep = alloc::malloc(48);
+    free::free(p);
+    let before = total(Counter::InvalidFrees);
+    free::free(p);
+    assert_eq!(total(Counter::InvalidFrees) - before, 1);
+    let a = alloc::malloc(48);
+    let b = alloc::malloc(48);
+    assert_ne!(a, b, "a double free must not hand the block out twice");
+    for x in [a, b, keep] {
+        free::free(x);
+    }
+    heap::check_current();
+}
+
+#[test]
+fn page_invariants_hold_through_collect() {
+    let blocks: Vec<*mut u8> = (0..10_000).map(|i| alloc::malloc(8 + i % 300)).collect();
+    assert_eq!(heap::check_current(), blocks.len());
+    for (i, &p) in blocks.iter().enumerate() {
+        if i % 3 == 0 {
+            free::free(p);
+        }
+    }
+    crate::collect(false);
+    assert_eq!(heap::check_current(), blocks.len() - blocks.len().div_ceil(3));
+    for (i, &p) in blocks.iter().enumerate() {
+        if i % 3 != 0 {
+            free::free(p);
+        }
+    }
+    crate::collect(true);
+    assert_eq!(heap::check_current(), 0);
+}
+
+#[test]
+fn cross_thread_frees_come_back_to_the_owner() {
+    let blocks: Vec<usize> = (0..5000).map(|i| alloc::malloc(16 + i % 200) as usize).collect();
+    std::thread::spawn(move || blocks.into_iter().for_each(|p| free::free(p as *mut u8))).join().unwrap();
+    // The frees sit on thread_free (or the delayed list) until collected.
+    crate::collect(false);
+    assert_eq!(heap::check_current(), 0);
+}
+
+#[test]
+fn blocks_of_an_exited_thread_stay_valid_and_are_reclaimed() {
+    let blocks: Vec<usize> = std::thread::spawn(|| {
+        (0..2000)
+            .map(|i| {
+                let p = alloc::malloc(32 + i % 500);
+                // SAFETY: `p` has at least 32 bytes.
+                unsafe { std::ptr::write_bytes(p, 0x5A, 32) };
+                p as usize
+            })
+            .collect()
+    })
+    .join()
+    .unwrap();
+    let _ = alloc::malloc(1); // this thread has a heap, so frees reclaim
+    for &p in &blocks {
+        // SAFETY: the block of the exited thread is still valid.
+        assert!(unsafe { std::slice::from_raw_parts(p as *const u8, 32) }.iter().all(|&b| b == 0x5A));
+        free::free(p as *mut u8);
+    }
+    assert!(crate::stats::total(crate::stats::Counter::Reclaimed) > 0);
+    crate::collect(false);
+    assert!(heap::check_current() <= 1);
+}
+
+fn rss_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+#[test]
+fn rss_falls_after_a_burst() {
+    let before = rss_bytes();
+    let blocks: Vec<*mut u8> = (0..(256 << 20) / 64)
+        .map(|_| {
+            let p = alloc::malloc(64);
+            // SAFETY: 64 writable bytes.
+            unsafe { std::ptr::write_bytes(p, 1, 64) };
+            p
+        })
+        .collect();
+    let peak = rss_bytes();
+    assert!(peak > before + (200 << 20), "the burst is resident");
+    blocks.into_iter().for_each(free::free);
+    // Unused memory goes back after the purge delay, during collection.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    crate::collect(false);
+    let after = rss_bytes();
+    assert!(after < before + (32 << 20), "RSS before {before}, peak {peak}, after {after}");
+}
+
+#[test]
+fn owned_pointers_report_usable_sizes() {
+    assert_eq!(alloc::usable_size(std::ptr::null()), 0);
+    let p = alloc::malloc(100);
+    assert!(alloc::usable_size(p) >= 100 && alloc::owns(p));
+    let a = alloc::malloc_aligned(100, 4096);
+    assert_eq!(a as usize % 4096, 0);
+    assert!(alloc::usable_size(a) >= 100 && alloc::owns(a));
+    free::free(a);
+    free::free(p);
+}

@@ -1,0 +1,189 @@
+//! A page's `thread_free` word: the atomic stack of blocks other threads
+//! freed, with the delayed-free state in its low two bits.
+//!
+//! ```text
+//! thread_free:  63 .............................. 2 | 1 0
+//!               head block of the stack (8-aligned) | DelayedState
+//! ```
+//!
+//! The protocol (every transition is one CAS on the whole word, so the block
+//! pointer and the state never tear):
+//! - a non-owner frees with [`ThreadFree::push`]: in `NoDelayedFree` and
+//!   `NeverDelayedFree` (and `DelayedFreeing`, which another non-owner holds)
+//!   the block is pushed and the state kept; in `UseDelayedFree` nothing is
+//!   pushed and the state becomes `DelayedFreeing`: the caller now may read
+//!   the page's heap, pushes the block on that heap's delayed list, and calls
+//!   [`ThreadFree::end_delayed_freeing`] (back to `NoDelayedFree`: one
+//!   notification per full page is enough);
+//! - the owner collects with [`ThreadFree::take_all`], which swaps the pointer
+//!   part to null and keeps the state bits;
+//! - the owner switches the state with [`ThreadFree::set_state`], which waits
+//!   while a non-owner is in `DelayedFreeing`: once it returns, no thread is
+//!   between reading the heap and leaving `DelayedFreeing`, so after setting
+//!   `NeverDelayedFree` the heap may go away.
+//!
+//! A type of its own so the loom model tests (`tests_loom`) run this code.
+
+use crate::block::Block;
+use crate::sync::{AtomicUsize, Ordering};
+
+/// What a non-owner does with a block it frees into this page, kept in the
+/// low two bits of `thread_free`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(usize)]
+pub enum DelayedState {
+    /// Push on `thread_free` (the default).
+    NoDelayedFree = 0,
+    /// The page sits in the full queue: hand the block to the owning heap's
+    /// delayed list so the owner notices the page has room again.
+    UseDelayedFree = 1,
+    /// A non-owner is reading `heap` to push on its delayed list; the owner
+    /// waits for it to finish before changing `heap`.
+    DelayedFreeing = 2,
+    /// The page is abandoned or its heap is going away: never use the heap.
+    NeverDelayedFree = 3,
+}
+
+const STATE_MASK: usize = 3;
+
+#[inline(always)]
+fn state_of(tf: usize) -> DelayedState {
+    match tf & STATE_MASK {
+        0 => DelayedState::NoDelayedFree,
+        1 => DelayedState::UseDelayedFree,
+        2 => DelayedState::DelayedFreeing,
+        _ => DelayedState::NeverDelayedFree,
+    }
+}
+
+#[inline(always)]
+fn block_of(tf: usize) -> *mut Block {
+    (tf & !STATE_MASK) as *mut Block
+}
+
+/// The `thread_free` word of a page.
+#[repr(transparent)]
+pub struct ThreadFree(AtomicUsize);
+
+impl ThreadFree {
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        ThreadFree(AtomicUsize::new(0))
+    }
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        ThreadFree(AtomicUsize::new(0))
+    }
+
+    /// Owner, page not yet visible to other threads: empty, `NoDelayedFree`.
+    pub fn reset(&self) {
+        self.0
+            .store(DelayedState::NoDelayedFree as usize, Ordering::Relaxed);
+    }
+
+    /// Free `block` from a thread that does not own the page: push it with
+    /// one CAS, or, in `UseDelayedFree`, enter `DelayedFreeing` instead.
+    /// Returns true when the caller must hand the block to the heap's delayed
+    /// list and then call [`ThreadFree::end_delayed_freeing`].
+    ///
+    /// # Safety
+    /// `block` is a handed-out block of this page, owned by the caller.
+    pub unsafe fn push(&self, block: *mut Block) -> bool {
+        let mut tf = self.0.load(Ordering::Relaxed);
+        loop {
+            let use_delayed = state_of(tf) == DelayedState::UseDelayedFree;
+            let new = if use_delayed {
+                (tf & !STATE_MASK) | DelayedState::DelayedFreeing as usize
+            } else {
+                // SAFETY: we own the block until the CAS publishes it.
+                unsafe { Block::set_next(block, block_of(tf)) };
+                block as usize | (tf & STATE_MASK)
+            };
+            match self
+                .0
+                .compare_exchange_weak(tf, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return use_delayed,
+                Err(cur) => tf = cur,
+            }
+        }
+    }
+
+    /// Leave the `DelayedFreeing` state entered by [`ThreadFree::push`].
+    pub fn end_delayed_freeing(&self) {
+        let mut tf = self.0.load(Ordering::Relaxed);
+        loop {
+            if cfg!(any(debug_assertions, loom)) {
+                assert_eq!(state_of(tf), DelayedState::DelayedFreeing);
+            }
+            let new = (tf & !STATE_MASK) | DelayedState::NoDelayedFree as usize;
+            match self
+                .0
+                .compare_exchange_weak(tf, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(cur) => tf = cur,
+            }
+        }
+    }
+
+    /// Owner: take the whole stack (null if empty), keeping the state bits.
+    pub fn take_all(&self) -> *mut Block {
+        let mut tf = self.0.load(Ordering::Relaxed);
+        loop {
+            if block_of(tf).is_null() {
+                return core::ptr::null_mut();
+            }
+            match self.0.compare_exchange_weak(
+                tf,
+                tf & STATE_MASK,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return block_of(tf),
+                Err(cur) => tf = cur,
+            }
+        }
+    }
+
+    /// The top of the stack, for invariant checks with no concurrent frees.
+    pub fn head(&self) -> *mut Block {
+        block_of(self.0.load(Ordering::Acquire))
+    }
+
+    pub fn state(&self) -> DelayedState {
+        state_of(self.0.load(Ordering::Acquire))
+    }
+
+    /// Owner: switch the delayed-free state, waiting out a non-owner that is
+    /// in the middle of a delayed free. `NeverDelayedFree` is sticky unless
+    /// `override_never`.
+    pub fn set_state(&self, state: DelayedState, override_never: bool) {
+        let mut tf = self.0.load(Ordering::Acquire);
+        loop {
+            let old = state_of(tf);
+            if old == DelayedState::DelayedFreeing {
+                crate::sync::spin_hint();
+                tf = self.0.load(Ordering::Acquire);
+                continue;
+            }
+            if old == state || (old == DelayedState::NeverDelayedFree && !override_never) {
+                return;
+            }
+            let new = (tf & !STATE_MASK) | state as usize;
+            match self
+                .0
+                .compare_exchange_weak(tf, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(cur) => tf = cur,
+            }
+        }
+    }
+}
+
+impl Default for ThreadFree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
