@@ -103,15 +103,9 @@ pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
 
 #[cold]
 fn aligned_huge(size: usize, align: usize) -> *mut u8 {
-    let mut heap = platform::heap_get();
-    if heap::is_empty_heap(heap) {
-        // Create the thread's heap through the ordinary slow path.
-        let p = heap::malloc_generic(heap, 0, false);
-        if p.is_null() {
-            return p;
-        }
-        free::free(p);
-        heap = platform::heap_get();
+    let heap = heap::current_or_init();
+    if heap.is_null() {
+        return heap::out_of_memory();
     }
     // SAFETY: the calling thread's live heap.
     let h: &mut Heap = unsafe { &mut *heap };
@@ -124,15 +118,17 @@ fn aligned_huge(size: usize, align: usize) -> *mut u8 {
 }
 
 /// Resize a block, in place when the new size fits and is not wastefully
-/// smaller (less than half the block). On failure returns null and leaves
-/// the old block intact. `p` null means `malloc(new_size)`.
+/// smaller (less than half the block). On failure returns null (ENOMEM) and
+/// leaves the old block intact; a pointer mirs does not own gives null with
+/// EINVAL and is left alone. `p` null means `malloc(new_size)`.
 pub fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     if p.is_null() {
         return malloc(new_size);
     }
     let Some(old_size) = free::checked_usable_size(p) else {
-        crate::output::warning!("realloc of a pointer mirs does not own: {:p}", p);
+        crate::output::warning!("realloc of a pointer mirs does not own ignored: {:p}", p);
         crate::stats::add(crate::stats::Counter::InvalidFrees, 1);
+        platform::set_errno(crate::c_api::EINVAL);
         return ptr::null_mut();
     };
     if new_size <= old_size && new_size >= old_size / 2 {

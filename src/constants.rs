@@ -68,6 +68,8 @@ pub const SEGMENT_CACHE_SLOTS: usize = 16;
 /// Milliseconds an unused page or cached segment keeps its memory before it is
 /// handed back to the OS with `madvise(MADV_DONTNEED)`.
 pub const PURGE_DELAY_MS: u64 = 10;
+/// Slow-path calls between looks at the clock for due purges.
+pub const PURGE_CHECK_INTERVAL: u64 = 8;
 
 /// Largest alignment `malloc_aligned` accepts (the issue asks for at least 1 GiB).
 pub const ALIGNMENT_MAX: usize = 1 << 40;

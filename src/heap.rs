@@ -182,10 +182,26 @@ fn heap_init_thread() -> *mut Heap {
             },
         );
     }
-    platform::heap_set(heap);
+    if !platform::heap_set(heap) {
+        // Embedded: no room to record the heap (thread table full).
+        // SAFETY: the struct is unused and unpublished.
+        unsafe { POOL.push(heap) };
+        return ptr::null_mut();
+    }
     platform::register_thread_exit(heap);
     stats::add(Counter::Threads, 1);
     heap
+}
+
+/// The calling thread's heap, created if this is its first allocation; null
+/// when out of memory.
+pub fn current_or_init() -> *mut Heap {
+    let heap = platform::heap_get();
+    if is_empty_heap(heap) {
+        heap_init_thread()
+    } else {
+        heap
+    }
 }
 
 /// The calling thread ends (pthread key destructor, or the embedder's
@@ -195,11 +211,25 @@ pub fn thread_done(heap: *mut Heap) {
         return;
     }
     // SAFETY: `heap` is the calling thread's live heap.
+    unsafe { heap_abandon(heap, true) };
+}
+
+/// Abandon what is still live in `heap`, recycle the struct. With `current`
+/// the calling thread's heap slot is reset to the empty heap.
+///
+/// # Safety
+/// `heap` is a live heap, and either the calling thread's (`current`) or
+/// one whose thread has ended for good (embedded: a dead thread's heap
+/// found by the platform), so that nothing else uses it as its owner.
+pub(crate) unsafe fn heap_abandon(heap: *mut Heap, current: bool) {
+    // SAFETY: as the caller guarantees.
     let h = unsafe { &mut *heap };
     h.collect_abandon();
     stats::add(Counter::Threads, -1);
     stats::add(Counter::ThreadsDone, 1);
-    platform::heap_set(EMPTY_HEAP_PTR);
+    if current {
+        platform::heap_set(EMPTY_HEAP_PTR);
+    }
     // SAFETY: the heap is unreachable now: no page refers to it (all were
     // freed or abandoned with their heap pointer cleared).
     unsafe { POOL.push(heap) };
@@ -229,7 +259,7 @@ pub fn malloc_generic(heap: *mut Heap, size: usize, zero: bool) -> *mut u8 {
     if h.generic_count % RETIRE_STEP == 0 {
         h.collect_retired(false);
     }
-    if h.generic_count % 64 == 0 {
+    if h.generic_count % PURGE_CHECK_INTERVAL == 0 {
         h.purge(false);
     }
     let page = if size > LARGE_OBJ_SIZE_MAX {
@@ -482,6 +512,9 @@ impl Heap {
             (*page).set_delayed_state(DelayedState::NoDelayedFree, true);
             Segment::free_page(self, page);
         }
+        // Freeing pages is when memory becomes purgeable: a program that
+        // frees a burst and then goes quiet still gives it back.
+        self.purge(false);
     }
 
     /// Free the retiring pages whose grace has run out (all with `force`).

@@ -385,12 +385,6 @@ impl Segment {
             p.index = index;
             p.area_is_zero = was_zero;
             s.used -= 1;
-            if s.used > 0 && s.abandoned_pages == s.used {
-                // The heap is exiting and this was its last page here that
-                // could be freed: the rest are abandoned, so is the segment.
-                Self::abandon(heap, seg);
-                return;
-            }
             if s.used == 0 {
                 if s.in_free_queue {
                     heap.segment_queue(s.kind).remove(seg);
@@ -404,6 +398,12 @@ impl Segment {
                 p.purge_pending = true;
                 p.purge_at = platform::now_ms() + crate::options::purge_delay_ms();
                 s.purge_pending += 1;
+            }
+            if s.abandoned_pages == s.used {
+                // The heap is exiting and this was its last page here that
+                // could be freed: the rest are abandoned, so is the segment.
+                Self::abandon(heap, seg);
+                return;
             }
             if matches!(s.kind, PageKind::Small | PageKind::Medium) && !s.in_free_queue {
                 heap.segment_queue(s.kind).push(seg);

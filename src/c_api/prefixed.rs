@@ -31,11 +31,6 @@ pub extern "C" fn mirs_realloc(p: *mut c_void, size: usize) -> *mut c_void {
         crate::free::free(p.cast());
         return core::ptr::null_mut();
     }
-    if !p.is_null() && !alloc::owns(p.cast()) {
-        crate::output::warning!("realloc of a pointer mirs does not own: {:p}", p);
-        crate::platform::set_errno(EINVAL);
-        return core::ptr::null_mut();
-    }
     alloc::realloc(p.cast(), size).cast()
 }
 
