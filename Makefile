@@ -2,7 +2,9 @@
 #
 #   make              libmirs.so + libmirs.a (libc names exported) and include/mirs.h
 #   make test         every test: Rust (debug + release), loom models, C tests
-#                     (static and LD_PRELOAD), real programs under LD_PRELOAD
+#                     (static and LD_PRELOAD), real programs under LD_PRELOAD,
+#                     embedded mode on the host (test-embedded)
+#   make embedded     embedded libmirs.a for x86_64/riscv64/aarch64 bare metal
 #   make bench        benchmark table and charts vs glibc, C mimalloc, jemalloc
 #                     (QUICK=1: one short run of each)
 #   make install PREFIX=/usr/local
@@ -13,37 +15,54 @@ FEATURES ?= override
 RELEASE  := target/release
 LIBS     := $(RELEASE)/libmirs.so $(RELEASE)/libmirs.a
 LOOM_FLAGS := --cfg loom -Z tls-model=initial-exec
+# The crate is an rlib for Rust users; the C libraries are built on request.
+C_LIBS   := staticlib,cdylib
 
-.PHONY: all libs header test test-rust test-loom test-c test-real lint \
+.PHONY: all libs libs-secure header test test-rust test-loom test-c test-real lint \
         bench bench-peers bench-fastpath install clean
 
 all: header
 
 # The libraries, with the committed header refreshed from src/c_api.
 header:
-	MIRS_UPDATE_HEADER=1 $(CARGO) build --release --features $(FEATURES)
+	MIRS_UPDATE_HEADER=1 $(CARGO) rustc --release --lib --features $(FEATURES) --crate-type $(C_LIBS)
 
 # The libraries without touching the committed header (what the tests use,
 # so the header test compares against what is committed).
 libs:
-	$(CARGO) build --release --features $(FEATURES)
+	$(CARGO) rustc --release --lib --features $(FEATURES) --crate-type $(C_LIBS)
 
-test: test-rust test-loom test-c test-real
+test: test-rust test-loom test-c test-real test-embedded
 	@echo "make test: all suites passed"
 
 test-rust:
 	$(CARGO) test --lib
 	$(CARGO) test --release --lib
+	$(CARGO) test --release --lib --features secure
 	$(CARGO) build --no-default-features --features panic-handler --lib
 
+# loom drives its threads with panics, so these tests unwind; a target dir of
+# their own keeps the --cfg loom build from invalidating the normal one.
 test-loom:
-	RUSTFLAGS="$(LOOM_FLAGS)" $(CARGO) test --release --lib loom
+	CARGO_PROFILE_RELEASE_PANIC=unwind RUSTFLAGS="$(LOOM_FLAGS)" CARGO_TARGET_DIR=target/loom \
+	  $(CARGO) test --release --lib loom
 
 test-c: libs
 	c_tests/run_c_tests.sh $(RELEASE)
 
 test-real: libs
 	c_tests/real_programs.sh $(RELEASE)
+
+# Embedded mode (no `hosted`): libmirs.a for the bare-metal targets, with and
+# without `override` (target/embedded/<target>/), each leaving undefined only
+# the documented hooks; the rlib an embedder (ArceOS axlibc) depends on.
+embedded:
+	c_tests/embedded/build_targets.sh
+
+# The embedded configuration on the host: a static region, the thread-id hook
+# over pthreads (c_tests/embedded/harness.c), C tests and benchmarks at 1/2/4 threads.
+test-embedded: embedded
+	c_tests/embedded/run_embedded_tests.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -54,7 +73,11 @@ lint:
 bench-peers:
 	bench/build_peers.sh
 
-bench: libs bench-peers
+# The `secure` build, benchmarked beside the default one.
+libs-secure:
+	CARGO_TARGET_DIR=target/secure $(CARGO) rustc --release --lib --features $(FEATURES),secure --crate-type $(C_LIBS)
+
+bench: libs libs-secure bench-peers
 	@python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install --quiet matplotlib \
 	  || echo "bench: matplotlib could not be installed; charts will be skipped"
 	python3 bench/run.py $(if $(QUICK),--quick)

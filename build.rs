@@ -4,13 +4,53 @@
 //! when the committed `include/mirs.h` differs from it. `make` (and `make
 //! header`) set `MIRS_UPDATE_HEADER=1` to refresh the committed copy.
 
+/// Embedded-mode sizes chosen at build time, written to
+/// `$OUT_DIR/embedded_config.rs` (included by `src/platform/embedded.rs`):
+/// `MIRS_STATIC_REGION_MB` (feature `static-region`: MiB of the static
+/// region, a multiple of 4, default 32) and `MIRS_MAX_THREADS` (threads with
+/// a heap at once, default 256).
+fn embedded_config(out_dir: &str) {
+    println!("cargo:rerun-if-env-changed=MIRS_STATIC_REGION_MB");
+    println!("cargo:rerun-if-env-changed=MIRS_MAX_THREADS");
+    let read = |name: &str, default: usize| -> usize {
+        match std::env::var(name) {
+            Ok(v) => v
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+            Err(_) => default,
+        }
+    };
+    let region_mb = read("MIRS_STATIC_REGION_MB", 32);
+    assert!(
+        region_mb > 0 && region_mb % 4 == 0,
+        "MIRS_STATIC_REGION_MB={region_mb}: a positive multiple of 4 (MiB) is needed"
+    );
+    let max_threads = read("MIRS_MAX_THREADS", 256);
+    assert!(
+        (1..=1 << 20).contains(&max_threads),
+        "MIRS_MAX_THREADS={max_threads}: 1 ..= 1048576"
+    );
+    let config = format!(
+        "/// MiB in the static region (`MIRS_STATIC_REGION_MB`).\n\
+         pub const STATIC_REGION_MB: usize = {region_mb};\n\
+         /// Threads with a heap at once (`MIRS_MAX_THREADS`).\n\
+         pub const MAX_THREADS: usize = {max_threads};\n"
+    );
+    let path = format!("{out_dir}/embedded_config.rs");
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(config.as_str()) {
+        std::fs::write(&path, config).expect("OUT_DIR is writable");
+    }
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=src/c_api");
-    println!("cargo:rerun-if-changed=src/platform/embedded.rs");
+    println!("cargo:rerun-if-changed=src/platform");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=MIRS_UPDATE_HEADER");
     let crate_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    embedded_config(&out_dir);
     let config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml")).expect("cbindgen.toml parses");
     let bindings = cbindgen::Builder::new()
         .with_crate(&crate_dir)

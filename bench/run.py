@@ -34,6 +34,8 @@ SRC = os.path.join(ROOT, "c_tests", "bench")
 MIRS_DIR = os.environ.get("MIRS_LIB_DIR", os.path.join(ROOT, "target", "release"))
 MIRS_SO = os.path.join(MIRS_DIR, "libmirs.so")
 MIRS_A = os.path.join(MIRS_DIR, "libmirs.a")
+# The `secure` build (make bench builds it into target/secure/release).
+MIRS_SECURE_SO = os.path.join(ROOT, "target", "secure", "release", "libmirs.so")
 PEER_LIBS = os.path.join(ROOT, "target", "bench-peers", "lib")
 DEB_LIBS = "/usr/lib/x86_64-linux-gnu"
 
@@ -121,6 +123,10 @@ def discover_peers():
         peers.append(Peer("mirs-static", static=True, mirs=True))
     else:
         skipped.append(("mirs-static", f"{MIRS_A} not found: build mirs first"))
+    if os.path.exists(MIRS_SECURE_SO):
+        peers.append(Peer("mirs-secure", preload=MIRS_SECURE_SO, mirs=True))
+    else:
+        skipped.append(("mirs-secure", f"{MIRS_SECURE_SO} not found (make bench builds it)"))
     for name in ("mimalloc-v3", "mimalloc-v2", "jemalloc"):
         lib = os.path.join(PEER_LIBS, f"lib{name}.so")
         if os.path.exists(lib):

@@ -52,30 +52,71 @@ void mirs_stats_print(void);
 int mirs_version(void);
 
 #if !defined(MIRS_HOSTED)
+// Embedder hook: a non-zero id (below 2^63) unique among the live
+// threads; called by every `malloc` and `free` unless mirs is built
+// with `thread-local`, so keep it to a few instructions.
 extern size_t mirs_hook_thread_id(void);
 #endif
 
 #if !defined(MIRS_HOSTED)
+// Embedder hook: write `len` bytes of statistics or warnings (called
+// rarely, never with a lock held).
 extern void mirs_hook_write(const uint8_t *bytes, size_t len);
 #endif
 
 #if !defined(MIRS_HOSTED)
-// Hand mirs a memory region to carve segments from.
+// Hand mirs a memory region to carve 4 MiB-aligned segments from (the
+// unaligned ends serve for metadata). Returns false when it cannot be used:
+// too small, or `MIRS_MAX_REGIONS` (8, the static region included) are
+// already in use. Regions larger than 16 GiB are truncated, and regions
+// more than 4 GiB apart should not share 4 MiB slots modulo 4 GiB (see
+// `segment_map`), which holds for any memory below 4 GiB or any one
+// contiguous physical memory.
 //
 // # Safety
-// `base..base+size` is memory nobody else uses, for the rest of the program.
-void mirs_region_add(uint8_t *base, size_t size);
+// `base..base+size` is readable and writable memory nobody else uses, for
+// the rest of the program.
+bool mirs_region_add(void *base, size_t size);
 #endif
 
 #if !defined(MIRS_HOSTED)
-// The embedder calls this when a thread (task) exits.
-void mirs_thread_done(void);
+// Install (or, with NULLs, remove) a page provider, asked for memory when
+// the regions are full: `alloc(size, align)` returns `size` bytes (a
+// multiple of 4 KiB) aligned to `align` (a power of two, 4 KiB or at
+// least 4 MiB) or NULL; `free(ptr, size)` takes back exactly what `alloc`
+// returned. Both may be called from any thread, never with a mirs lock
+// held, and must not call back into mirs.
+void mirs_page_provider_set(void *(*alloc)(size_t size, size_t align), void (*free)(void *ptr,
+                                                                                    size_t size));
 #endif
 
-// The precompiled `core` refers to the unwinding personality routine even
-// though nothing here unwinds (panic = "abort"); define it so the standalone
-// libraries link without libgcc_s. It is never called.
-void rust_eh_personality(void);
+#if !defined(MIRS_HOSTED)
+// Install (or, with NULL, remove) the liveness hook: `alive(id)` returns
+// false only when no live thread has id `id` (as `mirs_hook_thread_id`
+// returned it) and the thread that had it will never call mirs again; the
+// embedder must make that thread's last writes visible to the caller (a
+// join or the scheduler's own locking does). mirs then reclaims the heaps
+// of threads that ended without `mirs_thread_done()`: when its thread
+// table is full, when memory runs out, and on `mirs_thread_reap()`. The
+// hook is called from allocation slow paths and must not allocate through
+// mirs.
+void mirs_thread_alive_hook_set(bool (*alive)(size_t thread_id));
+#endif
+
+#if !defined(MIRS_HOSTED)
+// Reclaim the heaps of threads the alive hook reports dead (their live
+// blocks stay valid and are adopted by whoever frees or allocates next).
+// Returns how many were reclaimed; 0 without an alive hook.
+size_t mirs_thread_reap(void);
+#endif
+
+#if !defined(MIRS_HOSTED)
+// The calling thread (task) is exiting: its heap is collected, segments
+// with live blocks are abandoned for other threads to adopt, and its slot
+// is freed. Call it last, after the thread's final `free`; a later
+// allocation on the same thread simply creates a new heap.
+void mirs_thread_done(void);
+#endif
 
 #ifdef __cplusplus
 }  // extern "C"

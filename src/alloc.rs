@@ -131,6 +131,13 @@ pub fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         platform::set_errno(crate::c_api::EINVAL);
         return ptr::null_mut();
     };
+    #[cfg(feature = "secure")]
+    if free::is_freed_block_of_this_thread(p) {
+        crate::output::warning!("realloc of a freed block ignored: {:p}", p);
+        crate::stats::add(crate::stats::Counter::InvalidFrees, 1);
+        platform::set_errno(crate::c_api::EINVAL);
+        return ptr::null_mut();
+    }
     if new_size <= old_size && new_size >= old_size / 2 {
         return p;
     }

@@ -4,59 +4,166 @@
 //! page.free -> [next|........] -> [next|........] -> null
 //! ```
 //! Only free blocks are `Block`s; a block handed to a caller is plain memory.
+//!
+//! A page's lists store their links through its [`ListKey`]: plain by
+//! default; with the `secure` feature encoded with two secret per-page keys,
+//! so a use-after-free write cannot plant a pointer that malloc would follow
+//! (a forged link decodes to garbage, which the page rejects).
 
 use core::ptr;
 
 #[repr(C)]
 pub struct Block {
-    next: *mut Block,
+    next: usize,
+}
+
+/// How a page stores free-list links (zero-sized without `secure`).
+#[derive(Clone, Copy)]
+pub struct ListKey {
+    #[cfg(feature = "secure")]
+    k: [usize; 2],
+}
+
+impl ListKey {
+    /// No secret key (heap delayed lists, tests): stored as they are, or
+    /// merely rotated with `secure`.
+    #[cfg(not(feature = "secure"))]
+    pub const PLAIN: ListKey = ListKey {};
+    #[cfg(feature = "secure")]
+    pub const PLAIN: ListKey = ListKey { k: [0, 0] };
+
+    /// A key from two random words (ignored without `secure`).
+    #[allow(unused_variables)]
+    pub fn new(random: [usize; 2]) -> ListKey {
+        #[cfg(feature = "secure")]
+        {
+            ListKey { k: random }
+        }
+        #[cfg(not(feature = "secure"))]
+        {
+            ListKey {}
+        }
+    }
+
+    #[cfg(feature = "secure")]
+    #[inline(always)]
+    fn rotation(self) -> u32 {
+        (self.k[1] as u32 & 63) | 1
+    }
+
+    /// `((p + k0) rotl r) ^ k1`: null is not stored as zero, and a word
+    /// written by the program decodes to garbage, not to a chosen address.
+    #[inline(always)]
+    pub fn encode(self, p: *mut Block) -> usize {
+        #[cfg(feature = "secure")]
+        {
+            ((p as usize).wrapping_add(self.k[0])).rotate_left(self.rotation()) ^ self.k[1]
+        }
+        #[cfg(not(feature = "secure"))]
+        {
+            p as usize
+        }
+    }
+
+    #[inline(always)]
+    pub fn decode(self, v: usize) -> *mut Block {
+        #[cfg(feature = "secure")]
+        {
+            ((v ^ self.k[1]).rotate_right(self.rotation())).wrapping_sub(self.k[0]) as *mut Block
+        }
+        #[cfg(not(feature = "secure"))]
+        {
+            v as *mut Block
+        }
+    }
+
+    /// A small PRNG stream derived from the key (secure carving order).
+    #[cfg(feature = "secure")]
+    pub fn seed(self) -> u64 {
+        (self.k[0] ^ self.k[1].rotate_left(17)) as u64 | 1
+    }
 }
 
 impl Block {
+    /// The next block of a plain list.
+    ///
     /// # Safety
     /// `block` points at a free block of a live page.
     #[inline(always)]
     pub unsafe fn next(block: *mut Block) -> *mut Block {
-        // SAFETY: the caller guarantees a free block, whose first word is the link.
-        unsafe { (*block).next }
+        // SAFETY: as the caller guarantees.
+        unsafe { Block::next_with(block, ListKey::PLAIN) }
     }
 
     /// # Safety
     /// `block` points at memory of at least one word that the caller owns.
     #[inline(always)]
     pub unsafe fn set_next(block: *mut Block, next: *mut Block) {
-        // SAFETY: the caller owns the block; writing its first word is in bounds.
-        unsafe { (*block).next = next }
+        // SAFETY: as the caller guarantees.
+        unsafe { Block::set_next_with(block, next, ListKey::PLAIN) }
     }
 
-    /// Length and last block of a list.
+    /// The next block of a list stored with `key`.
+    ///
+    /// # Safety
+    /// `block` points at a free block of a live page.
+    #[inline(always)]
+    pub unsafe fn next_with(block: *mut Block, key: ListKey) -> *mut Block {
+        // SAFETY: the caller guarantees a free block, whose first word is the link.
+        key.decode(unsafe { (*block).next })
+    }
+
+    /// # Safety
+    /// `block` points at memory of at least one word that the caller owns.
+    #[inline(always)]
+    pub unsafe fn set_next_with(block: *mut Block, next: *mut Block, key: ListKey) {
+        // SAFETY: the caller owns the block; writing its first word is in bounds.
+        unsafe { (*block).next = key.encode(next) }
+    }
+
+    /// Length and last block of a list stored with `key`.
     ///
     /// # Safety
     /// `head` starts a well-formed, null-terminated list of free blocks.
-    pub unsafe fn count_and_tail(head: *mut Block) -> (usize, *mut Block) {
+    pub unsafe fn count_and_tail(head: *mut Block, key: ListKey) -> (usize, *mut Block) {
         let (mut count, mut tail, mut cur) = (0, ptr::null_mut(), head);
         while !cur.is_null() {
             count += 1;
             tail = cur;
             // SAFETY: `cur` is a member of the list.
-            cur = unsafe { Block::next(cur) };
+            cur = unsafe { Block::next_with(cur, key) };
         }
         (count, tail)
     }
 
-    /// Does the list starting at `head` contain `block`?
+    /// Does the list starting at `head` (stored with `key`) contain `block`?
     ///
     /// # Safety
     /// As for [`Block::count_and_tail`].
-    pub unsafe fn list_contains(head: *mut Block, block: *mut Block) -> bool {
+    pub unsafe fn list_contains(head: *mut Block, block: *mut Block, key: ListKey) -> bool {
         let mut cur = head;
         while !cur.is_null() {
             if cur == block {
                 return true;
             }
             // SAFETY: `cur` is a member of the list.
-            cur = unsafe { Block::next(cur) };
+            cur = unsafe { Block::next_with(cur, key) };
         }
         false
+    }
+}
+
+#[cfg(all(test, feature = "secure"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_round_trips_and_hides_pointers() {
+        let key = ListKey::new([0x1234_5678_9abc_def0, 0x0fed_cba9_8765_4321]);
+        for p in [0usize, 8, 0x7fff_dead_b000, usize::MAX & !7] {
+            assert_eq!(key.decode(key.encode(p as *mut Block)) as usize, p);
+        }
+        assert_ne!(key.encode(ptr::null_mut()), 0, "null is not stored as zero");
+        assert_ne!(key.encode(0x7fff_0000_1000 as *mut Block), 0x7fff_0000_1000);
     }
 }

@@ -40,7 +40,7 @@ pub fn free(p: *mut u8) {
         if (*seg).state.load(Ordering::Relaxed) == platform::thread_id()
             && (*page).is_plain_block_start(p)
         {
-            #[cfg(debug_assertions)]
+            #[cfg(any(debug_assertions, feature = "secure"))]
             if is_double_free(&*page, p.cast()) {
                 return;
             }
@@ -158,26 +158,35 @@ unsafe fn free_block_mt(page: *mut Page, block: *mut Block) {
     }
 }
 
-/// Debug builds: is `block` already on the owner's free lists? Checked only
-/// when its first word looks like a free-list link (null or into the page),
-/// so the cost stays small. Release builds: never (see `secure` for more).
+/// Debug builds and `secure` builds: is `block` already on the owner's free
+/// lists? Checked only when its first word decodes to a free-list link (null
+/// or a block of the page), so the cost stays small; with `secure` the links
+/// are encoded, so live data almost never passes that test. Other release
+/// builds: never.
 fn is_double_free(page: &Page, block: *mut Block) -> bool {
-    if !cfg!(debug_assertions) {
+    if !cfg!(any(debug_assertions, feature = "secure")) {
         return false;
     }
-    // SAFETY: `block` is a carved block of the page: reading its first word is in bounds.
-    let next = unsafe { Block::next(block) };
-    if !next.is_null() && !page.is_block_start(next.cast()) {
-        return false;
-    }
-    // SAFETY: the owner's lists are well formed.
-    let found = unsafe {
-        Block::list_contains(page.free, block) || Block::list_contains(page.local_free, block)
-    };
+    let found = is_on_free_list(page, block);
     if found {
         invalid_free(block.cast(), "a block that is already free (double free)");
     }
     found
+}
+
+/// Is `block` (a carved block of `page`) on the owner's `free` or
+/// `local_free` list? Owner thread only.
+pub(crate) fn is_on_free_list(page: &Page, block: *mut Block) -> bool {
+    // SAFETY: `block` is a carved block of the page: reading its first word is in bounds.
+    let next = unsafe { Block::next_with(block, page.key) };
+    if !next.is_null() && !page.is_block_start(next.cast()) {
+        return false;
+    }
+    // SAFETY: the owner's lists are well formed.
+    unsafe {
+        Block::list_contains(page.free, block, page.key)
+            || Block::list_contains(page.local_free, block, page.key)
+    }
 }
 
 /// The page of a live block this thread just allocated.
@@ -218,5 +227,25 @@ pub fn checked_usable_size(p: *const u8) -> Option<usize> {
             return Some(page.block_size - (p as usize - block as usize));
         }
         None
+    }
+}
+
+/// Secure mode: is `p` a block of this thread's heap that is already free
+/// (so a `realloc` of it is a use after free)? Other threads' blocks are not
+/// checked: their lists belong to their owners.
+#[cfg(feature = "secure")]
+pub fn is_freed_block_of_this_thread(p: *const u8) -> bool {
+    let base = p as usize & !SEGMENT_MASK;
+    if !segment_map::is_segment_start(base) {
+        return false;
+    }
+    // SAFETY: the map lists a live segment at `base` spanning `p`.
+    unsafe {
+        let seg = Segment::at(base);
+        let page = &*Segment::page_of(seg, p);
+        (*seg).owner() == platform::thread_id()
+            && page.in_use
+            && page.is_block_start(p)
+            && is_on_free_list(page, p as *mut Block)
     }
 }

@@ -53,6 +53,8 @@ pub struct Heap {
     pub(crate) next_purge_at: u64,
     /// Link in the pool of unused heap structs.
     pool_next: *mut Heap,
+    /// State of the heap's random stream (secret page keys with `secure`).
+    random: u64,
 }
 
 // ------------------------------------------------------------------ the empty heap
@@ -88,6 +90,7 @@ static EMPTY_HEAP: SyncCell<Heap> = SyncCell(UnsafeCell::new(Heap {
     retired_max: 0,
     next_purge_at: 0,
     pool_next: ptr::null_mut(),
+    random: 0,
 }));
 
 /// The heap of every thread before its first allocation.
@@ -179,6 +182,7 @@ fn heap_init_thread() -> *mut Heap {
                 retired_max: 0,
                 next_purge_at: 0,
                 pool_next: ptr::null_mut(),
+                random: platform::random_seed() ^ heap as u64,
             },
         );
     }
@@ -304,6 +308,19 @@ impl Heap {
             }
             block
         }
+    }
+
+    /// Two random words (splitmix64): secret keys for a page's free lists.
+    #[cfg_attr(not(feature = "secure"), allow(dead_code))]
+    pub(crate) fn random_words(&mut self) -> [usize; 2] {
+        let mut word = || {
+            self.random = self.random.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.random;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) as usize
+        };
+        [word(), word()]
     }
 
     pub(crate) fn segment_queue(&mut self, kind: PageKind) -> &mut SegmentQueue {

@@ -19,7 +19,7 @@
 
 #![no_std]
 #![cfg_attr(feature = "hosted", feature(thread_local))]
-#![cfg_attr(not(feature = "hosted"), feature(thread_local))]
+#![cfg_attr(all(not(feature = "hosted"), feature = "thread-local"), feature(thread_local))]
 #![cfg_attr(loom, allow(unused_features))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(clippy::missing_safety_doc)] // every unsafe fn has a `# Safety` section in prose

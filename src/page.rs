@@ -20,7 +20,7 @@
 //! Only the owning thread touches anything but `thread_free` (and reads of
 //! `heap` by the delayed-free protocol).
 
-use crate::block::Block;
+use crate::block::{Block, ListKey};
 use crate::constants::{MAX_EXTEND_SIZE, MIN_EXTEND};
 use crate::heap::Heap;
 use core::ptr;
@@ -76,6 +76,8 @@ pub struct Page {
     /// The page is unused and its memory waits to be purged at `purge_at`.
     pub(crate) purge_pending: bool,
     pub(crate) purge_at: u64,
+    /// How the free lists store links (secret keys with `secure`).
+    pub(crate) key: ListKey,
 }
 
 impl Page {
@@ -104,6 +106,7 @@ impl Page {
             retire_free: ptr::null_mut(),
             purge_pending: false,
             purge_at: 0,
+            key: ListKey::PLAIN,
         }
     }
 
@@ -197,9 +200,36 @@ impl Page {
         let block = self.free;
         if !block.is_null() {
             // SAFETY: `block` is on this page's free list, so it is a free block.
-            self.free = unsafe { Block::next(block) };
+            let next = unsafe { Block::next_with(block, self.key) };
+            #[cfg(feature = "secure")]
+            if !next.is_null() && !self.is_block_start(next.cast()) {
+                return self.free_list_corrupted(block);
+            }
+            self.free = next;
             self.used += 1;
+            // Debug and secure builds: clear the link so the block does not
+            // show internal pointers, and so a block freed untouched is not
+            // mistaken for one already on a free list (double-free check).
+            #[cfg(any(debug_assertions, feature = "secure"))]
+            // SAFETY: the block is ours now; its first word is in bounds.
+            unsafe {
+                block.cast::<usize>().write(0)
+            };
         }
+        block.cast()
+    }
+
+    /// Secure mode: a link in `free` does not decode to a block of this page
+    /// (a use-after-free write). Hand out `block` (its own memory is still
+    /// ours) but drop the rest of the list rather than follow the link.
+    #[cfg(feature = "secure")]
+    #[cold]
+    fn free_list_corrupted(&mut self, block: *mut Block) -> *mut u8 {
+        crate::stats::add(crate::stats::Counter::CorruptLists, 1);
+        crate::output::warning!("corrupted free list in page of {}-byte blocks: rest dropped", self.block_size);
+        self.free = ptr::null_mut();
+        self.used += 1;
+        // The dropped blocks are lost to this page until it is freed.
         block.cast()
     }
 
@@ -210,24 +240,62 @@ impl Page {
         let room = (self.reserved - self.capacity) as usize;
         let n = room.min((MAX_EXTEND_SIZE / bs).max(MIN_EXTEND));
         let first = self.start.wrapping_add(self.capacity as usize * bs);
-        // Link the run in address order: touching memory front to back.
-        for i in 0..n - 1 {
-            let b = first.wrapping_add(i * bs).cast::<Block>();
-            // SAFETY: blocks `capacity..capacity+n` lie inside the page area
-            // (n <= reserved - capacity) and no one else references them yet.
-            unsafe { Block::set_next(b, b.cast::<u8>().wrapping_add(bs).cast()) };
+        #[cfg(not(feature = "secure"))]
+        {
+            // Link the run in address order: touching memory front to back.
+            for i in 0..n - 1 {
+                let b = first.wrapping_add(i * bs).cast::<Block>();
+                // SAFETY: blocks `capacity..capacity+n` lie inside the page area
+                // (n <= reserved - capacity) and no one else references them yet.
+                unsafe { Block::set_next_with(b, b.cast::<u8>().wrapping_add(bs).cast(), self.key) };
+            }
+            let last = first.wrapping_add((n - 1) * bs).cast::<Block>();
+            // SAFETY: as above.
+            unsafe { Block::set_next_with(last, self.free, self.key) };
+            self.free_is_zero = self.area_is_zero && self.free.is_null();
+            self.free = first.cast();
         }
-        let last = first.wrapping_add((n - 1) * bs).cast::<Block>();
-        // SAFETY: as above.
-        unsafe { Block::set_next(last, self.free) };
-        self.free_is_zero = self.area_is_zero && self.free.is_null();
-        self.free = first.cast();
+        #[cfg(feature = "secure")]
+        self.extend_shuffled(first, n);
         self.capacity += n as u32;
         self.carved = self.capacity as usize * bs;
         if self.flags == 0 {
             self.fast_free_limit = self.carved;
         }
         crate::stats::blocks_carved(bs, n);
+    }
+
+    /// Secure mode: link the new run in a random order (Fisher-Yates over
+    /// the run, seeded from the page's secret key), so the address of the
+    /// next block cannot be predicted from the last one.
+    #[cfg(feature = "secure")]
+    fn extend_shuffled(&mut self, first: *mut u8, n: usize) {
+        const MAX_RUN: usize = crate::constants::MAX_EXTEND_SIZE / crate::constants::WORD_SIZE;
+        let mut order = [0u16; MAX_RUN];
+        let n = n.min(MAX_RUN);
+        for (i, slot) in order[..n].iter_mut().enumerate() {
+            *slot = i as u16;
+        }
+        let mut rng = self.key.seed() ^ ((self.capacity as u64) << 32);
+        for i in (1..n).rev() {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            order.swap(i, (rng % (i as u64 + 1)) as usize);
+        }
+        let bs = self.block_size;
+        let mut next = self.free;
+        for &i in order[..n].iter().rev() {
+            let b = first.wrapping_add(i as usize * bs).cast::<Block>();
+            // SAFETY: every index is a block of the run inside the page area,
+            // referenced by no one yet.
+            unsafe { Block::set_next_with(b, next, self.key) };
+            next = b;
+        }
+        self.free_is_zero = self.area_is_zero && self.free.is_null();
+        self.free = next;
+        // `extend` accounts for `n` blocks; the run never exceeds MAX_RUN
+        // because n <= max(MAX_EXTEND_SIZE / bs, MIN_EXTEND) <= MAX_RUN.
     }
 
     // ------------------------------------------------------------ owner: free
@@ -239,7 +307,7 @@ impl Page {
     #[inline(always)]
     pub unsafe fn push_local(&mut self, block: *mut Block) -> bool {
         // SAFETY: the caller hands the block back; it is ours to link.
-        unsafe { Block::set_next(block, self.local_free) };
+        unsafe { Block::set_next_with(block, self.local_free, self.key) };
         self.local_free = block;
         self.used -= 1;
         self.used == 0
@@ -258,9 +326,9 @@ impl Page {
             self.free_is_zero = false;
         } else if force {
             // SAFETY: `local_free` is a well-formed list owned by this thread.
-            let (_, tail) = unsafe { Block::count_and_tail(self.local_free) };
+            let (_, tail) = unsafe { Block::count_and_tail(self.local_free, self.key) };
             // SAFETY: `tail` is the last block of that list.
-            unsafe { Block::set_next(tail, self.free) };
+            unsafe { Block::set_next_with(tail, self.free, self.key) };
             self.free = self.local_free;
             self.local_free = ptr::null_mut();
             self.free_is_zero = false;
@@ -276,9 +344,9 @@ impl Page {
         }
         // SAFETY: the stack was published by other threads with Release and we
         // took it with Acquire; nobody else can reach it now.
-        let (count, tail) = unsafe { Block::count_and_tail(head) };
+        let (count, tail) = unsafe { Block::count_and_tail(head, self.key) };
         // SAFETY: `tail` is the last block of the list we own.
-        unsafe { Block::set_next(tail, self.local_free) };
+        unsafe { Block::set_next_with(tail, self.local_free, self.key) };
         self.local_free = head;
         self.used -= count as u32;
     }
@@ -294,7 +362,7 @@ impl Page {
     /// `block` is a handed-out block start of this page, owned by the caller.
     pub unsafe fn push_thread_free(&self, block: *mut Block) -> bool {
         // SAFETY: as the caller guarantees.
-        unsafe { self.thread_free.push(block) }
+        unsafe { self.thread_free.push(block, self.key) }
     }
 
     /// Leave the `DelayedFreeing` state entered by [`Page::push_thread_free`].
@@ -323,9 +391,9 @@ impl Page {
         assert_eq!(self.carved, self.capacity as usize * self.block_size);
         // SAFETY: the owner's lists are well formed (that is what we check;
         // a broken list shows up as a failed membership assertion below).
-        let (nfree, _) = unsafe { Block::count_and_tail(self.free) };
+        let (nfree, _) = unsafe { Block::count_and_tail(self.free, self.key) };
         // SAFETY: as above.
-        let (nlocal, _) = unsafe { Block::count_and_tail(self.local_free) };
+        let (nlocal, _) = unsafe { Block::count_and_tail(self.local_free, self.key) };
         assert_eq!(
             self.used as usize + nfree + nlocal,
             self.capacity as usize,
@@ -343,12 +411,12 @@ impl Page {
                     "free list member outside the page"
                 );
                 // SAFETY: `cur` is a checked member of the list.
-                cur = unsafe { Block::next(cur) };
+                cur = unsafe { Block::next_with(cur, self.key) };
             }
         }
         // SAFETY: reading the thread_free list while no other thread frees
         // into this page (the caller's contract).
-        let (nthread, _) = unsafe { Block::count_and_tail(self.thread_free.head()) };
+        let (nthread, _) = unsafe { Block::count_and_tail(self.thread_free.head(), self.key) };
         assert!(nthread <= self.used as usize);
         self.used as usize - nthread
     }

@@ -95,10 +95,16 @@ pub struct Segment {
     pub(crate) pages: [Page; MAX_PAGES_PER_SEGMENT],
 }
 
-/// Bytes the header takes at the start of every segment (OS-page rounded, so
-/// page areas stay page aligned and can be purged).
-pub const SEGMENT_INFO_SIZE: usize =
+/// Bytes of the header proper (OS-page rounded).
+const SEGMENT_HEADER_SIZE: usize =
     (core::mem::size_of::<Segment>() + OS_PAGE_SIZE - 1) & !(OS_PAGE_SIZE - 1);
+/// With `secure`, an inaccessible OS page between the header and the first
+/// page's blocks: an overflow off the end of the metadata or an underflow
+/// off the first block faults instead of corrupting the page table.
+const GUARD_SIZE: usize = if cfg!(feature = "secure") { OS_PAGE_SIZE } else { 0 };
+/// Bytes before the first page's blocks (OS-page rounded, so page areas stay
+/// page aligned and can be purged).
+pub const SEGMENT_INFO_SIZE: usize = SEGMENT_HEADER_SIZE + GUARD_SIZE;
 
 const _: () = assert!(SEGMENT_INFO_SIZE < SMALL_PAGE_SIZE / 2);
 
@@ -232,6 +238,10 @@ impl Segment {
     /// Fresh memory from the platform, registered in the segment map.
     fn map(size: usize, align: usize) -> Option<(*mut u8, bool)> {
         let memory = platform::os_alloc_aligned(size, align)?;
+        if GUARD_SIZE > 0 {
+            // SAFETY: the guard lies inside the fresh mapping, after the header.
+            unsafe { platform::os_protect_none(memory.base.add(SEGMENT_HEADER_SIZE), GUARD_SIZE) };
+        }
         if !segment_map::insert(memory.base as usize, size, PageKind::Huge.page_shift()) {
             // SAFETY: we just mapped it and nobody else knows it.
             unsafe { platform::os_free(memory.base, size) };
@@ -356,6 +366,10 @@ impl Segment {
             let page = ptr::addr_of_mut!(s.pages[index]);
             (*page).init(heap, block_size, start, size);
             (*page).area_is_zero = area_is_zero;
+            #[cfg(feature = "secure")]
+            {
+                (*page).key = crate::block::ListKey::new(heap.random_words());
+            }
             s.used += 1;
             if !s.has_free_page() && s.in_free_queue {
                 heap.segment_queue(s.kind).remove(seg);

@@ -25,10 +25,11 @@
 //!   words (8 KiB by default) indexed by `region & (MAP_SLOTS - 1)`, each
 //!   word tagged with its full region number. Any address works (kernel
 //!   addresses such as `0xffff_ffc0_8000_0000` included); segments within
-//!   one `MAP_SLOTS * 4 MiB` window (4 GiB by default) never collide, and a
-//!   segment whose slots are taken by another window is refused by
-//!   [`insert`] (the platform then gives its memory back). The lookup is one
-//!   word load and one compare.
+//!   one `MAP_SLOTS * 4 MiB` window (4 GiB by default) never collide; the
+//!   platform places segments of its regions where [`can_insert`] allows,
+//!   and a segment whose slots are taken anyway (page-provider memory from
+//!   far away) is refused by [`insert`] (its memory goes back). The lookup
+//!   is one word load and one compare.
 
 
 #[cfg(feature = "hosted")]
@@ -200,6 +201,17 @@ mod imp {
         true
     }
 
+    /// Could a segment of `size` bytes at `base` be recorded now (no slot
+    /// it needs is taken)? Lets the platform skip placements that collide.
+    pub fn can_insert(base: usize, size: usize) -> bool {
+        let Some(last_addr) = base.checked_add(size - 1) else {
+            return false;
+        };
+        let (first, last) = (base >> SEGMENT_SHIFT, last_addr >> SEGMENT_SHIFT);
+        last - first < MAP_SLOTS
+            && (first..=last).all(|region| slot(region).load(Ordering::Relaxed) == 0)
+    }
+
     /// A recorded segment was re-initialised for pages of another size.
     pub fn set_page_shift(base: usize, page_shift: usize) {
         let region = base >> SEGMENT_SHIFT;
@@ -243,7 +255,7 @@ mod imp {
 
 pub use imp::{insert, page_shift_at, remove, segment_containing, set_page_shift};
 #[cfg(not(feature = "hosted"))]
-pub use imp::MAP_SLOTS;
+pub use imp::{can_insert, MAP_SLOTS};
 
 /// Is there a segment header at `segment_base`?
 #[inline(always)]
@@ -254,6 +266,7 @@ pub fn is_segment_start(segment_base: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::constants::SEGMENT_SIZE;
 
     #[test]
     fn insert_lookup_remove() {
@@ -274,9 +287,33 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "hosted")]
     fn out_of_range_addresses_are_not_segments() {
         assert!(!is_segment_start(usize::MAX & !(SEGMENT_SIZE - 1)));
         assert!(!insert(1 << 60, SEGMENT_SIZE, 16));
         assert_eq!(segment_containing(usize::MAX), None);
+    }
+
+    #[test]
+    #[cfg(not(feature = "hosted"))]
+    fn kernel_addresses_and_collisions() {
+        // A higher-half kernel address, as ArceOS maps its memory.
+        let base = 0xffff_ffc0_8000_0000usize + 5 * SEGMENT_SIZE;
+        assert!(!is_segment_start(base));
+        assert!(insert(base, 2 * SEGMENT_SIZE, 19));
+        assert_eq!(page_shift_at(base), 19);
+        assert_eq!(segment_containing(base + SEGMENT_SIZE + 1), Some(base));
+        // The same slots one window further: refused, and nothing half-recorded.
+        let alias = base.wrapping_sub(MAP_SLOTS * SEGMENT_SIZE) - SEGMENT_SIZE;
+        assert!(!insert(alias, 2 * SEGMENT_SIZE, 16));
+        assert!(!is_segment_start(alias));
+        assert_eq!(page_shift_at(base), 19);
+        remove(base, 2 * SEGMENT_SIZE);
+        assert!(!is_segment_start(base));
+        assert!(insert(alias, 2 * SEGMENT_SIZE, 16));
+        assert!(!is_segment_start(base));
+        assert_eq!(page_shift_at(alias), 16);
+        remove(alias, 2 * SEGMENT_SIZE);
+        assert!(!insert(usize::MAX & !(SEGMENT_SIZE - 1), 2 * SEGMENT_SIZE, 16));
     }
 }

@@ -34,9 +34,11 @@ pub enum Counter {
     ThreadsDone,
     /// Frees of pointers mirs does not own, or not the start of a live block.
     InvalidFrees,
+    /// Secure mode: free-list links that did not decode to a block.
+    CorruptLists,
 }
 
-const COUNTERS: usize = Counter::InvalidFrees as usize + 1;
+const COUNTERS: usize = Counter::CorruptLists as usize + 1;
 
 struct Stat {
     current: AtomicI64,

@@ -92,8 +92,11 @@ impl<T: StackNode> TaggedStack<T> {
 
     /// Take the most recently pushed node; the caller owns it afterwards.
     pub fn pop(&self) -> Option<*mut T> {
-        self.readers.fetch_add(1, Ordering::AcqRel);
-        let mut head = self.head.load(Ordering::Acquire);
+        // SeqCst on the reader count and the head (here and in
+        // `await_readers`): a pop that loads a node must be visible to an
+        // unmapper that removed the node before reading the count.
+        self.readers.fetch_add(1, Ordering::SeqCst);
+        let mut head = self.head.load(Ordering::SeqCst);
         let result = loop {
             let node = unpack_node(head) as *mut T;
             if node.is_null() {
@@ -106,7 +109,7 @@ impl<T: StackNode> TaggedStack<T> {
             let new = pack(next as usize, unpack_tag(head).wrapping_add(1));
             match self
                 .head
-                .compare_exchange_weak(head, new, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange_weak(head, new, Ordering::SeqCst, Ordering::SeqCst)
             {
                 Ok(_) => break Some(node),
                 Err(cur) => head = cur,
@@ -129,7 +132,7 @@ impl<T: StackNode> TaggedStack<T> {
     /// Wait until no pop started before this call still runs, so a node
     /// popped earlier can be unmapped.
     pub fn await_readers(&self) {
-        while self.readers.load(Ordering::Acquire) != 0 {
+        while self.readers.load(Ordering::SeqCst) != 0 {
             crate::sync::spin_hint();
         }
     }

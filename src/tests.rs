@@ -1,4 +1,5 @@
 //! Tests of the allocator as a whole (std is available here).
 
 mod basic;
+mod oom;
 mod stress;

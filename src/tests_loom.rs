@@ -23,26 +23,43 @@ use loom::sync::Arc;
 use loom::thread;
 use std::{boxed::Box, ptr, vec::Vec};
 
-/// Preemption bound: 3 finds the known bugs below (see the report in the
-/// module tests' comments) and keeps the suite well under a minute.
+/// Preemption bound: 3 finds every deliberately planted bug we tried (see
+/// the report) and keeps the suite around a second.
 const PREEMPTIONS: usize = 3;
 
-fn model(f: impl Fn() + Sync + Send + 'static) {
+/// Check `f` twice: once as written, once with the main thread yielding
+/// where its concurrent part starts (`f` gets the flag and passes it to
+/// [`start`]). Loom's DPOR keeps one "last access" per atomic, so when the
+/// main thread's plain load is followed by another thread's load and CAS, it
+/// never schedules that CAS before the load; starting the other threads
+/// first covers those interleavings.
+fn model(f: impl Fn(bool) + Sync + Send + 'static) {
     use std::sync::atomic::{AtomicUsize as StdAtomic, Ordering::Relaxed};
-    let iterations = std::sync::Arc::new(StdAtomic::new(0));
-    let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(PREEMPTIONS);
-    let count = iterations.clone();
-    b.check(move || {
-        count.fetch_add(1, Relaxed);
-        f()
-    });
-    // Shown with `-- --nocapture`.
-    std::eprintln!(
-        "{}: {} interleavings",
-        std::thread::current().name().unwrap_or("?"),
-        iterations.load(Relaxed)
-    );
+    let f = std::sync::Arc::new(f);
+    for main_yields in [false, true] {
+        let iterations = std::sync::Arc::new(StdAtomic::new(0));
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(PREEMPTIONS);
+        let (count, f) = (iterations.clone(), f.clone());
+        b.check(move || {
+            count.fetch_add(1, Relaxed);
+            f(main_yields)
+        });
+        // Shown with `-- --nocapture`.
+        std::eprintln!(
+            "{} (main yields: {}): {} interleavings",
+            std::thread::current().name().unwrap_or("?"),
+            main_yields,
+            iterations.load(Relaxed)
+        );
+    }
+}
+
+/// The main thread's concurrent part starts here (see [`model`]).
+fn start(main_yields: bool) {
+    if main_yields {
+        thread::yield_now();
+    }
 }
 
 // ------------------------------------------------------------------ blocks
@@ -162,7 +179,7 @@ fn free_mt(tf: &ThreadFree, heap: &TestHeap, blocks: &[usize], i: usize) {
     let b = blocks[i];
     write_payload(b, i + 1);
     // SAFETY: the block is ours (handed out, now being freed).
-    if unsafe { tf.push(b as *mut Block) } {
+    if unsafe { tf.push(b as *mut Block, crate::block::ListKey::PLAIN) } {
         heap.push_delayed(b as *mut Block);
         tf.end_delayed_freeing();
     }
@@ -173,7 +190,7 @@ fn free_mt(tf: &ThreadFree, heap: &TestHeap, blocks: &[usize], i: usize) {
 /// Two non-owners free while the owner collects; a final collect finds the
 /// rest. Every block exactly once, the state bits survive every swap.
 fn push_collect(initial: DelayedState) {
-    model(move || {
+    model(move |y| {
         let tf = Arc::new(ThreadFree::new());
         tf.set_state(initial, false);
         let heap = Arc::new(TestHeap::new());
@@ -185,9 +202,8 @@ fn push_collect(initial: DelayedState) {
             })
             .collect();
         let mut seen = Vec::new();
-        let h0 = tf.take_all();
-        if !h0.is_null() { static C: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0); if C.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 3 { std::eprintln!("owner got a list early"); } }
-        take_list(h0, &blocks, &mut seen);
+        start(y);
+        take_list(tf.take_all(), &blocks, &mut seen);
         assert_eq!(tf.state(), initial, "take_all changed the state");
         for h in handles {
             h.join().unwrap();
@@ -220,7 +236,7 @@ fn loom_thread_free_push_collect_keeps_state() {
 /// `page_unfull` after a delayed free).
 #[test]
 fn loom_delayed_free() {
-    model(|| {
+    model(|y| {
         let tf = Arc::new(ThreadFree::new());
         tf.set_state(DelayedState::UseDelayedFree, false);
         let heap = Arc::new(TestHeap::new());
@@ -232,6 +248,7 @@ fn loom_delayed_free() {
             })
             .collect();
         let mut seen = Vec::new();
+        start(y);
         heap.drain(&tf, &blocks, &mut seen);
         take_list(tf.take_all(), &blocks, &mut seen);
         tf.set_state(DelayedState::NoDelayedFree, false);
@@ -257,7 +274,7 @@ fn loom_delayed_free() {
 /// unordered with) that free, and the block must arrive exactly once.
 #[test]
 fn loom_never_delayed_free_heap_lifetime() {
-    model(|| {
+    model(|y| {
         let tf = Arc::new(ThreadFree::new());
         tf.set_state(DelayedState::UseDelayedFree, false);
         let heap = Arc::new(TestHeap::new());
@@ -267,6 +284,7 @@ fn loom_never_delayed_free_heap_lifetime() {
             thread::spawn(move || free_mt(&tf, &heap, &blocks, 0))
         };
         let mut seen = Vec::new();
+        start(y);
         tf.set_state(DelayedState::NeverDelayedFree, false);
         assert_eq!(tf.state(), DelayedState::NeverDelayedFree);
         heap.drain(&tf, &blocks, &mut seen);
@@ -285,7 +303,7 @@ fn loom_never_delayed_free_heap_lifetime() {
 /// and a later `set_state` without override; the override (reclaim) works.
 #[test]
 fn loom_never_delayed_free_override() {
-    model(|| {
+    model(|y| {
         let tf = Arc::new(ThreadFree::new());
         tf.set_state(DelayedState::UseDelayedFree, false);
         let heap = Arc::new(TestHeap::new());
@@ -294,6 +312,7 @@ fn loom_never_delayed_free_override() {
             let (tf, heap, blocks) = (tf.clone(), heap.clone(), blocks.clone());
             thread::spawn(move || free_mt(&tf, &heap, &blocks, 0))
         };
+        start(y);
         tf.set_state(DelayedState::NeverDelayedFree, false);
         tf.set_state(DelayedState::NoDelayedFree, false);
         assert_eq!(tf.state(), DelayedState::NeverDelayedFree);
@@ -368,7 +387,7 @@ fn check_and_free_nodes(got: &mut Vec<usize>, nodes: &[usize]) {
 /// read `A.next == B` before must fail), two others pop and keep.
 #[test]
 fn loom_tagged_stack_aba() {
-    model(|| {
+    model(|y| {
         let stack = Arc::new(TaggedStack::<Node>::new());
         let nodes = new_nodes(&stack, 2);
         let t1 = {
@@ -385,6 +404,7 @@ fn loom_tagged_stack_aba() {
             thread::spawn(move || stack.pop().map(|n| n as usize))
         };
         let mut got = Vec::new();
+        start(y);
         got.extend(stack.pop().map(|n| n as usize));
         t1.join().unwrap();
         got.extend(t2.join().unwrap());
@@ -398,7 +418,7 @@ fn loom_tagged_stack_aba() {
 /// another thread pops: no pop may read the unmapped node.
 #[test]
 fn loom_tagged_stack_await_readers() {
-    model(|| {
+    model(|y| {
         let stack = Arc::new(TaggedStack::<Node>::new());
         let nodes = new_nodes(&stack, 2);
         let t = {
@@ -406,6 +426,7 @@ fn loom_tagged_stack_await_readers() {
             thread::spawn(move || stack.pop().map(|n| n as usize))
         };
         let mut got = Vec::new();
+        start(y);
         if let Some(n) = stack.pop() {
             stack.await_readers();
             // SAFETY: popped, so ours; "unmap" it.
@@ -493,7 +514,7 @@ fn popper(stack: &TaggedStack<Seg>, tid: usize) {
 /// has at most one owner at a time, is never released while on the stack,
 /// never read by the stack after release, and released exactly once.
 fn abandon_model(reabandon: bool) {
-    model(move || {
+    model(move |y| {
         let stack = Arc::new(TaggedStack::<Seg>::new());
         let s = Box::into_raw(Box::new(Seg {
             next: ptr::null_mut(),
@@ -524,6 +545,7 @@ fn abandon_model(reabandon: bool) {
             let stack = stack.clone();
             thread::spawn(move || popper(&stack, 6))
         };
+        start(y);
         // Thread 2 exits with live blocks in the segment.
         seg(s).owners.fetch_sub(1, Ordering::Relaxed);
         // SAFETY: we own the live segment.

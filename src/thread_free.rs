@@ -24,7 +24,7 @@
 //!
 //! A type of its own so the loom model tests (`tests_loom`) run this code.
 
-use crate::block::Block;
+use crate::block::{Block, ListKey};
 use crate::sync::{AtomicUsize, Ordering};
 
 /// What a non-owner does with a block it frees into this page, kept in the
@@ -87,8 +87,9 @@ impl ThreadFree {
     /// list and then call [`ThreadFree::end_delayed_freeing`].
     ///
     /// # Safety
-    /// `block` is a handed-out block of this page, owned by the caller.
-    pub unsafe fn push(&self, block: *mut Block) -> bool {
+    /// `block` is a handed-out block of this page, owned by the caller, and
+    /// `key` is the page's list key.
+    pub unsafe fn push(&self, block: *mut Block, key: ListKey) -> bool {
         let mut tf = self.0.load(Ordering::Relaxed);
         loop {
             let use_delayed = state_of(tf) == DelayedState::UseDelayedFree;
@@ -96,7 +97,7 @@ impl ThreadFree {
                 (tf & !STATE_MASK) | DelayedState::DelayedFreeing as usize
             } else {
                 // SAFETY: we own the block until the CAS publishes it.
-                unsafe { Block::set_next(block, block_of(tf)) };
+                unsafe { Block::set_next_with(block, block_of(tf), key) };
                 block as usize | (tf & STATE_MASK)
             };
             match self

@@ -12,6 +12,10 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 /// Over-maps by `align` and unmaps the slack on both sides.
 pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
     debug_assert!(align.is_power_of_two() && size % crate::constants::OS_PAGE_SIZE == 0);
+    #[cfg(any(test, feature = "fault-injection"))]
+    if !fault::allow_request() {
+        return None;
+    }
     let map_size = size.checked_add(align)?;
     // SAFETY: an anonymous private mapping has no preconditions; failure is
     // reported as MAP_FAILED.
@@ -46,6 +50,49 @@ pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
         base: aligned as *mut u8,
         is_zero: true,
     })
+}
+
+/// Out-of-memory injection (tests, and the `fault-injection` feature; absent
+/// otherwise, so the memory path pays nothing): the platform refuses every
+/// memory request once a budget of successful requests is spent.
+#[cfg(any(test, feature = "fault-injection"))]
+pub mod fault {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Requests still granted; `usize::MAX` means no limit.
+    static BUDGET: AtomicUsize = AtomicUsize::new(usize::MAX);
+    /// Requests refused so far.
+    static REFUSED: AtomicUsize = AtomicUsize::new(0);
+
+    /// Grant `n` more memory requests, then refuse every later one.
+    pub fn fail_after(n: usize) {
+        BUDGET.store(n, Ordering::SeqCst);
+    }
+
+    /// Grant every request again.
+    pub fn disable() {
+        BUDGET.store(usize::MAX, Ordering::SeqCst);
+    }
+
+    /// How many requests were refused since the process started.
+    pub fn refused() -> usize {
+        REFUSED.load(Ordering::SeqCst)
+    }
+
+    /// Spend one request of the budget; false when it is used up.
+    pub(crate) fn allow_request() -> bool {
+        let granted = BUDGET
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| match b {
+                usize::MAX => Some(b),
+                0 => None,
+                _ => Some(b - 1),
+            })
+            .is_ok();
+        if !granted {
+            REFUSED.fetch_add(1, Ordering::SeqCst);
+        }
+        granted
+    }
 }
 
 /// Give a mapping back.
@@ -109,10 +156,12 @@ pub fn heap_get() -> *mut Heap {
     unsafe { THREAD_HEAP }
 }
 
+/// Point the calling thread's slot at `heap`; always succeeds when hosted.
 #[inline]
-pub fn heap_set(heap: *mut Heap) {
+pub fn heap_set(heap: *mut Heap) -> bool {
     // SAFETY: as in `heap_get`.
     unsafe { THREAD_HEAP = heap };
+    true
 }
 
 static THREAD_KEY: AtomicUsize = AtomicUsize::new(0);
@@ -150,6 +199,27 @@ pub fn register_thread_exit(heap: *mut Heap) {
         // this does not allocate.
         unsafe { libc::pthread_setspecific(THREAD_KEY.load(Ordering::Relaxed) as _, heap.cast()) };
     }
+}
+
+/// Make a range inaccessible (secure mode's guard pages).
+///
+/// # Safety
+/// The range is page aligned, inside a mapping of ours, and unused.
+pub unsafe fn os_protect_none(base: *mut u8, size: usize) {
+    // SAFETY: as the caller guarantees.
+    unsafe { libc::mprotect(base.cast(), size, libc::PROT_NONE) };
+}
+
+/// Entropy for secret keys: the kernel's random bytes, or, if that fails,
+/// the clock mixed with an address (ASLR).
+pub fn random_seed() -> u64 {
+    let mut seed = 0u64;
+    // SAFETY: writes at most 8 bytes into `seed`; GRND_NONBLOCK never waits.
+    let n = unsafe { libc::getrandom(ptr::addr_of_mut!(seed).cast(), 8, libc::GRND_NONBLOCK) };
+    if n != 8 {
+        seed = now_ms().rotate_left(32) ^ (ptr::addr_of!(seed) as u64);
+    }
+    seed
 }
 
 /// Let another thread run while we wait on a short critical section.

@@ -170,9 +170,9 @@ fn invalid_frees_are_ignored_and_counted() {
     heap::check_current();
 }
 
-#[cfg(debug_assertions)]
+#[cfg(any(debug_assertions, feature = "secure"))]
 #[test]
-fn debug_builds_detect_double_free() {
+fn debug_and_secure_builds_detect_double_free() {
     use crate::stats::{total, Counter};
     let p = alloc::malloc(48);
     let keep = alloc::malloc(48);
@@ -280,4 +280,38 @@ fn owned_pointers_report_usable_sizes() {
     assert!(alloc::usable_size(a) >= 100 && alloc::owns(a));
     free::free(a);
     free::free(p);
+}
+
+#[cfg(feature = "secure")]
+#[test]
+fn secure_free_lists_do_not_follow_a_forged_link() {
+    use crate::stats::{total, Counter};
+    let mut victim = [0u8; 256];
+    let target = victim.as_mut_ptr();
+    let a = alloc::malloc(64);
+    let keep = alloc::malloc(64);
+    free::free(a);
+    // A use-after-free write plants a pointer in the freed block's link.
+    // SAFETY: the block's memory stays mapped; this models the attack.
+    unsafe { a.cast::<usize>().write(target as usize) };
+    let before = total(Counter::CorruptLists);
+    let mut got = Vec::new();
+    for _ in 0..5000 {
+        let p = alloc::malloc(64);
+        assert_ne!(p, target, "malloc followed a forged free-list link");
+        got.push(p);
+    }
+    assert!(total(Counter::CorruptLists) > before, "the corrupted link was noticed");
+    got.into_iter().for_each(free::free);
+    free::free(keep);
+    std::hint::black_box(&mut victim);
+}
+
+#[cfg(feature = "secure")]
+#[test]
+fn secure_carving_order_is_not_sequential() {
+    let blocks: Vec<usize> = (0..64).map(|_| alloc::malloc(32) as usize).collect();
+    let sequential = blocks.windows(2).filter(|w| w[1] == w[0] + 32).count();
+    assert!(sequential < 32, "{sequential} of 63 neighbours are adjacent");
+    blocks.into_iter().for_each(|p| free::free(p as *mut u8));
 }

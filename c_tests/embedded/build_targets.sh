@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# build_targets.sh: the embedded libmirs.a (no `hosted`) for the bare-metal targets,
+# with and without `override`, and the check that each leaves undefined only the
+# documented hooks (mirs_hook_thread_id, mirs_hook_write) and __errno_location.
+# Also builds the rlib an embedder such as ArceOS's axlibc depends on (no panic
+# handler, no static region) and the thread-local variant.
+#
+# Output: target/embedded/<target>/<plain|override>/libmirs.a, and per library the
+# `nm -u` line (undefined symbols no member of the archive defines).
+# Environment: CARGO, TARGETS (default: the three below), MIRS_STATIC_REGION_MB.
+set -u
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CARGO=${CARGO:-cargo}
+TARGETS=${TARGETS:-"x86_64-unknown-none riscv64gc-unknown-none-elf aarch64-unknown-none"}
+ALLOWED="__errno_location mirs_hook_thread_id mirs_hook_write"
+OUT=$ROOT/target/embedded
+cd "$ROOT"
+failed=0
+
+installed=$(rustup target list --installed 2>/dev/null)
+for t in $TARGETS; do
+  if ! grep -qx "$t" <<<"$installed"; then
+    echo "rustup target add $t"
+    rustup target add "$t" || { echo "FAIL cannot install target $t"; failed=1; }
+  fi
+done
+
+for t in $TARGETS; do
+  for variant in plain override; do
+    features=static-region,panic-handler
+    [[ $variant == override ]] && features=$features,override
+    log=$OUT/$t/$variant/build.log
+    mkdir -p "$OUT/$t/$variant"
+    if ! $CARGO rustc --quiet --release --lib --target "$t" --no-default-features \
+      --features "$features" --crate-type staticlib >"$log" 2>&1; then
+      echo "FAIL build $t ($features)"
+      tail -20 "$log" | sed 's/^/    /'
+      failed=1
+      continue
+    fi
+    lib=$OUT/$t/$variant/libmirs.a
+    cp "target/$t/release/libmirs.a" "$lib"
+    undefined=$("$ROOT/c_tests/embedded/undefined_symbols.sh" "$lib" | tr '\n' ' ' | sed 's/ $//')
+    extra=$(comm -23 <(tr ' ' '\n' <<<"$undefined" | sed '/^$/d' | sort) <(tr ' ' '\n' <<<"$ALLOWED" | sort))
+    if [[ -n $extra ]]; then
+      echo "FAIL $t $variant: undefined beyond the hooks: $extra"
+      failed=1
+    else
+      printf 'ok   %-28s %-8s nm -u: %s\n' "$t" "$variant" "$undefined"
+    fi
+  done
+  # What an embedder's Cargo build uses: the rlib, no panic handler, no static
+  # region; and the thread-local variant.
+  for features in "" thread-local,static-region; do
+    if ! $CARGO build --quiet --release --lib --target "$t" --no-default-features \
+      ${features:+--features "$features"} >"$OUT/$t/rlib.log" 2>&1; then
+      echo "FAIL rlib $t (features: ${features:-none})"
+      tail -20 "$OUT/$t/rlib.log" | sed 's/^/    /'
+      failed=1
+    else
+      printf 'ok   %-28s rlib (features: %s)\n' "$t" "${features:-none}"
+    fi
+  done
+done
+exit $failed

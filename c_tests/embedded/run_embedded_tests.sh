@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# run_embedded_tests.sh: mirs's embedded configuration (no `hosted`), exercised on
+# Linux with harness.c standing in for ArceOS (thread ids, output, liveness, the
+# pthread_create/join wrappers an embedder's libc would have).
+#
+# Builds two libmirs.a without `hosted` (features static-region, override,
+# panic-handler; MIRS_STATIC_REGION_MB=$REGION_MB, MIRS_MAX_THREADS=$MAX_THREADS):
+#   table : heaps found through the lock-free table keyed by the thread-id hook
+#   tls   : feature thread-local (the heap pointer in a #[thread_local])
+# and links against each: test_embedded.c (contents, exhaustion + ENOMEM +
+# recovery, dead threads' memory and heap slots reused, regions, page provider),
+# c_tests/test_threads.c, c_tests/bench/stress.c and bench_malloc_thread.c.
+# Threads 1, 2 and 4; threads end with mirs_thread_done() (MIRS_TEST_THREAD_DONE=1)
+# and without it (the alive hook reports them after pthread_join).
+#
+# Each run ends with "N passed, N failed"; the script sums them and ends with the
+# same line. Exit status 0 iff nothing failed.
+# Environment: CC, TEST_TIMEOUT (default 300 s), BENCH_SECONDS (default 1).
+set -u
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SRC=$ROOT/c_tests
+BUILD=$ROOT/target/embedded-host
+CC=${CC:-cc}
+TIMEOUT=${TEST_TIMEOUT:-300}
+BENCH_SECONDS=${BENCH_SECONDS:-1}
+REGION_MB=${REGION_MB:-128}
+MAX_THREADS=16
+CARGO=${CARGO:-cargo}
+LOGS=$BUILD/logs
+mkdir -p "$LOGS"
+
+total_passed=0
+total_failed=0
+fail() {
+  echo "FAIL $1"
+  total_failed=$((total_failed + 1))
+}
+
+# run NAME CMD...: run one test, parse its summary line.
+run() {
+  local name=$1
+  shift
+  local log=$LOGS/${name//[^A-Za-z0-9_.-]/_}.log
+  local start=$SECONDS
+  timeout --kill-after=10 "$TIMEOUT" "$@" >"$log" 2>"$log.err"
+  local rc=$?
+  local summary p=0 f=0 why=""
+  summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
+  if [[ -n $summary ]]; then
+    p=${summary%% passed*}
+    f=${summary#*, }
+    f=${f%% failed}
+  fi
+  total_passed=$((total_passed + p))
+  total_failed=$((total_failed + f))
+  if ((rc == 124)); then
+    why="timed out after ${TIMEOUT}s"
+  elif ((rc > 128)); then
+    why="killed by signal $((rc - 128))"
+  elif [[ -z $summary ]]; then
+    why="no summary line (exit $rc)"
+  elif ((rc != 0 && f == 0)); then
+    why="exit $rc with 0 failed checks"
+  fi
+  local info
+  info=$(grep -E '^(exhaustion|dead threads|regions):|^total iterations' "$log" | tr '\n' ';' | sed 's/;$//')
+  if [[ -n $why ]]; then
+    fail "$name: $why"
+  elif ((f > 0)); then
+    echo "FAIL $name: $p passed, $f failed"
+  else
+    printf 'ok   %-44s %4d passed (%ds) %s\n' "$name" "$p" $((SECONDS - start)) "$info"
+    return 0
+  fi
+  tail -n 15 "$log.err" "$log" | sed 's/^/    /'
+  echo "    (full output: $log)"
+}
+
+build_lib() { # build_lib NAME FEATURES [REGION_MB]: $BUILD/NAME/libmirs.a
+  local out=$BUILD/$1
+  mkdir -p "$out"
+  if ! (cd "$ROOT" && MIRS_STATIC_REGION_MB=${3:-$REGION_MB} MIRS_MAX_THREADS=$MAX_THREADS \
+    $CARGO rustc --quiet --release --lib --no-default-features --features "$2" \
+    --crate-type staticlib --target-dir "$BUILD/cargo") >"$out/build.log" 2>&1; then
+    fail "cargo build of the embedded library ($1: $2)"
+    sed 's/^/    /' "$out/build.log" | tail -30
+    return 1
+  fi
+  cp "$BUILD/cargo/release/libmirs.a" "$out/libmirs.a"
+}
+
+bench_obj() { # bench_obj OUT.o SOURCE: a benchmark whose main is renamed bench_main
+  if ! "$CC" -O2 -Wall -pthread -I"$SRC/bench" -Dmain=bench_main -c "$2" -o "$1" >"$1.buildlog" 2>&1; then
+    fail "build of $(basename "$2")"
+    sed 's/^/    /' "$1.buildlog" | head -30
+    return 1
+  fi
+}
+
+link() { # link OUT SOURCES...: against $LIB with the harness
+  local out=$1
+  shift
+  if ! "$CC" -O2 -Wall -pthread -I"$ROOT/include" -I"$SRC" -I"$SRC/embedded" \
+    -DREGION_MB=$REGION_MB -DHEAP_SLOTS=$MAX_THREADS -DMIRS_TEST_LINKED "$@" \
+    "$SRC/embedded/harness.c" "$LIB" -Wl,--wrap=pthread_create,--wrap=pthread_join \
+    -lpthread -lm -o "$out" >"$out.buildlog" 2>&1; then
+    fail "build of $(basename "$out")"
+    sed 's/^/    /' "$out.buildlog" | head -30
+    return 1
+  fi
+  [[ -s $out.buildlog ]] && sed 's/^/    warning: /' "$out.buildlog" | head -10
+  return 0
+}
+
+echo "mirs embedded tests (host simulation): ${REGION_MB} MiB static region, $MAX_THREADS heap slots"
+for variant in table tls; do
+  features=static-region,override,panic-handler
+  [[ $variant == tls ]] && features=$features,thread-local
+  build_lib "$variant" "$features" || continue
+  LIB=$BUILD/$variant/libmirs.a
+  B=$BUILD/$variant
+  link "$B/test_embedded" "$SRC/embedded/test_embedded.c" &&
+    for t in 1 2 4; do
+      for done in 1 0; do
+        run "test_embedded [$variant, $t threads, thread_done=$done]" \
+          env MIRS_TEST_THREAD_DONE=$done "$B/test_embedded" $t
+      done
+    done
+  bench_obj "$B/stress.o" "$SRC/bench/stress.c" &&
+    link "$B/stress" "$B/stress.o" "$SRC/embedded/main_wrapper.c" &&
+    for t in 1 2 4; do
+      run "stress [$variant, $t threads]" "$B/stress" $t 0.2
+    done
+  bench_obj "$B/bench_malloc_thread.o" "$SRC/bench/bench_malloc_thread.c" &&
+    link "$B/bench_malloc_thread" "$B/bench_malloc_thread.o" "$SRC/embedded/main_wrapper.c" &&
+    for t in 1 2 4; do
+      run "bench_malloc_thread [$variant, $t threads]" "$B/bench_malloc_thread" $t "$BENCH_SECONDS"
+    done
+done
+
+# test_threads (8 threads, blocks to 1 MiB, a large page per size class and
+# thread) needs more than the small region: its own build with 1 GiB (.bss,
+# untouched pages cost nothing on Linux).
+if build_lib big static-region,override,panic-handler 1024; then
+  LIB=$BUILD/big/libmirs.a
+  link "$BUILD/big/test_threads" "$SRC/test_threads.c" &&
+    for done in 1 0; do
+      run "test_threads [table, 1 GiB region, thread_done=$done]" \
+        env MIRS_TEST_THREAD_DONE=$done "$BUILD/big/test_threads"
+    done
+fi
+
+echo "$total_passed passed, $total_failed failed"
+((total_failed == 0))

@@ -1,0 +1,398 @@
+//! Embedded segment memory: regions handed over by the embedder (and the
+//! static default region), then an optional page provider.
+//!
+//! ```text
+//! region (any base and size)
+//! | slack | unit 0 | unit 1 | ...            | unit n-1 | slack |
+//!          ^ 4 MiB aligned, one bit per unit in `used`
+//! ```
+//!
+//! - Segments take runs of whole 4 MiB units (first fit, at the alignment
+//!   asked for), and give them back on [`os_free`]: freed memory is reused,
+//!   runs coalesce because the bitmap is the only record.
+//! - Metadata (heap structs, asked for in 64 KiB chunks that are never
+//!   freed) is carved from the unaligned slack at either end of a region,
+//!   then from a unit set aside for it, then from the page provider.
+//! - Units a region never handed out read as zero when the region did (the
+//!   static region lives in `.bss`), so `calloc` skips clearing them.
+//! - The page provider (`mirs_page_provider_set`) is asked only when every
+//!   region is full, and gets its memory back when the segment is freed.
+//!
+//! Nothing is ever purged: memory stays with mirs (cached) or returns to
+//! the region or provider. One short spin lock guards the bitmaps; it is
+//! taken only on the segment slow path (after the segment cache missed),
+//! never by `malloc` or `free` fast paths.
+
+use crate::constants::{OS_PAGE_SIZE, SEGMENT_SHIFT, SEGMENT_SIZE};
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Regions mirs can manage at once (`mirs_region_add` calls, the static
+/// region included).
+pub const MAX_REGIONS: usize = 8;
+/// Units (4 MiB) per region: 16 GiB; a larger region is truncated.
+const MAX_UNITS: usize = 4096;
+const WORDS: usize = MAX_UNITS / 64;
+/// Unaligned leftovers kept for metadata (region slack, spare units).
+const MAX_META: usize = 2 * MAX_REGIONS + 8;
+
+#[derive(Clone, Copy)]
+struct Region {
+    /// First 4 MiB unit.
+    base: usize,
+    units: usize,
+    /// Units at or above this index were never handed out.
+    fresh: usize,
+    /// The region read as zero when it was added.
+    zeroed: bool,
+    used: [u64; WORDS],
+}
+
+impl Region {
+    const EMPTY: Region = Region {
+        base: 0,
+        units: 0,
+        fresh: 0,
+        zeroed: false,
+        used: [0; WORDS],
+    };
+
+    fn is_used(&self, unit: usize) -> bool {
+        self.used[unit / 64] & (1 << (unit % 64)) != 0
+    }
+
+    fn mark(&mut self, first: usize, count: usize, on: bool) {
+        for unit in first..first + count {
+            let bit = 1u64 << (unit % 64);
+            if on {
+                self.used[unit / 64] |= bit;
+            } else {
+                self.used[unit / 64] &= !bit;
+            }
+        }
+    }
+
+    fn contains(&self, addr: usize) -> bool {
+        self.units > 0 && addr >= self.base && addr - self.base < self.units << SEGMENT_SHIFT
+    }
+
+    /// First fit: `count` free units whose start address is `align`-aligned
+    /// and that `fits` (the segment map has room for them).
+    fn find(&self, count: usize, align: usize, fits: impl Fn(usize) -> bool) -> Option<usize> {
+        let mut unit = 0;
+        while unit + count <= self.units {
+            let addr = self.base + (unit << SEGMENT_SHIFT);
+            if addr % align != 0 {
+                unit += (align - addr % align) >> SEGMENT_SHIFT;
+                continue;
+            }
+            match (unit..unit + count).rev().find(|&u| self.is_used(u)) {
+                None if fits(addr) => return Some(unit),
+                None => unit += 1,
+                Some(taken) => unit = taken + 1,
+            }
+        }
+        None
+    }
+}
+
+struct State {
+    regions: [Region; MAX_REGIONS],
+    count: usize,
+    /// Metadata ranges: `(next, end)`.
+    meta: [(usize, usize); MAX_META],
+    #[cfg_attr(not(feature = "static-region"), allow(dead_code))]
+    static_added: bool,
+}
+
+struct Locked {
+    busy: AtomicBool,
+    state: UnsafeCell<State>,
+}
+
+// SAFETY: `state` is only reached through `with`, which holds `busy`.
+unsafe impl Sync for Locked {}
+
+static MEMORY: Locked = Locked {
+    busy: AtomicBool::new(false),
+    state: UnsafeCell::new(State {
+        regions: [Region::EMPTY; MAX_REGIONS],
+        count: 0,
+        meta: [(0, 0); MAX_META],
+        static_added: false,
+    }),
+};
+
+impl Locked {
+    /// Run `f` with the state locked (a short spin lock: held for a bitmap
+    /// scan, never across a hook or a call back into the allocator).
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        while self
+            .busy
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            while self.busy.load(Ordering::Relaxed) {
+                core::hint::spin_loop();
+            }
+        }
+        // SAFETY: we hold the lock.
+        let r = f(unsafe { &mut *self.state.get() });
+        self.busy.store(false, Ordering::Release);
+        r
+    }
+}
+
+impl State {
+    fn add_meta(&mut self, start: usize, end: usize) {
+        let start = start.next_multiple_of(OS_PAGE_SIZE);
+        let end = end & !(OS_PAGE_SIZE - 1);
+        if end <= start {
+            return;
+        }
+        if let Some(slot) = self.meta.iter_mut().find(|m| m.0 >= m.1) {
+            *slot = (start, end);
+        }
+    }
+
+    /// Record a region; false when the table of regions is full or the
+    /// region holds no 4 MiB unit and no page of slack.
+    fn add_region(&mut self, start: usize, size: usize, zeroed: bool) -> bool {
+        let Some(end) = start.checked_add(size) else {
+            return false;
+        };
+        let Some(first) = start.checked_next_multiple_of(SEGMENT_SIZE) else {
+            return false;
+        };
+        let units = if end > first {
+            ((end - first) >> SEGMENT_SHIFT).min(MAX_UNITS)
+        } else {
+            0
+        };
+        if units == 0 {
+            self.add_meta(start, end);
+            return end - start >= OS_PAGE_SIZE;
+        }
+        if self.count == MAX_REGIONS {
+            return false;
+        }
+        let units_end = first + (units << SEGMENT_SHIFT);
+        self.add_meta(start, first);
+        self.add_meta(units_end, end);
+        self.regions[self.count] = Region {
+            base: first,
+            units,
+            fresh: 0,
+            zeroed,
+            used: [0; WORDS],
+        };
+        self.count += 1;
+        true
+    }
+
+    /// `count` units aligned to `align` from some region: (address, is_zero).
+    /// Segments (`for_segment`) go only where the segment map can record them.
+    fn take_units(&mut self, count: usize, align: usize, for_segment: bool) -> Option<(usize, bool)> {
+        let size = count << SEGMENT_SHIFT;
+        let fits = |addr: usize| !for_segment || crate::segment_map::can_insert(addr, size);
+        for region in &mut self.regions[..self.count] {
+            if let Some(unit) = region.find(count, align, fits) {
+                region.mark(unit, count, true);
+                let is_zero = region.zeroed && unit >= region.fresh;
+                region.fresh = region.fresh.max(unit + count);
+                return Some((region.base + (unit << SEGMENT_SHIFT), is_zero));
+            }
+        }
+        None
+    }
+
+    /// Give units back; false when `addr` lies in no region.
+    fn give_units(&mut self, addr: usize, size: usize) -> bool {
+        let Some(region) = self.regions[..self.count]
+            .iter_mut()
+            .find(|r| r.contains(addr))
+        else {
+            return false;
+        };
+        let unit = (addr - region.base) >> SEGMENT_SHIFT;
+        region.mark(unit, size.div_ceil(SEGMENT_SIZE), false);
+        true
+    }
+
+    /// Metadata from a slack range, refilled from a whole unit when needed.
+    fn take_meta(&mut self, size: usize, align: usize) -> Option<usize> {
+        for _ in 0..2 {
+            for m in self.meta.iter_mut() {
+                let start = m.0.next_multiple_of(align);
+                if start < m.1 && m.1 - start >= size {
+                    m.0 = start + size;
+                    return Some(start);
+                }
+            }
+            let (unit, _) = self.take_units(1, SEGMENT_SIZE, false)?;
+            self.add_meta(unit, unit + SEGMENT_SIZE);
+        }
+        None
+    }
+}
+
+// ---------------------------------------------------------------- the static region
+
+/// The embedded default: a 4 MiB-aligned region in `.bss`, sized at build
+/// time by `MIRS_STATIC_REGION_MB` (build.rs), plus a little slack for
+/// heap structs.
+#[cfg(feature = "static-region")]
+mod static_region {
+    use super::super::STATIC_REGION_MB;
+    use core::cell::UnsafeCell;
+
+    /// Slack after the last unit, used for metadata (heap structs).
+    const META_BYTES: usize = 256 * 1024;
+    pub const SIZE: usize = STATIC_REGION_MB * 1024 * 1024 + META_BYTES;
+
+    #[repr(C, align(4194304))]
+    pub struct Aligned(pub UnsafeCell<[u8; SIZE]>);
+    const _: () = assert!(core::mem::align_of::<Aligned>() == crate::constants::SEGMENT_SIZE);
+
+    // SAFETY: mirs hands its bytes out only through the region bitmap.
+    unsafe impl Sync for Aligned {}
+
+    pub static REGION: Aligned = Aligned(UnsafeCell::new([0; SIZE]));
+}
+
+/// Size of the static region in bytes (0 without `static-region`).
+pub const STATIC_REGION_BYTES: usize = {
+    #[cfg(feature = "static-region")]
+    {
+        static_region::SIZE
+    }
+    #[cfg(not(feature = "static-region"))]
+    {
+        0
+    }
+};
+
+/// Register the static region on first use.
+#[inline]
+fn ensure_static(state: &mut State) {
+    #[cfg(feature = "static-region")]
+    if !state.static_added {
+        state.static_added = true;
+        let base = static_region::REGION.0.get() as usize;
+        state.add_region(base, static_region::SIZE, true);
+    }
+    #[cfg(not(feature = "static-region"))]
+    let _ = state;
+}
+
+// ---------------------------------------------------------------- page provider
+
+/// `alloc(size, align)`: `size` bytes (a multiple of 4 KiB) aligned to
+/// `align` (a power of two, 4 KiB to 4 MiB or more), or NULL.
+pub type PageAlloc = unsafe extern "C" fn(size: usize, align: usize) -> *mut c_void;
+/// `free(ptr, size)`: memory from `PageAlloc` with the same size.
+pub type PageFree = unsafe extern "C" fn(ptr: *mut c_void, size: usize);
+
+static PROVIDER_ALLOC: AtomicUsize = AtomicUsize::new(0);
+static PROVIDER_FREE: AtomicUsize = AtomicUsize::new(0);
+
+pub fn set_page_provider(alloc: Option<PageAlloc>, free: Option<PageFree>) {
+    PROVIDER_FREE.store(free.map_or(0, |f| f as usize), Ordering::Release);
+    PROVIDER_ALLOC.store(alloc.map_or(0, |f| f as usize), Ordering::Release);
+}
+
+fn provider_alloc(size: usize, align: usize) -> Option<usize> {
+    let f = PROVIDER_ALLOC.load(Ordering::Acquire);
+    if f == 0 {
+        return None;
+    }
+    // SAFETY: a non-zero value was stored from a `PageAlloc` function pointer.
+    let alloc: PageAlloc = unsafe { core::mem::transmute::<usize, PageAlloc>(f) };
+    // SAFETY: the embedder's hook; the contract is documented on `PageAlloc`.
+    let p = unsafe { alloc(size, align) } as usize;
+    (p != 0 && p % align == 0).then_some(p)
+}
+
+fn provider_free(addr: usize, size: usize) {
+    let f = PROVIDER_FREE.load(Ordering::Acquire);
+    if f != 0 {
+        // SAFETY: as in `provider_alloc`.
+        let free: PageFree = unsafe { core::mem::transmute::<usize, PageFree>(f) };
+        // SAFETY: `addr..addr+size` came from the provider's alloc.
+        unsafe { free(addr as *mut c_void, size) };
+    }
+}
+
+/// Segment memory from the provider, at an address the segment map can
+/// record (a provider whose memory spans more than 4 GiB may hand out
+/// colliding runs: those are kept aside while asking again, then returned).
+fn provider_segment(size: usize, align: usize) -> Option<(usize, bool)> {
+    const TRIES: usize = 4;
+    let mut rejected = [0usize; TRIES];
+    let mut found = None;
+    for slot in rejected.iter_mut() {
+        let Some(p) = provider_alloc(size, align) else {
+            break;
+        };
+        if crate::segment_map::can_insert(p, size) {
+            found = Some((p, false));
+            break;
+        }
+        *slot = p;
+    }
+    for &p in rejected.iter().filter(|&&p| p != 0) {
+        provider_free(p, size);
+    }
+    found
+}
+
+// ---------------------------------------------------------------- the platform functions
+
+/// Hand over a region; false when it cannot be used (see `mirs_region_add`).
+pub fn region_add(base: usize, size: usize, zeroed: bool) -> bool {
+    MEMORY.with(|s| {
+        ensure_static(s);
+        s.add_region(base, size, zeroed)
+    })
+}
+
+/// Memory for a segment (`align >= SEGMENT_SIZE`) or for metadata (smaller
+/// alignment, never freed): regions first, then the page provider.
+pub fn alloc(size: usize, align: usize) -> Option<(usize, bool)> {
+    if align >= SEGMENT_SIZE || size >= SEGMENT_SIZE {
+        let align = align.max(SEGMENT_SIZE);
+        let units = size.div_ceil(SEGMENT_SIZE);
+        if let Some(found) = MEMORY.with(|s| {
+            ensure_static(s);
+            s.take_units(units, align, true)
+        }) {
+            return Some(found);
+        }
+        return provider_segment(size.next_multiple_of(OS_PAGE_SIZE), align);
+    }
+    if let Some(p) = MEMORY.with(|s| {
+        ensure_static(s);
+        s.take_meta(size, align.max(OS_PAGE_SIZE))
+    }) {
+        return Some((p, false));
+    }
+    provider_alloc(size.next_multiple_of(OS_PAGE_SIZE), align.max(OS_PAGE_SIZE)).map(|p| (p, false))
+}
+
+/// Give segment memory back (to its region, else to the page provider).
+pub fn free(addr: usize, size: usize) {
+    if !MEMORY.with(|s| s.give_units(addr, size)) {
+        provider_free(addr, size.next_multiple_of(OS_PAGE_SIZE));
+    }
+}
+
+/// Bytes of region memory (all regions), for statistics and tests.
+pub fn region_bytes() -> usize {
+    MEMORY.with(|s| {
+        s.regions[..s.count]
+            .iter()
+            .map(|r| r.units << SEGMENT_SHIFT)
+            .sum()
+    })
+}

@@ -1,0 +1,257 @@
+//! Out of memory: the platform refuses memory (`platform::fault`, compiled
+//! into the crate's own tests), and every entry point must return null with
+//! `errno = ENOMEM`, leave live blocks intact, leak nothing, and allocate
+//! again once memory is granted again.
+//!
+//! The test harness runs each test in its own process (panic-abort-tests),
+//! so the injection state and the statistics belong to one test.
+
+use crate::c_api::prefixed::{mirs_aligned_alloc, mirs_posix_memalign};
+use crate::c_api::ENOMEM;
+use crate::platform::fault;
+use crate::stats::{self, Counter};
+use crate::{alloc, free, heap, platform};
+use core::ffi::c_void;
+use std::vec::Vec;
+
+/// Bytes mapped for segments and segments in use.
+fn footprint() -> (i64, i64) {
+    (
+        stats::current(Counter::Reserved),
+        stats::current(Counter::Segments),
+    )
+}
+
+/// Everything freed and the cache released: the footprint left behind.
+fn settle() -> (i64, i64) {
+    heap::collect_current(true);
+    heap::check_current();
+    footprint()
+}
+
+/// Call `f` with errno cleared; a null result must come with ENOMEM.
+fn expect_null(what: &str, f: impl FnOnce() -> *mut u8) {
+    platform::set_errno(0);
+    let p = f();
+    assert!(p.is_null(), "{what}: {p:p} while the platform refuses memory");
+    assert_eq!(platform::errno(), ENOMEM, "{what}: errno after the failure");
+}
+
+fn fill(p: *mut u8, size: usize, byte: u8) {
+    // SAFETY: the callers pass live blocks of at least `size` bytes.
+    unsafe { core::ptr::write_bytes(p, byte, size) };
+}
+
+fn holds(p: *const u8, size: usize, byte: u8) -> bool {
+    // SAFETY: as in `fill`.
+    unsafe { core::slice::from_raw_parts(p, size) }
+        .iter()
+        .all(|&b| b == byte)
+}
+
+/// Allocate `size`-byte blocks until the allocator says no (at most `limit`);
+/// every block is filled and kept in `keep`. Returns how many succeeded.
+fn exhaust(size: usize, limit: usize, keep: &mut Vec<(*mut u8, usize)>) -> usize {
+    for n in 0..limit {
+        platform::set_errno(0);
+        let p = alloc::malloc(size);
+        if p.is_null() {
+            assert_eq!(platform::errno(), ENOMEM, "malloc({size}) failed without ENOMEM");
+            return n;
+        }
+        fill(p, size, size as u8);
+        keep.push((p, size));
+    }
+    panic!("malloc({size}) still succeeds after {limit} blocks with no memory from the platform");
+}
+
+fn every_entry_point_fails(live: *mut u8, live_size: usize) {
+    expect_null("malloc(16)", || alloc::malloc(16));
+    expect_null("malloc(1000)", || alloc::malloc(1000));
+    expect_null("malloc(100000)", || alloc::malloc(100_000));
+    expect_null("malloc(1 MiB) (large)", || alloc::malloc(1 << 20));
+    expect_null("malloc(8 MiB) (huge)", || alloc::malloc(8 << 20));
+    expect_null("zalloc(64)", || alloc::zalloc(64));
+    expect_null("calloc(4, 1000)", || alloc::calloc(4, 1000));
+    expect_null("calloc(1, 8 MiB)", || alloc::calloc(1, 8 << 20));
+    expect_null("malloc_aligned(100, 64)", || alloc::malloc_aligned(100, 64));
+    expect_null("malloc_aligned(100, 64 KiB)", || {
+        alloc::malloc_aligned(100, 64 << 10)
+    });
+    expect_null("malloc_aligned(1000, 1 MiB)", || {
+        alloc::malloc_aligned(1000, 1 << 20)
+    });
+    expect_null("malloc_aligned(5 MiB, 8 MiB) (huge, aligned)", || {
+        alloc::malloc_aligned(5 << 20, 8 << 20)
+    });
+    expect_null("mirs_aligned_alloc(4096, 100000)", || {
+        mirs_aligned_alloc(4096, 100_000).cast()
+    });
+    // posix_memalign reports ENOMEM by its result, errno and *out untouched.
+    let mut out: *mut c_void = 0x1234 as *mut c_void;
+    platform::set_errno(77);
+    // SAFETY: `out` is a writable pointer.
+    let rc = unsafe { mirs_posix_memalign(&mut out, 256, 200_000) };
+    assert_eq!(rc, ENOMEM, "posix_memalign result");
+    assert_eq!(out as usize, 0x1234, "posix_memalign wrote *out on failure");
+    assert_eq!(platform::errno(), 77, "posix_memalign touched errno");
+    // A failed realloc (growing out of the block) keeps the old block intact.
+    for new_size in [live_size * 4, 200_000, 8 << 20] {
+        expect_null("realloc (grow)", || alloc::realloc(live, new_size));
+        assert!(holds(live, live_size, 0x5a), "realloc failure damaged the old block");
+        assert_eq!(alloc::usable_size(live) >= live_size, true);
+    }
+}
+
+/// The process's very first allocation has no heap yet: refusing the memory
+/// for the heap struct itself must fail cleanly too.
+#[test]
+fn first_allocation_refused_then_granted() {
+    assert_eq!(footprint(), (0, 0), "this test must run in a fresh process");
+    fault::fail_after(0);
+    expect_null("first malloc(16)", || alloc::malloc(16));
+    expect_null("first calloc", || alloc::calloc(2, 8));
+    expect_null("first malloc_aligned(10, 1 MiB)", || {
+        alloc::malloc_aligned(10, 1 << 20)
+    });
+    expect_null("first realloc(null, 100)", || {
+        alloc::realloc(core::ptr::null_mut(), 100)
+    });
+    assert!(heap::is_empty_heap(platform::heap_get()));
+    assert_eq!(footprint(), (0, 0));
+    assert!(fault::refused() >= 4);
+    fault::disable();
+    let p = alloc::malloc(16);
+    assert!(!p.is_null());
+    fill(p, 16, 1);
+    free::free(p);
+    assert_eq!(settle(), (0, 0));
+}
+
+/// Exhaust what is mapped, check every entry point, then grant memory again.
+#[test]
+fn every_entry_point_returns_enomem_and_recovers() {
+    // Warm up: the heap exists, some segments come and go.
+    let warm: Vec<*mut u8> = (0..1000).map(|i| alloc::malloc(8 + i * 37)).collect();
+    warm.into_iter().for_each(free::free);
+    let baseline = settle();
+
+    let live_size = 500;
+    let live = alloc::malloc(live_size);
+    fill(live, live_size, 0x5a);
+
+    fault::fail_after(0);
+    let mut keep = Vec::new();
+    // Each size class takes pages until no segment has a free slot left.
+    let sizes = [16, 48, 512, 1000, 3000, 16 << 10, 100 << 10, 1 << 20, 8 << 20];
+    let got: Vec<usize> = sizes.iter().map(|&s| exhaust(s, 1 << 20, &mut keep)).collect();
+    // Large and huge blocks need a fresh segment: refused outright.
+    assert_eq!(got[got.len() - 2..], [0, 0], "large/huge allocations without memory: {got:?}");
+    every_entry_point_fails(live, live_size);
+    // Freeing some blocks makes room again without the platform.
+    let (p, size) = keep.pop().expect("some blocks fitted in mapped segments");
+    assert!(holds(p, size, size as u8));
+    free::free(p);
+    let q = alloc::malloc(size);
+    assert!(!q.is_null(), "a freed block is reused while the platform refuses");
+    keep.push((q, size));
+    fill(q, size, size as u8);
+
+    // Memory is available again: everything works.
+    fault::disable();
+    let mut more = Vec::new();
+    for &s in &sizes {
+        let p = alloc::malloc(s);
+        assert!(!p.is_null(), "malloc({s}) after memory returned");
+        fill(p, s, 3);
+        more.push(p);
+    }
+    let a = alloc::malloc_aligned(5 << 20, 8 << 20);
+    assert!(!a.is_null() && a as usize % (8 << 20) == 0);
+    more.push(a);
+    let c = alloc::calloc(1, 3 << 20);
+    assert!(!c.is_null() && holds(c, 3 << 20, 0));
+    more.push(c);
+    let live = alloc::realloc(live, 200_000);
+    assert!(!live.is_null() && holds(live, live_size, 0x5a));
+    more.push(live);
+
+    for (p, size) in keep {
+        assert!(holds(p, size, size as u8), "a block changed while out of memory");
+        free::free(p);
+    }
+    more.into_iter().for_each(free::free);
+    assert_eq!(settle(), baseline, "(reserved bytes, segments) after freeing everything");
+}
+
+/// A random workload with the platform refusing after n requests, for many n:
+/// every failure is a clean ENOMEM, blocks stay intact, nothing leaks.
+#[test]
+fn refusing_after_n_requests_loses_nothing() {
+    let baseline = {
+        free::free(alloc::malloc(1));
+        settle()
+    };
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut failures = 0;
+    for n in 0..24 {
+        fault::fail_after(n);
+        let mut live: Vec<(*mut u8, usize, u8)> = Vec::new();
+        for step in 0..3000 {
+            let r = next();
+            let size = match r % 16 {
+                0 => (r >> 8) as usize % (6 << 20),
+                1..=3 => (r >> 8) as usize % (256 << 10),
+                _ => (r >> 8) as usize % 2048,
+            };
+            let tag = step as u8;
+            if r % 5 == 4 && !live.is_empty() {
+                let (p, s, t) = live.swap_remove((r >> 32) as usize % live.len());
+                assert!(holds(p, s.min(4096), t));
+                free::free(p);
+                continue;
+            }
+            platform::set_errno(0);
+            let p = match (r >> 4) % 4 {
+                0 => alloc::calloc(1, size),
+                1 => alloc::malloc_aligned(size, 1 << ((r >> 40) % 22)),
+                2 if !live.is_empty() => {
+                    let i = (r >> 32) as usize % live.len();
+                    let (old, s, t) = live[i];
+                    let q = alloc::realloc(old, size);
+                    if q.is_null() {
+                        assert!(holds(old, s.min(4096), t), "failed realloc lost the block");
+                    } else {
+                        assert!(holds(q, s.min(size).min(4096), t), "realloc lost the contents");
+                        live.swap_remove(i);
+                    }
+                    q
+                }
+                _ => alloc::malloc(size),
+            };
+            if p.is_null() {
+                assert_eq!(platform::errno(), ENOMEM, "n={n} step={step} size={size}");
+                failures += 1;
+                continue;
+            }
+            fill(p, size.min(4096), tag);
+            live.push((p, size, tag));
+        }
+        fault::disable();
+        let p = alloc::malloc(1 << 20);
+        assert!(!p.is_null(), "allocation works again after the refusals (n={n})");
+        free::free(p);
+        for (p, s, t) in live {
+            assert!(holds(p, s.min(4096), t));
+            free::free(p);
+        }
+        assert_eq!(settle(), baseline, "footprint after round n={n}");
+    }
+    assert!(failures > 100, "the platform refused too little to test anything ({failures})");
+}
