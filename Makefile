@@ -7,6 +7,10 @@
 #   make embedded     embedded libmirs.a for x86_64/riscv64/aarch64 bare metal
 #   make bench        benchmark table and charts vs glibc, C mimalloc, jemalloc
 #                     (QUICK=1: one short run of each)
+#   make fuzz SECONDS=N   libFuzzer on the allocator for N seconds (fuzz/README.md;
+#                     SECURE=1 with the secure feature)
+#   make soak MINUTES=N   the stress workload under LD_PRELOAD for N minutes,
+#                     RSS sampled into target/soak/rss.csv and rss.png
 #   make install PREFIX=/usr/local
 
 CARGO    ?= cargo
@@ -19,6 +23,7 @@ LOOM_FLAGS := --cfg loom -Z tls-model=initial-exec
 C_LIBS   := staticlib,cdylib
 
 .PHONY: all libs libs-secure header test test-rust test-loom test-c test-real lint \
+        fuzz test-fuzz soak \
         bench bench-peers bench-fastpath install clean
 
 all: header
@@ -32,7 +37,7 @@ header:
 libs:
 	$(CARGO) rustc --release --lib --features $(FEATURES) --crate-type $(C_LIBS)
 
-test: test-rust test-loom test-c test-real test-embedded
+test: test-rust test-loom test-c test-real test-embedded test-fuzz
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -47,8 +52,8 @@ test-loom:
 	CARGO_PROFILE_RELEASE_PANIC=unwind RUSTFLAGS="$(LOOM_FLAGS)" CARGO_TARGET_DIR=target/loom \
 	  $(CARGO) test --release --lib loom
 
-test-c: libs
-	c_tests/run_c_tests.sh $(RELEASE)
+test-c: libs libs-secure
+	MIRS_SECURE_LIBDIR=target/secure/release c_tests/run_c_tests.sh $(RELEASE)
 
 test-real: libs
 	c_tests/real_programs.sh $(RELEASE)
@@ -61,7 +66,8 @@ embedded:
 
 # The embedded configuration on the host: a static region, the thread-id hook
 # over pthreads (c_tests/embedded/harness.c), C tests and benchmarks at 1/2/4 threads.
-test-embedded: embedded
+test-embedded:
+	OPTIONAL_TARGETS=1 c_tests/embedded/build_targets.sh
 	c_tests/embedded/run_embedded_tests.sh
 
 lint:
@@ -95,3 +101,37 @@ install: header
 
 clean:
 	$(CARGO) clean
+
+# Fuzzing (fuzz/README.md). `make fuzz SECONDS=N` runs libFuzzer (cargo-fuzz,
+# `cargo install cargo-fuzz`); `make test-fuzz` runs a FUZZ_TEST_SECONDS pass
+# when cargo-fuzz is installed, else the same programs (the corpus plus
+# generated ones) through the deterministic driver. SECURE=1: with `secure`.
+comma := ,
+FUZZ_TEST_SECONDS ?= 60
+FUZZ_FEATURES := libfuzzer$(if $(SECURE),$(comma)mirs/secure)
+
+fuzz:
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || \
+	  { echo "make fuzz: cargo-fuzz is missing; install it with: cargo install cargo-fuzz"; exit 1; }
+	cd fuzz && $(CARGO) fuzz run ops --features $(FUZZ_FEATURES) -- \
+	  -max_total_time=$(or $(SECONDS),300) -max_len=4096 -detect_leaks=0 -print_final_stats=1
+
+test-fuzz:
+	@if $(CARGO) fuzz --version >/dev/null 2>&1; then \
+	  echo "test-fuzz: cargo-fuzz found: a $(FUZZ_TEST_SECONDS) s libFuzzer pass"; \
+	  cd fuzz && $(CARGO) fuzz run ops --features $(FUZZ_FEATURES) -- \
+	    -max_total_time=$(FUZZ_TEST_SECONDS) -max_len=4096 -detect_leaks=0 -print_final_stats=1; \
+	else \
+	  echo "test-fuzz: no cargo-fuzz: the deterministic driver"; \
+	  cd fuzz && $(CARGO) test --release $(if $(SECURE),--features mirs/secure); \
+	fi
+
+# Soak: c_tests/bench/stress.c under LD_PRELOAD for MINUTES minutes, RSS
+# sampled every second (bench/soak.py): target/soak/rss.csv, rss.png, summary.
+MINUTES ?= 10
+SOAK_THREADS ?= 4
+
+soak: libs
+	@python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install --quiet matplotlib \
+	  || echo "soak: matplotlib could not be installed; the plot will be skipped"
+	python3 bench/soak.py --minutes $(MINUTES) --threads $(SOAK_THREADS) --lib $(RELEASE)/libmirs.so

@@ -13,8 +13,10 @@
 # line. A crash, a timeout, a missing summary or a build error counts as one failure.
 # Exit status: 0 iff nothing failed.
 #
-# Environment: CC (default cc), MIRS_STATIC_LIBS (extra libraries for the static link,
-# default "-lpthread -ldl -lm"), TEST_TIMEOUT (seconds per run, default 300).
+# Environment: MIRS_SECURE_LIBDIR (libraries built with `secure`: test_bad_free runs
+# against them too, with its secure-only cases), CC (default cc), MIRS_STATIC_LIBS
+# (extra libraries for the static link, default "-lpthread -ldl -lm"), TEST_TIMEOUT
+# (seconds per run, default 300).
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -112,7 +114,7 @@ echo "mirs C tests: LIBDIR=$LIBDIR, build dir $BUILD"
 PRELOAD=$LIBDIR/libmirs.so
 
 # ---- the plain tests, both modes -------------------------------------------------
-for t in test_api test_threads test_fork test_bad_free; do
+for t in test_api test_threads test_fork test_bad_free test_oom; do
   if build "$BUILD/$t.static" -DMIRS_TEST_LINKED "$SRC/$t.c" "$LIBDIR/libmirs.a" "${STATIC_LIBS[@]}"; then
     run "$t [static]" env "$BUILD/$t.static"
   fi
@@ -137,6 +139,27 @@ for mode in static preload; do
     fail "$name: no line starting \"mirs: warning:\" on stderr"
   fi
 done
+
+# ---- the secure build: double free, realloc of a freed block ------------------------
+# MIRS_SECURE_LIBDIR (make test-c: target/secure/release) holds libraries built with
+# `secure`; test_bad_free then also checks the rules only secure builds keep
+# (MIRS_TEST_SECURE=1), each with its warning.
+SECURE_LIBDIR=${MIRS_SECURE_LIBDIR:-}
+if [[ -n $SECURE_LIBDIR ]]; then
+  [[ $SECURE_LIBDIR == /* ]] || SECURE_LIBDIR=$ROOT/$SECURE_LIBDIR
+  if [[ -f $SECURE_LIBDIR/libmirs.a && -f $SECURE_LIBDIR/libmirs.so ]]; then
+    build "$BUILD/test_bad_free.secure-static" -DMIRS_TEST_LINKED "$SRC/test_bad_free.c" \
+      "$SECURE_LIBDIR/libmirs.a" "${STATIC_LIBS[@]}" &&
+      run "test_bad_free [secure static, MIRS_VERBOSE=1]" \
+        env MIRS_TEST_SECURE=1 MIRS_VERBOSE=1 "$BUILD/test_bad_free.secure-static"
+    [[ -x $BUILD/test_bad_free.preload ]] &&
+      run "test_bad_free [secure preload, MIRS_VERBOSE=1]" \
+        env LD_PRELOAD="$SECURE_LIBDIR/libmirs.so" MIRS_TEST_SECURE=1 MIRS_VERBOSE=1 \
+        "$BUILD/test_bad_free.preload"
+  else
+    fail "MIRS_SECURE_LIBDIR=$SECURE_LIBDIR: libmirs.a or libmirs.so missing"
+  fi
+fi
 
 # ---- allocation in constructors --------------------------------------------------
 # ctor_lib.so reaches test_ctor linked (-l), through LD_PRELOAD, or by dlopen.

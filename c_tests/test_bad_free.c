@@ -1,17 +1,35 @@
-/* test_bad_free.c: free() of pointers mirs did not hand out must not crash, and the
- * allocator must keep working afterwards.
+/* test_bad_free.c: every bad-input rule. free() of pointers mirs did not hand out, or
+ * no longer owns, must not crash or corrupt anything, and the allocator must keep
+ * working afterwards (later allocations distinct and intact).
  *
- * glibc aborts on all of these ("free(): invalid pointer"); mirs intentionally
- * tolerates them (ignores the free, with a warning under MIRS_VERBOSE=1). Each case
- * runs in a forked child, so a crash or abort is counted as one failure, with its
- * signal, instead of killing the test.
+ * glibc aborts on most of these ("free(): invalid pointer", "double free detected");
+ * mirs tolerates them: the free is ignored and counted, with a "mirs: warning:" line
+ * under MIRS_VERBOSE=1. Each case runs in a forked child, so a crash, an abort or a hang
+ * (alarm) is counted as one failure, with its signal, instead of killing the test.
  *
- * With MIRS_VERBOSE=1 in the environment, the child's stderr is captured and the
- * frees of foreign memory (stack, static, mmap) must each print a line starting
- * "mirs: warning:". The captured text is passed on to our stderr.
+ * Cases and the rule each one checks:
+ *   free of a stack address, a static array, an mmap'd page (at its start and inside),
+ *   junk-filled mmap'd memory at a 4 MiB boundary, a block from another allocator
+ *   (glibc's malloc through dlsym(RTLD_NEXT)), an interior pointer of a small and of
+ *   a 1 MiB block: ignored, warned.
+ *   an interior pointer of an aligned block: when mirs over-allocated the block for
+ *   its alignment, the pointer is mapped to the block and frees it (by design); when
+ *   the block is naturally aligned it is an ordinary interior pointer (ignored, warned).
+ *   Either way no crash; no warning required.
+ *   secure builds only (MIRS_TEST_SECURE=1, set by run_c_tests.sh for the `secure`
+ *   libraries): a double free of a small and of a medium block, and realloc of a freed
+ *   block (NULL, errno EINVAL): ignored, warned. Without `secure`, release builds do
+ *   not check: a double free links the block into its free list twice, and later
+ *   mallocs hand the same block out again and again (c_tests/README.md).
+ *
+ * With MIRS_VERBOSE=1 in the environment, the child's stderr is captured and every case
+ * marked `warns` must print a line starting "mirs: warning:". The captured text is
+ * passed on to our stderr.
  */
 #include "mirs_test.h"
 
+#include <dlfcn.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -22,9 +40,10 @@ static void (*volatile free_v)(void *) = free; /* hide the bad frees from -Wfree
 
 static char static_array[256];
 
-/* After a bad free: many blocks of assorted sizes, all distinct and intact. */
+/* After a bad free: many blocks of assorted sizes, all distinct and intact (a double
+ * free that went unnoticed hands one block out twice: the patterns then clash). */
 static bool later_allocations_work(void) {
-  enum { N = 2000 };
+  enum { N = 3000 };
   static unsigned char *p[N];
   for (int i = 0; i < N; i++) {
     size_t size = i % 100 == 0 ? 200000 : 16 + (size_t)(i % 7) * 24; /* includes 64 */
@@ -37,8 +56,8 @@ static bool later_allocations_work(void) {
     size_t size = i % 100 == 0 ? 200000 : 16 + (size_t)(i % 7) * 24;
     for (size_t j = 0; j < size; j++)
       if (p[i][j] != (unsigned char)(i & 0xff)) { ok = false; break; }
-    free(p[i]);
   }
+  for (int i = 0; i < N; i++) free(p[i]);
   return ok;
 }
 
@@ -80,33 +99,93 @@ static void free_interior_small(void) {
   free_v(p + 8);
 }
 
-/* Interior pointers of a large and of an aligned block. */
+/* An interior pointer of a large (1 MiB) block. */
 static void free_interior_large(void) {
   char *p = malloc_v(1u << 20);
   if (!p) _exit(4);
   memset(p, 2, 1u << 20);
   free_v(p + 4096 + 16);
+}
+
+/* An interior pointer of an aligned block (see the top comment). */
+static void free_interior_aligned(void) {
   char *a = aligned_alloc(4096, 8192);
   if (!a) _exit(4);
   free_v(a + 64);
 }
 
+/* The start of an mmap'd page: page aligned, like many blocks, but not mirs's. */
+static void free_mmap_start(void) {
+  void *m = mmap(NULL, 1u << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) _exit(4);
+  free_v(m);
+}
+
+/* A block from another allocator: glibc's own malloc, behind mirs's (looked up in
+ * libc.so.6 itself: in the preload build RTLD_NEXT would find mirs). */
+static void free_other_allocator(void) {
+  void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+  void *(*libc_malloc)(size_t) = libc ? (void *(*)(size_t))dlsym(libc, "malloc") : NULL;
+  if (!libc_malloc || libc_malloc == malloc) _exit(6); /* no second allocator here */
+  char *p = libc_malloc(100);
+  if (!p) _exit(4);
+  memset(p, 3, 100);
+  free_v(p);
+}
+
+/* A block freed twice by its owner: small (a local free list) and medium. */
+static void double_free_small(void) {
+  char *p = malloc_v(64);
+  if (!p) _exit(4);
+  free_v(p);
+  free_v(p);
+}
+
+static void double_free_medium(void) {
+  char *keep = malloc_v(100000); /* keeps the page in use */
+  char *p = malloc_v(100000);
+  if (!p || !keep) _exit(4);
+  free_v(p);
+  free_v(p);
+  free(keep);
+}
+
+/* realloc of a freed block, growing (would copy and free it again) and shrinking
+ * (would hand the freed block back): refused with NULL and EINVAL. */
+static void realloc_freed(void) {
+  char *p = malloc_v(100);
+  if (!p) _exit(4);
+  free_v(p);
+  errno = 0;
+  void *(*volatile realloc_v)(void *, size_t) = realloc;
+  if (realloc_v(p, 1000) != NULL || errno != EINVAL) _exit(7);
+  errno = 0;
+  if (realloc_v(p, 60) != NULL || errno != EINVAL) _exit(7);
+}
+
 struct bad_case {
   const char *name;
   void (*run)(void);
-  bool foreign; /* memory mirs never managed: a verbose warning is required */
+  bool warns;       /* must print a "mirs: warning:" line under MIRS_VERBOSE=1 */
+  bool secure_only; /* checked only in secure builds (MIRS_TEST_SECURE=1) */
 };
 
 static const struct bad_case cases[] = {
     /* Run first, before this process has allocated anything: the allocator must
      * already honour MIRS_VERBOSE on its very first call. */
-    {"a stack address, as the process's first allocator call", free_stack, true},
-    {"a stack address", free_stack, true},
-    {"a static array", free_static, true},
-    {"an mmap'd page", free_mmap, true},
-    {"junk-filled mmap'd memory at a 4 MiB boundary", free_mmap_segment_aligned, true},
-    {"p+8 of a 64-byte block", free_interior_small, false},
-    {"interior pointers of a 1 MiB and an aligned block", free_interior_large, false},
+    {"free of a stack address, as the process's first allocator call", free_stack, true, false},
+    {"free of a stack address", free_stack, true, false},
+    {"free of a static array", free_static, true, false},
+    {"free inside an mmap'd page", free_mmap, true, false},
+    {"free of the start of an mmap'd mapping", free_mmap_start, true, false},
+    {"free of junk-filled mmap'd memory at a 4 MiB boundary", free_mmap_segment_aligned, true, false},
+    {"free of a block from glibc's malloc", free_other_allocator, true, false},
+    {"free of p+8 of a 64-byte block", free_interior_small, true, false},
+    {"free of an interior pointer of a 1 MiB block", free_interior_large, true, false},
+    {"free of an interior pointer of a 4096-aligned block", free_interior_aligned, false, false},
+    {"double free of a 64-byte block", double_free_small, true, true},
+    {"double free of a 100000-byte block", double_free_medium, true, true},
+    {"realloc of a freed block", realloc_freed, true, true},
 };
 
 /* Runs one case in a child; returns its wait status. With `capture`, the child's
@@ -144,9 +223,15 @@ static int run_case(const struct bad_case *c, bool capture, char *err, size_t er
 int main(void) {
   const char *verbose = getenv("MIRS_VERBOSE");
   bool want_warnings = verbose && strcmp(verbose, "1") == 0;
+  const char *secure = getenv("MIRS_TEST_SECURE");
+  bool is_secure = secure && strcmp(secure, "1") == 0;
 
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const struct bad_case *c = &cases[i];
+    if (c->secure_only && !is_secure) {
+      printf("skip %s: checked in secure builds only\n", c->name);
+      continue;
+    }
     if (i == 1) free(malloc_v(1)); /* from here on, the allocator has been used */
     static char err[1 << 16];
     int status = run_case(c, want_warnings, err, sizeof err);
@@ -154,17 +239,22 @@ int main(void) {
     bool waited = status != -1, crashed = waited && WIFSIGNALED(status);
     int code = waited && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     CHECKF(waited, "%s: fork/wait failed", c->name);
+    if (code == 6) {
+      printf("skip %s: no second allocator in this process\n", c->name);
+      continue;
+    }
     if (crashed)
-      CHECKF(!crashed, "free of %s: child killed by signal %d (%s)", c->name,
-             WTERMSIG(status), strsignal(WTERMSIG(status)));
+      CHECKF(!crashed, "%s: child killed by signal %d (%s)", c->name, WTERMSIG(status),
+             strsignal(WTERMSIG(status)));
     else if (waited)
-      CHECKF(code == 0, "free of %s: child exit %d (%s)", c->name, code,
-             code == 5 ? "later allocations broken" : "setup failed");
-    if (want_warnings && c->foreign) {
+      CHECKF(code == 0, "%s: child exit %d (%s)", c->name, code,
+             code == 5   ? "later allocations broken"
+             : code == 7 ? "realloc did not return NULL with EINVAL"
+                         : "setup failed");
+    if (want_warnings && c->warns) {
       /* A line (at the start of the text or after a newline) starting the warning. */
       bool warned = strncmp(err, "mirs: warning:", 14) == 0 || strstr(err, "\nmirs: warning:");
-      CHECKF(warned, "free of %s printed no \"mirs: warning:\" line under MIRS_VERBOSE=1",
-             c->name);
+      CHECKF(warned, "%s printed no \"mirs: warning:\" line under MIRS_VERBOSE=1", c->name);
     }
   }
 

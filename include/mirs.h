@@ -67,11 +67,10 @@ extern void mirs_hook_write(const uint8_t *bytes, size_t len);
 #if !defined(MIRS_HOSTED)
 // Hand mirs a memory region to carve 4 MiB-aligned segments from (the
 // unaligned ends serve for metadata). Returns false when it cannot be used:
-// too small, or `MIRS_MAX_REGIONS` (8, the static region included) are
-// already in use. Regions larger than 16 GiB are truncated, and regions
-// more than 4 GiB apart should not share 4 MiB slots modulo 4 GiB (see
-// `segment_map`), which holds for any memory below 4 GiB or any one
-// contiguous physical memory.
+// too small, or 8 regions (the static region included) are already in use.
+// Regions larger than 16 GiB are truncated. All memory within one 4 GiB
+// window is usable; parts of regions further apart that fall on the same
+// slots of mirs's segment map (4 MiB slots modulo 4 GiB) are skipped.
 //
 // # Safety
 // `base..base+size` is readable and writable memory nobody else uses, for

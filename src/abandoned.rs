@@ -47,20 +47,29 @@ impl AbandonNode for Segment {
 }
 
 /// The owner gives `seg` up (all its pages are abandoned).
-pub fn abandon(seg: *mut Segment) {
+///
+/// # Safety
+/// The calling thread owns the live segment `seg`.
+pub unsafe fn abandon(seg: *mut Segment) {
     // SAFETY: the caller owns the live segment.
     unsafe { state::abandon(&ABANDONED, seg) }
 }
 
 /// Claim an abandoned segment in place (free into an abandoned segment).
-pub fn try_claim(seg: *mut Segment, tid: usize) -> bool {
+///
+/// # Safety
+/// `seg` is a live segment (listed in the segment map).
+pub unsafe fn try_claim(seg: *mut Segment, tid: usize) -> bool {
     // SAFETY: segment headers stay mapped while the segment map lists them.
     unsafe { state::try_claim(seg, tid) }
 }
 
 /// The owner emptied `seg`: may it release the memory now? If the segment is
 /// still on the stack, it becomes a zombie that the next pop releases.
-pub fn release_owned(seg: *mut Segment) -> bool {
+///
+/// # Safety
+/// The calling thread owns the live segment `seg`.
+pub unsafe fn release_owned(seg: *mut Segment) -> bool {
     // SAFETY: the caller owns the live segment.
     unsafe { state::release_owned(seg) }
 }
@@ -91,6 +100,15 @@ pub fn try_reclaim(heap: &mut Heap, kind: PageKind) {
         if alive && unsafe { (*seg).kind == kind && (*seg).used < (*seg).page_count } {
             return;
         }
+    }
+}
+
+/// Out of memory: take over every abandoned segment, so the pages whose
+/// blocks were all freed by other threads become free memory again.
+pub fn reclaim_all(heap: &mut Heap) {
+    while let Some(seg) = pop_and_claim(heap.thread_id) {
+        // SAFETY: we own `seg` after the claim and `heap` is ours.
+        unsafe { Segment::reclaim(heap, seg) };
     }
 }
 

@@ -72,9 +72,11 @@ pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
     let size = size.max(1);
     if align <= OS_PAGE_SIZE && size <= LARGE_OBJ_SIZE_MAX {
         let natural = size.next_multiple_of(align);
-        if natural <= LARGE_OBJ_SIZE_MAX && bin_block_size(bin_of_size(natural)) % align == 0 {
+        if natural <= LARGE_OBJ_SIZE_MAX
+            && bin_block_size(bin_of_size(natural)).is_multiple_of(align)
+        {
             let p = malloc(natural);
-            debug_assert!(p as usize % align == 0);
+            debug_assert!((p as usize).is_multiple_of(align));
             return p;
         }
     }
@@ -121,6 +123,9 @@ fn aligned_huge(size: usize, align: usize) -> *mut u8 {
 /// smaller (less than half the block). On failure returns null (ENOMEM) and
 /// leaves the old block intact; a pointer mirs does not own gives null with
 /// EINVAL and is left alone. `p` null means `malloc(new_size)`.
+// Takes any pointer by design (C's realloc): it is validated through the
+// segment map before the copy reads it.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     if p.is_null() {
         return malloc(new_size);

@@ -85,7 +85,7 @@ const _: () = {
     assert!(SMALL_SIZE_MAX <= SMALL_OBJ_SIZE_MAX);
     assert!(SMALL_OBJ_SIZE_MAX < MEDIUM_OBJ_SIZE_MAX);
     assert!(MEDIUM_OBJ_SIZE_MAX < LARGE_OBJ_SIZE_MAX);
-    assert!(SMALL_SIZE_MAX % WORD_SIZE == 0);
+    assert!(SMALL_SIZE_MAX.is_multiple_of(WORD_SIZE));
     assert!(MAX_ALIGN_GUARANTEE.is_power_of_two());
     assert!(WORD_SIZE == 8, "mirs supports 64-bit targets");
 };

@@ -25,6 +25,9 @@ use crate::stats::{self, Counter};
 use core::sync::atomic::Ordering;
 
 /// Free a block (null and foreign pointers are ignored).
+// Takes any pointer by design (C's free): it is validated through the
+// segment map before anything is read.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 #[inline(always)]
 pub fn free(p: *mut u8) {
     let base = p as usize & !SEGMENT_MASK;
@@ -202,6 +205,9 @@ pub unsafe fn page_of_owned(p: *mut u8) -> *mut Page {
 
 /// The usable size at `p` when `p` is a pointer mirs handed out (a carved
 /// block start, or an aligned pointer into one), None otherwise.
+// Takes any pointer by design (malloc_usable_size): it is validated through the
+// segment map before anything is read.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn checked_usable_size(p: *const u8) -> Option<usize> {
     if p.is_null() {
         return None;
@@ -234,6 +240,9 @@ pub fn checked_usable_size(p: *const u8) -> Option<usize> {
 /// (so a `realloc` of it is a use after free)? Other threads' blocks are not
 /// checked: their lists belong to their owners.
 #[cfg(feature = "secure")]
+// Takes any pointer by design (realloc): it is validated through the
+// segment map before anything is read.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn is_freed_block_of_this_thread(p: *const u8) -> bool {
     let base = p as usize & !SEGMENT_MASK;
     if !segment_map::is_segment_start(base) {

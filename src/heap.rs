@@ -210,6 +210,8 @@ pub fn current_or_init() -> *mut Heap {
 
 /// The calling thread ends (pthread key destructor, or the embedder's
 /// `mirs_thread_done`): abandon what is still live, recycle the heap.
+// Safe to call with any pointer: only the calling thread's own heap is used.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn thread_done(heap: *mut Heap) {
     if heap.is_null() || is_empty_heap(heap) || heap != platform::heap_get() {
         return;

@@ -19,7 +19,10 @@
 
 #![no_std]
 #![cfg_attr(feature = "hosted", feature(thread_local))]
-#![cfg_attr(all(not(feature = "hosted"), feature = "thread-local"), feature(thread_local))]
+#![cfg_attr(
+    all(not(feature = "hosted"), feature = "thread-local"),
+    feature(thread_local)
+)]
 #![cfg_attr(loom, allow(unused_features))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(clippy::missing_safety_doc)] // every unsafe fn has a `# Safety` section in prose
@@ -39,6 +42,7 @@ pub mod page_queue;
 
 #[cfg(not(loom))]
 pub mod abandoned;
+pub mod abandoned_state;
 #[cfg(not(loom))]
 pub mod segment;
 #[cfg(not(loom))]
@@ -46,7 +50,6 @@ pub mod segment_cache;
 #[cfg(not(loom))]
 pub mod segment_map;
 pub mod tagged_stack;
-pub mod abandoned_state;
 pub mod thread_free;
 
 #[cfg(not(loom))]

@@ -8,6 +8,12 @@ pub struct Writer {
     len: usize,
 }
 
+impl Default for Writer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Writer {
     pub const fn new() -> Writer {
         Writer {

@@ -226,7 +226,10 @@ impl Page {
     #[cold]
     fn free_list_corrupted(&mut self, block: *mut Block) -> *mut u8 {
         crate::stats::add(crate::stats::Counter::CorruptLists, 1);
-        crate::output::warning!("corrupted free list in page of {}-byte blocks: rest dropped", self.block_size);
+        crate::output::warning!(
+            "corrupted free list in page of {}-byte blocks: rest dropped",
+            self.block_size
+        );
         self.free = ptr::null_mut();
         self.used += 1;
         // The dropped blocks are lost to this page until it is freed.
@@ -247,7 +250,9 @@ impl Page {
                 let b = first.wrapping_add(i * bs).cast::<Block>();
                 // SAFETY: blocks `capacity..capacity+n` lie inside the page area
                 // (n <= reserved - capacity) and no one else references them yet.
-                unsafe { Block::set_next_with(b, b.cast::<u8>().wrapping_add(bs).cast(), self.key) };
+                unsafe {
+                    Block::set_next_with(b, b.cast::<u8>().wrapping_add(bs).cast(), self.key)
+                };
             }
             let last = first.wrapping_add((n - 1) * bs).cast::<Block>();
             // SAFETY: as above.
@@ -399,11 +404,7 @@ impl Page {
             self.capacity as usize,
             "used + |free| + |local_free| == capacity"
         );
-        for head in [
-            self.free,
-            self.local_free,
-            self.thread_free.head(),
-        ] {
+        for head in [self.free, self.local_free, self.thread_free.head()] {
             let mut cur = head;
             while !cur.is_null() {
                 assert!(

@@ -101,7 +101,11 @@ const SEGMENT_HEADER_SIZE: usize =
 /// With `secure`, an inaccessible OS page between the header and the first
 /// page's blocks: an overflow off the end of the metadata or an underflow
 /// off the first block faults instead of corrupting the page table.
-const GUARD_SIZE: usize = if cfg!(feature = "secure") { OS_PAGE_SIZE } else { 0 };
+const GUARD_SIZE: usize = if cfg!(feature = "secure") {
+    OS_PAGE_SIZE
+} else {
+    0
+};
 /// Bytes before the first page's blocks (OS-page rounded, so page areas stay
 /// page aligned and can be purged).
 pub const SEGMENT_INFO_SIZE: usize = SEGMENT_HEADER_SIZE + GUARD_SIZE;
@@ -216,13 +220,13 @@ impl Segment {
                     let zero = unsafe { (*seg).body_is_zero };
                     (seg.cast::<u8>(), zero)
                 }
-                None => match Self::map(size, align) {
+                None => match Self::map_or_reclaim(heap, size, align) {
                     Some(m) => m,
                     None => return ptr::null_mut(),
                 },
             }
         } else {
-            match Self::map(size, align) {
+            match Self::map_or_reclaim(heap, size, align) {
                 Some(m) => m,
                 None => return ptr::null_mut(),
             }
@@ -235,9 +239,23 @@ impl Segment {
         seg
     }
 
+    /// Fresh memory; when the platform refuses, first take over every
+    /// abandoned segment (their freed pages go back to the cache) and hand
+    /// the cache back to the platform, then try once more. With fixed
+    /// memory (embedded) that is what makes a large request fit.
+    fn map_or_reclaim(heap: &mut Heap, size: usize, align: usize) -> Option<(*mut u8, bool)> {
+        if let Some(m) = Self::map(size, align) {
+            return Some(m);
+        }
+        abandoned::reclaim_all(heap);
+        heap.collect(true);
+        Self::map(size, align)
+    }
+
     /// Fresh memory from the platform, registered in the segment map.
     fn map(size: usize, align: usize) -> Option<(*mut u8, bool)> {
         let memory = platform::os_alloc_aligned(size, align)?;
+        #[allow(clippy::absurd_extreme_comparisons)] // GUARD_SIZE is 0 without `secure`
         if GUARD_SIZE > 0 {
             // SAFETY: the guard lies inside the fresh mapping, after the header.
             unsafe { platform::os_protect_none(memory.base.add(SEGMENT_HEADER_SIZE), GUARD_SIZE) };
@@ -489,7 +507,8 @@ impl Segment {
             s.purge_pages(platform::now_ms(), false);
         }
         stats::add(Counter::Abandoned, 1);
-        abandoned::abandon(seg);
+        // SAFETY: the caller owns `seg`.
+        unsafe { abandoned::abandon(seg) };
     }
 
     /// Adopt an abandoned segment the calling thread has just claimed: its
@@ -537,6 +556,12 @@ impl Segment {
 /// A heap's queue of segments with free page slots of one kind.
 pub struct SegmentQueue {
     first: *mut Segment,
+}
+
+impl Default for SegmentQueue {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl SegmentQueue {

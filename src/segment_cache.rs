@@ -94,7 +94,7 @@ pub fn purge(now: u64, force: bool, release: bool) {
             }
         }
     }
-    const _: () = assert!(SEGMENT_INFO_SIZE % OS_PAGE_SIZE == 0);
+    const _: () = assert!(SEGMENT_INFO_SIZE.is_multiple_of(OS_PAGE_SIZE));
 }
 
 /// Return a purged segment to any free slot.

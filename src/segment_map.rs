@@ -31,7 +31,6 @@
 //!   far away) is refused by [`insert`] (its memory goes back). The lookup
 //!   is one word load and one compare.
 
-
 #[cfg(feature = "hosted")]
 mod imp {
     use crate::constants::{SEGMENT_SHIFT, SEGMENT_SIZE};
@@ -77,7 +76,7 @@ mod imp {
     /// are `1 << page_shift` bytes. Returns false when the range lies outside
     /// the covered address space (the segment must then not be used).
     pub fn insert(base: usize, size: usize, page_shift: usize) -> bool {
-        debug_assert!(base % SEGMENT_SIZE == 0 && page_shift > 0 && page_shift < 64);
+        debug_assert!(base.is_multiple_of(SEGMENT_SIZE) && page_shift > 0 && page_shift < 64);
         let (Some(first), Some(last)) = (region_of(base), region_of(base + size - 1)) else {
             return false;
         };
@@ -134,8 +133,9 @@ mod imp {
     }
 }
 
-#[cfg(not(feature = "hosted"))]
-mod imp {
+/// The embedded map; also compiled into the hosted unit tests, which test it.
+#[cfg(any(not(feature = "hosted"), test))]
+mod windowed {
     use crate::constants::{SEGMENT_SHIFT, SEGMENT_SIZE};
     use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -177,7 +177,7 @@ mod imp {
     /// are `1 << page_shift` bytes. Returns false when a slot it needs holds
     /// another segment's region (the segment must then not be used).
     pub fn insert(base: usize, size: usize, page_shift: usize) -> bool {
-        debug_assert!(base % SEGMENT_SIZE == 0 && page_shift > 0 && page_shift < 256);
+        debug_assert!(base.is_multiple_of(SEGMENT_SIZE) && page_shift > 0 && page_shift < 256);
         let Some(last_addr) = base.checked_add(size - 1) else {
             return false;
         };
@@ -253,9 +253,12 @@ mod imp {
     }
 }
 
+#[cfg(not(feature = "hosted"))]
+use windowed as imp;
+
 pub use imp::{insert, page_shift_at, remove, segment_containing, set_page_shift};
 #[cfg(not(feature = "hosted"))]
-pub use imp::{can_insert, MAP_SLOTS};
+pub use windowed::{can_insert, MAP_SLOTS};
 
 /// Is there a segment header at `segment_base`?
 #[inline(always)]
@@ -294,26 +297,36 @@ mod tests {
         assert_eq!(segment_containing(usize::MAX), None);
     }
 
+    /// The embedded (windowed) map, tested directly in every configuration.
     #[test]
-    #[cfg(not(feature = "hosted"))]
-    fn kernel_addresses_and_collisions() {
+    fn windowed_kernel_addresses_and_collisions() {
+        use super::windowed::*;
+        let starts = |base| page_shift_at(base) != 0;
         // A higher-half kernel address, as ArceOS maps its memory.
         let base = 0xffff_ffc0_8000_0000usize + 5 * SEGMENT_SIZE;
-        assert!(!is_segment_start(base));
-        assert!(insert(base, 2 * SEGMENT_SIZE, 19));
+        assert!(!starts(base));
+        assert!(can_insert(base, 2 * SEGMENT_SIZE));
+        assert!(insert(base, 2 * SEGMENT_SIZE, 16));
+        assert!(!can_insert(base + SEGMENT_SIZE, SEGMENT_SIZE));
+        set_page_shift(base, 19);
         assert_eq!(page_shift_at(base), 19);
+        assert_eq!(page_shift_at(base + SEGMENT_SIZE), 0);
         assert_eq!(segment_containing(base + SEGMENT_SIZE + 1), Some(base));
         // The same slots one window further: refused, and nothing half-recorded.
         let alias = base.wrapping_sub(MAP_SLOTS * SEGMENT_SIZE) - SEGMENT_SIZE;
         assert!(!insert(alias, 2 * SEGMENT_SIZE, 16));
-        assert!(!is_segment_start(alias));
+        assert!(!starts(alias));
         assert_eq!(page_shift_at(base), 19);
         remove(base, 2 * SEGMENT_SIZE);
-        assert!(!is_segment_start(base));
+        assert!(!starts(base));
         assert!(insert(alias, 2 * SEGMENT_SIZE, 16));
-        assert!(!is_segment_start(base));
+        assert!(!starts(base));
         assert_eq!(page_shift_at(alias), 16);
         remove(alias, 2 * SEGMENT_SIZE);
-        assert!(!insert(usize::MAX & !(SEGMENT_SIZE - 1), 2 * SEGMENT_SIZE, 16));
+        assert!(!insert(
+            usize::MAX & !(SEGMENT_SIZE - 1),
+            2 * SEGMENT_SIZE,
+            16
+        ));
     }
 }

@@ -133,7 +133,10 @@ impl core::fmt::Display for Bytes {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let v = self.0;
         let a = v.unsigned_abs();
-        let mut s = StackStr { buf: [0; 32], len: 0 };
+        let mut s = StackStr {
+            buf: [0; 32],
+            len: 0,
+        };
         let _ = if a >= 10 << 30 {
             write!(s, "{:.1} GiB", v as f64 / (1u64 << 30) as f64)
         } else if a >= 10 << 20 {

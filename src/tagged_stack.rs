@@ -53,6 +53,13 @@ fn unpack_tag(word: usize) -> usize {
     word >> ADDR_BITS
 }
 
+#[cfg(not(loom))]
+impl<T: StackNode> Default for TaggedStack<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<T: StackNode> TaggedStack<T> {
     #[cfg(not(loom))]
     pub const fn new() -> Self {

@@ -100,7 +100,10 @@ fn write_payload(b: usize, v: usize) {
 fn take_list(mut cur: *mut Block, blocks: &[usize], seen: &mut Vec<usize>) {
     while !cur.is_null() {
         let b = cur as usize;
-        let i = blocks.iter().position(|&x| x == b).expect("foreign block on a list");
+        let i = blocks
+            .iter()
+            .position(|&x| x == b)
+            .expect("foreign block on a list");
         assert!(!seen.contains(&b), "block seen twice");
         // SAFETY: a live test block, now owned by the caller.
         let v = unsafe { &(*(b as *mut TBlock)).payload }.with(|p| unsafe { *p });
@@ -147,10 +150,12 @@ impl TestHeap {
         loop {
             // SAFETY: we own the block until the CAS publishes it.
             unsafe { Block::set_next(block, head) };
-            match self
-                .delayed
-                .compare_exchange_weak(head, block, Ordering::Release, Ordering::Relaxed)
-            {
+            match self.delayed.compare_exchange_weak(
+                head,
+                block,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => break,
                 Err(cur) => head = cur,
             }
@@ -294,7 +299,11 @@ fn loom_never_delayed_free_heap_lifetime() {
         // The abandoned page is collected later by whoever reclaims it.
         take_list(tf.take_all(), &blocks, &mut seen);
         assert_each_once(&mut seen, &blocks);
-        assert_eq!(tf.state(), DelayedState::NeverDelayedFree, "Never is sticky");
+        assert_eq!(
+            tf.state(),
+            DelayedState::NeverDelayedFree,
+            "Never is sticky"
+        );
         free_blocks(&blocks);
     });
 }
@@ -454,10 +463,7 @@ impl StackNode for Seg {
     unsafe fn next_slot(node: *mut Self) -> *mut *mut Self {
         // SAFETY: test segments are freed only after every thread joined.
         unsafe {
-            assert!(
-                (*node).mapped.with(|m| *m),
-                "stack read a released segment"
-            );
+            assert!((*node).mapped.with(|m| *m), "stack read a released segment");
             ptr::addr_of_mut!((*node).next)
         }
     }
@@ -476,7 +482,11 @@ fn seg(p: usize) -> &'static Seg {
 }
 
 fn became_owner(s: usize) {
-    assert_eq!(seg(s).owners.fetch_add(1, Ordering::Relaxed), 0, "two owners");
+    assert_eq!(
+        seg(s).owners.fetch_add(1, Ordering::Relaxed),
+        0,
+        "two owners"
+    );
 }
 
 /// Segment::release: only off the stack, exactly once; "unmaps" it.
@@ -486,7 +496,11 @@ fn release(s: usize) {
         0,
         "released while on the stack"
     );
-    assert_eq!(seg(s).releases.fetch_add(1, Ordering::Relaxed), 0, "released twice");
+    assert_eq!(
+        seg(s).releases.fetch_add(1, Ordering::Relaxed),
+        0,
+        "released twice"
+    );
     seg(s).mapped.with_mut(|m| unsafe { *m = false });
 }
 
@@ -555,7 +569,11 @@ fn abandon_model(reabandon: bool) {
         popper(&stack, 8);
         assert!(stack.is_empty());
         stack.await_readers();
-        assert_eq!(seg(s).releases.load(Ordering::Relaxed), 1, "not released once");
+        assert_eq!(
+            seg(s).releases.load(Ordering::Relaxed),
+            1,
+            "not released once"
+        );
         // SAFETY: every thread is done with the segment.
         drop(unsafe { Box::from_raw(s as *mut Seg) });
     });

@@ -130,13 +130,14 @@ int __wrap_pthread_join(pthread_t t, void **ret)
     return 0;
 }
 
+void harness_set_alive_hook(bool on) { mirs_thread_alive_hook_set(on ? alive : NULL); }
+
 __attribute__((constructor)) static void harness_init(void)
 {
     const char *done = getenv("MIRS_TEST_THREAD_DONE");
     thread_done_mode = done && strcmp(done, "1") == 0;
     const char *no_alive = getenv("MIRS_TEST_NO_ALIVE");
-    if (!(no_alive && strcmp(no_alive, "1") == 0))
-        mirs_thread_alive_hook_set(alive);
+    harness_set_alive_hook(!(no_alive && strcmp(no_alive, "1") == 0));
 }
 
 bool harness_thread_done_mode(void) { return thread_done_mode; }

@@ -16,5 +16,7 @@ extern atomic_long harness_alive_calls;
 size_t harness_thread_id(void);
 /* MIRS_TEST_THREAD_DONE=1: threads call mirs_thread_done() when they end. */
 bool harness_thread_done_mode(void);
+/* Install (true) or remove the alive hook. */
+void harness_set_alive_hook(bool on);
 
 #endif

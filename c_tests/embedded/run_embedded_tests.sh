@@ -3,10 +3,12 @@
 # Linux with harness.c standing in for ArceOS (thread ids, output, liveness, the
 # pthread_create/join wrappers an embedder's libc would have).
 #
-# Builds two libmirs.a without `hosted` (features static-region, override,
+# Builds libmirs.a without `hosted` (features static-region, override,
 # panic-handler; MIRS_STATIC_REGION_MB=$REGION_MB, MIRS_MAX_THREADS=$MAX_THREADS):
 #   table : heaps found through the lock-free table keyed by the thread-id hook
 #   tls   : feature thread-local (the heap pointer in a #[thread_local])
+#   debug : the table variant with debug assertions (test_embedded at 4 threads)
+#   big   : a 1 GiB region for test_threads (8 threads, blocks to 1 MiB)
 # and links against each: test_embedded.c (contents, exhaustion + ENOMEM +
 # recovery, dead threads' memory and heap slots reused, regions, page provider),
 # c_tests/test_threads.c, c_tests/bench/stress.c and bench_malloc_thread.c.
@@ -64,7 +66,7 @@ run() {
     why="exit $rc with 0 failed checks"
   fi
   local info
-  info=$(grep -E '^(exhaustion|dead threads|regions):|^total iterations' "$log" | tr '\n' ';' | sed 's/;$//')
+  info=$(grep -E '^(exhaustion|dead threads|table full|regions):|^total iterations' "$log" | tr '\n' ';' | sed 's/;$//')
   if [[ -n $why ]]; then
     fail "$name: $why"
   elif ((f > 0)); then
@@ -77,17 +79,19 @@ run() {
   echo "    (full output: $log)"
 }
 
-build_lib() { # build_lib NAME FEATURES [REGION_MB]: $BUILD/NAME/libmirs.a
-  local out=$BUILD/$1
+build_lib() { # build_lib NAME FEATURES [REGION_MB [PROFILE]]: $BUILD/NAME/libmirs.a
+  local out=$BUILD/$1 profile=${4:-release}
   mkdir -p "$out"
   if ! (cd "$ROOT" && MIRS_STATIC_REGION_MB=${3:-$REGION_MB} MIRS_MAX_THREADS=$MAX_THREADS \
-    $CARGO rustc --quiet --release --lib --no-default-features --features "$2" \
-    --crate-type staticlib --target-dir "$BUILD/cargo") >"$out/build.log" 2>&1; then
+    $CARGO rustc --quiet --profile "$profile" --lib --no-default-features --features "$2" \
+    --crate-type staticlib --target-dir "$BUILD/cargo-$1") >"$out/build.log" 2>&1; then
     fail "cargo build of the embedded library ($1: $2)"
     sed 's/^/    /' "$out/build.log" | tail -30
     return 1
   fi
-  cp "$BUILD/cargo/release/libmirs.a" "$out/libmirs.a"
+  local dir=$profile
+  [[ $profile == dev ]] && dir=debug
+  cp "$BUILD/cargo-$1/$dir/libmirs.a" "$out/libmirs.a"
 }
 
 bench_obj() { # bench_obj OUT.o SOURCE: a benchmark whose main is renamed bench_main
@@ -138,6 +142,17 @@ for variant in table tls; do
       run "bench_malloc_thread [$variant, $t threads]" "$B/bench_malloc_thread" $t "$BENCH_SECONDS"
     done
 done
+
+# A debug build (mirs's debug assertions: double frees, region bitmap, heap
+# invariants) of the table variant, at 4 threads.
+if build_lib debug static-region,override,panic-handler "$REGION_MB" dev; then
+  LIB=$BUILD/debug/libmirs.a
+  link "$BUILD/debug/test_embedded" "$SRC/embedded/test_embedded.c" &&
+    for done in 1 0; do
+      run "test_embedded [debug build, 4 threads, thread_done=$done]" \
+        env MIRS_TEST_THREAD_DONE=$done "$BUILD/debug/test_embedded" 4
+    done
+fi
 
 # test_threads (8 threads, blocks to 1 MiB, a large page per size class and
 # thread) needs more than the small region: its own build with 1 GiB (.bss,

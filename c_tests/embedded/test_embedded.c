@@ -14,6 +14,8 @@
  *               over its life and leaving blocks for the next round to free: only
  *               reuse of dead threads' memory and heap slots (more threads than
  *               HEAP_SLOTS in all) lets this finish
+ *   table full  without the alive hook (and mirs_thread_done), threads beyond the
+ *               heap table get NULL + ENOMEM; with the hook again they work
  *   regions     mirs_region_add() of an mmap'd region adds room; a page provider
  *               is used when the regions are full and gets its memory back
  * Prints "N passed, N failed".
@@ -277,6 +279,48 @@ static void test_dead_threads(void)
     free(big);
 }
 
+/* ---- a full heap table ------------------------------------------------------- */
+
+static void *one_malloc(void *arg)
+{
+    errno = 0;
+    void *p = malloc(100);
+    *(int *)arg = p ? 0 : errno;
+    free(p);
+    return NULL;
+}
+
+/* Without the alive hook and without mirs_thread_done(), heaps of ended threads
+ * keep their table slots: once all are taken, a new thread's malloc fails cleanly
+ * (NULL, ENOMEM); with the hook back, dead threads are reaped and it works. */
+static void test_table_full(void)
+{
+    harness_set_alive_hook(false);
+    int n = 3 * HEAP_SLOTS, ok = 0, enomem = 0;
+    for (int i = 0; i < n; i++) {
+        int r = -1;
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, one_malloc, &r) == 0);
+        pthread_join(t, NULL);
+        ok += r == 0;
+        enomem += r == ENOMEM;
+    }
+    if (harness_thread_done_mode()) {
+        CHECKF(ok == n, "%d of %d threads could allocate", ok, n);
+    } else {
+        CHECKF(ok <= 2 * HEAP_SLOTS && ok + enomem == n && enomem > 0,
+               "%d threads allocated, %d got ENOMEM, of %d", ok, enomem, n);
+    }
+    harness_set_alive_hook(true);
+    int r = -1;
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, one_malloc, &r) == 0);
+    pthread_join(t, NULL);
+    CHECKF(r == 0, "with the alive hook again, a new thread's malloc: errno %d", r);
+    printf("table full: %d of %d threads allocated without alive hook, %d got ENOMEM; then %s\n", ok, n,
+           enomem, r == 0 ? "ok" : "failed");
+}
+
 /* ---- more regions, a page provider ----------------------------------------------- */
 
 static atomic_long provider_out, provider_allocs, provider_frees;
@@ -393,6 +437,7 @@ int main(int argc, char **argv)
     test_basics();
     test_exhaustion();
     test_dead_threads();
+    test_table_full();
     test_regions();
     return test_report();
 }

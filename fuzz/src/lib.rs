@@ -113,9 +113,19 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
     let mut ops = Vec::new();
     while r.pos < data.len() {
         let op = match r.byte() % OPCODES {
-            0 => Op::Malloc { slot: r.slot(), size: r.size() },
-            1 => Op::Calloc { slot: r.slot(), count: r.byte(), size: r.size() },
-            2 => Op::Realloc { slot: r.slot(), size: r.size() },
+            0 => Op::Malloc {
+                slot: r.slot(),
+                size: r.size(),
+            },
+            1 => Op::Calloc {
+                slot: r.slot(),
+                count: r.byte(),
+                size: r.size(),
+            },
+            2 => Op::Realloc {
+                slot: r.slot(),
+                size: r.size(),
+            },
             3 => Op::Aligned {
                 slot: r.slot(),
                 shift: r.byte() % (ALIGN_SHIFT_MAX as u8 + 1),
@@ -123,11 +133,19 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
             },
             4 => Op::Free { slot: r.slot() },
             5 => Op::FreeRemote { slot: r.slot() },
-            6 => Op::RemoteAlloc { slot: r.slot(), size: r.size() },
+            6 => Op::RemoteAlloc {
+                slot: r.slot(),
+                size: r.size(),
+            },
             7 => Op::Flush,
-            8 => Op::Collect { force: r.byte() & 1 == 1 },
+            8 => Op::Collect {
+                force: r.byte() & 1 == 1,
+            },
             9 => Op::WorkerRestart,
-            _ => Op::Shrink { slot: r.slot(), keep: r.byte() },
+            _ => Op::Shrink {
+                slot: r.slot(),
+                keep: r.byte(),
+            },
         };
         ops.push(op);
     }
@@ -135,7 +153,8 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
 }
 
 fn encode_size(out: &mut Vec<u8>, size: usize) {
-    let u16 = |out: &mut Vec<u8>, v: usize| out.extend_from_slice(&(v.min(0xffff) as u16).to_le_bytes());
+    let u16 =
+        |out: &mut Vec<u8>, v: usize| out.extend_from_slice(&(v.min(0xffff) as u16).to_le_bytes());
     if size < 64 {
         out.extend([0, size as u8]);
     } else if size <= 1024 {
@@ -232,7 +251,13 @@ fn mismatch(p: usize, from: usize, to: usize, seed: u64) -> Option<usize> {
         // SAFETY: `p + from .. p + to` lies in the block.
         let got = unsafe { std::slice::from_raw_parts((p + i) as *const u8, n) };
         if got != &t[k..k + n] {
-            return Some(i + got.iter().zip(&t[k..]).position(|(a, b)| a != b).unwrap_or(0));
+            return Some(
+                i + got
+                    .iter()
+                    .zip(&t[k..])
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(0),
+            );
         }
         i += n;
     }
@@ -269,7 +294,9 @@ impl Worker {
                         Cmd::Alloc(size) => mirs::malloc(size) as usize,
                         Cmd::Exit => break,
                     };
-                    replies.send(reply).expect("the interpreter waits for each reply");
+                    replies
+                        .send(reply)
+                        .expect("the interpreter waits for each reply");
                 }
             })
             .expect("spawn the worker thread");
@@ -374,23 +401,52 @@ impl Model {
     /// Record a fresh block of `size` requested bytes at `p` aligned to `align`.
     /// `zeroed`: the first `size` bytes must read as zero. `keep`: a block whose
     /// first `keep.1` bytes must still hold the pattern of seed `keep.0`.
-    fn insert(&mut self, slot: usize, p: *mut u8, size: usize, align: usize, zeroed: bool, keep: Option<(u64, usize)>) {
+    fn insert(
+        &mut self,
+        slot: usize,
+        p: *mut u8,
+        size: usize,
+        align: usize,
+        zeroed: bool,
+        keep: Option<(u64, usize)>,
+    ) {
         let step = self.step;
         let addr = p as usize;
-        assert!(!p.is_null(), "step {step}: allocation of {size} bytes returned NULL");
-        assert_eq!(addr % align.max(1), 0, "step {step}: {addr:#x} is not {align}-aligned");
+        assert!(
+            !p.is_null(),
+            "step {step}: allocation of {size} bytes returned NULL"
+        );
+        assert_eq!(
+            addr % align.max(1),
+            0,
+            "step {step}: {addr:#x} is not {align}-aligned"
+        );
         let min_align = if size > 8 { 16 } else { 8 };
         if align <= min_align {
-            assert_eq!(addr % min_align, 0, "step {step}: {size}-byte block {addr:#x} below the 16/8-byte rule");
+            assert_eq!(
+                addr % min_align,
+                0,
+                "step {step}: {size}-byte block {addr:#x} below the 16/8-byte rule"
+            );
         }
         let usable = mirs::usable_size(p);
-        assert!(usable >= size, "step {step}: usable_size {usable} < requested {size} at {addr:#x}");
-        assert!(mirs::owns(p), "step {step}: mirs does not own its block {addr:#x}");
+        assert!(
+            usable >= size,
+            "step {step}: usable_size {usable} < requested {size} at {addr:#x}"
+        );
+        assert!(
+            mirs::owns(p),
+            "step {step}: mirs does not own its block {addr:#x}"
+        );
         if zeroed {
             // SAFETY: the block has `size` readable bytes.
             let bytes = unsafe { std::slice::from_raw_parts(p, size) };
-            if let Some(i) = bytes.iter().position(|&b| b != 0) {
-                panic!("step {step}: calloc'd block {addr:#x} ({size} bytes) not zero at offset {i}");
+            const ZERO: [u8; 4096] = [0; 4096];
+            for (c, chunk) in bytes.chunks(ZERO.len()).enumerate() {
+                if chunk != &ZERO[..chunk.len()] {
+                    let i = c * ZERO.len() + chunk.iter().position(|&b| b != 0).unwrap_or(0);
+                    panic!("step {step}: calloc'd block {addr:#x} ({size} bytes) not zero at offset {i}");
+                }
             }
         }
         if let Some((seed, len)) = keep {
@@ -431,7 +487,11 @@ impl Model {
                 b.addr
             );
             let n = b.usable;
-            for (from, to) in [(0, n.min(16)), (n / 2, (n / 2 + 8).min(n)), (n.saturating_sub(16), n)] {
+            for (from, to) in [
+                (0, n.min(16)),
+                (n / 2, (n / 2 + 8).min(n)),
+                (n.saturating_sub(16), n),
+            ] {
                 if let Some(i) = mismatch(b.addr, from, to, b.seed) {
                     panic!(
                         "step {}: live block {:#x} (size {}, usable {}) corrupt at offset {i}",
@@ -490,7 +550,11 @@ impl Model {
                         let mut out: *mut c_void = std::ptr::null_mut();
                         // SAFETY: `out` is a valid out-pointer.
                         let rc = unsafe { mirs_posix_memalign(&mut out, align, size) };
-                        assert_eq!(rc, 0, "step {}: posix_memalign({align}, {size}) = {rc}", self.step);
+                        assert_eq!(
+                            rc, 0,
+                            "step {}: posix_memalign({align}, {size}) = {rc}",
+                            self.step
+                        );
                         out.cast::<u8>()
                     } else {
                         mirs_aligned_alloc(align, size).cast::<u8>()
@@ -545,7 +609,11 @@ impl Model {
             self.slots[slot] = None;
         }
         if size == 0 && old.is_some() {
-            assert!(p.is_null(), "step {}: realloc(p, 0) returned {p:p}", self.step);
+            assert!(
+                p.is_null(),
+                "step {}: realloc(p, 0) returned {p:p}",
+                self.step
+            );
             return;
         }
         let keep = old.map(|b| (b.seed, b.size.min(size)));

@@ -71,11 +71,10 @@ extern "C" {
 
 /// Hand mirs a memory region to carve 4 MiB-aligned segments from (the
 /// unaligned ends serve for metadata). Returns false when it cannot be used:
-/// too small, or `MIRS_MAX_REGIONS` (8, the static region included) are
-/// already in use. Regions larger than 16 GiB are truncated, and regions
-/// more than 4 GiB apart should not share 4 MiB slots modulo 4 GiB (see
-/// `segment_map`), which holds for any memory below 4 GiB or any one
-/// contiguous physical memory.
+/// too small, or 8 regions (the static region included) are already in use.
+/// Regions larger than 16 GiB are truncated. All memory within one 4 GiB
+/// window is usable; parts of regions further apart that fall on the same
+/// slots of mirs's segment map (4 MiB slots modulo 4 GiB) are skipped.
 ///
 /// # Safety
 /// `base..base+size` is readable and writable memory nobody else uses, for
@@ -185,7 +184,8 @@ fn home(key: usize) -> usize {
     if SLOT_BITS == 0 {
         return 0;
     }
-    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> (usize::BITS - SLOT_BITS)) & (SLOTS - 1)
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> (usize::BITS - SLOT_BITS))
+        & (SLOTS - 1)
 }
 
 /// The slot holding `key`, if any.
@@ -257,7 +257,9 @@ static ALIVE_HOOK: AtomicUsize = AtomicUsize::new(0);
 /// hook is called from allocation slow paths and must not allocate through
 /// mirs.
 #[no_mangle]
-pub extern "C" fn mirs_thread_alive_hook_set(alive: Option<extern "C" fn(thread_id: usize) -> bool>) {
+pub extern "C" fn mirs_thread_alive_hook_set(
+    alive: Option<extern "C" fn(thread_id: usize) -> bool>,
+) {
     ALIVE_HOOK.store(alive.map_or(0, |f| f as usize), Ordering::Release);
 }
 
@@ -349,8 +351,10 @@ pub fn heap_set(heap: *mut Heap) -> bool {
     if !insert(key, heap) && (reap_dead() == 0 || !insert(key, heap)) {
         if !TABLE_FULL_REPORTED.swap(true, Ordering::Relaxed) {
             crate::output::mirs_print!(
-                "mirs: error: thread table full ({} threads): call mirs_thread_done() at \
-                 thread exit, install an alive hook, or raise MIRS_MAX_THREADS\n",
+                "mirs: error: thread table full ({} heaps, MIRS_MAX_THREADS={}): call \
+                 mirs_thread_done() at thread exit, install an alive hook, or raise \
+                 MIRS_MAX_THREADS\n",
+                SLOTS,
                 MAX_THREADS
             );
         }
@@ -395,7 +399,8 @@ pub unsafe fn os_protect_none(_base: *mut u8, _size: usize) {}
 /// their own hook in a later version.
 pub fn random_seed() -> u64 {
     let local = 0u8;
-    (core::ptr::addr_of!(local) as u64).rotate_left(29) ^ now_ms().wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    (core::ptr::addr_of!(local) as u64).rotate_left(29)
+        ^ now_ms().wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 pub fn spin_yield() {
@@ -404,12 +409,11 @@ pub fn spin_yield() {
 
 // ---------------------------------------------------------------- time, output, options
 
-static TICKS: AtomicUsize = AtomicUsize::new(0);
-
-/// No clock: a counter that advances on every call (only orders purges,
-/// which do nothing embedded).
+/// No clock, and none needed: time only schedules purges, and embedded
+/// memory is never purged. Standing still, nothing ages into a purge (which
+/// would be wasted work here) and no shared counter is touched.
 pub fn now_ms() -> u64 {
-    TICKS.fetch_add(1, Ordering::Relaxed) as u64
+    0
 }
 
 pub fn write_stderr(bytes: &[u8]) {

@@ -64,6 +64,8 @@ impl Region {
 
     fn mark(&mut self, first: usize, count: usize, on: bool) {
         for unit in first..first + count {
+            // A unit is taken only when free and given back only when taken.
+            debug_assert!(self.is_used(unit) != on, "unit {unit} already {on}");
             let bit = 1u64 << (unit % 64);
             if on {
                 self.used[unit / 64] |= bit;
@@ -83,7 +85,7 @@ impl Region {
         let mut unit = 0;
         while unit + count <= self.units {
             let addr = self.base + (unit << SEGMENT_SHIFT);
-            if addr % align != 0 {
+            if !addr.is_multiple_of(align) {
                 unit += (align - addr % align) >> SEGMENT_SHIFT;
                 continue;
             }
@@ -145,14 +147,20 @@ impl Locked {
 }
 
 impl State {
-    fn add_meta(&mut self, start: usize, end: usize) {
+    /// Keep `start..end` (page-rounded inwards) for metadata; false when it
+    /// holds no page or the table of ranges is full.
+    fn add_meta(&mut self, start: usize, end: usize) -> bool {
         let start = start.next_multiple_of(OS_PAGE_SIZE);
         let end = end & !(OS_PAGE_SIZE - 1);
         if end <= start {
-            return;
+            return false;
         }
-        if let Some(slot) = self.meta.iter_mut().find(|m| m.0 >= m.1) {
-            *slot = (start, end);
+        match self.meta.iter_mut().find(|m| m.0 >= m.1) {
+            Some(slot) => {
+                *slot = (start, end);
+                true
+            }
+            None => false,
         }
     }
 
@@ -171,8 +179,7 @@ impl State {
             0
         };
         if units == 0 {
-            self.add_meta(start, end);
-            return end - start >= OS_PAGE_SIZE;
+            return self.add_meta(start, end);
         }
         if self.count == MAX_REGIONS {
             return false;
@@ -193,7 +200,12 @@ impl State {
 
     /// `count` units aligned to `align` from some region: (address, is_zero).
     /// Segments (`for_segment`) go only where the segment map can record them.
-    fn take_units(&mut self, count: usize, align: usize, for_segment: bool) -> Option<(usize, bool)> {
+    fn take_units(
+        &mut self,
+        count: usize,
+        align: usize,
+        for_segment: bool,
+    ) -> Option<(usize, bool)> {
         let size = count << SEGMENT_SHIFT;
         let fits = |addr: usize| !for_segment || crate::segment_map::can_insert(addr, size);
         for region in &mut self.regions[..self.count] {
@@ -231,7 +243,10 @@ impl State {
                 }
             }
             let (unit, _) = self.take_units(1, SEGMENT_SIZE, false)?;
-            self.add_meta(unit, unit + SEGMENT_SIZE);
+            if !self.add_meta(unit, unit + SEGMENT_SIZE) {
+                self.give_units(unit, SEGMENT_SIZE);
+                return None;
+            }
         }
         None
     }
@@ -311,7 +326,7 @@ fn provider_alloc(size: usize, align: usize) -> Option<usize> {
     let alloc: PageAlloc = unsafe { core::mem::transmute::<usize, PageAlloc>(f) };
     // SAFETY: the embedder's hook; the contract is documented on `PageAlloc`.
     let p = unsafe { alloc(size, align) } as usize;
-    (p != 0 && p % align == 0).then_some(p)
+    (p != 0 && p.is_multiple_of(align)).then_some(p)
 }
 
 fn provider_free(addr: usize, size: usize) {

@@ -45,7 +45,10 @@ fn cycling_sizes_stay_on_the_fast_path() {
 fn header_is_fresh() {
     let fresh = include_str!(concat!(env!("OUT_DIR"), "/mirs.h"));
     let committed = include_str!("../../include/mirs.h");
-    assert!(fresh == committed, "include/mirs.h is stale: run `make header` and commit it");
+    assert!(
+        fresh == committed,
+        "include/mirs.h is stale: run `make header` and commit it"
+    );
 }
 
 #[test]
@@ -92,8 +95,16 @@ fn realloc_keeps_contents_and_stays_in_place_when_it_fits() {
     // SAFETY: 100 writable bytes.
     unsafe { (0..100).for_each(|i| *p.add(i) = i as u8) };
     let usable = alloc::usable_size(p);
-    assert_eq!(alloc::realloc(p, usable), p, "grow within the block is in place");
-    assert_eq!(alloc::realloc(p, usable / 2 + 1), p, "a slight shrink is in place");
+    assert_eq!(
+        alloc::realloc(p, usable),
+        p,
+        "grow within the block is in place"
+    );
+    assert_eq!(
+        alloc::realloc(p, usable / 2 + 1),
+        p,
+        "a slight shrink is in place"
+    );
     let q = alloc::realloc(p, 10_000);
     assert_ne!(q, p);
     // SAFETY: the first 100 bytes were copied.
@@ -102,7 +113,10 @@ fn realloc_keeps_contents_and_stays_in_place_when_it_fits() {
     assert_ne!(r, q, "a big shrink moves to a smaller block");
     // SAFETY: 50 bytes were copied.
     unsafe { (0..50).for_each(|i| assert_eq!(*r.add(i), i as u8)) };
-    assert!(alloc::realloc(r, usize::MAX).is_null(), "a failed realloc returns null");
+    assert!(
+        alloc::realloc(r, usize::MAX).is_null(),
+        "a failed realloc returns null"
+    );
     // SAFETY: the old block is intact after the failure.
     unsafe { (0..50).for_each(|i| assert_eq!(*r.add(i), i as u8)) };
     free::free(r);
@@ -127,7 +141,10 @@ fn every_power_of_two_alignment_up_to_1_gib() {
         }
         align *= 2;
     }
-    assert!(alloc::malloc_aligned(10, 24).is_null(), "not a power of two");
+    assert!(
+        alloc::malloc_aligned(10, 24).is_null(),
+        "not a power of two"
+    );
     heap::check_current();
 }
 
@@ -199,7 +216,10 @@ fn page_invariants_hold_through_collect() {
         }
     }
     crate::collect(false);
-    assert_eq!(heap::check_current(), blocks.len() - blocks.len().div_ceil(3));
+    assert_eq!(
+        heap::check_current(),
+        blocks.len() - blocks.len().div_ceil(3)
+    );
     for (i, &p) in blocks.iter().enumerate() {
         if i % 3 != 0 {
             free::free(p);
@@ -211,8 +231,12 @@ fn page_invariants_hold_through_collect() {
 
 #[test]
 fn cross_thread_frees_come_back_to_the_owner() {
-    let blocks: Vec<usize> = (0..5000).map(|i| alloc::malloc(16 + i % 200) as usize).collect();
-    std::thread::spawn(move || blocks.into_iter().for_each(|p| free::free(p as *mut u8))).join().unwrap();
+    let blocks: Vec<usize> = (0..5000)
+        .map(|i| alloc::malloc(16 + i % 200) as usize)
+        .collect();
+    std::thread::spawn(move || blocks.into_iter().for_each(|p| free::free(p as *mut u8)))
+        .join()
+        .unwrap();
     // The frees sit on thread_free (or the delayed list) until collected.
     crate::collect(false);
     assert_eq!(heap::check_current(), 0);
@@ -235,7 +259,9 @@ fn blocks_of_an_exited_thread_stay_valid_and_are_reclaimed() {
     let _ = alloc::malloc(1); // this thread has a heap, so frees reclaim
     for &p in &blocks {
         // SAFETY: the block of the exited thread is still valid.
-        assert!(unsafe { std::slice::from_raw_parts(p as *const u8, 32) }.iter().all(|&b| b == 0x5A));
+        assert!(unsafe { std::slice::from_raw_parts(p as *const u8, 32) }
+            .iter()
+            .all(|&b| b == 0x5A));
         free::free(p as *mut u8);
     }
     assert!(crate::stats::total(crate::stats::Counter::Reclaimed) > 0);
@@ -267,7 +293,10 @@ fn rss_falls_after_a_burst() {
     std::thread::sleep(std::time::Duration::from_millis(50));
     crate::collect(false);
     let after = rss_bytes();
-    assert!(after < before + (32 << 20), "RSS before {before}, peak {peak}, after {after}");
+    assert!(
+        after < before + (32 << 20),
+        "RSS before {before}, peak {peak}, after {after}"
+    );
 }
 
 #[test]
@@ -301,7 +330,10 @@ fn secure_free_lists_do_not_follow_a_forged_link() {
         assert_ne!(p, target, "malloc followed a forged free-list link");
         got.push(p);
     }
-    assert!(total(Counter::CorruptLists) > before, "the corrupted link was noticed");
+    assert!(
+        total(Counter::CorruptLists) > before,
+        "the corrupted link was noticed"
+    );
     got.into_iter().for_each(free::free);
     free::free(keep);
     std::hint::black_box(&mut victim);
@@ -312,6 +344,9 @@ fn secure_free_lists_do_not_follow_a_forged_link() {
 fn secure_carving_order_is_not_sequential() {
     let blocks: Vec<usize> = (0..64).map(|_| alloc::malloc(32) as usize).collect();
     let sequential = blocks.windows(2).filter(|w| w[1] == w[0] + 32).count();
-    assert!(sequential < 32, "{sequential} of 63 neighbours are adjacent");
+    assert!(
+        sequential < 32,
+        "{sequential} of 63 neighbours are adjacent"
+    );
     blocks.into_iter().for_each(|p| free::free(p as *mut u8));
 }

@@ -33,7 +33,10 @@ fn settle() -> (i64, i64) {
 fn expect_null(what: &str, f: impl FnOnce() -> *mut u8) {
     platform::set_errno(0);
     let p = f();
-    assert!(p.is_null(), "{what}: {p:p} while the platform refuses memory");
+    assert!(
+        p.is_null(),
+        "{what}: {p:p} while the platform refuses memory"
+    );
     assert_eq!(platform::errno(), ENOMEM, "{what}: errno after the failure");
 }
 
@@ -56,7 +59,11 @@ fn exhaust(size: usize, limit: usize, keep: &mut Vec<(*mut u8, usize)>) -> usize
         platform::set_errno(0);
         let p = alloc::malloc(size);
         if p.is_null() {
-            assert_eq!(platform::errno(), ENOMEM, "malloc({size}) failed without ENOMEM");
+            assert_eq!(
+                platform::errno(),
+                ENOMEM,
+                "malloc({size}) failed without ENOMEM"
+            );
             return n;
         }
         fill(p, size, size as u8);
@@ -98,8 +105,11 @@ fn every_entry_point_fails(live: *mut u8, live_size: usize) {
     // A failed realloc (growing out of the block) keeps the old block intact.
     for new_size in [live_size * 4, 200_000, 8 << 20] {
         expect_null("realloc (grow)", || alloc::realloc(live, new_size));
-        assert!(holds(live, live_size, 0x5a), "realloc failure damaged the old block");
-        assert_eq!(alloc::usable_size(live) >= live_size, true);
+        assert!(
+            holds(live, live_size, 0x5a),
+            "realloc failure damaged the old block"
+        );
+        assert!(alloc::usable_size(live) >= live_size);
     }
 }
 
@@ -143,17 +153,37 @@ fn every_entry_point_returns_enomem_and_recovers() {
     fault::fail_after(0);
     let mut keep = Vec::new();
     // Each size class takes pages until no segment has a free slot left.
-    let sizes = [16, 48, 512, 1000, 3000, 16 << 10, 100 << 10, 1 << 20, 8 << 20];
-    let got: Vec<usize> = sizes.iter().map(|&s| exhaust(s, 1 << 20, &mut keep)).collect();
+    let sizes = [
+        16,
+        48,
+        512,
+        1000,
+        3000,
+        16 << 10,
+        100 << 10,
+        1 << 20,
+        8 << 20,
+    ];
+    let got: Vec<usize> = sizes
+        .iter()
+        .map(|&s| exhaust(s, 1 << 20, &mut keep))
+        .collect();
     // Large and huge blocks need a fresh segment: refused outright.
-    assert_eq!(got[got.len() - 2..], [0, 0], "large/huge allocations without memory: {got:?}");
+    assert_eq!(
+        got[got.len() - 2..],
+        [0, 0],
+        "large/huge allocations without memory: {got:?}"
+    );
     every_entry_point_fails(live, live_size);
     // Freeing some blocks makes room again without the platform.
     let (p, size) = keep.pop().expect("some blocks fitted in mapped segments");
     assert!(holds(p, size, size as u8));
     free::free(p);
     let q = alloc::malloc(size);
-    assert!(!q.is_null(), "a freed block is reused while the platform refuses");
+    assert!(
+        !q.is_null(),
+        "a freed block is reused while the platform refuses"
+    );
     keep.push((q, size));
     fill(q, size, size as u8);
 
@@ -167,7 +197,7 @@ fn every_entry_point_returns_enomem_and_recovers() {
         more.push(p);
     }
     let a = alloc::malloc_aligned(5 << 20, 8 << 20);
-    assert!(!a.is_null() && a as usize % (8 << 20) == 0);
+    assert!(!a.is_null() && (a as usize).is_multiple_of(8 << 20));
     more.push(a);
     let c = alloc::calloc(1, 3 << 20);
     assert!(!c.is_null() && holds(c, 3 << 20, 0));
@@ -177,11 +207,18 @@ fn every_entry_point_returns_enomem_and_recovers() {
     more.push(live);
 
     for (p, size) in keep {
-        assert!(holds(p, size, size as u8), "a block changed while out of memory");
+        assert!(
+            holds(p, size, size as u8),
+            "a block changed while out of memory"
+        );
         free::free(p);
     }
     more.into_iter().for_each(free::free);
-    assert_eq!(settle(), baseline, "(reserved bytes, segments) after freeing everything");
+    assert_eq!(
+        settle(),
+        baseline,
+        "(reserved bytes, segments) after freeing everything"
+    );
 }
 
 /// A random workload with the platform refusing after n requests, for many n:
@@ -228,7 +265,10 @@ fn refusing_after_n_requests_loses_nothing() {
                     if q.is_null() {
                         assert!(holds(old, s.min(4096), t), "failed realloc lost the block");
                     } else {
-                        assert!(holds(q, s.min(size).min(4096), t), "realloc lost the contents");
+                        assert!(
+                            holds(q, s.min(size).min(4096), t),
+                            "realloc lost the contents"
+                        );
                         live.swap_remove(i);
                     }
                     q
@@ -245,7 +285,10 @@ fn refusing_after_n_requests_loses_nothing() {
         }
         fault::disable();
         let p = alloc::malloc(1 << 20);
-        assert!(!p.is_null(), "allocation works again after the refusals (n={n})");
+        assert!(
+            !p.is_null(),
+            "allocation works again after the refusals (n={n})"
+        );
         free::free(p);
         for (p, s, t) in live {
             assert!(holds(p, s.min(4096), t));
@@ -253,5 +296,8 @@ fn refusing_after_n_requests_loses_nothing() {
         }
         assert_eq!(settle(), baseline, "footprint after round n={n}");
     }
-    assert!(failures > 100, "the platform refused too little to test anything ({failures})");
+    assert!(
+        failures > 100,
+        "the platform refused too little to test anything ({failures})"
+    );
 }

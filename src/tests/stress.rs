@@ -18,7 +18,11 @@ use std::vec::Vec;
 
 const THREADS: usize = 8;
 const ROUNDS: usize = 4;
-const OPS: usize = if cfg!(debug_assertions) { 6_000 } else { 40_000 };
+const OPS: usize = if cfg!(debug_assertions) {
+    6_000
+} else {
+    40_000
+};
 const SLOTS: usize = 512;
 
 /// A block in flight: a header at its start records the id and size, so the
@@ -89,7 +93,11 @@ fn check_and_free(shared: &Shared, p: *mut u8) {
         let Header { id, size } = p.cast::<Header>().read();
         assert!(alloc::usable_size(p) >= size, "usable size shrank");
         for i in HEADER..size {
-            assert_eq!(*p.add(i), pattern_byte(id, i), "block {id} corrupted at byte {i} of {size}");
+            assert_eq!(
+                *p.add(i),
+                pattern_byte(id, i),
+                "block {id} corrupted at byte {i} of {size}"
+            );
         }
         shared.live_bytes.fetch_sub(size, Ordering::Relaxed);
     }
@@ -145,7 +153,9 @@ fn worker(shared: &Shared, seed: u64) {
 #[test]
 fn threads_exchange_blocks_and_everything_is_accounted_for() {
     let shared = Arc::new(Shared {
-        slots: (0..SLOTS).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
+        slots: (0..SLOTS)
+            .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+            .collect(),
         next_id: AtomicU64::new(1),
         live_bytes: AtomicUsize::new(0),
         checked: AtomicU64::new(0),
@@ -154,7 +164,9 @@ fn threads_exchange_blocks_and_everything_is_accounted_for() {
         let handles: Vec<_> = (0..THREADS)
             .map(|t| {
                 let shared = shared.clone();
-                std::thread::spawn(move || worker(&shared, (round * THREADS + t) as u64 * 7919 + 17))
+                std::thread::spawn(move || {
+                    worker(&shared, (round * THREADS + t) as u64 * 7919 + 17)
+                })
             })
             .collect();
         for h in handles {
@@ -164,8 +176,16 @@ fn threads_exchange_blocks_and_everything_is_accounted_for() {
         // and in the slots; the walk checks every page's invariants.
         // Every block still live sits in a slot, so the allocator's count of
         // live blocks over all abandoned segments must equal the slot count.
-        let in_slots = shared.slots.iter().filter(|s| !s.load(Ordering::Acquire).is_null()).count();
-        assert_eq!(walk_abandoned(), in_slots, "live blocks in abandoned segments vs. blocks held");
+        let in_slots = shared
+            .slots
+            .iter()
+            .filter(|s| !s.load(Ordering::Acquire).is_null())
+            .count();
+        assert_eq!(
+            walk_abandoned(),
+            in_slots,
+            "live blocks in abandoned segments vs. blocks held"
+        );
     }
     for slot in &shared.slots {
         let p = slot.swap(std::ptr::null_mut(), Ordering::AcqRel);
@@ -178,8 +198,16 @@ fn threads_exchange_blocks_and_everything_is_accounted_for() {
     // Every block was freed: nothing live may remain in this thread's heap or
     // in any abandoned segment (frees by this thread pushed them there).
     heap::collect_current(false);
-    assert_eq!(heap::check_current(), 0, "live blocks left in the main heap");
-    assert_eq!(walk_abandoned(), 0, "live blocks left in abandoned segments");
+    assert_eq!(
+        heap::check_current(),
+        0,
+        "live blocks left in the main heap"
+    );
+    assert_eq!(
+        walk_abandoned(),
+        0,
+        "live blocks left in abandoned segments"
+    );
 }
 
 /// Walk every abandoned segment (the process is quiescent: all workers have
