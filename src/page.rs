@@ -202,7 +202,9 @@ impl Page {
             // SAFETY: `block` is on this page's free list, so it is a free block.
             let next = unsafe { Block::next_with(block, self.key) };
             #[cfg(feature = "secure")]
-            if !next.is_null() && !self.is_block_start(next.cast()) {
+            // Bounds only (no divisibility test): a forged link cannot leave
+            // the page's carved blocks, and forging needs the secret key.
+            if !next.is_null() && (next as usize).wrapping_sub(self.start as usize) >= self.carved {
                 return self.free_list_corrupted(block);
             }
             self.free = next;
