@@ -20,6 +20,11 @@
 #![no_std]
 #![cfg_attr(feature = "hosted", feature(thread_local))]
 #![cfg_attr(
+    all(feature = "panic-handler", not(test)),
+    feature(lang_items),
+    allow(internal_features)
+)]
+#![cfg_attr(
     all(not(feature = "hosted"), feature = "thread-local"),
     feature(thread_local)
 )]

@@ -9,6 +9,8 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 
 /// The precompiled `core` refers to the unwinding personality routine even
 /// though nothing here unwinds (panic = "abort"); define it so the standalone
-/// libraries link without libgcc_s. It is never called.
-#[no_mangle]
-extern "C" fn rust_eh_personality() {}
+/// libraries link without libgcc_s. It is never called. As a lang item it
+/// stays internal: exported from libmirs.so it could capture the personality
+/// lookups of Rust libraries loaded into a preloaded process.
+#[lang = "eh_personality"]
+extern "C" fn eh_personality() {}
