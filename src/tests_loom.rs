@@ -140,6 +140,7 @@ impl TestHeap {
     /// A non-owner touches the heap: it must be alive and the owner's
     /// freeing write must not race with this read.
     fn assert_alive(&self) {
+        // SAFETY: loom's tracked cell; the read is what the model checks.
         assert!(self.alive.with(|a| unsafe { *a }), "heap used after free");
     }
 
@@ -294,6 +295,7 @@ fn loom_never_delayed_free_heap_lifetime() {
         assert_eq!(tf.state(), DelayedState::NeverDelayedFree);
         heap.drain(&tf, &blocks, &mut seen);
         // The heap goes away: a tracked write that any unordered read races with.
+        // SAFETY: loom's tracked cell; an unordered access races with this write.
         heap.alive.with_mut(|a| unsafe { *a = false });
         h.join().unwrap();
         // The abandoned page is collected later by whoever reclaims it.
@@ -501,6 +503,7 @@ fn release(s: usize) {
         0,
         "released twice"
     );
+    // SAFETY: loom's tracked cell, written as the segment is "unmapped".
     seg(s).mapped.with_mut(|m| unsafe { *m = false });
 }
 
