@@ -347,20 +347,30 @@ impl Page {
         }
     }
 
-    /// Take the whole `thread_free` stack (one atomic swap of the pointer
-    /// part) onto `local_free` and account for it in `used`.
+    /// Take the whole `thread_free` stack (one CAS; its length comes with
+    /// it) onto `free` when that is empty, else onto `local_free`, and
+    /// account for it in `used`.
     pub fn collect_thread_free(&mut self) {
-        let head = self.thread_free.take_all();
+        let (head, count) = self.thread_free.take_all();
         if head.is_null() {
             return;
         }
-        // SAFETY: the stack was published by other threads with Release and we
-        // took it with Acquire; nobody else can reach it now.
-        let (count, tail) = unsafe { Block::count_and_tail(head, self.key) };
-        // SAFETY: `tail` is the last block of the list we own.
-        unsafe { Block::set_next_with(tail, self.local_free, self.key) };
-        self.local_free = head;
         self.used -= count as u32;
+        // The length came with the stack: link it without walking it where
+        // we can (its blocks sit in the freeing threads' caches).
+        if self.free.is_null() {
+            self.free = head;
+            self.free_is_zero = false;
+        } else if self.local_free.is_null() {
+            self.local_free = head;
+        } else {
+            // SAFETY: the stack was published by other threads with Release
+            // and we took it with Acquire; nobody else can reach it now.
+            let (_, tail) = unsafe { Block::count_and_tail(head, self.key) };
+            // SAFETY: `tail` is the last block of the list we own.
+            unsafe { Block::set_next_with(tail, self.local_free, self.key) };
+            self.local_free = head;
+        }
     }
 
     // ------------------------------------------------------------ any thread
@@ -425,6 +435,7 @@ impl Page {
         // SAFETY: reading the thread_free list while no other thread frees
         // into this page (the caller's contract).
         let (nthread, _) = unsafe { Block::count_and_tail(self.thread_free.head(), self.key) };
+        assert_eq!(nthread, self.thread_free.len(), "thread_free length word");
         assert!(nthread <= self.used as usize);
         self.used as usize - nthread
     }

@@ -97,6 +97,18 @@ fn write_payload(b: usize, v: usize) {
 }
 
 /// Walk a list the caller took, check payloads, append to `seen`.
+/// Walk a stack taken with `ThreadFree::take_all`; its length word must
+/// match the blocks on it.
+fn take_stack((head, len): (*mut Block, usize), blocks: &[usize], seen: &mut Vec<usize>) {
+    let before = seen.len();
+    take_list(head, blocks, seen);
+    assert_eq!(
+        seen.len() - before,
+        len,
+        "length word disagrees with the stack"
+    );
+}
+
 fn take_list(mut cur: *mut Block, blocks: &[usize], seen: &mut Vec<usize>) {
     while !cur.is_null() {
         let b = cur as usize;
@@ -209,12 +221,12 @@ fn push_collect(initial: DelayedState) {
             .collect();
         let mut seen = Vec::new();
         start(y);
-        take_list(tf.take_all(), &blocks, &mut seen);
+        take_stack(tf.take_all(), &blocks, &mut seen);
         assert_eq!(tf.state(), initial, "take_all changed the state");
         for h in handles {
             h.join().unwrap();
         }
-        take_list(tf.take_all(), &blocks, &mut seen);
+        take_stack(tf.take_all(), &blocks, &mut seen);
         assert!(tf.head().is_null());
         assert_eq!(tf.state(), initial, "take_all changed the state");
         assert_each_once(&mut seen, &blocks);
@@ -256,7 +268,7 @@ fn loom_delayed_free() {
         let mut seen = Vec::new();
         start(y);
         heap.drain(&tf, &blocks, &mut seen);
-        take_list(tf.take_all(), &blocks, &mut seen);
+        take_stack(tf.take_all(), &blocks, &mut seen);
         tf.set_state(DelayedState::NoDelayedFree, false);
         // Nobody can enter DelayedFreeing from NoDelayedFree, and set_state
         // waited out whoever was in it.
@@ -265,7 +277,7 @@ fn loom_delayed_free() {
             h.join().unwrap();
         }
         heap.drain(&tf, &blocks, &mut seen);
-        take_list(tf.take_all(), &blocks, &mut seen);
+        take_stack(tf.take_all(), &blocks, &mut seen);
         assert_each_once(&mut seen, &blocks);
         assert_eq!(tf.state(), DelayedState::NoDelayedFree);
         free_blocks(&blocks);
@@ -299,7 +311,7 @@ fn loom_never_delayed_free_heap_lifetime() {
         heap.alive.with_mut(|a| unsafe { *a = false });
         h.join().unwrap();
         // The abandoned page is collected later by whoever reclaims it.
-        take_list(tf.take_all(), &blocks, &mut seen);
+        take_stack(tf.take_all(), &blocks, &mut seen);
         assert_each_once(&mut seen, &blocks);
         assert_eq!(
             tf.state(),
@@ -332,7 +344,7 @@ fn loom_never_delayed_free_override() {
         assert_eq!(tf.state(), DelayedState::NoDelayedFree);
         let mut seen = Vec::new();
         heap.drain(&tf, &blocks, &mut seen);
-        take_list(tf.take_all(), &blocks, &mut seen);
+        take_stack(tf.take_all(), &blocks, &mut seen);
         assert_each_once(&mut seen, &blocks);
         free_blocks(&blocks);
     });

@@ -2,8 +2,9 @@
 //! freed, with the delayed-free state in its low two bits.
 //!
 //! ```text
-//! thread_free:  63 .............................. 2 | 1 0
-//!               head block of the stack (8-aligned) | DelayedState
+//! thread_free:  63 ..... 48 | 47 ...................... 2 | 1 0
+//!               length      | head block (8-aligned, bit   | DelayedState
+//!               of the stack| 47 sign-extended)            |
 //! ```
 //!
 //! The protocol (every transition is one CAS on the whole word, so the block
@@ -56,9 +57,21 @@ fn state_of(tf: usize) -> DelayedState {
     }
 }
 
+/// The stack's length lives in the top 16 bits, so the owner collects it
+/// without walking the blocks (they are in other cores' caches).
+const COUNT_SHIFT: u32 = 48;
+const ADDR_BITS_MASK: usize = (1 << COUNT_SHIFT) - 1;
+
 #[inline(always)]
 fn block_of(tf: usize) -> *mut Block {
-    (tf & !STATE_MASK) as *mut Block
+    // Sign-extend bit 47: user and higher-half kernel addresses both work.
+    let addr = tf & ADDR_BITS_MASK & !STATE_MASK;
+    (((addr << (64 - COUNT_SHIFT)) as isize) >> (64 - COUNT_SHIFT)) as *mut Block
+}
+
+#[inline(always)]
+fn count_of(tf: usize) -> usize {
+    tf >> COUNT_SHIFT
 }
 
 /// The `thread_free` word of a page.
@@ -98,7 +111,10 @@ impl ThreadFree {
             } else {
                 // SAFETY: we own the block until the CAS publishes it.
                 unsafe { Block::set_next_with(block, block_of(tf), key) };
-                block as usize | (tf & STATE_MASK)
+                debug_assert!(count_of(tf) < (1 << (64 - COUNT_SHIFT)) - 1);
+                ((count_of(tf) + 1) << COUNT_SHIFT)
+                    | (block as usize & ADDR_BITS_MASK)
+                    | (tf & STATE_MASK)
             };
             match self
                 .0
@@ -128,12 +144,13 @@ impl ThreadFree {
         }
     }
 
-    /// Owner: take the whole stack (null if empty), keeping the state bits.
-    pub fn take_all(&self) -> *mut Block {
+    /// Owner: take the whole stack and its length ((null, 0) if empty),
+    /// keeping the state bits.
+    pub fn take_all(&self) -> (*mut Block, usize) {
         let mut tf = self.0.load(Ordering::Relaxed);
         loop {
             if block_of(tf).is_null() {
-                return core::ptr::null_mut();
+                return (core::ptr::null_mut(), 0);
             }
             match self.0.compare_exchange_weak(
                 tf,
@@ -141,10 +158,15 @@ impl ThreadFree {
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return block_of(tf),
+                Ok(_) => return (block_of(tf), count_of(tf)),
                 Err(cur) => tf = cur,
             }
         }
+    }
+
+    /// The stack's length, for invariant checks with no concurrent frees.
+    pub fn len(&self) -> usize {
+        count_of(self.0.load(Ordering::Acquire))
     }
 
     /// The top of the stack, for invariant checks with no concurrent frees.
