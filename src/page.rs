@@ -435,7 +435,7 @@ impl Page {
         // SAFETY: reading the thread_free list while no other thread frees
         // into this page (the caller's contract).
         let (nthread, _) = unsafe { Block::count_and_tail(self.thread_free.head(), self.key) };
-        assert_eq!(nthread, self.thread_free.len(), "thread_free length word");
+        assert_eq!(nthread, self.thread_free.count(), "thread_free length word");
         assert!(nthread <= self.used as usize);
         self.used as usize - nthread
     }

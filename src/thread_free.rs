@@ -165,7 +165,7 @@ impl ThreadFree {
     }
 
     /// The stack's length, for invariant checks with no concurrent frees.
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         count_of(self.0.load(Ordering::Acquire))
     }
 

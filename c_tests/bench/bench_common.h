@@ -75,14 +75,26 @@ static inline long bench_max_rss_kib(void)
     return -1;
 }
 
+/* ArceOS calls main() without arguments (argc/argv are garbage there):
+ * parameters come from -DNUM_THREADS / -DDURATION only. */
 static inline long bench_arg_long(int argc, char **argv, int i, long dflt)
 {
+#ifdef MIRS_ARCEOS
+    (void)argc, (void)argv, (void)i;
+    return dflt;
+#else
     return argc > i ? strtol(argv[i], NULL, 10) : dflt;
+#endif
 }
 
 static inline double bench_arg_double(int argc, char **argv, int i, double dflt)
 {
+#ifdef MIRS_ARCEOS
+    (void)argc, (void)argv, (void)i;
+    return dflt;
+#else
     return argc > i ? strtod(argv[i], NULL) : dflt;
+#endif
 }
 
 /* The one line run.py reads; `extra` is appended verbatim (may be ""). */
