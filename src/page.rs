@@ -392,10 +392,6 @@ impl Page {
         self.thread_free.end_delayed_freeing();
     }
 
-    pub fn delayed_state(&self) -> DelayedState {
-        self.thread_free.state()
-    }
-
     /// Owner: switch the delayed-free state, waiting out a non-owner that is
     /// in the middle of a delayed free. `NeverDelayedFree` is sticky unless
     /// `override_never`.
