@@ -10,7 +10,7 @@
 use crate::block::Block;
 use crate::constants::*;
 use crate::free;
-use crate::heap::{self, Heap};
+use crate::heap;
 use crate::page::FLAG_HAS_ALIGNED;
 use crate::platform;
 use crate::size_class::{bin_block_size, bin_of_size, wsize_of};
@@ -99,24 +99,13 @@ pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
             return aligned;
         }
     }
-    // The largest: a dedicated segment with the block placed at the alignment.
+    // The largest: a span or huge chunk of its own, the block placed at the alignment.
     aligned_huge(size, align)
 }
 
 #[cold]
 fn aligned_huge(size: usize, align: usize) -> *mut u8 {
-    let heap = heap::current_or_init();
-    if heap.is_null() {
-        return heap::out_of_memory();
-    }
-    // SAFETY: the calling thread's live heap.
-    let h: &mut Heap = unsafe { &mut *heap };
-    let page = h.huge_page(size, align);
-    if page.is_null() {
-        return heap::out_of_memory();
-    }
-    // SAFETY: a fresh page of this heap with one free block.
-    unsafe { h.pop_from(page, size, false) }
+    heap::malloc_singleton(platform::heap_get(), size, align, false)
 }
 
 /// Resize a block, in place when the new size fits and is not wastefully

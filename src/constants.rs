@@ -2,14 +2,16 @@
 //! that ties them together. A bad combination fails to compile.
 //!
 //! ```text
-//! segment (4 MiB, aligned to 4 MiB)
-//! +--------+---------------------------------------------------------+
-//! | header | small pages: 64 x 64 KiB   (blocks up to 16 KiB)        |
-//! |  +page |   or medium: 8 x 512 KiB   (blocks up to 128 KiB)       |
-//! | table  |   or large:  1 x 4 MiB     (blocks up to 2 MiB)         |
-//! +--------+---------------------------------------------------------+
-//! huge blocks (> 2 MiB) get a segment of their own, sized to fit.
-//! The first page of a segment is shortened by the header.
+//! chunk (4 MiB, aligned to 4 MiB) = 64 slices of 64 KiB, shared by all threads
+//! +--------+--------------------------------------------------------------+
+//! | header | spans of slices, each one page owned by one thread:          |
+//! | (slice |   small  pages: 1 slice        (blocks up to 8 KiB)          |
+//! |  0)    |   medium pages: 2..32 slices   (blocks up to 512 KiB, ~8 each)|
+//! |        |   singletons:   one block      (blocks up to ~4 MiB)         |
+//! +--------+--------------------------------------------------------------+
+//! huge blocks (bigger than a chunk can hold) get a mapping of their own
+//! with a chunk header in front. A span starting at slice 0 is shortened
+//! by the header.
 //! ```
 
 /// Bytes in a machine word; every block size is a multiple of it.
@@ -18,27 +20,27 @@ pub const WORD_SIZE: usize = core::mem::size_of::<usize>();
 /// of it is aligned to it (malloc(16 * k) is 16-aligned, as with glibc).
 pub const MAX_ALIGN_GUARANTEE: usize = 16;
 
-pub const SEGMENT_SHIFT: usize = 22;
-pub const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
-pub const SEGMENT_MASK: usize = SEGMENT_SIZE - 1;
+/// A chunk: the unit of memory the arena takes from the platform, and the
+/// granularity of the chunk map that validates pointers.
+pub const CHUNK_SHIFT: usize = 22;
+pub const CHUNK_SIZE: usize = 1 << CHUNK_SHIFT;
+pub const CHUNK_MASK: usize = CHUNK_SIZE - 1;
 
-pub const SMALL_PAGE_SHIFT: usize = 16;
-pub const MEDIUM_PAGE_SHIFT: usize = 19;
-pub const LARGE_PAGE_SHIFT: usize = SEGMENT_SHIFT;
-pub const SMALL_PAGE_SIZE: usize = 1 << SMALL_PAGE_SHIFT;
-pub const MEDIUM_PAGE_SIZE: usize = 1 << MEDIUM_PAGE_SHIFT;
+/// A slice: the unit pages are made of.
+pub const SLICE_SHIFT: usize = 16;
+pub const SLICE_SIZE: usize = 1 << SLICE_SHIFT;
+pub const SLICES_PER_CHUNK: usize = CHUNK_SIZE / SLICE_SIZE;
 
-pub const SMALL_PAGES_PER_SEGMENT: usize = SEGMENT_SIZE / SMALL_PAGE_SIZE;
-pub const MEDIUM_PAGES_PER_SEGMENT: usize = SEGMENT_SIZE / MEDIUM_PAGE_SIZE;
-/// The page table in a segment header has room for the most pages any kind uses.
-pub const MAX_PAGES_PER_SEGMENT: usize = SMALL_PAGES_PER_SEGMENT;
-
-/// A page holds at least four blocks of its largest size class.
-pub const SMALL_OBJ_SIZE_MAX: usize = SMALL_PAGE_SIZE / 4;
-pub const MEDIUM_OBJ_SIZE_MAX: usize = MEDIUM_PAGE_SIZE / 4;
-/// Larger blocks than this are "huge": a dedicated segment each.
-pub const LARGE_OBJ_SIZE_MAX: usize = SEGMENT_SIZE / 2;
+/// Blocks up to this size share one-slice pages.
+pub const SMALL_OBJ_SIZE_MAX: usize = 8 * 1024;
+/// Blocks up to this size share pages of several slices (about eight
+/// blocks a page); larger ones get a span of their own ("singleton").
+pub const LARGE_OBJ_SIZE_MAX: usize = 512 * 1024;
 pub const LARGE_OBJ_WSIZE_MAX: usize = LARGE_OBJ_SIZE_MAX / WORD_SIZE;
+/// Pages of size-class blocks hold about this many blocks.
+pub const BLOCKS_PER_PAGE: usize = 8;
+/// The longest span of a size-class page (2 MiB).
+pub const MAX_PAGE_SLICES: usize = 32;
 
 /// Requests up to this size index the heap's direct page table.
 pub const SMALL_SIZE_MAX: usize = 1024;
@@ -62,10 +64,12 @@ pub const RETIRE_CYCLES: u8 = 16;
 /// Slow-path calls per retire step (so the grace is RETIRE_CYCLES * RETIRE_STEP calls).
 pub const RETIRE_STEP: u64 = 4;
 
-/// Segments kept (purged, still mapped) for reuse before unmapping.
-pub const SEGMENT_CACHE_SLOTS: usize = 16;
+/// Empty chunks the arena keeps (purged, still mapped) before giving them
+/// back to the platform, and freed huge mappings kept for reuse by size.
+pub const SPARE_CHUNKS: usize = 4;
+pub const HUGE_CACHE_SLOTS: usize = 8;
 
-/// Milliseconds an unused page or cached segment keeps its memory before it is
+/// Milliseconds an unused span or cached mapping keeps its memory before it is
 /// handed back to the OS with `madvise(MADV_DONTNEED)`.
 pub const PURGE_DELAY_MS: u64 = 10;
 /// Slow-path calls between looks at the clock for due purges.
@@ -78,13 +82,13 @@ pub const ALIGNMENT_MAX: usize = 1 << 40;
 pub const MAX_ALLOC_SIZE: usize = isize::MAX as usize;
 
 const _: () = {
-    assert!(SEGMENT_SIZE.is_power_of_two());
-    assert!(SMALL_PAGES_PER_SEGMENT * SMALL_PAGE_SIZE == SEGMENT_SIZE);
-    assert!(MEDIUM_PAGES_PER_SEGMENT * MEDIUM_PAGE_SIZE == SEGMENT_SIZE);
-    assert!(MAX_PAGES_PER_SEGMENT >= MEDIUM_PAGES_PER_SEGMENT);
+    assert!(CHUNK_SIZE.is_power_of_two() && SLICE_SIZE.is_power_of_two());
+    assert!(SLICES_PER_CHUNK == 64, "a chunk's slice bitmaps are one u64");
+    assert!(SMALL_OBJ_SIZE_MAX * BLOCKS_PER_PAGE <= SLICE_SIZE);
+    assert!(LARGE_OBJ_SIZE_MAX * BLOCKS_PER_PAGE / 2 <= MAX_PAGE_SLICES * SLICE_SIZE);
+    assert!(MAX_PAGE_SLICES < SLICES_PER_CHUNK);
     assert!(SMALL_SIZE_MAX <= SMALL_OBJ_SIZE_MAX);
-    assert!(SMALL_OBJ_SIZE_MAX < MEDIUM_OBJ_SIZE_MAX);
-    assert!(MEDIUM_OBJ_SIZE_MAX < LARGE_OBJ_SIZE_MAX);
+    assert!(SMALL_OBJ_SIZE_MAX < LARGE_OBJ_SIZE_MAX);
     assert!(SMALL_SIZE_MAX.is_multiple_of(WORD_SIZE));
     assert!(MAX_ALIGN_GUARANTEE.is_power_of_two());
     assert!(WORD_SIZE == 8, "mirs supports 64-bit targets");

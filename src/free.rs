@@ -1,46 +1,51 @@
-//! `free` and the pointer checks behind `usable_size`.
+//! `free`, and the one routine that resolves a pointer to its page.
 //!
 //! Fast path (owner thread, page not full, no aligned blocks, `p` a block
-//! start): mask to the segment, one bit test in the segment map, compare the
-//! owner, push on the page's `local_free`. Everything else goes through
-//! [`free_generic`]:
-//! - a pointer outside every segment is ignored (and reported when verbose);
-//! - an interior pointer of an aligned allocation is mapped to its block;
-//! - any other pointer that is not a handed-out block start is reported and
-//!   ignored, never linked into a list;
-//! - another thread's block is pushed on the page's `thread_free` (one CAS),
-//!   or, when that page is full, on its heap's delayed list;
-//! - a block of an abandoned segment: the freeing thread reclaims the segment.
+//! start): mask to the chunk, one byte test in the chunk map, one byte load
+//! of the slice's span start, compare the page's owner with our thread id,
+//! bounds and divisibility test, push on the page's `local_free`. Everything
+//! else goes through [`free_generic`], which acts on the page's owner:
+//! - ours (page full, or with aligned blocks): the heap frees it;
+//! - another thread's: pushed on the page's `thread_free` (one CAS), or,
+//!   when that page is full, on its heap's delayed list;
+//! - abandoned: pushed on `thread_free`; the push that brings back the last
+//!   live block frees the page (`arena::free_abandoned_if_empty`);
+//! - a singleton (one block in its own span or huge chunk): freed at once
+//!   by whichever thread frees it.
+//!
+//! Validation policy: a pointer is freed only if it resolves to a page in
+//! use and is the start of one of its carved blocks (or, in a page that
+//! handed out over-aligned pointers, lies inside one; a singleton's only
+//! block must be given exactly). Anything else is counted, reported with
+//! `MIRS_VERBOSE=1` and ignored, never linked into a list.
 
-use crate::abandoned;
+use crate::arena;
 use crate::block::Block;
-use crate::constants::SEGMENT_MASK;
-use crate::heap::{self, Heap};
-use crate::output::warning;
-use crate::page::Page;
+use crate::chunk::Chunk;
+use crate::chunk_map;
+use crate::constants::CHUNK_MASK;
+use crate::heap::Heap;
+use crate::output::invalid_free;
+use crate::page::{Page, Pushed, OWNER_ABANDONED, OWNER_NONE, OWNER_SINGLETON};
 use crate::platform;
-use crate::segment::Segment;
-use crate::segment_map;
-use crate::stats::{self, Counter};
 use core::sync::atomic::Ordering;
 
 /// Free a block (null and foreign pointers are ignored).
 // Takes any pointer by design (C's free): it is validated through the
-// segment map before anything is read.
+// chunk map before anything is read.
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
 #[inline(always)]
 pub fn free(p: *mut u8) {
-    let base = p as usize & !SEGMENT_MASK;
-    let page_shift = segment_map::page_shift_at(base);
-    if page_shift == 0 {
-        return free_outside_segment_start(p);
+    let base = p as usize & !CHUNK_MASK;
+    if !chunk_map::is_chunk(base) {
+        return free_outside_chunk_start(p);
     }
-    // SAFETY: the segment map says a live segment header starts at `base`,
-    // and `p` lies in its first 4 MiB.
+    // SAFETY: the chunk map says a live normal chunk's header is at `base`,
+    // and `p` lies in its 4 MiB; the page header is inside that header.
     unsafe {
-        let seg = Segment::at(base);
-        let page = Segment::page_at(seg, p, page_shift);
-        if (*seg).state.load(Ordering::Relaxed) == platform::thread_id()
+        let chunk = Chunk::at(base);
+        let page = Chunk::page(chunk, Chunk::span_start_of(chunk, p) as usize);
+        if (*page).owner.load(Ordering::Relaxed) == platform::thread_id()
             && (*page).is_plain_block_start(p)
         {
             #[cfg(any(debug_assertions, feature = "secure"))]
@@ -54,7 +59,7 @@ pub fn free(p: *mut u8) {
             }
             return;
         }
-        free_generic(seg, page, p);
+        free_generic(page, p);
     }
 }
 
@@ -65,86 +70,102 @@ fn retire_page(page: *mut Page) {
     unsafe { (*(*page).heap.load(Ordering::Relaxed)).page_retire(page) };
 }
 
-/// Pointers whose 4 MiB region is not a segment start: null, foreign, or deep
-/// inside a huge or over-aligned block.
+/// Pointers whose 4 MiB region is not a normal chunk's start: null,
+/// foreign, or a huge block.
 #[cold]
 #[inline(never)]
-fn free_outside_segment_start(p: *mut u8) {
+fn free_outside_chunk_start(p: *mut u8) {
     if p.is_null() {
         return;
     }
-    match segment_map::segment_containing(p as usize) {
-        // SAFETY: the map lists a live segment starting at `base` that spans `p`.
-        Some(base) => unsafe {
-            let seg = Segment::at(base);
-            free_generic(seg, Segment::page_of(seg, p), p);
-        },
+    match resolve(p) {
+        // SAFETY: `resolve` found a live page spanning `p`.
+        Some(page) => unsafe { free_generic(page, p) },
         None => invalid_free(p, "a pointer mirs does not own"),
     }
 }
 
-#[cold]
-fn invalid_free(p: *mut u8, what: &str) {
-    stats::add(Counter::InvalidFrees, 1);
-    warning!("free of {} ignored: {:p}", what, p);
+/// The page of any pointer mirs might have handed out: the chunk map
+/// validates the chunk before its header is read; None when `p` lies in no
+/// page in use. The one pointer-resolution routine (free's fast path
+/// inlines its first step).
+pub(crate) fn resolve(p: *const u8) -> Option<*mut Page> {
+    if p.is_null() {
+        return None;
+    }
+    let mut base = p as usize & !CHUNK_MASK;
+    let mut kind = chunk_map::kind_at(base);
+    if kind != chunk_map::NORMAL && kind != chunk_map::HUGE {
+        base = chunk_map::chunk_containing(p as usize)?;
+        kind = chunk_map::kind_at(base);
+    }
+    // SAFETY: the map lists a live chunk at `base` spanning `p`.
+    let page = unsafe {
+        let chunk = Chunk::at(base);
+        if kind == chunk_map::HUGE {
+            Chunk::page(chunk, 0)
+        } else {
+            Chunk::page(chunk, Chunk::span_start_of(chunk, p) as usize)
+        }
+    };
+    // SAFETY: a page header of a live chunk.
+    let owner = unsafe { (*page).owner.load(Ordering::Acquire) };
+    (owner != OWNER_NONE).then_some(page)
 }
 
-/// Resolve `p` to the block it frees, or report why it cannot be freed.
-///
-/// # Safety
-/// `seg` is a live segment spanning `p` and `page` its page for `p`.
-unsafe fn block_to_free(page: &Page, p: *mut u8) -> Option<*mut Block> {
-    if !page.in_use {
-        invalid_free(p, "a pointer into an unused page");
-        return None;
+/// The block `p` frees in `page`, if `p` is one mirs handed out.
+fn block_of(page: &Page, owner: usize, p: *mut u8) -> Option<*mut Block> {
+    if owner == OWNER_SINGLETON {
+        // One block, given exactly (any offset test would misfire on blocks
+        // over 4 GiB).
+        return (p == page.start).then_some(p.cast());
     }
     if page.is_block_start(p) {
         return Some(p.cast());
     }
     if page.has_aligned() {
-        if let Some(block) = page.block_containing(p) {
-            return Some(block);
-        }
+        return page.block_containing(p);
     }
-    invalid_free(p, "a pointer that is not the start of a block");
     None
 }
 
+/// # Safety
+/// `page` is a page in use of a live chunk, spanning `p`.
 #[cold]
 #[inline(never)]
-unsafe fn free_generic(seg: *mut Segment, page: *mut Page, p: *mut u8) {
-    // SAFETY: as the caller guarantees (a live segment spanning `p`).
+unsafe fn free_generic(page: *mut Page, p: *mut u8) {
+    // SAFETY: as the caller guarantees.
     unsafe {
-        let Some(block) = block_to_free(&*page, p) else {
-            return;
-        };
-        let tid = platform::thread_id();
-        let mut owner = abandoned::owner_of((*seg).state.load(Ordering::Acquire));
-        if owner == 0 {
-            // Freeing into an abandoned segment: take it over, if we have a heap.
-            let heap = platform::heap_get();
-            if !heap::is_empty_heap(heap) && abandoned::try_claim(seg, tid) {
-                if !Segment::reclaim(&mut *heap, seg) {
-                    // Cannot happen: the block we free keeps its page in use.
-                    debug_assert!(false, "reclaimed segment freed itself");
-                    return;
-                }
-                owner = tid;
-            }
+        let owner = (*page).owner.load(Ordering::Acquire);
+        if owner == OWNER_NONE {
+            return invalid_free(p, "a pointer into an unused page");
         }
-        if owner == tid {
+        let Some(block) = block_of(&*page, owner, p) else {
+            return invalid_free(p, "a pointer that is not the start of a block");
+        };
+        if owner == OWNER_SINGLETON {
+            arena::free_singleton(page);
+        } else if owner == platform::thread_id() {
             if is_double_free(&*page, block) {
                 return;
             }
             let heap = (*page).heap.load(Ordering::Relaxed);
             (*heap).free_local(page, block);
+        } else if owner == OWNER_ABANDONED {
+            // Read before the push: afterwards the page may be gone.
+            let used = (*page).abandoned_used.load(Ordering::Relaxed) as usize;
+            if let Pushed::Count(count) = (*page).push_thread_free(block) {
+                if count == used {
+                    arena::free_abandoned_if_empty(page);
+                }
+            }
         } else {
             free_block_mt(page, block);
         }
     }
 }
 
-/// Free a block of a page another thread owns (or nobody owns).
+/// Free a block of a page another thread owns.
 ///
 /// # Safety
 /// `block` is a handed-out block start of `page`, now owned by the caller.
@@ -152,7 +173,7 @@ unsafe fn free_block_mt(page: *mut Page, block: *mut Block) {
     // SAFETY: as the caller guarantees; `heap` is read only in the
     // DelayedFreeing state, during which the owner keeps the heap alive.
     unsafe {
-        if (*page).push_thread_free(block) {
+        if (*page).push_thread_free(block) == Pushed::Delayed {
             let heap: *mut Heap = (*page).heap.load(Ordering::Acquire);
             debug_assert!(!heap.is_null());
             Heap::push_delayed(heap, block);
@@ -192,48 +213,29 @@ pub(crate) fn is_on_free_list(page: &Page, block: *mut Block) -> bool {
     }
 }
 
-/// The page of a live block this thread just allocated.
+/// The page of a live block this thread just allocated from its heap (a
+/// size-class block in a normal chunk).
 ///
 /// # Safety
-/// `p` is a block start returned by this thread's heap.
+/// `p` is a block start returned by this thread's heap for a size class.
 pub unsafe fn page_of_owned(p: *mut u8) -> *mut Page {
-    // SAFETY: a live block lies inside its segment's first 4 MiB region
-    // (huge blocks start right after the header unless over-aligned, which
-    // never takes this path).
-    unsafe { Segment::page_of(Segment::at(p as usize & !SEGMENT_MASK), p) }
+    let chunk = (p as usize & !CHUNK_MASK) as *mut Chunk;
+    // SAFETY: size-class blocks lie in a normal chunk's first 4 MiB.
+    unsafe { Chunk::page(chunk, Chunk::span_start_of(chunk, p) as usize) }
 }
 
 /// The usable size at `p` when `p` is a pointer mirs handed out (a carved
 /// block start, or an aligned pointer into one), None otherwise.
 // Takes any pointer by design (malloc_usable_size): it is validated through the
-// segment map before anything is read.
+// chunk map before anything is read.
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn checked_usable_size(p: *const u8) -> Option<usize> {
-    if p.is_null() {
-        return None;
-    }
-    let base = p as usize & !SEGMENT_MASK;
-    let base = if segment_map::is_segment_start(base) {
-        base
-    } else {
-        segment_map::segment_containing(p as usize)?
-    };
-    // SAFETY: the map lists a live segment at `base` spanning `p`.
-    unsafe {
-        let seg = Segment::at(base);
-        let page = &*Segment::page_of(seg, p);
-        if !page.in_use {
-            return None;
-        }
-        if page.is_block_start(p) {
-            return Some(page.block_size);
-        }
-        if page.has_aligned() {
-            let block = page.block_containing(p)?;
-            return Some(page.block_size - (p as usize - block as usize));
-        }
-        None
-    }
+    let page = resolve(p)?;
+    // SAFETY: `resolve` found a live page spanning `p`.
+    let page = unsafe { &*page };
+    let owner = page.owner.load(Ordering::Acquire);
+    let block = block_of(page, owner, p as *mut u8)?;
+    Some(page.block_size - (p as usize - block as usize))
 }
 
 /// Secure mode: is `p` a block of this thread's heap that is already free
@@ -241,20 +243,15 @@ pub fn checked_usable_size(p: *const u8) -> Option<usize> {
 /// checked: their lists belong to their owners.
 #[cfg(feature = "secure")]
 // Takes any pointer by design (realloc): it is validated through the
-// segment map before anything is read.
+// chunk map before anything is read.
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn is_freed_block_of_this_thread(p: *const u8) -> bool {
-    let base = p as usize & !SEGMENT_MASK;
-    if !segment_map::is_segment_start(base) {
+    let Some(page) = resolve(p) else {
         return false;
-    }
-    // SAFETY: the map lists a live segment at `base` spanning `p`.
-    unsafe {
-        let seg = Segment::at(base);
-        let page = &*Segment::page_of(seg, p);
-        (*seg).owner() == platform::thread_id()
-            && page.in_use
-            && page.is_block_start(p)
-            && is_on_free_list(page, p as *mut Block)
-    }
+    };
+    // SAFETY: `resolve` found a live page spanning `p`.
+    let page = unsafe { &*page };
+    page.owner.load(Ordering::Relaxed) == platform::thread_id()
+        && page.is_block_start(p)
+        && is_on_free_list(page, p as *mut Block)
 }

@@ -4,11 +4,14 @@
 //! Heap
 //!  pages_direct[wsize]  -> first page of the bin for each word size <= 128
 //!  queues[bin]          -> pages of a bin (first = allocating page)
-//!  queues[BIN_HUGE]     -> one page per huge block
 //!  queues[BIN_FULL]     -> pages with no free block (UseDelayedFree set)
 //!  thread_delayed_free  -> atomic list: frees into full pages by other threads
-//!  small_free/medium_free -> owned segments with free page slots
 //! ```
+//!
+//! The heap owns pages, never chunks: it takes them from the arena (an
+//! abandoned page of the size class first, else a fresh span) and gives
+//! each back when it empties. Blocks above `LARGE_OBJ_SIZE_MAX` are not the
+//! heap's at all: they are singletons (`arena::alloc_singleton`).
 //!
 //! Invariants: `pages_direct[w]` is the first page of `bin_of_wsize(w)`'s
 //! queue, or the static empty page when that queue is empty; a page is in
@@ -21,10 +24,10 @@
 
 use crate::block::Block;
 use crate::constants::*;
+use crate::arena;
 use crate::page::{DelayedState, Page, FLAG_IN_FULL};
 use crate::page_queue::PageQueue;
 use crate::platform;
-use crate::segment::{PageKind, Segment, SegmentQueue};
 use crate::size_class::{
     bin_block_size, bin_of_size, bin_of_wsize, wsize_of, BIN_COUNT, BIN_FULL, BIN_HUGE,
 };
@@ -42,8 +45,6 @@ pub struct Heap {
     pub(crate) thread_id: usize,
     pub(crate) queues: [PageQueue; BIN_COUNT],
     pub(crate) thread_delayed_free: AtomicPtr<Block>,
-    pub(crate) small_free: SegmentQueue,
-    pub(crate) medium_free: SegmentQueue,
     /// Slow-path calls so far (drives periodic work).
     pub(crate) generic_count: u64,
     /// Bins whose first page may be retiring.
@@ -74,7 +75,7 @@ const fn empty_queues() -> [PageQueue; BIN_COUNT] {
         q[bin].block_size = bin_block_size(bin);
         bin += 1;
     }
-    q[BIN_HUGE].block_size = LARGE_OBJ_SIZE_MAX + 1;
+    q[BIN_HUGE].block_size = LARGE_OBJ_SIZE_MAX + 1; // stays empty: singletons are no heap's
     q
 }
 
@@ -83,8 +84,6 @@ static EMPTY_HEAP: SyncCell<Heap> = SyncCell(UnsafeCell::new(Heap {
     thread_id: 0,
     queues: empty_queues(),
     thread_delayed_free: AtomicPtr::new(ptr::null_mut()),
-    small_free: SegmentQueue::new(),
-    medium_free: SegmentQueue::new(),
     generic_count: 0,
     retired_min: BIN_FULL,
     retired_max: 0,
@@ -112,7 +111,17 @@ static POOL: TaggedStack<Heap> = TaggedStack::new();
 /// In the child after `fork`: threads that were popping a stack are gone.
 pub fn after_fork_in_child() {
     POOL.reset_readers();
-    crate::abandoned::reset_readers();
+    arena::unlock_after_fork();
+}
+
+/// Before `fork`: no thread may be inside the arena while the child is made.
+pub fn before_fork() {
+    arena::lock_for_fork();
+}
+
+/// In the parent after `fork`.
+pub fn after_fork_in_parent() {
+    arena::unlock_after_fork();
 }
 
 impl StackNode for Heap {
@@ -175,8 +184,6 @@ fn heap_init_thread() -> *mut Heap {
                 thread_id: platform::thread_id(),
                 queues: empty_queues(),
                 thread_delayed_free: AtomicPtr::new(ptr::null_mut()),
-                small_free: SegmentQueue::new(),
-                medium_free: SegmentQueue::new(),
                 generic_count: 0,
                 retired_min: BIN_FULL,
                 retired_max: 0,
@@ -245,15 +252,19 @@ pub(crate) unsafe fn heap_abandon(heap: *mut Heap, current: bool) {
 
 /// The slow path of every allocation: creates the thread's heap, does the
 /// deferred work (delayed frees, retired pages, purging), and finds or makes
-/// a page with a free block. Returns null when out of memory.
+/// a page with a free block. When memory runs out it recovers what it can
+/// (`recover`) and tries once more, so null means memory really is gone.
 #[inline(never)]
 pub fn malloc_generic(heap: *mut Heap, size: usize, zero: bool) -> *mut u8 {
+    if size > LARGE_OBJ_SIZE_MAX {
+        return malloc_singleton(heap, size, 0, zero);
+    }
     let heap = if is_empty_heap(heap) {
         heap_init_thread()
     } else {
         heap
     };
-    if heap.is_null() || size > MAX_ALLOC_SIZE {
+    if heap.is_null() {
         return out_of_memory();
     }
     // SAFETY: the calling thread's live heap.
@@ -268,16 +279,58 @@ pub fn malloc_generic(heap: *mut Heap, size: usize, zero: bool) -> *mut u8 {
     if h.generic_count % PURGE_CHECK_INTERVAL == 0 {
         h.purge(false);
     }
-    let page = if size > LARGE_OBJ_SIZE_MAX {
-        h.huge_page(size, 0)
-    } else {
-        h.find_page(size)
-    };
+    let mut page = h.find_page(size);
+    if page.is_null() && recover(heap) {
+        page = h.find_page(size);
+    }
     if page.is_null() {
         return out_of_memory();
     }
-    // SAFETY: `find_page`/`huge_page` return a page of this heap with a free block.
+    // SAFETY: `find_page` returns a page of this heap with a free block.
     unsafe { h.pop_from(page, size, zero) }
+}
+
+/// A block above the size classes (a singleton span or huge chunk), aligned
+/// to `align` (0: the default); zeroed when asked and not known to be zero.
+pub(crate) fn malloc_singleton(heap: *mut Heap, size: usize, align: usize, zero: bool) -> *mut u8 {
+    if size > MAX_ALLOC_SIZE {
+        return out_of_memory();
+    }
+    let mut got = arena::alloc_singleton(size, align);
+    if got.is_none() {
+        let heap = if is_empty_heap(heap) {
+            platform::heap_get()
+        } else {
+            heap
+        };
+        if recover(heap) {
+            got = arena::alloc_singleton(size, align);
+        }
+    }
+    let Some((block, is_zero)) = got else {
+        return out_of_memory();
+    };
+    if zero && !is_zero {
+        // SAFETY: a fresh block of at least `size` bytes.
+        unsafe { ptr::write_bytes(block, 0, size) };
+    }
+    block
+}
+
+/// Out of memory: give back everything that is not in use: this thread's
+/// empty and retired pages, the arena's cached chunks, and (embedded) the
+/// heaps of threads that died without saying so. Returns whether anything
+/// was released, so a request that could never fit fails at once.
+#[cold]
+fn recover(heap: *mut Heap) -> bool {
+    if !is_empty_heap(heap) && !heap.is_null() {
+        // SAFETY: the calling thread's live heap.
+        unsafe { (*heap).collect(false) };
+    }
+    arena::purge(true);
+    let mut released = arena::release_caches();
+    released |= platform::reap_dead_threads();
+    released
 }
 
 /// Every failed allocation ends here: errno = ENOMEM (as C callers expect;
@@ -325,14 +378,9 @@ impl Heap {
         [word(), word()]
     }
 
-    pub(crate) fn segment_queue(&mut self, kind: PageKind) -> &mut SegmentQueue {
-        match kind {
-            PageKind::Medium => &mut self.medium_free,
-            _ => &mut self.small_free,
-        }
-    }
-
-    /// A page of `size`'s bin with a free block, or null (out of memory).
+    /// A page of `size`'s bin with a free block, or null (out of memory):
+    /// a page of the heap's queue, else an abandoned page of the bin, else
+    /// a fresh one.
     fn find_page(&mut self, size: usize) -> *mut Page {
         let bin = bin_of_size(size);
         let mut cur = self.queues[bin].first;
@@ -362,15 +410,35 @@ impl Heap {
             self.move_to_full(cur);
             cur = next;
         }
-        // Pages of abandoned segments before fresh ones: reclaiming brings
-        // whole segments in, often with pages of this bin.
-        if !crate::abandoned::is_empty() {
-            crate::abandoned::try_reclaim(self, PageKind::for_block_size(bin_block_size(bin)));
-            if !self.queues[bin].is_empty() {
-                return self.find_page(size);
+        let block_size = bin_block_size(bin);
+        let me = self as *mut Heap;
+        loop {
+            let page = arena::adopt(me, self.thread_id, block_size);
+            if page.is_null() {
+                break;
+            }
+            // SAFETY: the page is ours now, in no queue.
+            unsafe {
+                (*page).set_delayed_state(DelayedState::NoDelayedFree, true);
+                (*page).collect(false);
+                if (*page).all_free() {
+                    // Every block came back while it was abandoned: a fresh page.
+                    (*page).retire_expire = 0;
+                }
+                if (*page).can_extend() {
+                    (*page).extend();
+                }
+                if (*page).has_free() {
+                    self.queue_push_front(bin, page);
+                    return page;
+                }
+                // Adopted but full: it waits in the full queue like our own.
+                (*page).set_delayed_state(DelayedState::UseDelayedFree, false);
+                (*page).set_flag(FLAG_IN_FULL);
+                self.queues[BIN_FULL].push_back(page);
             }
         }
-        let page = Segment::alloc_page(self, bin_block_size(bin));
+        let page = arena::alloc_page(me, self.thread_id, block_size);
         if page.is_null() {
             return ptr::null_mut();
         }
@@ -382,30 +450,11 @@ impl Heap {
         page
     }
 
-    /// A fresh page holding one huge block of `size` bytes aligned to `align`.
-    pub(crate) fn huge_page(&mut self, size: usize, align: usize) -> *mut Page {
-        let page = Segment::alloc_huge_page(self, size, align);
-        if page.is_null() {
-            return ptr::null_mut();
-        }
-        // SAFETY: a fresh page of this heap in no queue.
-        unsafe {
-            (*page).extend();
-            self.queue_push_front(BIN_HUGE, page);
-        }
-        page
-    }
-
     // -------------------------------------------------------------- queues
 
     fn bin_of_page(page: &Page) -> usize {
         if page.is_full_flagged() {
             BIN_FULL
-        } else if page.block_size > LARGE_OBJ_SIZE_MAX
-            || Segment::kind_of_page(page) == PageKind::Huge
-        {
-            // Over-aligned blocks get a huge page even when small.
-            BIN_HUGE
         } else {
             bin_of_size(page.block_size)
         }
@@ -480,23 +529,10 @@ impl Heap {
         }
     }
 
-    /// Take in a page of a reclaimed segment.
-    pub(crate) fn adopt_page(&mut self, page: *mut Page) {
-        // SAFETY: `page` is live, now ours, and in no queue.
-        unsafe {
-            let bin = Self::bin_of_page(&*page);
-            let was_empty = self.queues[bin].is_empty();
-            self.queues[bin].push_back(page);
-            if was_empty {
-                self.update_direct(bin);
-            }
-        }
-    }
-
     // -------------------------------------------------------------- freeing
 
     /// The last block of `page` came back (owner thread): keep the page a
-    /// while if malloc is using it, else give it back to its segment.
+    /// while if malloc is using it, else give it back to the arena.
     #[cold]
     pub(crate) fn page_retire(&mut self, page: *mut Page) {
         // SAFETY: `page` is a live page of this heap with no live blocks.
@@ -506,7 +542,6 @@ impl Heap {
             }
             let bin = Self::bin_of_page(&*page);
             if bin < BIN_HUGE
-                && (*page).block_size <= MEDIUM_OBJ_SIZE_MAX
                 && self.queues[bin].first == page
             {
                 (*page).retire_expire = RETIRE_CYCLES;
@@ -519,7 +554,7 @@ impl Heap {
         }
     }
 
-    /// Remove an empty page from its queue and give it back to its segment.
+    /// Remove an empty page from its queue and give it back to the arena.
     ///
     /// # Safety
     /// `page` is a live page of this heap with no live blocks.
@@ -529,7 +564,7 @@ impl Heap {
             let bin = Self::bin_of_page(&*page);
             self.queue_remove(bin, page);
             (*page).set_delayed_state(DelayedState::NoDelayedFree, true);
-            Segment::free_page(self, page);
+            arena::free_page(page);
         }
         // Freeing pages is when memory becomes purgeable: a program that
         // frees a burst and then goes quiet still gives it back.
@@ -590,8 +625,7 @@ impl Heap {
             // of pages of this heap (the pusher checked), published with Release.
             unsafe {
                 let next = Block::next(block);
-                let seg = ((block as usize) & !SEGMENT_MASK) as *mut Segment;
-                let page = Segment::page_of(seg, block.cast());
+                let page = crate::free::page_of_owned(block.cast());
                 // Wait out the pusher's DelayedFreeing before touching the page.
                 (*page).set_delayed_state(DelayedState::NoDelayedFree, false);
                 self.free_local(page, block);
@@ -650,16 +684,12 @@ impl Heap {
             return;
         }
         self.next_purge_at = now + crate::options::purge_delay_ms().max(1);
-        for seg in self.small_free.iter().chain(self.medium_free.iter()) {
-            // SAFETY: segments in our queues are owned by this thread.
-            unsafe { (*seg).purge_pages(now, force) };
-        }
-        crate::segment_cache::purge(now, force, false);
+        arena::purge(force);
     }
 
     /// Collect everything this heap can: delayed frees, every page's free
-    /// lists, empty pages back to their segments; with `force` also purge
-    /// all unused memory now and release cached segments.
+    /// lists, empty pages back to the arena; with `force` also purge all
+    /// unused memory now and release cached chunks.
     pub fn collect(&mut self, force: bool) {
         self.drain_delayed_free();
         self.collect_retired(true);
@@ -678,7 +708,7 @@ impl Heap {
         }
         self.purge(force);
         if force {
-            crate::segment_cache::purge(platform::now_ms(), true, true);
+            arena::release_caches();
         }
     }
 
@@ -701,7 +731,7 @@ impl Heap {
     }
 
     /// Thread exit: stop delayed frees to this heap, collect, free empty
-    /// pages and abandon the rest with their segments.
+    /// pages and abandon the rest, page by page.
     fn collect_abandon(&mut self) {
         // 1. No other thread may reach this heap through a page from now on.
         for page in self.all_pages() {
@@ -717,20 +747,19 @@ impl Heap {
                 // before it is freed or abandoned.
                 unsafe {
                     // Only other threads' frees need counting; the owner's
-                    // lists stay as they are for whoever reclaims the page.
+                    // lists stay as they are for whoever adopts the page.
                     (*page).collect_thread_free();
                     self.queue_remove(bin, page);
                     (*page).retire_expire = 0;
+                    (*page).clear_flag(FLAG_IN_FULL);
                     if (*page).all_free() {
-                        Segment::free_page(self, page);
+                        arena::free_page(page);
                     } else {
-                        Segment::abandon_page(self, page);
+                        arena::abandon(page);
                     }
                 }
             }
         }
-        // Abandoned segments purged their free pages; the cache keeps its
-        // time-based purge (forcing it here would madvise on every thread exit).
         self.purge(false);
     }
 
@@ -750,6 +779,7 @@ impl Heap {
                     p.heap.load(Ordering::Relaxed),
                     self as *const Heap as *mut Heap
                 );
+                assert_eq!(p.owner.load(Ordering::Relaxed), self.thread_id);
                 live += p.check_invariants();
                 prev = page;
             }
@@ -771,8 +801,11 @@ pub fn collect_current(force: bool) {
     if !is_empty_heap(heap) {
         // SAFETY: the calling thread's live heap.
         unsafe { (*heap).collect(force) };
-    } else if force {
-        crate::segment_cache::purge(platform::now_ms(), true, true);
+    } else {
+        arena::purge(force);
+        if force {
+            arena::release_caches();
+        }
     }
 }
 

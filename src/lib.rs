@@ -9,7 +9,7 @@
 //! | [`alloc`], [`free`] | malloc / zalloc / calloc / realloc / aligned; free      |
 //! | [`heap`]          | thread-local heap: direct pages, bin queues, delayed free |
 //! | [`page`], [`page_queue`], [`block`] | free / local_free / thread_free lists   |
-//! | [`segment`], [`segment_map`], [`segment_cache`], [`abandoned`] | 4 MiB segments |
+//! | [`arena`], [`chunk`], [`chunk_map`] | shared chunks of 64 KiB slices, spans, abandoned pages, purge |
 //! | [`platform`]      | memory, thread identity, TLS slot, output (hosted/embedded) |
 //! | [`size_class`], [`constants`] | bins and the sizes that tie everything together |
 //! | [`stats`], [`options`], [`output`] | statistics, `MIRS_*` options, printing    |
@@ -46,14 +46,11 @@ pub mod page;
 pub mod page_queue;
 
 #[cfg(not(loom))]
-pub mod abandoned;
-pub mod abandoned_state;
+pub mod arena;
 #[cfg(not(loom))]
-pub mod segment;
+pub mod chunk;
 #[cfg(not(loom))]
-pub mod segment_cache;
-#[cfg(not(loom))]
-pub mod segment_map;
+pub mod chunk_map;
 pub mod tagged_stack;
 pub mod thread_free;
 

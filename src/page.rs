@@ -17,39 +17,56 @@
 //! - `flags == 0` iff the page is in a bin queue (not the full queue) and
 //!   holds no over-aligned (interior) pointers: the free fast path tests it.
 //!
-//! Only the owning thread touches anything but `thread_free` (and reads of
-//! `heap` by the delayed-free protocol).
+//! Who may touch what:
+//! - `owner`: the owning thread's id, or one of the `OWNER_*` values. Any
+//!   thread reads it (the free fast path compares it with its own id); it
+//!   is written by the owner, or under the arena lock when the page is made,
+//!   abandoned, adopted or freed, with Release after every other field.
+//! - `start`, `block_size`, `div_magic`, `reserved`, `slice`, `slices`: fixed
+//!   when the page is made, before `owner` publishes it.
+//! - `carved`, `aligned`, `abandoned_used`, `thread_free`, `heap`: atomics,
+//!   read by threads that free into the page.
+//! - everything else: the owner only (the thread whose id is in `owner`, or
+//!   the arena lock holder while the page has no owner).
 
 use crate::block::{Block, ListKey};
 use crate::constants::{MAX_EXTEND_SIZE, MIN_EXTEND};
 use crate::heap::Heap;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
-pub use crate::thread_free::{DelayedState, ThreadFree};
+pub use crate::thread_free::{DelayedState, Pushed, ThreadFree};
 
 /// Page is in the heap's full queue.
 pub const FLAG_IN_FULL: u8 = 1;
 /// Some pointer handed out is an over-aligned interior pointer of its block.
 pub const FLAG_HAS_ALIGNED: u8 = 2;
 
+/// `owner` of a page header that is not a page (its span is free).
+pub const OWNER_NONE: usize = 0;
+/// `owner` of a page whose thread exited while it held live blocks; any
+/// thread needing its size class may adopt it (`arena::adopt`).
+pub const OWNER_ABANDONED: usize = usize::MAX - 1;
+/// `owner` of a one-block page (singleton span or huge chunk): no heap owns
+/// it; whichever thread frees the block frees the span.
+pub const OWNER_SINGLETON: usize = usize::MAX;
+
 #[repr(C)]
 pub struct Page {
     // --- hot: the malloc and free fast paths read only these ---
+    pub(crate) owner: AtomicUsize,
     pub(crate) free: *mut Block,
+    pub(crate) local_free: *mut Block,
     pub(crate) used: u32,
     pub(crate) flags: u8,
     /// Every block on `free` reads as zero apart from its link word.
     pub(crate) free_is_zero: bool,
     /// Slow-path calls left before this empty page is freed (0: not retiring).
     pub(crate) retire_expire: u8,
-    /// The segment handed this page to a heap.
-    pub(crate) in_use: bool,
-    pub(crate) local_free: *mut Block,
+    /// The uncarved part of the page area reads as zero.
+    pub(crate) area_is_zero: bool,
     /// First block (16-byte aligned).
     pub(crate) start: *mut u8,
-    /// Bytes from `start` that hold carved blocks: `capacity * block_size`.
-    pub(crate) carved: usize,
     /// `carved` while `flags == 0`, else 0: the free fast path tests flags
     /// and bounds with one comparison.
     pub(crate) fast_free_limit: usize,
@@ -61,6 +78,8 @@ pub struct Page {
     // --- cold ---
     pub(crate) thread_free: ThreadFree,
     pub(crate) heap: AtomicPtr<Heap>,
+    /// Bytes from `start` that hold carved blocks: `capacity * block_size`.
+    pub(crate) carved: AtomicUsize,
     pub(crate) capacity: u32,
     pub(crate) reserved: u32,
     /// Page queue links (bin queue or full queue of the owning heap).
@@ -69,73 +88,95 @@ pub struct Page {
     /// `free` when the page was last seen empty while retiring: a different
     /// value later means it was used in between.
     pub(crate) retire_free: *mut Block,
-    /// When an unused page's memory is due to be purged (`purge_pending`).
-    pub(crate) purge_at: u64,
-    /// Index in the segment's page table.
-    pub(crate) index: u8,
-    /// The uncarved part of the page area reads as zero.
-    pub(crate) area_is_zero: bool,
-    /// The page is unused and its memory waits to be purged at `purge_at`.
-    pub(crate) purge_pending: bool,
+    /// Live blocks when the page was abandoned: once `thread_free` holds
+    /// that many, every block is free and the page can go.
+    pub(crate) abandoned_used: AtomicU32,
+    /// Mirrors `FLAG_HAS_ALIGNED` for threads other than the owner.
+    pub(crate) aligned: AtomicBool,
+    /// First slice of the span and its length (0 for a huge chunk's page).
+    pub(crate) slice: u8,
+    pub(crate) slices: u8,
     /// How the free lists store links (secret keys with `secure`).
     pub(crate) key: ListKey,
 }
 
-// 128 bytes: the free fast path finds a page with one shift.
+// 128 bytes: page headers tile the chunk header in cache-line pairs.
 #[cfg(not(feature = "secure"))]
 const _: () = assert!(core::mem::size_of::<Page>() == 128);
 
 impl Page {
     pub const fn empty() -> Page {
         Page {
+            owner: AtomicUsize::new(OWNER_NONE),
             free: ptr::null_mut(),
+            local_free: ptr::null_mut(),
             used: 0,
             flags: 0,
             free_is_zero: false,
             retire_expire: 0,
-            in_use: false,
-            local_free: ptr::null_mut(),
+            area_is_zero: false,
             start: ptr::null_mut(),
-            carved: 0,
             fast_free_limit: 0,
             div_magic: 0,
             block_size: 0,
             thread_free: ThreadFree::new(),
             heap: AtomicPtr::new(ptr::null_mut()),
+            carved: AtomicUsize::new(0),
             capacity: 0,
             reserved: 0,
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
-            index: 0,
-            area_is_zero: false,
             retire_free: ptr::null_mut(),
-            purge_pending: false,
-            purge_at: 0,
+            abandoned_used: AtomicU32::new(0),
+            aligned: AtomicBool::new(false),
+            slice: 0,
+            slices: 0,
             key: ListKey::PLAIN,
         }
     }
 
-    /// Make this (unused) page serve blocks of `block_size` from the area
-    /// `start..start + area_size`, owned by `heap`.
-    pub fn init(&mut self, heap: *mut Heap, block_size: usize, start: *mut u8, area_size: usize) {
-        debug_assert!(!self.in_use && block_size >= crate::constants::WORD_SIZE);
+    /// Make this header (of a span nobody else references yet) a page of
+    /// blocks of `block_size` over `start..start + area_size`, owned by
+    /// `owner` (a thread id, or `OWNER_SINGLETON`) through `heap`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn init(
+        &mut self,
+        owner: usize,
+        heap: *mut Heap,
+        block_size: usize,
+        start: *mut u8,
+        area_size: usize,
+        area_is_zero: bool,
+        slice: usize,
+        slices: usize,
+    ) {
+        debug_assert!(block_size >= crate::constants::WORD_SIZE);
         self.free = ptr::null_mut();
         self.local_free = ptr::null_mut();
         self.used = 0;
         self.flags = 0;
+        self.free_is_zero = false;
         self.retire_expire = 0;
-        self.in_use = true;
-        self.purge_pending = false;
+        self.area_is_zero = area_is_zero;
         self.start = start;
+        self.fast_free_limit = 0;
         self.block_size = block_size;
         self.div_magic = u64::MAX / block_size as u64 + 1;
         self.capacity = 0;
-        self.carved = 0;
-        self.fast_free_limit = 0;
         self.reserved = (area_size / block_size) as u32;
+        self.carved.store(0, Ordering::Relaxed);
+        self.next = ptr::null_mut();
+        self.prev = ptr::null_mut();
+        self.retire_free = ptr::null_mut();
+        self.abandoned_used.store(0, Ordering::Relaxed);
+        self.aligned.store(false, Ordering::Relaxed);
+        self.slice = slice as u8;
+        self.slices = slices as u8;
         self.thread_free.reset();
-        self.heap.store(heap, Ordering::Release);
+        self.heap.store(heap, Ordering::Relaxed);
         debug_assert!(self.reserved > 0);
+        // Last: publishes the fields above to threads that read `owner`.
+        self.owner.store(owner, Ordering::Release);
     }
 
     // ------------------------------------------------------------ queries
@@ -143,13 +184,22 @@ impl Page {
     pub fn set_flag(&mut self, flag: u8) {
         self.flags |= flag;
         self.fast_free_limit = 0;
+        if flag & FLAG_HAS_ALIGNED != 0 {
+            self.aligned.store(true, Ordering::Relaxed);
+        }
     }
 
     pub fn clear_flag(&mut self, flag: u8) {
         self.flags &= !flag;
         if self.flags == 0 {
-            self.fast_free_limit = self.carved;
+            self.fast_free_limit = self.carved();
         }
+    }
+
+    /// Bytes of carved blocks (any thread).
+    #[inline(always)]
+    pub fn carved(&self) -> usize {
+        self.carved.load(Ordering::Relaxed)
     }
 
     /// The free fast path's test: `p` is a carved block start and the page
@@ -165,9 +215,10 @@ impl Page {
         self.flags & FLAG_IN_FULL != 0
     }
 
+    /// Some handed-out pointer is an over-aligned interior pointer (any thread).
     #[inline(always)]
     pub fn has_aligned(&self) -> bool {
-        self.flags & FLAG_HAS_ALIGNED != 0
+        self.aligned.load(Ordering::Relaxed)
     }
 
     /// Is `p` the start of a carved block of this page? (Three instructions:
@@ -175,13 +226,13 @@ impl Page {
     #[inline(always)]
     pub fn is_block_start(&self, p: *const u8) -> bool {
         let off = (p as usize).wrapping_sub(self.start as usize);
-        off < self.carved && (off as u64).wrapping_mul(self.div_magic) < self.div_magic
+        off < self.carved() && (off as u64).wrapping_mul(self.div_magic) < self.div_magic
     }
 
     /// The start of the carved block containing `p`, if any.
     pub fn block_containing(&self, p: *const u8) -> Option<*mut Block> {
         let off = (p as usize).wrapping_sub(self.start as usize);
-        (off < self.carved).then(|| self.start.wrapping_add(off - off % self.block_size).cast())
+        (off < self.carved()).then(|| self.start.wrapping_add(off - off % self.block_size).cast())
     }
 
     pub fn all_free(&self) -> bool {
@@ -209,7 +260,7 @@ impl Page {
             #[cfg(feature = "secure")]
             // Bounds only (no divisibility test): a forged link cannot leave
             // the page's carved blocks, and forging needs the secret key.
-            if !next.is_null() && (next as usize).wrapping_sub(self.start as usize) >= self.carved {
+            if !next.is_null() && (next as usize).wrapping_sub(self.start as usize) >= self.carved() {
                 return self.free_list_corrupted(block);
             }
             self.free = next;
@@ -270,9 +321,10 @@ impl Page {
         #[cfg(feature = "secure")]
         self.extend_shuffled(first, n);
         self.capacity += n as u32;
-        self.carved = self.capacity as usize * bs;
+        let carved = self.capacity as usize * bs;
+        self.carved.store(carved, Ordering::Relaxed);
         if self.flags == 0 {
-            self.fast_free_limit = self.carved;
+            self.fast_free_limit = carved;
         }
         crate::stats::blocks_carved(bs, n);
     }
@@ -378,11 +430,12 @@ impl Page {
     /// Free `block` from a thread that does not own the page: push it on
     /// `thread_free` with one CAS, or, when the page is in its heap's full
     /// queue, claim the right to hand it to the heap's delayed list.
-    /// Returns true when the caller must do that (see [`Page::end_delayed_freeing`]).
+    /// Returns `Pushed::Delayed` when the caller must do that (see
+    /// [`Page::end_delayed_freeing`]), else the stack's new length.
     ///
     /// # Safety
     /// `block` is a handed-out block start of this page, owned by the caller.
-    pub unsafe fn push_thread_free(&self, block: *mut Block) -> bool {
+    pub unsafe fn push_thread_free(&self, block: *mut Block) -> Pushed {
         // SAFETY: as the caller guarantees.
         unsafe { self.thread_free.push(block, self.key) }
     }
@@ -404,9 +457,9 @@ impl Page {
     /// Walk the lists and check the invariants in the module docs. Owner only
     /// (or with the page quiescent). Returns the number of live blocks.
     pub fn check_invariants(&self) -> usize {
-        assert!(self.in_use);
+        assert!(self.owner.load(Ordering::Relaxed) != OWNER_NONE);
         assert!(self.capacity <= self.reserved);
-        assert_eq!(self.carved, self.capacity as usize * self.block_size);
+        assert_eq!(self.carved(), self.capacity as usize * self.block_size);
         // SAFETY: the owner's lists are well formed (that is what we check;
         // a broken list shows up as a failed membership assertion below).
         let (nfree, _) = unsafe { Block::count_and_tail(self.free, self.key) };

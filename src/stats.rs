@@ -1,4 +1,4 @@
-//! Statistics. Only slow-path events are counted (segments, pages, blocks
+//! Statistics. Only slow-path events are counted (chunks, pages, blocks
 //! carved, purges, abandon/reclaim), straight into global atomics: they are
 //! rare enough that contention does not matter, and the malloc/free fast
 //! paths stay free of counters.
@@ -12,9 +12,9 @@ use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 #[derive(Clone, Copy)]
 #[repr(usize)]
 pub enum Counter {
-    /// Segments in use (cached ones excluded).
+    /// Chunks mapped (normal and huge, spare and cached ones included).
     Segments,
-    /// Bytes mapped for segments (cached ones included).
+    /// Bytes mapped for chunks (spare and cached ones included).
     Reserved,
     /// Pages handed to heaps.
     Pages,
@@ -22,11 +22,11 @@ pub enum Counter {
     PageBytes,
     /// Bytes given back to the OS with a purge.
     Purged,
-    /// Segments taken from the cache instead of the OS.
+    /// Huge blocks served from the huge cache instead of the OS.
     CacheHits,
-    /// Segments abandoned by exiting threads.
+    /// Pages abandoned by exiting threads.
     Abandoned,
-    /// Abandoned segments taken over by another thread.
+    /// Abandoned pages adopted by another thread.
     Reclaimed,
     /// Threads that created a heap.
     Threads,
@@ -160,7 +160,7 @@ pub fn print() {
         "", "current", "peak", "total"
     );
     let rows: [(&str, Counter, bool); 6] = [
-        ("segments", Counter::Segments, false),
+        ("chunks", Counter::Segments, false),
         ("reserved", Counter::Reserved, true),
         ("pages", Counter::Pages, false),
         ("page memory", Counter::PageBytes, true),
@@ -191,10 +191,10 @@ pub fn print() {
     let _ = writeln!(
         w,
         "{:<22} purged {}, cache hits {}, cached {}, abandoned {}, reclaimed {}, threads done {}",
-        "segments/memory",
+        "chunks/memory",
         Bytes(total(Counter::Purged)),
         total(Counter::CacheHits),
-        crate::segment_cache::count(),
+        crate::arena::cached_count(),
         total(Counter::Abandoned),
         total(Counter::Reclaimed),
         total(Counter::ThreadsDone),

@@ -74,6 +74,16 @@ fn count_of(tf: usize) -> usize {
     tf >> COUNT_SHIFT
 }
 
+/// What [`ThreadFree::push`] did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Pushed {
+    /// The block was pushed; the stack now holds this many blocks.
+    Count(usize),
+    /// Nothing was pushed: the caller is in `DelayedFreeing` and hands the
+    /// block to the owning heap.
+    Delayed,
+}
+
 /// The `thread_free` word of a page.
 #[repr(transparent)]
 pub struct ThreadFree(AtomicUsize);
@@ -96,13 +106,16 @@ impl ThreadFree {
 
     /// Free `block` from a thread that does not own the page: push it with
     /// one CAS, or, in `UseDelayedFree`, enter `DelayedFreeing` instead.
-    /// Returns true when the caller must hand the block to the heap's delayed
-    /// list and then call [`ThreadFree::end_delayed_freeing`].
+    /// Returns `Pushed::Delayed` when the caller must hand the block to the
+    /// heap's delayed list and then call [`ThreadFree::end_delayed_freeing`];
+    /// otherwise the stack's length after the push (a freeing thread learns
+    /// from it that an abandoned page has become empty, without reading the
+    /// page again).
     ///
     /// # Safety
     /// `block` is a handed-out block of this page, owned by the caller, and
     /// `key` is the page's list key.
-    pub unsafe fn push(&self, block: *mut Block, key: ListKey) -> bool {
+    pub unsafe fn push(&self, block: *mut Block, key: ListKey) -> Pushed {
         let mut tf = self.0.load(Ordering::Relaxed);
         loop {
             let use_delayed = state_of(tf) == DelayedState::UseDelayedFree;
@@ -120,7 +133,8 @@ impl ThreadFree {
                 .0
                 .compare_exchange_weak(tf, new, Ordering::AcqRel, Ordering::Relaxed)
             {
-                Ok(_) => return use_delayed,
+                Ok(_) if use_delayed => return Pushed::Delayed,
+                Ok(_) => return Pushed::Count(count_of(tf) + 1),
                 Err(cur) => tf = cur,
             }
         }

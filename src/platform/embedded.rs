@@ -99,14 +99,9 @@ pub extern "C" fn mirs_page_provider_set(
 }
 
 pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
-    let found = memory::alloc(size, align).or_else(|| {
-        // Out of memory: heaps of dead threads and cached segments may hold
-        // free memory. Reap first (their empty segments land in the cache),
-        // then release the cache back to the regions, and try once more.
-        reap_dead();
-        crate::segment_cache::purge(now_ms(), true, true);
-        memory::alloc(size, align)
-    })?;
+    // Out of memory is handled above, in the allocation slow path
+    // (`heap::recover`), which also reaps dead threads' heaps.
+    let found = memory::alloc(size, align)?;
     Some(OsMemory {
         base: found.0 as *mut u8,
         is_zero: found.1,
@@ -269,6 +264,12 @@ pub extern "C" fn mirs_thread_alive_hook_set(
 #[no_mangle]
 pub extern "C" fn mirs_thread_reap() -> usize {
     reap_dead()
+}
+
+/// Out of memory: take over the heaps of threads the alive hook reports
+/// dead, so their empty pages go back to the arena. Returns whether any was.
+pub fn reap_dead_threads() -> bool {
+    reap_dead() > 0
 }
 
 fn reap_dead() -> usize {

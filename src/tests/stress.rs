@@ -6,11 +6,11 @@
 //! checked before it is freed; about a third of the blocks go through a
 //! shared array of atomic slots (swap), so other threads free them and many
 //! outlive the thread that allocated them. At the end every heap and every
-//! abandoned segment is walked with the invariant checks, and no live block
+//! abandoned page is walked with the invariant checks, and no live block
 //! may remain anywhere.
 
-use crate::abandoned;
-use crate::segment::Segment;
+use crate::arena;
+use crate::constants::LARGE_OBJ_SIZE_MAX;
 use crate::{alloc, free, heap};
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -172,19 +172,21 @@ fn threads_exchange_blocks_and_everything_is_accounted_for() {
         for h in handles {
             h.join().unwrap();
         }
-        // Between rounds: blocks of exited threads sit in abandoned segments
+        // Between rounds: blocks of exited threads sit in abandoned pages
         // and in the slots; the walk checks every page's invariants.
         // Every block still live sits in a slot, so the allocator's count of
-        // live blocks over all abandoned segments must equal the slot count.
+        // live blocks over all abandoned pages must equal the slot count
+        // (singletons, above the size classes, belong to no page queue).
         let in_slots = shared
             .slots
             .iter()
-            .filter(|s| !s.load(Ordering::Acquire).is_null())
+            .map(|s| s.load(Ordering::Acquire))
+            .filter(|p| !p.is_null() && crate::usable_size(*p) <= LARGE_OBJ_SIZE_MAX)
             .count();
         assert_eq!(
             walk_abandoned(),
             in_slots,
-            "live blocks in abandoned segments vs. blocks held"
+            "live blocks in abandoned pages vs. blocks held"
         );
     }
     for slot in &shared.slots {
@@ -196,7 +198,7 @@ fn threads_exchange_blocks_and_everything_is_accounted_for() {
     assert_eq!(shared.live_bytes.load(Ordering::Relaxed), 0);
     assert!(shared.checked.load(Ordering::Relaxed) > (THREADS * ROUNDS * OPS / 4) as u64);
     // Every block was freed: nothing live may remain in this thread's heap or
-    // in any abandoned segment (frees by this thread pushed them there).
+    // in any abandoned page (frees by this thread pushed them there).
     heap::collect_current(false);
     assert_eq!(
         heap::check_current(),
@@ -206,28 +208,18 @@ fn threads_exchange_blocks_and_everything_is_accounted_for() {
     assert_eq!(
         walk_abandoned(),
         0,
-        "live blocks left in abandoned segments"
+        "live blocks left in abandoned pages"
     );
 }
 
-/// Walk every abandoned segment (the process is quiescent: all workers have
-/// exited) and check each page; returns the live blocks found.
+/// Walk every abandoned page (the process is quiescent: all workers have
+/// exited) and check each; returns the live blocks found.
 fn walk_abandoned() -> usize {
     let mut live = 0;
-    abandoned::for_each_quiescent(|seg: *mut Segment| {
-        // SAFETY: an abandoned segment stays mapped while on the stack, and no
-        // other thread touches it in a quiescent process.
-        let s = unsafe { &*seg };
-        let mut used = 0;
-        for page in &s.pages[..s.page_count] {
-            if page.in_use {
-                used += 1;
-                live += page.check_invariants();
-            }
-        }
-        if s.owner() == 0 {
-            assert_eq!(used, s.used, "segment page count");
-        }
+    arena::for_each_abandoned(|page| {
+        // SAFETY: an abandoned page stays in place while it is marked, and
+        // no other thread touches it in a quiescent process.
+        live += unsafe { (*page).check_invariants() };
     });
     live
 }

@@ -1,0 +1,777 @@
+//! The arena: every chunk of memory mirs has, shared by all threads, and
+//! the spans of slices it hands out as pages.
+//!
+//! ```text
+//! ARENA (one spin lock, taken once per page, never per block)
+//!  chunks     -> chunk <-> chunk <-> ...   normal chunks, oldest first
+//!  empty         how many of them have every slice free (at most SPARE_CHUNKS kept)
+//!  huge_cache    freed huge chunks kept for reuse by size (hosted)
+//! ABANDONED[bin] pages of each size class waiting for an adopter (a hint,
+//!                read without the lock)
+//! ```
+//!
+//! Pages are owned one by one, never chunks: a thread takes a span for a
+//! page of its size class, gives it back the moment the page is empty
+//! (after the heap's retire grace), and abandons each page that still holds
+//! live blocks when it exits. An abandoned page is adopted by the next
+//! thread that needs a page of its size class, or freed by the thread whose
+//! free makes it empty: `abandoned_used` live blocks were left in it, and
+//! `thread_free`'s length word says when that many have come back.
+//!
+//! Memory goes back as soon as nothing uses it: a freed span's slices are
+//! purged (hosted: `madvise`) once they have been free for the purge delay;
+//! an empty chunk beyond the few spares goes back to the platform (the OS,
+//! or the embedder's region or page provider); a freed huge block is cached
+//! for reuse by size (hosted), purged after the delay, and unmapped when the
+//! cache is full or memory runs short.
+//!
+//! Invariants (under the lock): a slice is in exactly one span or free;
+//! `span_of[i]` names the span start of every slice of a span and is `i`
+//! for a free slice, whose page header has `OWNER_NONE`; `abandoned` bit i is set iff `pages[i].owner
+//! == OWNER_ABANDONED`, and `ABANDONED[bin]` counts those bits per bin.
+
+use crate::chunk::{self, find_run, run_mask, Chunk, ChunkKind, ALL_SLICES, CHUNK_INFO_SIZE};
+use crate::chunk_map;
+use crate::constants::*;
+use crate::heap::Heap;
+use crate::page::{Page, OWNER_ABANDONED, OWNER_NONE, OWNER_SINGLETON};
+use crate::platform;
+use crate::size_class::{bin_of_size, BIN_COUNT};
+use crate::stats::{self, Counter};
+use crate::sync::SpinLock;
+use core::ptr;
+use core::sync::atomic::{fence, AtomicUsize, Ordering};
+
+struct State {
+    /// Normal chunks, oldest first (older chunks are preferred for new
+    /// spans, so younger ones drain and can be released).
+    first: *mut Chunk,
+    last: *mut Chunk,
+    /// Normal chunks with every slice free.
+    empty: usize,
+    /// Freed huge chunks (hosted); null slots are empty.
+    huge_cache: [*mut Chunk; HUGE_CACHE_SLOTS],
+}
+
+// SAFETY: the raw chunk pointers are only followed under the lock.
+unsafe impl Send for State {}
+
+static ARENA: SpinLock<State> = SpinLock::new(State {
+    first: ptr::null_mut(),
+    last: ptr::null_mut(),
+    empty: 0,
+    huge_cache: [ptr::null_mut(); HUGE_CACHE_SLOTS],
+});
+
+/// Abandoned pages per bin (changed under the lock, read without it).
+static ABANDONED: [AtomicUsize; BIN_COUNT] = [const { AtomicUsize::new(0) }; BIN_COUNT];
+
+/// Huge blocks are cached only where purging returns their memory and the
+/// address space is plentiful; embedded memory goes straight back.
+const HUGE_CACHE: bool = cfg!(feature = "hosted");
+
+/// Slices of a page of blocks of `block_size` (a size class up to
+/// `LARGE_OBJ_SIZE_MAX`): one for small blocks, else room for about
+/// `BLOCKS_PER_PAGE` blocks.
+pub fn page_slices(block_size: usize) -> usize {
+    if block_size <= SMALL_OBJ_SIZE_MAX {
+        1
+    } else {
+        (block_size * BLOCKS_PER_PAGE)
+            .div_ceil(SLICE_SIZE)
+            .min(MAX_PAGE_SLICES)
+    }
+}
+
+/// The largest block a singleton span in a normal chunk holds; larger
+/// blocks get a huge chunk.
+pub const SINGLETON_MAX: usize = (SLICES_PER_CHUNK - 1) * SLICE_SIZE;
+
+// ------------------------------------------------------------------ spans
+
+/// A span found for a request: its chunk, first slice and length, and
+/// whether all of its memory reads as zero.
+struct Span {
+    chunk: *mut Chunk,
+    first: usize,
+    count: usize,
+    is_zero: bool,
+}
+
+/// Find free slices: `plain` of them not at slice 0, or `at0` (None: slice
+/// 0 is not allowed) starting at slice 0, whose area is shortened by the
+/// header. Marks them used. Lock held.
+fn take_span(st: &mut State, plain: usize, at0: Option<usize>) -> Option<Span> {
+    let mut chunk = st.first;
+    while !chunk.is_null() {
+        // SAFETY: chunks on the list are live; we hold the lock.
+        let meta = unsafe { Chunk::meta(chunk) };
+        let found = if meta.free == 0 {
+            None
+        } else if let Some(first) = find_run(meta.free, plain, !1) {
+            Some((first, plain))
+        } else {
+            at0.filter(|&n| n <= 64 && find_run(meta.free, n, 1) == Some(0))
+                .map(|n| (0, n))
+        };
+        if let Some((first, count)) = found {
+            if meta.free == ALL_SLICES {
+                st.empty -= 1;
+            }
+            let mask = run_mask(first, count);
+            let is_zero = meta.zero & mask == mask;
+            meta.free &= !mask;
+            meta.dirty &= !mask;
+            // The span is about to be written.
+            meta.zero &= !mask;
+            return Some(Span {
+                chunk,
+                first,
+                count,
+                is_zero,
+            });
+        }
+        chunk = meta.next;
+    }
+    None
+}
+
+/// Append a fresh chunk to the list. Lock held.
+fn push_chunk(st: &mut State, chunk: *mut Chunk) {
+    // SAFETY: `chunk` is a fresh, initialised chunk only we know; list
+    // members are live; we hold the lock.
+    unsafe {
+        let meta = Chunk::meta(chunk);
+        meta.prev = st.last;
+        meta.next = ptr::null_mut();
+        if st.last.is_null() {
+            st.first = chunk;
+        } else {
+            Chunk::meta(st.last).next = chunk;
+        }
+    }
+    st.last = chunk;
+    st.empty += 1;
+}
+
+fn unlink_chunk(st: &mut State, chunk: *mut Chunk) {
+    // SAFETY: `chunk` is on the list; we hold the lock.
+    unsafe {
+        let (prev, next) = {
+            let meta = Chunk::meta(chunk);
+            (meta.prev, meta.next)
+        };
+        if prev.is_null() {
+            st.first = next;
+        } else {
+            Chunk::meta(prev).next = next;
+        }
+        if next.is_null() {
+            st.last = prev;
+        } else {
+            Chunk::meta(next).prev = prev;
+        }
+    }
+}
+
+/// Fresh memory for a chunk (normal, or huge of `size` bytes aligned to
+/// `align`), its header initialised and entered in the chunk map. Called
+/// without the lock (the platform may take its own).
+fn map_chunk(kind: ChunkKind, size: usize, align: usize) -> *mut Chunk {
+    let Some(memory) = platform::os_alloc_aligned(size, align) else {
+        return ptr::null_mut();
+    };
+    let chunk = memory.base.cast::<Chunk>();
+    if chunk::GUARD_SIZE > 0 {
+        // SAFETY: the guard lies inside the fresh mapping, after the header.
+        unsafe {
+            platform::os_protect_none(
+                memory.base.add(chunk::CHUNK_HEADER_SIZE),
+                chunk::GUARD_SIZE,
+            )
+        };
+    }
+    // SAFETY: fresh memory of `size` bytes that only we know.
+    unsafe { Chunk::init(chunk, kind, size, memory.is_zero) };
+    if !chunk_map::insert(chunk as usize, size, kind) {
+        // SAFETY: we just mapped it and nobody else knows it.
+        unsafe { platform::os_free(memory.base, size) };
+        return ptr::null_mut();
+    }
+    stats::add(Counter::Reserved, size as i64);
+    stats::add(Counter::Segments, 1);
+    chunk
+}
+
+/// Give a chunk that nobody references any more back to the platform.
+///
+/// # Safety
+/// `chunk` is off every list and cache, with no span in use.
+unsafe fn unmap_chunk(chunk: *mut Chunk) {
+    // SAFETY: as the caller guarantees.
+    let size = unsafe { (*chunk).size };
+    chunk_map::remove(chunk as usize, size);
+    stats::add(Counter::Reserved, -(size as i64));
+    stats::add(Counter::Segments, -1);
+    // SAFETY: the mapping is ours and unreferenced.
+    unsafe { platform::os_free(chunk.cast(), size) };
+}
+
+/// A span of `plain` slices (or `at0` at slice 0), from a chunk with room
+/// or a fresh one; null when the platform has no memory.
+fn alloc_span(plain: usize, at0: Option<usize>) -> Option<Span> {
+    loop {
+        if let Some(span) = take_span(&mut ARENA.lock(), plain, at0) {
+            return Some(span);
+        }
+        let chunk = map_chunk(ChunkKind::Normal, CHUNK_SIZE, CHUNK_SIZE);
+        if chunk.is_null() {
+            return None;
+        }
+        push_chunk(&mut ARENA.lock(), chunk);
+    }
+}
+
+/// Give the slices of a span back. Returns a chunk to unmap (after the
+/// lock is dropped) when this emptied one beyond the spares. Lock held.
+///
+/// # Safety
+/// The span `first..first + count` of `chunk` is in use and nobody uses
+/// its memory any more.
+unsafe fn release_span(st: &mut State, chunk: *mut Chunk, first: usize, count: usize) -> *mut Chunk {
+    // SAFETY: as the caller guarantees; we hold the lock.
+    unsafe {
+        Chunk::set_span(chunk, first, count, true);
+        (*Chunk::page(chunk, first))
+            .owner
+            .store(OWNER_NONE, Ordering::Release);
+        let meta = Chunk::meta(chunk);
+        let mask = run_mask(first, count);
+        debug_assert!(meta.free & mask == 0, "span freed twice");
+        meta.free |= mask;
+        meta.dirty |= mask & !meta.zero;
+        if meta.dirty != 0 && meta.purge_at == 0 {
+            meta.purge_at = platform::now_ms() + crate::options::purge_delay_ms();
+        }
+        if meta.free == ALL_SLICES {
+            st.empty += 1;
+            if st.empty > spare_chunks() {
+                st.empty -= 1;
+                unlink_chunk(st, chunk);
+                return chunk;
+            }
+        }
+    }
+    ptr::null_mut()
+}
+
+fn spare_chunks() -> usize {
+    // Embedded memory is physical and shared with the embedder: keep one.
+    if cfg!(feature = "hosted") {
+        SPARE_CHUNKS
+    } else {
+        1
+    }
+}
+
+// ------------------------------------------------------------------ pages
+
+/// A page for blocks of `block_size` (a size class), owned by the thread
+/// `owner` through `heap`, with its first blocks not yet carved; null when
+/// out of memory.
+pub fn alloc_page(heap: *mut Heap, owner: usize, block_size: usize) -> *mut Page {
+    debug_assert!(block_size <= LARGE_OBJ_SIZE_MAX);
+    let n = page_slices(block_size);
+    let Some(span) = alloc_span(n, Some(n)) else {
+        return ptr::null_mut();
+    };
+    let is_zero = span.is_zero;
+    let (start, area) = Chunk::span_area(span.chunk, span.first, span.count);
+    let page = Chunk::page(span.chunk, span.first);
+    // SAFETY: the span is ours alone until `init` publishes the page.
+    unsafe {
+        #[cfg(feature = "secure")]
+        {
+            (*page).key = crate::block::ListKey::new((*heap).random_words());
+        }
+        (*page).init(owner, heap, block_size, start, area, is_zero, span.first, span.count);
+        Chunk::set_span(span.chunk, span.first, span.count, false);
+    }
+    stats::page_allocated(block_size, area);
+    page
+}
+
+/// Give an empty page back (its owner, the page in no queue).
+///
+/// # Safety
+/// The calling thread owns `page` (or it is abandoned and the caller has
+/// made sure it is empty, holding the only reference), and no block of it
+/// is live.
+pub unsafe fn free_page(page: *mut Page) {
+    // SAFETY: as the caller guarantees.
+    let (first, count, area) = unsafe {
+        let p = &*page;
+        (p.slice as usize, p.slices as usize, p.reserved as usize * p.block_size)
+    };
+    stats::page_freed(area);
+    let chunk = Chunk::of_page(page);
+    let release = {
+        let mut st = ARENA.lock();
+        // SAFETY: the page's span is in use and ours to give back.
+        unsafe { release_span(&mut st, chunk, first, count) }
+    };
+    if !release.is_null() {
+        // SAFETY: unlinked, every slice free.
+        unsafe { unmap_chunk(release) };
+    }
+}
+
+// ------------------------------------------------------------------ singletons and huge blocks
+
+/// One block of `size` bytes aligned to `align` (0 or a power of two) in a
+/// span or huge chunk of its own: returns the block and whether it reads
+/// as zero. Any thread may free it.
+pub fn alloc_singleton(size: usize, align: usize) -> Option<(*mut u8, bool)> {
+    let align = align.max(MAX_ALIGN_GUARANTEE);
+    if size <= SINGLETON_MAX && align <= SLICE_SIZE {
+        let plain = size.div_ceil(SLICE_SIZE);
+        // Slice 0's area starts after the header, which is only OS-page aligned.
+        let at0 = (align <= OS_PAGE_SIZE).then(|| (size + CHUNK_INFO_SIZE).div_ceil(SLICE_SIZE));
+        let span = alloc_span(plain, at0)?;
+        let is_zero = span.is_zero;
+        let (start, area) = Chunk::span_area(span.chunk, span.first, span.count);
+        let page = Chunk::page(span.chunk, span.first);
+        // SAFETY: the span is ours alone until `init` publishes the page.
+        unsafe {
+            (*page).init(
+                OWNER_SINGLETON,
+                ptr::null_mut(),
+                area,
+                start,
+                area,
+                is_zero,
+                span.first,
+                span.count,
+            );
+            Chunk::set_span(span.chunk, span.first, span.count, false);
+            (*page).extend();
+            stats::page_allocated(area, area);
+            return Some(((*page).pop_free(), is_zero));
+        }
+    }
+    alloc_huge(size, align)
+}
+
+/// A huge chunk for one block: from the cache when one fits, else fresh.
+fn alloc_huge(size: usize, align: usize) -> Option<(*mut u8, bool)> {
+    // The block starts at the first `align` boundary after the header.
+    let offset = CHUNK_INFO_SIZE.next_multiple_of(align);
+    let total = offset
+        .checked_add(size)?
+        .checked_next_multiple_of(SLICE_SIZE)?;
+    if total > MAX_ALLOC_SIZE {
+        return None;
+    }
+    let chunk = match take_cached_huge(total, align) {
+        Some(chunk) => chunk,
+        None => {
+            let chunk = map_chunk(ChunkKind::Huge, total, align.max(CHUNK_SIZE));
+            if chunk.is_null() {
+                return None;
+            }
+            chunk
+        }
+    };
+    // SAFETY: the chunk is ours alone (fresh, or taken out of the cache).
+    unsafe {
+        let meta = Chunk::meta(chunk);
+        let is_zero = meta.zero == ALL_SLICES;
+        meta.zero = 0;
+        meta.dirty = 0;
+        let start = (chunk as *mut u8).add(offset);
+        let area = (*chunk).size - offset;
+        let page = Chunk::page(chunk, 0);
+        (*page).init(OWNER_SINGLETON, ptr::null_mut(), area, start, area, is_zero, 0, 0);
+        (*page).extend();
+        stats::page_allocated(area, area);
+        Some(((*page).pop_free(), is_zero))
+    }
+}
+
+/// The smallest cached huge chunk of at least `total` bytes (and at most
+/// half again as big) whose base suits `align`.
+fn take_cached_huge(total: usize, align: usize) -> Option<*mut Chunk> {
+    if !HUGE_CACHE {
+        return None;
+    }
+    let chunk = {
+        let mut st = ARENA.lock();
+        let mut best: Option<usize> = None;
+        for (i, &c) in st.huge_cache.iter().enumerate() {
+            if c.is_null() {
+                continue;
+            }
+            // SAFETY: cached chunks are live and ours (lock held).
+            let size = unsafe { (*c).size };
+            let fits = size >= total && size - total <= total / 2 && (c as usize).is_multiple_of(align);
+            // SAFETY: as above.
+            if fits && best.is_none_or(|b| unsafe { (*st.huge_cache[b]).size } > size) {
+                best = Some(i);
+            }
+        }
+        let i = best?;
+        core::mem::replace(&mut st.huge_cache[i], ptr::null_mut())
+    };
+    stats::add(Counter::CacheHits, 1);
+    // SAFETY: the chunk is ours now; the tail past `total` may hold memory
+    // from a bigger block before: give it back.
+    unsafe {
+        let size = (*chunk).size;
+        if size > total && Chunk::meta(chunk).zero != ALL_SLICES {
+            platform::os_purge((chunk as *mut u8).add(total), size - total);
+        }
+    }
+    Some(chunk)
+}
+
+/// Free the block of a singleton page (any thread). `p` was checked to be
+/// the block's start.
+///
+/// # Safety
+/// `page` is a live singleton page whose block is `p`, handed to us by the
+/// caller's free.
+pub unsafe fn free_singleton(page: *mut Page) {
+    let chunk = Chunk::of_page(page);
+    let mut st = ARENA.lock();
+    // SAFETY: the chunk is live (the caller found it in the map and a
+    // freed singleton stays mapped until the lock is dropped); an owner
+    // of OWNER_SINGLETON under the lock means nobody else is freeing it.
+    let release = unsafe {
+        let p = &*page;
+        if p.owner.load(Ordering::Relaxed) != OWNER_SINGLETON {
+            drop(st);
+            crate::output::invalid_free(p.start, "a block that is already free (double free)");
+            return;
+        }
+        stats::page_freed(p.reserved as usize * p.block_size);
+        if (*chunk).kind == ChunkKind::Normal {
+            release_span(&mut st, chunk, p.slice as usize, p.slices as usize)
+        } else {
+            p.owner.store(OWNER_NONE, Ordering::Release);
+            let meta = Chunk::meta(chunk);
+            meta.cached_at = platform::now_ms();
+            meta.dirty = ALL_SLICES;
+            meta.zero = 0;
+            cache_huge(&mut st, chunk)
+        }
+    };
+    drop(st);
+    if !release.is_null() {
+        // SAFETY: off every list and cache, nothing in use.
+        unsafe { unmap_chunk(release) };
+    }
+}
+
+/// Put a freed huge chunk in the cache; returns the chunk to unmap (it, or
+/// the oldest cached one when the cache is full). Lock held.
+fn cache_huge(st: &mut State, chunk: *mut Chunk) -> *mut Chunk {
+    if !HUGE_CACHE {
+        return chunk;
+    }
+    if let Some(slot) = st.huge_cache.iter_mut().find(|c| c.is_null()) {
+        *slot = chunk;
+        return ptr::null_mut();
+    }
+    let oldest = (0..HUGE_CACHE_SLOTS)
+        // SAFETY: every slot holds a live cached chunk (the cache is full).
+        .min_by_key(|&i| unsafe { Chunk::meta(st.huge_cache[i]).cached_at })
+        .unwrap_or(0);
+    core::mem::replace(&mut st.huge_cache[oldest], chunk)
+}
+
+// ------------------------------------------------------------------ abandon and adopt
+
+/// The thread owning `page` exits and the page still holds live blocks:
+/// leave it for an adopter, or free it now if its last blocks came back
+/// meanwhile.
+///
+/// # Safety
+/// The calling thread owns `page` (its heap is going away), the page is in
+/// no queue, its delayed-free state is `NeverDelayedFree`, and `used`
+/// counts its live blocks plus those on `thread_free`.
+pub unsafe fn abandon(page: *mut Page) {
+    let chunk = Chunk::of_page(page);
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let p = &*page;
+        let bin = bin_of_size(p.block_size);
+        {
+            let _st = ARENA.lock();
+            p.heap.store(ptr::null_mut(), Ordering::Relaxed);
+            p.abandoned_used.store(p.used, Ordering::Relaxed);
+            p.owner.store(OWNER_ABANDONED, Ordering::Release);
+            Chunk::meta(chunk).abandoned |= 1 << p.slice;
+            ABANDONED[bin].fetch_add(1, Ordering::Relaxed);
+        }
+        stats::add(Counter::Abandoned, 1);
+        // Frees that pushed before `owner` changed saw a live owner and will
+        // not check; frees after it do (`free_abandoned_if_empty`). The fence
+        // pairs with the pushers' CAS, so one side sees the other.
+        fence(Ordering::SeqCst);
+        if p.thread_free.count() == p.used as usize {
+            free_abandoned_if_empty(page);
+        }
+    }
+}
+
+/// A thread pushed onto an abandoned page's `thread_free` and the stack's
+/// length reached the page's live count: free the page if that still
+/// holds under the lock (an adopter may have taken it first). `page` is
+/// only trusted after the chunk is found live under the lock.
+pub fn free_abandoned_if_empty(page: *mut Page) {
+    let chunk = Chunk::of_page(page);
+    let mut st = ARENA.lock();
+    if !chunk_map::is_chunk(chunk as usize) {
+        return;
+    }
+    // SAFETY: the chunk is live (in the map, lock held); its page headers
+    // are readable; an abandoned page is the lock holder's to change.
+    let release = unsafe {
+        let p = &*page;
+        if p.owner.load(Ordering::Acquire) != OWNER_ABANDONED
+            || p.thread_free.count() != p.abandoned_used.load(Ordering::Relaxed) as usize
+        {
+            return;
+        }
+        unmark_abandoned(page);
+        stats::page_freed(p.reserved as usize * p.block_size);
+        release_span(&mut st, chunk, p.slice as usize, p.slices as usize)
+    };
+    drop(st);
+    if !release.is_null() {
+        // SAFETY: unlinked, every slice free.
+        unsafe { unmap_chunk(release) };
+    }
+}
+
+/// Clear the abandoned marks of `page`. Lock held, page abandoned.
+///
+/// # Safety
+/// As stated.
+unsafe fn unmark_abandoned(page: *mut Page) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let p = &*page;
+        Chunk::meta(Chunk::of_page(page)).abandoned &= !(1 << p.slice);
+        ABANDONED[bin_of_size(p.block_size)].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Are there abandoned pages of `bin` (a hint)?
+#[inline]
+pub fn has_abandoned(bin: usize) -> bool {
+    ABANDONED[bin].load(Ordering::Relaxed) != 0
+}
+
+/// Take an abandoned page of blocks of `block_size` for the thread `owner`
+/// (whose heap is `heap`); null when there is none. The page's
+/// `thread_free` is collected by the caller.
+pub fn adopt(heap: *mut Heap, owner: usize, block_size: usize) -> *mut Page {
+    let bin = bin_of_size(block_size);
+    if !has_abandoned(bin) {
+        return ptr::null_mut();
+    }
+    let st = ARENA.lock();
+    let mut chunk = st.first;
+    while !chunk.is_null() {
+        // SAFETY: listed chunks are live; we hold the lock.
+        let meta = unsafe { Chunk::meta(chunk) };
+        let mut bits = meta.abandoned;
+        while bits != 0 {
+            let slice = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let page = Chunk::page(chunk, slice);
+            // SAFETY: an abandoned page: the lock holder may change it.
+            unsafe {
+                if (*page).block_size != block_size {
+                    continue;
+                }
+                unmark_abandoned(page);
+                (*page).heap.store(heap, Ordering::Relaxed);
+                (*page).owner.store(owner, Ordering::Release);
+            }
+            stats::add(Counter::Reclaimed, 1);
+            return page;
+        }
+        chunk = meta.next;
+    }
+    ptr::null_mut()
+}
+
+/// Visit every abandoned page (tests: the process must be quiescent).
+#[cfg(test)]
+pub fn for_each_abandoned(mut f: impl FnMut(*mut Page)) {
+    let st = ARENA.lock();
+    let mut chunk = st.first;
+    while !chunk.is_null() {
+        // SAFETY: listed chunks are live; we hold the lock.
+        let meta = unsafe { Chunk::meta(chunk) };
+        let mut bits = meta.abandoned;
+        while bits != 0 {
+            f(Chunk::page(chunk, bits.trailing_zeros() as usize));
+            bits &= bits - 1;
+        }
+        chunk = meta.next;
+    }
+}
+
+// ------------------------------------------------------------------ purge and release
+
+/// Purge memory that has been free for the purge delay (all of it with
+/// `force`), and free abandoned pages whose blocks have all come back
+/// (a free that raced with the abandonment leaves one for this sweep).
+pub fn purge(force: bool) {
+    let now = platform::now_ms();
+    let mut st = ARENA.lock();
+    let mut chunk = st.first;
+    let mut release: [*mut Chunk; 4] = [ptr::null_mut(); 4];
+    let mut n_release = 0;
+    while !chunk.is_null() {
+        // SAFETY: listed chunks are live; we hold the lock.
+        let next = unsafe { Chunk::meta(chunk).next };
+        // SAFETY: as above.
+        let abandoned = unsafe { Chunk::meta(chunk).abandoned };
+        let mut bits = abandoned;
+        while bits != 0 {
+            let page = Chunk::page(chunk, bits.trailing_zeros() as usize);
+            bits &= bits - 1;
+            // SAFETY: an abandoned page of a live chunk, lock held.
+            unsafe {
+                let p = &*page;
+                if p.thread_free.count() == p.abandoned_used.load(Ordering::Relaxed) as usize
+                    && n_release < release.len()
+                {
+                    unmark_abandoned(page);
+                    stats::page_freed(p.reserved as usize * p.block_size);
+                    let r = release_span(&mut st, chunk, p.slice as usize, p.slices as usize);
+                    if !r.is_null() {
+                        release[n_release] = r;
+                        n_release += 1;
+                    }
+                }
+            }
+        }
+        // SAFETY: as above.
+        unsafe { purge_chunk(chunk, now, force) };
+        chunk = next;
+    }
+    for i in 0..HUGE_CACHE_SLOTS {
+        let c = st.huge_cache[i];
+        if c.is_null() {
+            continue;
+        }
+        // SAFETY: cached chunks are ours, lock held.
+        unsafe {
+            let meta = Chunk::meta(c);
+            if meta.dirty != 0 && (force || meta.cached_at + crate::options::purge_delay_ms() <= now) {
+                let body = (c as *mut u8).add(CHUNK_INFO_SIZE);
+                let zeroed = platform::os_purge(body, (*c).size - CHUNK_INFO_SIZE);
+                stats::add(Counter::Purged, ((*c).size - CHUNK_INFO_SIZE) as i64);
+                meta.dirty = 0;
+                meta.zero = if zeroed { ALL_SLICES } else { 0 };
+            }
+        }
+    }
+    drop(st);
+    for &c in &release[..n_release] {
+        // SAFETY: unlinked, every slice free.
+        unsafe { unmap_chunk(c) };
+    }
+}
+
+/// Purge the dirty free slices of `chunk` once their delay has passed.
+///
+/// # Safety
+/// `chunk` is live and the arena lock is held.
+unsafe fn purge_chunk(chunk: *mut Chunk, now: u64, force: bool) {
+    // SAFETY: as the caller guarantees.
+    let meta = unsafe { Chunk::meta(chunk) };
+    if meta.dirty == 0 || (!force && meta.purge_at > now) {
+        return;
+    }
+    let mut bits = meta.dirty;
+    while bits != 0 {
+        let first = bits.trailing_zeros() as usize;
+        let len = (!(bits >> first)).trailing_zeros() as usize;
+        let mask = run_mask(first, len);
+        bits &= !mask;
+        let (start, area) = Chunk::span_area(chunk, first, len);
+        // SAFETY: free slices of a live chunk: nobody uses their memory,
+        // and nobody can take them while we hold the lock.
+        let zeroed = unsafe { platform::os_purge(start, area) };
+        stats::add(Counter::Purged, area as i64);
+        if zeroed {
+            // Slice 0's header stays; its area is what reads as zero.
+            meta.zero |= mask;
+        }
+    }
+    meta.dirty = 0;
+    meta.purge_at = 0;
+}
+
+/// Out of memory: hand every cached huge chunk and spare empty chunk back
+/// to the platform. Returns whether anything was released.
+pub fn release_caches() -> bool {
+    let mut released = false;
+    loop {
+        let victim = {
+            let mut st = ARENA.lock();
+            if let Some(slot) = st.huge_cache.iter_mut().find(|c| !c.is_null()) {
+                core::mem::replace(slot, ptr::null_mut())
+            } else {
+                let mut found = ptr::null_mut();
+                let mut chunk = st.first;
+                while !chunk.is_null() {
+                    // SAFETY: listed chunks are live; we hold the lock.
+                    let meta = unsafe { Chunk::meta(chunk) };
+                    if meta.free == ALL_SLICES {
+                        found = chunk;
+                        break;
+                    }
+                    chunk = meta.next;
+                }
+                if !found.is_null() {
+                    st.empty -= 1;
+                    unlink_chunk(&mut st, found);
+                }
+                found
+            }
+        };
+        if victim.is_null() {
+            return released;
+        }
+        // SAFETY: off the list and the cache, nothing in use.
+        unsafe { unmap_chunk(victim) };
+        released = true;
+    }
+}
+
+/// Spare empty chunks and cached huge chunks (statistics).
+pub fn cached_count() -> usize {
+    let st = ARENA.lock();
+    st.empty + st.huge_cache.iter().filter(|c| !c.is_null()).count()
+}
+
+// ------------------------------------------------------------------ fork
+
+/// `fork` prepare handler: no thread is inside the arena while the child is made.
+pub fn lock_for_fork() {
+    ARENA.acquire();
+}
+
+/// `fork` parent and child handlers.
+pub fn unlock_after_fork() {
+    // SAFETY: `lock_for_fork` took the lock in this thread (or the parent's).
+    unsafe { ARENA.release() };
+}
+

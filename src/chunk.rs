@@ -1,0 +1,233 @@
+//! Chunks: 4 MiB-aligned units of arena memory, shared by every thread and
+//! carved into spans of 64 KiB slices. Each span is one page, owned by one
+//! thread (or by none: singletons and abandoned pages).
+//!
+//! ```text
+//! chunk base (4 MiB aligned) = block pointer & !CHUNK_MASK
+//! +------------------------------+-----------+-----------+-----+-----------+
+//! | pages[64]  span_of[64]  meta | slice 0   | slice 1   | ... | slice 63  |
+//! | (header: first OS pages of   | (rest of  |           |     |           |
+//! |  slice 0)                    |  slice 0) |           |     |           |
+//! +------------------------------+-----------+-----------+-----+-----------+
+//!   pages[i]:   the page header of the span that starts at slice i
+//!   span_of[i]: the first slice of the span slice i belongs to; i itself
+//!               when slice i is free (its page header then has no owner)
+//! ```
+//!
+//! The free path finds a page with two loads and no search:
+//! `page = pages[span_of[(p >> 16) & 63]]`. A huge chunk (one block bigger
+//! than a chunk can hold) is one mapping of any size with the same header;
+//! its only page is `pages[0]`.
+//!
+//! Who touches what:
+//! - `pages[i]`: see `page.rs` (owner-only fields, and the atomics any thread reads);
+//! - `span_of`: written under the arena lock when a span is made or freed,
+//!   read by any thread (atomic bytes);
+//! - `meta`: only under the arena lock (`arena.rs`);
+//! - `kind` and `size`: fixed before the chunk is entered in the chunk map.
+
+use crate::constants::*;
+use crate::page::Page;
+use core::cell::UnsafeCell;
+use core::ptr;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+/// Every slice of a chunk.
+pub const ALL_SLICES: u64 = u64::MAX;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum ChunkKind {
+    /// 64 slices, spans handed out by the arena.
+    Normal,
+    /// One huge block: `size` bytes, one page.
+    Huge,
+}
+
+/// What the arena keeps per chunk (under its lock).
+pub struct ChunkMeta {
+    /// Bit i: slice i is in no span.
+    pub free: u64,
+    /// Bit i: slice i is free and its memory may be resident and dirty.
+    pub dirty: u64,
+    /// Bit i: slice i reads as zero (fresh from the platform, or purged).
+    pub zero: u64,
+    /// Bit i: the page at slice i is abandoned (waits for an adopter).
+    pub abandoned: u64,
+    /// When the dirty slices are due for purging (ms; 0 = none pending).
+    pub purge_at: u64,
+    /// Links in the arena's list of normal chunks.
+    pub next: *mut Chunk,
+    pub prev: *mut Chunk,
+    /// Huge chunks in the huge cache: when they were freed (ms).
+    pub cached_at: u64,
+}
+
+#[repr(C)]
+pub struct Chunk {
+    /// At offset 0, so a page's chunk is its address masked, and every page
+    /// header is 128-byte aligned (its hot half is one cache line).
+    pub(crate) pages: [Page; SLICES_PER_CHUNK],
+    pub(crate) span_of: [AtomicU8; SLICES_PER_CHUNK],
+    pub(crate) kind: ChunkKind,
+    /// Bytes of the mapping (CHUNK_SIZE for normal chunks).
+    pub(crate) size: usize,
+    pub(crate) meta: UnsafeCell<ChunkMeta>,
+}
+
+/// Bytes of the header proper (OS-page rounded).
+const HEADER_SIZE: usize = core::mem::size_of::<Chunk>().next_multiple_of(OS_PAGE_SIZE);
+/// With `secure`, an inaccessible OS page between the header and the first
+/// span's blocks: an overflow off the end of the metadata or an underflow
+/// off the first block faults instead of corrupting the page table.
+pub const GUARD_SIZE: usize = if cfg!(feature = "secure") {
+    OS_PAGE_SIZE
+} else {
+    0
+};
+/// Bytes before slice 0's blocks (OS-page rounded, so page areas stay page
+/// aligned and can be purged).
+pub const CHUNK_INFO_SIZE: usize = HEADER_SIZE + GUARD_SIZE;
+pub const CHUNK_HEADER_SIZE: usize = HEADER_SIZE;
+
+const _: () = {
+    assert!(CHUNK_INFO_SIZE <= SLICE_SIZE / 4);
+    assert!(core::mem::offset_of!(Chunk, pages) == 0);
+};
+
+impl Chunk {
+    /// The chunk whose header is at `base`.
+    ///
+    /// # Safety
+    /// The chunk map lists a live chunk at `base`.
+    #[inline(always)]
+    pub unsafe fn at(base: usize) -> *mut Chunk {
+        base as *mut Chunk
+    }
+
+    /// The chunk a page header lives in.
+    #[inline(always)]
+    pub fn of_page(page: *const Page) -> *mut Chunk {
+        ((page as usize) & !CHUNK_MASK) as *mut Chunk
+    }
+
+    /// The page header at slice `slice`.
+    #[inline(always)]
+    pub fn page(chunk: *mut Chunk, slice: usize) -> *mut Page {
+        debug_assert!(slice < SLICES_PER_CHUNK);
+        // In bounds of the header for any slice below 64.
+        chunk.cast::<Page>().wrapping_add(slice)
+    }
+
+    /// The first slice of the span holding `p` (a pointer into a normal
+    /// chunk's first 4 MiB); the slice of `p` itself when it is free. Always
+    /// below 64, so the page header it names is always inside the header.
+    ///
+    /// # Safety
+    /// `chunk` is live.
+    #[inline(always)]
+    pub unsafe fn span_start_of(chunk: *mut Chunk, p: *const u8) -> u8 {
+        let slice = (p as usize >> SLICE_SHIFT) & (SLICES_PER_CHUNK - 1);
+        // SAFETY: the caller guarantees a live header; the index is below 64.
+        unsafe { (*ptr::addr_of!((*chunk).span_of).cast::<AtomicU8>().add(slice)).load(Ordering::Relaxed) }
+    }
+
+    /// Point `span_of` of slices `first..first + count` at `first` (a
+    /// span is made) or, with `free`, at themselves (it is freed).
+    ///
+    /// # Safety
+    /// `chunk` is live, the caller holds the arena lock, `first + count <= 64`.
+    pub unsafe fn set_span(chunk: *mut Chunk, first: usize, count: usize, free: bool) {
+        for slice in first..first + count {
+            let value = if free { slice } else { first } as u8;
+            // SAFETY: as the caller guarantees; slice < 64.
+            unsafe { (*chunk).span_of[slice].store(value, Ordering::Release) };
+        }
+    }
+
+    /// Start and byte length of the area of a span of `count` slices at `first`.
+    pub fn span_area(chunk: *mut Chunk, first: usize, count: usize) -> (*mut u8, usize) {
+        let start = chunk as usize + (first << SLICE_SHIFT);
+        let skip = if first == 0 { CHUNK_INFO_SIZE } else { 0 };
+        ((start + skip) as *mut u8, (count << SLICE_SHIFT) - skip)
+    }
+
+    /// Initialise the header of fresh memory that is ours alone.
+    ///
+    /// # Safety
+    /// `chunk` points at `size` bytes of mapped memory nobody else references.
+    pub unsafe fn init(chunk: *mut Chunk, kind: ChunkKind, size: usize, is_zero: bool) {
+        // SAFETY: as the caller guarantees; raw field writes, no reference to
+        // the whole (possibly uninitialised) header.
+        unsafe {
+            for slice in 0..SLICES_PER_CHUNK {
+                ptr::write(Self::page(chunk, slice), Page::empty());
+                ptr::write(
+                    ptr::addr_of_mut!((*chunk).span_of[slice]),
+                    AtomicU8::new(slice as u8),
+                );
+            }
+            ptr::addr_of_mut!((*chunk).kind).write(kind);
+            ptr::addr_of_mut!((*chunk).size).write(size);
+            ptr::addr_of_mut!((*chunk).meta).write(UnsafeCell::new(ChunkMeta {
+                free: ALL_SLICES,
+                dirty: 0,
+                zero: if is_zero { ALL_SLICES } else { 0 },
+                abandoned: 0,
+                purge_at: 0,
+                next: ptr::null_mut(),
+                prev: ptr::null_mut(),
+                cached_at: 0,
+            }));
+        }
+    }
+
+    /// The arena's bookkeeping of this chunk.
+    ///
+    /// # Safety
+    /// `chunk` is live and the caller holds the arena lock (the only way
+    /// `meta` is reached), and no other reference to it is alive.
+    #[allow(clippy::mut_from_ref)]
+    #[inline]
+    pub unsafe fn meta<'a>(chunk: *mut Chunk) -> &'a mut ChunkMeta {
+        // SAFETY: as the caller guarantees.
+        unsafe { &mut *(*chunk).meta.get() }
+    }
+}
+
+/// Lowest index `i` such that bits `i..i + n` of `bits` are all set and
+/// `allowed` has bit `i` set, if any (`1 <= n <= 64`).
+pub fn find_run(bits: u64, n: usize, allowed: u64) -> Option<usize> {
+    debug_assert!((1..=64).contains(&n));
+    let mut m = bits;
+    for _ in 1..n {
+        m &= m >> 1;
+    }
+    // A run must not wrap past bit 63.
+    let valid = if n == 1 { u64::MAX } else { u64::MAX >> (n - 1) };
+    let m = m & valid & allowed;
+    (m != 0).then(|| m.trailing_zeros() as usize)
+}
+
+/// Bits `first..first + count`.
+pub fn run_mask(first: usize, count: usize) -> u64 {
+    debug_assert!(count >= 1 && first + count <= 64);
+    (u64::MAX >> (64 - count)) << first
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs() {
+        assert_eq!(find_run(0b1110, 3, u64::MAX), Some(1));
+        assert_eq!(find_run(0b1110, 4, u64::MAX), None);
+        assert_eq!(find_run(u64::MAX, 64, u64::MAX), Some(0));
+        assert_eq!(find_run(u64::MAX, 2, !1), Some(1));
+        assert_eq!(find_run(1 << 63, 1, u64::MAX), Some(63));
+        assert_eq!(find_run(1 << 63 | 1, 2, u64::MAX), None);
+        assert_eq!(run_mask(0, 64), u64::MAX);
+        assert_eq!(run_mask(3, 2), 0b11000);
+    }
+}

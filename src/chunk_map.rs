@@ -1,0 +1,354 @@
+//! Which 4 MiB regions of the address space belong to mirs chunks.
+//!
+//! ```text
+//! address bits:  47 ........ 22 | 21 ....... 0
+//!                region index   | offset in a chunk-sized region
+//! entry[index]:  NORMAL / HUGE iff a chunk header starts this region,
+//!                COVERED iff a huge chunk spans it from further down,
+//!                0 otherwise (one byte per region)
+//! ```
+//!
+//! `free` masks a pointer down to its 4 MiB region and tests its entry
+//! before it reads any header, so a pointer mirs never handed out (foreign,
+//! garbage, from another allocator) is detected instead of dereferenced.
+//!
+//! Two implementations behind the same functions:
+//!
+//! - hosted: a two-level table. The top level (64 KiB of `.bss`, untouched
+//!   until used) points at one 4 KiB leaf per 16 GiB of address space that
+//!   holds chunks; leaves come from the platform and are never freed. The
+//!   lookup is two dependent loads; the virtual footprint at start-up is
+//!   64 KiB, not the 32 MiB a flat table would reserve.
+//! - embedded (no `hosted`): the embedder's loader zeroes `.bss` and backs
+//!   all of it, so the map is a small direct-mapped table of `MAP_SLOTS`
+//!   words (8 KiB by default) indexed by `region & (MAP_SLOTS - 1)`, each
+//!   word tagged with its full region number. Any address works (kernel
+//!   addresses such as `0xffff_ffc0_8000_0000` included); chunks within
+//!   one `MAP_SLOTS * 4 MiB` window (4 GiB by default) never collide; the
+//!   platform places chunks of its regions where [`can_insert`] allows,
+//!   and a chunk whose slots are taken anyway (page-provider memory from
+//!   far away) is refused by [`insert`] (its memory goes back).
+
+use crate::chunk::ChunkKind;
+
+/// Entry of a region where a normal chunk starts.
+pub const NORMAL: u8 = 1;
+/// Entry of a region where a huge chunk starts.
+pub const HUGE: u8 = 2;
+
+fn kind_byte(kind: ChunkKind) -> u8 {
+    match kind {
+        ChunkKind::Normal => NORMAL,
+        ChunkKind::Huge => HUGE,
+    }
+}
+
+#[cfg(feature = "hosted")]
+mod imp {
+    use crate::constants::{CHUNK_SHIFT, CHUNK_SIZE, OS_PAGE_SIZE};
+    use core::ptr;
+    use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+
+    /// Address bits the map covers: user space on x86_64 Linux (mmap stays
+    /// below 2^47 unless asked for more); aarch64 uses 48.
+    #[cfg(target_arch = "x86_64")]
+    const ADDRESS_BITS: usize = 47;
+    #[cfg(not(target_arch = "x86_64"))]
+    const ADDRESS_BITS: usize = 48;
+
+    const REGIONS: usize = 1 << (ADDRESS_BITS - CHUNK_SHIFT);
+    const LEAF_BITS: usize = 12;
+    const LEAF: usize = 1 << LEAF_BITS;
+    const TOP: usize = REGIONS / LEAF;
+    /// The entry of a region spanned by a huge chunk that starts further down.
+    const COVERED: u8 = 3;
+
+    type Leaf = [AtomicU8; LEAF];
+    const _: () = assert!(core::mem::size_of::<Leaf>() == OS_PAGE_SIZE);
+
+    static TOP_LEVEL: [AtomicPtr<Leaf>; TOP] = [const { AtomicPtr::new(ptr::null_mut()) }; TOP];
+
+    #[inline(always)]
+    fn entry(index: usize) -> Option<&'static AtomicU8> {
+        let leaf = TOP_LEVEL.get(index >> LEAF_BITS)?.load(Ordering::Acquire);
+        if leaf.is_null() {
+            return None;
+        }
+        // SAFETY: leaves are never freed; the index is below LEAF.
+        Some(unsafe { &(*leaf)[index & (LEAF - 1)] })
+    }
+
+    /// The entry of `index`, creating its leaf; None when out of range or
+    /// out of memory.
+    fn entry_or_make(index: usize) -> Option<&'static AtomicU8> {
+        let top = TOP_LEVEL.get(index >> LEAF_BITS)?;
+        if top.load(Ordering::Acquire).is_null() {
+            let fresh = crate::platform::os_alloc_aligned(OS_PAGE_SIZE, OS_PAGE_SIZE)?;
+            let leaf = fresh.base.cast::<Leaf>();
+            if top
+                .compare_exchange(ptr::null_mut(), leaf, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                // SAFETY: our fresh page lost the race; nobody else has seen it.
+                unsafe { crate::platform::os_free(fresh.base, OS_PAGE_SIZE) };
+            }
+        }
+        entry(index)
+    }
+
+    /// Record a chunk of `size` bytes at `base` (4 MiB aligned) whose header
+    /// entry is `kind`. Returns false when the range lies outside the
+    /// covered address space (the chunk must then not be used).
+    pub fn insert(base: usize, size: usize, kind: u8) -> bool {
+        debug_assert!(base.is_multiple_of(CHUNK_SIZE));
+        let first = base >> CHUNK_SHIFT;
+        let Some(last) = base.checked_add(size - 1).map(|a| a >> CHUNK_SHIFT) else {
+            return false;
+        };
+        if last >= REGIONS || (first..=last).any(|i| entry_or_make(i).is_none()) {
+            return false;
+        }
+        for index in first + 1..=last {
+            if let Some(e) = entry(index) {
+                e.store(COVERED, Ordering::Release);
+            }
+        }
+        if let Some(e) = entry(first) {
+            e.store(kind, Ordering::Release);
+        }
+        true
+    }
+
+    /// Forget a chunk recorded by [`insert`].
+    pub fn remove(base: usize, size: usize) {
+        let (first, last) = (base >> CHUNK_SHIFT, (base + size - 1) >> CHUNK_SHIFT);
+        for index in first..=last.min(REGIONS - 1) {
+            if let Some(e) = entry(index) {
+                e.store(0, Ordering::Release);
+            }
+        }
+    }
+
+    /// The entry at `chunk_base` (a 4 MiB aligned address): NORMAL, HUGE,
+    /// or something else when no chunk starts there. The free fast path's test.
+    #[inline(always)]
+    pub fn kind_at(chunk_base: usize) -> u8 {
+        match entry(chunk_base >> CHUNK_SHIFT) {
+            Some(e) => e.load(Ordering::Relaxed),
+            None => 0,
+        }
+    }
+
+    /// The base of the chunk spanning `addr`, if any: walks back from the
+    /// region of `addr` to the region where its chunk starts. Used for
+    /// pointers deep inside huge blocks, never on the fast path.
+    pub fn chunk_containing(addr: usize) -> Option<usize> {
+        let mut index = addr >> CHUNK_SHIFT;
+        loop {
+            match entry(index)?.load(Ordering::Relaxed) {
+                COVERED => index = index.checked_sub(1)?,
+                0 => return None,
+                _ => return Some(index << CHUNK_SHIFT),
+            }
+        }
+    }
+}
+
+/// The embedded map; also compiled into the hosted unit tests, which test it.
+#[cfg(any(not(feature = "hosted"), test))]
+mod windowed {
+    use crate::constants::{CHUNK_SHIFT, CHUNK_SIZE};
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Slots in the table: a power of two; regions `r` and `r + MAP_SLOTS`
+    /// share a slot. 1024 slots cover any 4 GiB window.
+    pub const MAP_SLOTS: usize = 1024;
+    const _: () = assert!(MAP_SLOTS.is_power_of_two());
+
+    /// Slot word: `region << TAG_SHIFT | COVERED | kind`, or 0 (free).
+    /// `kind` is non-zero iff a chunk starts in this region.
+    const SHIFT_MASK: usize = 0xff;
+    const COVERED: usize = 0x100;
+    const TAG_SHIFT: usize = 9;
+
+    static SLOTS: [AtomicUsize; MAP_SLOTS] = [const { AtomicUsize::new(0) }; MAP_SLOTS];
+
+    #[inline(always)]
+    fn slot(region: usize) -> &'static AtomicUsize {
+        &SLOTS[region & (MAP_SLOTS - 1)]
+    }
+
+    #[inline(always)]
+    fn tag(region: usize) -> usize {
+        region << TAG_SHIFT
+    }
+
+    /// The slot word of `region` if it is recorded there (0 otherwise).
+    #[inline(always)]
+    fn entry(region: usize) -> usize {
+        let word = slot(region).load(Ordering::Relaxed);
+        if word & !(COVERED | SHIFT_MASK) == tag(region) {
+            word
+        } else {
+            0
+        }
+    }
+
+    /// Record a chunk of `size` bytes at `base` (4 MiB aligned) whose pages
+    /// are `1 << page_shift` bytes. Returns false when a slot it needs holds
+    /// another chunk's region (the chunk must then not be used).
+    pub fn insert(base: usize, size: usize, kind: u8) -> bool {
+        debug_assert!(base.is_multiple_of(CHUNK_SIZE) && kind > 0);
+        let Some(last_addr) = base.checked_add(size - 1) else {
+            return false;
+        };
+        let (first, last) = (base >> CHUNK_SHIFT, last_addr >> CHUNK_SHIFT);
+        if last - first >= MAP_SLOTS {
+            return false;
+        }
+        for region in first..=last {
+            let shift = if region == first { kind as usize } else { 0 };
+            let word = tag(region) | COVERED | shift;
+            if slot(region)
+                .compare_exchange(0, word, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                for undo in first..region {
+                    slot(undo).store(0, Ordering::Release);
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Could a chunk of `size` bytes at `base` be recorded now (no slot
+    /// it needs is taken)? Lets the platform skip placements that collide.
+    pub fn can_insert(base: usize, size: usize) -> bool {
+        let Some(last_addr) = base.checked_add(size - 1) else {
+            return false;
+        };
+        let (first, last) = (base >> CHUNK_SHIFT, last_addr >> CHUNK_SHIFT);
+        last - first < MAP_SLOTS
+            && (first..=last).all(|region| slot(region).load(Ordering::Relaxed) == 0)
+    }
+
+    /// Forget a chunk recorded by [`insert`].
+    pub fn remove(base: usize, size: usize) {
+        let (first, last) = (base >> CHUNK_SHIFT, (base + size - 1) >> CHUNK_SHIFT);
+        for region in first..=last {
+            if entry(region) & COVERED != 0 {
+                slot(region).store(0, Ordering::Release);
+            }
+        }
+    }
+
+    /// The kind of the chunk whose header is at `chunk_base`, or 0.
+    #[inline(always)]
+    pub fn kind_at(chunk_base: usize) -> u8 {
+        (entry(chunk_base >> CHUNK_SHIFT) & SHIFT_MASK) as u8
+    }
+
+    /// The base of the chunk spanning `addr`, if any.
+    pub fn chunk_containing(addr: usize) -> Option<usize> {
+        let mut region = addr >> CHUNK_SHIFT;
+        for _ in 0..MAP_SLOTS {
+            let word = entry(region);
+            if word & COVERED == 0 {
+                return None;
+            }
+            if word & SHIFT_MASK != 0 {
+                return Some(region << CHUNK_SHIFT);
+            }
+            region = region.checked_sub(1)?;
+        }
+        None
+    }
+}
+
+#[cfg(not(feature = "hosted"))]
+use windowed as imp;
+
+/// Record a chunk of `size` bytes at `base` (4 MiB aligned); false when it
+/// cannot be recorded (it must then not be used).
+pub fn insert(base: usize, size: usize, kind: ChunkKind) -> bool {
+    imp::insert(base, size, kind_byte(kind))
+}
+
+pub use imp::{chunk_containing, kind_at, remove};
+#[cfg(not(feature = "hosted"))]
+pub use windowed::{can_insert, MAP_SLOTS};
+
+/// Is there a normal chunk's header at `chunk_base`? (The free fast path.)
+#[inline(always)]
+pub fn is_chunk(chunk_base: usize) -> bool {
+    kind_at(chunk_base) == NORMAL
+}
+
+/// Is there any chunk's header at `chunk_base`?
+#[inline(always)]
+pub fn is_chunk_start(chunk_base: usize) -> bool {
+    matches!(kind_at(chunk_base), NORMAL | HUGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::constants::CHUNK_SIZE;
+
+    #[test]
+    fn insert_lookup_remove() {
+        // An address range no real mapping uses in the test process.
+        let base = (1usize << 46) + 17 * CHUNK_SIZE;
+        assert!(!is_chunk_start(base));
+        assert!(insert(base, 3 * CHUNK_SIZE, ChunkKind::Huge));
+        assert!(is_chunk_start(base) && !is_chunk(base));
+        assert_eq!(kind_at(base), HUGE);
+        assert!(!is_chunk_start(base + CHUNK_SIZE));
+        assert_eq!(chunk_containing(base + 2 * CHUNK_SIZE + 5), Some(base));
+        assert_eq!(chunk_containing(base + 3 * CHUNK_SIZE), None);
+        remove(base, 3 * CHUNK_SIZE);
+        assert!(!is_chunk_start(base));
+        assert_eq!(chunk_containing(base + 5), None);
+        assert!(insert(base, CHUNK_SIZE, ChunkKind::Normal));
+        assert!(is_chunk(base));
+        remove(base, CHUNK_SIZE);
+        assert!(!is_chunk(base));
+    }
+
+    #[test]
+    #[cfg(feature = "hosted")]
+    fn out_of_range_addresses_are_not_chunks() {
+        assert!(!is_chunk_start(usize::MAX & !(CHUNK_SIZE - 1)));
+        assert!(!insert(1 << 60, CHUNK_SIZE, ChunkKind::Normal));
+        assert_eq!(chunk_containing(usize::MAX), None);
+    }
+
+    /// The embedded (windowed) map, tested directly in every configuration.
+    #[test]
+    fn windowed_kernel_addresses_and_collisions() {
+        use super::windowed::*;
+        let starts = |base| kind_at(base) != 0;
+        // A higher-half kernel address, as ArceOS maps its memory.
+        let base = 0xffff_ffc0_8000_0000usize + 5 * CHUNK_SIZE;
+        assert!(!starts(base));
+        assert!(can_insert(base, 2 * CHUNK_SIZE));
+        assert!(insert(base, 2 * CHUNK_SIZE, NORMAL));
+        assert!(!can_insert(base + CHUNK_SIZE, CHUNK_SIZE));
+        assert_eq!(kind_at(base), NORMAL);
+        assert_eq!(kind_at(base + CHUNK_SIZE), 0);
+        assert_eq!(chunk_containing(base + CHUNK_SIZE + 1), Some(base));
+        // The same slots one window further: refused, and nothing half-recorded.
+        let alias = base.wrapping_sub(MAP_SLOTS * CHUNK_SIZE) - CHUNK_SIZE;
+        assert!(!insert(alias, 2 * CHUNK_SIZE, HUGE));
+        assert!(!starts(alias));
+        assert_eq!(kind_at(base), NORMAL);
+        remove(base, 2 * CHUNK_SIZE);
+        assert!(!starts(base));
+        assert!(insert(alias, 2 * CHUNK_SIZE, HUGE));
+        assert!(!starts(base));
+        assert_eq!(kind_at(alias), HUGE);
+        remove(alias, 2 * CHUNK_SIZE);
+        assert!(!insert(usize::MAX & !(CHUNK_SIZE - 1), 2 * CHUNK_SIZE, NORMAL));
+    }
+}
