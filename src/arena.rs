@@ -30,7 +30,10 @@
 //! for a free slice, whose page header has `OWNER_NONE`; `abandoned` bit i is set iff `pages[i].owner
 //! == OWNER_ABANDONED`, and `ABANDONED[bin]` counts those bits per bin.
 
-use crate::chunk::{self, find_run, run_mask, Chunk, ChunkKind, ALL_SLICES, CHUNK_INFO_SIZE};
+use crate::chunk::{
+    self, find_run, run_mask, Chunk, ChunkKind, ALL_SLICES, CHUNK_INFO_SIZE, CLASS_PAGES,
+    CLASS_SINGLETONS,
+};
 use crate::chunk_map;
 use crate::constants::*;
 use crate::heap::Heap;
@@ -98,15 +101,16 @@ struct Span {
     is_zero: bool,
 }
 
-/// Find free slices: `plain` of them not at slice 0, or `at0` (None: slice
+/// Find free slices in a chunk of `class` (or an empty one, which then
+/// takes that class): `plain` of them not at slice 0, or `at0` (None: slice
 /// 0 is not allowed) starting at slice 0, whose area is shortened by the
 /// header. Marks them used. Lock held.
-fn take_span(st: &mut State, plain: usize, at0: Option<usize>) -> Option<Span> {
+fn take_span(st: &mut State, class: u8, plain: usize, at0: Option<usize>) -> Option<Span> {
     let mut chunk = st.first;
     while !chunk.is_null() {
         // SAFETY: chunks on the list are live; we hold the lock.
         let meta = unsafe { Chunk::meta(chunk) };
-        let found = if meta.free == 0 {
+        let found = if meta.free == 0 || (meta.class != class && meta.free != ALL_SLICES) {
             None
         } else if let Some(first) = find_run(meta.free, plain, !1) {
             Some((first, plain))
@@ -117,6 +121,7 @@ fn take_span(st: &mut State, plain: usize, at0: Option<usize>) -> Option<Span> {
         if let Some((first, count)) = found {
             if meta.free == ALL_SLICES {
                 st.empty -= 1;
+                meta.class = class;
             }
             let mask = run_mask(first, count);
             let is_zero = meta.zero & mask == mask;
@@ -217,11 +222,11 @@ unsafe fn unmap_chunk(chunk: *mut Chunk) {
     unsafe { platform::os_free(chunk.cast(), size) };
 }
 
-/// A span of `plain` slices (or `at0` at slice 0), from a chunk with room
-/// or a fresh one; null when the platform has no memory.
-fn alloc_span(plain: usize, at0: Option<usize>) -> Option<Span> {
+/// A span of `plain` slices (or `at0` at slice 0), from a chunk of `class`
+/// with room or a fresh one; None when the platform has no memory.
+fn alloc_span(class: u8, plain: usize, at0: Option<usize>) -> Option<Span> {
     loop {
-        if let Some(span) = take_span(&mut ARENA.lock(), plain, at0) {
+        if let Some(span) = take_span(&mut ARENA.lock(), class, plain, at0) {
             return Some(span);
         }
         let chunk = map_chunk(ChunkKind::Normal, CHUNK_SIZE, CHUNK_SIZE);
@@ -282,7 +287,7 @@ fn spare_chunks() -> usize {
 pub fn alloc_page(heap: *mut Heap, owner: usize, block_size: usize) -> *mut Page {
     debug_assert!(block_size <= LARGE_OBJ_SIZE_MAX);
     let n = page_slices(block_size);
-    let Some(span) = alloc_span(n, Some(n)) else {
+    let Some(span) = alloc_span(CLASS_PAGES, n, Some(n)) else {
         return ptr::null_mut();
     };
     let is_zero = span.is_zero;
@@ -337,7 +342,7 @@ pub fn alloc_singleton(size: usize, align: usize) -> Option<(*mut u8, bool)> {
         let plain = size.div_ceil(SLICE_SIZE);
         // Slice 0's area starts after the header, which is only OS-page aligned.
         let at0 = (align <= OS_PAGE_SIZE).then(|| (size + CHUNK_INFO_SIZE).div_ceil(SLICE_SIZE));
-        let span = alloc_span(plain, at0)?;
+        let span = alloc_span(CLASS_SINGLETONS, plain, at0)?;
         let is_zero = span.is_zero;
         let (start, area) = Chunk::span_area(span.chunk, span.first, span.count);
         let page = Chunk::page(span.chunk, span.first);

@@ -61,7 +61,16 @@ pub struct ChunkMeta {
     pub prev: *mut Chunk,
     /// Huge chunks in the huge cache: when they were freed (ms).
     pub cached_at: u64,
+    /// What the chunk's spans serve (`CLASS_PAGES` or `CLASS_SINGLETONS`),
+    /// chosen again whenever the chunk is empty.
+    pub class: u8,
 }
+
+/// Chunks serving size-class pages.
+pub const CLASS_PAGES: u8 = 0;
+/// Chunks serving singleton blocks: kept apart from pages so that a chunk
+/// whose big blocks are all freed is empty and can go back whole.
+pub const CLASS_SINGLETONS: u8 = 1;
 
 #[repr(C)]
 pub struct Chunk {
@@ -178,6 +187,7 @@ impl Chunk {
                 next: ptr::null_mut(),
                 prev: ptr::null_mut(),
                 cached_at: 0,
+                class: CLASS_PAGES,
             }));
         }
     }

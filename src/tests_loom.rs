@@ -13,10 +13,9 @@
 //! and stack nodes are "unmapped" with a tracked write, so any later or
 //! unordered read of them is reported.
 
-use crate::abandoned_state::{self, AbandonNode, ON_STACK};
 use crate::block::Block;
 use crate::tagged_stack::{StackNode, TaggedStack};
-use crate::thread_free::{DelayedState, ThreadFree};
+use crate::thread_free::{DelayedState, Pushed, ThreadFree};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -197,7 +196,7 @@ fn free_mt(tf: &ThreadFree, heap: &TestHeap, blocks: &[usize], i: usize) {
     let b = blocks[i];
     write_payload(b, i + 1);
     // SAFETY: the block is ours (handed out, now being freed).
-    if unsafe { tf.push(b as *mut Block, crate::block::ListKey::PLAIN) } {
+    if unsafe { tf.push(b as *mut Block, crate::block::ListKey::PLAIN) } == Pushed::Delayed {
         heap.push_delayed(b as *mut Block);
         tf.end_delayed_freeing();
     }
@@ -462,144 +461,85 @@ fn loom_tagged_stack_await_readers() {
     });
 }
 
-// ------------------------------------------------------------------ 5. abandoned segments
+// ------------------------------------------------------------------ 5. abandoned pages
 
-struct Seg {
-    next: *mut Seg,
-    state: AtomicUsize,
-    mapped: UnsafeCell<bool>,
-    /// Threads that currently own the segment (must stay <= 1).
-    owners: AtomicUsize,
-    releases: AtomicUsize,
+/// The page side of `arena::abandon` / `free_abandoned_if_empty` and the
+/// abandoned branch of `free_generic`: the owner abandons a page holding
+/// two live blocks while two other threads free them. The arena lock is a
+/// mutex here; `thread_free` is the real code. The page must be freed at
+/// most once by the threads and exactly once after the sweep (the
+/// `arena::purge` pass), and never while a block is still live.
+const OWNED: usize = 7;
+const ABANDONED: usize = 1;
+const FREED: usize = 0;
+
+struct AbPage {
+    owner: AtomicUsize,
+    used: AtomicUsize,
+    tf: ThreadFree,
+    lock: loom::sync::Mutex<usize>, // pages freed
 }
 
-impl StackNode for Seg {
-    unsafe fn next_slot(node: *mut Self) -> *mut *mut Self {
-        // SAFETY: test segments are freed only after every thread joined.
-        unsafe {
-            assert!((*node).mapped.with(|m| *m), "stack read a released segment");
-            ptr::addr_of_mut!((*node).next)
+impl AbPage {
+    /// `free_abandoned_if_empty`: re-check under the lock.
+    fn free_if_empty(&self) {
+        let mut freed = self.lock.lock().unwrap();
+        if self.owner.load(Ordering::Acquire) == ABANDONED
+            && self.tf.count() == self.used.load(Ordering::Relaxed)
+        {
+            assert_eq!(self.tf.count(), 2, "freed with a live block");
+            self.owner.store(FREED, Ordering::Release);
+            *freed += 1;
         }
     }
 }
 
-impl AbandonNode for Seg {
-    unsafe fn state<'a>(node: *mut Self) -> &'a AtomicUsize {
-        // SAFETY: as above.
-        unsafe { &(*node).state }
-    }
-}
-
-fn seg(p: usize) -> &'static Seg {
-    // SAFETY: test segments outlive the model iteration's threads.
-    unsafe { &*(p as *const Seg) }
-}
-
-fn became_owner(s: usize) {
-    assert_eq!(
-        seg(s).owners.fetch_add(1, Ordering::Relaxed),
-        0,
-        "two owners"
-    );
-}
-
-/// Segment::release: only off the stack, exactly once; "unmaps" it.
-fn release(s: usize) {
-    assert_eq!(
-        seg(s).state.load(Ordering::Relaxed) & ON_STACK,
-        0,
-        "released while on the stack"
-    );
-    assert_eq!(
-        seg(s).releases.fetch_add(1, Ordering::Relaxed),
-        0,
-        "released twice"
-    );
-    // SAFETY: loom's tracked cell, written as the segment is "unmapped".
-    seg(s).mapped.with_mut(|m| unsafe { *m = false });
-}
-
-/// The owner emptied the segment: release it now or leave a zombie.
-fn owner_empties(s: usize) {
-    seg(s).owners.fetch_sub(1, Ordering::Relaxed);
-    // SAFETY: we own the live segment.
-    if unsafe { abandoned_state::release_owned(s as *mut Seg) } {
-        release(s);
-    }
-}
-
-fn popper(stack: &TaggedStack<Seg>, tid: usize) {
-    // SAFETY: test segments are released only through `release`.
-    let got = unsafe { abandoned_state::pop_and_claim(stack, tid, |p| release(p as usize)) };
-    if let Some(p) = got {
-        became_owner(p as usize);
-        owner_empties(p as usize);
-    }
-}
-
-/// Thread 2 abandons a segment while thread 4 frees into it (claims it in
-/// place, then empties it, or abandons it again) and thread 6 pops the
-/// abandoned stack. At the end the main thread drains the stack. The segment
-/// has at most one owner at a time, is never released while on the stack,
-/// never read by the stack after release, and released exactly once.
-fn abandon_model(reabandon: bool) {
-    model(move |y| {
-        let stack = Arc::new(TaggedStack::<Seg>::new());
-        let s = Box::into_raw(Box::new(Seg {
-            next: ptr::null_mut(),
-            state: AtomicUsize::new(2),
-            mapped: UnsafeCell::new(true),
-            owners: AtomicUsize::new(1),
-            releases: AtomicUsize::new(0),
-        })) as usize;
-        let freer = {
-            let stack = stack.clone();
-            thread::spawn(move || {
-                // SAFETY: the segment header stays mapped (test).
-                if unsafe { abandoned_state::try_claim(s as *mut Seg, 4) } {
-                    became_owner(s);
-                    if reabandon {
-                        // Thread 4 exits too, leaving the segment (maybe
-                        // still on the stack) abandoned again.
-                        seg(s).owners.fetch_sub(1, Ordering::Relaxed);
-                        // SAFETY: we own the live segment.
-                        unsafe { abandoned_state::abandon(&stack, s as *mut Seg) };
-                    } else {
-                        owner_empties(s);
+#[test]
+fn loom_abandoned_page_last_free() {
+    model(|y| {
+        let page = Arc::new(AbPage {
+            owner: AtomicUsize::new(OWNED),
+            used: AtomicUsize::new(0),
+            tf: ThreadFree::new(),
+            lock: loom::sync::Mutex::new(0),
+        });
+        page.tf.set_state(DelayedState::NeverDelayedFree, false);
+        let blocks = Arc::new(new_blocks(2));
+        let handles: Vec<_> = (0..2)
+            .map(|i| {
+                let (page, blocks) = (page.clone(), blocks.clone());
+                thread::spawn(move || {
+                    // The abandoned branch of free_generic: read, then push.
+                    let owner = page.owner.load(Ordering::Acquire);
+                    let used = page.used.load(Ordering::Relaxed);
+                    // SAFETY: the block is ours until the push publishes it.
+                    let pushed = unsafe { page.tf.push(blocks[i] as *mut Block, crate::block::ListKey::PLAIN) };
+                    if let Pushed::Count(n) = pushed {
+                        if owner == ABANDONED && n == used {
+                            page.free_if_empty();
+                        }
                     }
-                }
+                })
             })
-        };
-        let pop = {
-            let stack = stack.clone();
-            thread::spawn(move || popper(&stack, 6))
-        };
+            .collect();
         start(y);
-        // Thread 2 exits with live blocks in the segment.
-        seg(s).owners.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: we own the live segment.
-        unsafe { abandoned_state::abandon(&stack, s as *mut Seg) };
-        freer.join().unwrap();
-        pop.join().unwrap();
-        popper(&stack, 8);
-        assert!(stack.is_empty());
-        stack.await_readers();
-        assert_eq!(
-            seg(s).releases.load(Ordering::Relaxed),
-            1,
-            "not released once"
-        );
-        // SAFETY: every thread is done with the segment.
-        drop(unsafe { Box::from_raw(s as *mut Seg) });
+        // arena::abandon
+        {
+            let _g = page.lock.lock().unwrap();
+            page.used.store(2, Ordering::Relaxed);
+            page.owner.store(ABANDONED, Ordering::Release);
+        }
+        loom::sync::atomic::fence(Ordering::SeqCst);
+        if page.tf.count() == 2 {
+            page.free_if_empty();
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert!(*page.lock.lock().unwrap() <= 1);
+        // The sweep frees a page whose last free raced with the abandonment.
+        page.free_if_empty();
+        assert_eq!(*page.lock.lock().unwrap(), 1, "freed exactly once");
+        free_blocks(&blocks);
     });
-}
-
-#[test]
-fn loom_abandoned_claim_release() {
-    abandon_model(false);
-}
-
-#[test]
-fn loom_abandoned_claim_reabandon() {
-    abandon_model(true);
 }
