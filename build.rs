@@ -8,7 +8,8 @@
 /// `$OUT_DIR/embedded_config.rs` (included by `src/platform/embedded.rs`):
 /// `MIRS_STATIC_REGION_MB` (feature `static-region`: MiB of the static
 /// region, a multiple of 4, default 32) and `MIRS_MAX_THREADS` (threads with
-/// a heap at once, default 256).
+/// a heap at once, default 256) and `MIRS_PROVIDER_MAX_MB` (MiB mirs may
+/// hold from the embedder's page provider, default 0: no cap).
 fn embedded_config(out_dir: &str) {
     println!("cargo:rerun-if-env-changed=MIRS_STATIC_REGION_MB");
     println!("cargo:rerun-if-env-changed=MIRS_MAX_THREADS");
@@ -29,6 +30,8 @@ fn embedded_config(out_dir: &str) {
         !static_region || (region_mb > 0 && region_mb % 4 == 0),
         "MIRS_STATIC_REGION_MB={region_mb}: a positive multiple of 4 (MiB) is needed"
     );
+    println!("cargo:rerun-if-env-changed=MIRS_PROVIDER_MAX_MB");
+    let provider_max_mb = read("MIRS_PROVIDER_MAX_MB", 0);
     let max_threads = read("MIRS_MAX_THREADS", 256);
     assert!(
         (1..=1 << 20).contains(&max_threads),
@@ -38,7 +41,9 @@ fn embedded_config(out_dir: &str) {
         "/// MiB in the static region (`MIRS_STATIC_REGION_MB`).\n\
          pub const STATIC_REGION_MB: usize = {region_mb};\n\
          /// Threads with a heap at once (`MIRS_MAX_THREADS`).\n\
-         pub const MAX_THREADS: usize = {max_threads};\n"
+         pub const MAX_THREADS: usize = {max_threads};\n\
+         /// MiB mirs may hold from the page provider (`MIRS_PROVIDER_MAX_MB`, 0: no cap).\n\
+         pub const PROVIDER_MAX_MB: usize = {provider_max_mb};\n"
     );
     let path = format!("{out_dir}/embedded_config.rs");
     if std::fs::read_to_string(&path).ok().as_deref() != Some(config.as_str()) {

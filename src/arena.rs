@@ -190,10 +190,7 @@ fn map_chunk(kind: ChunkKind, size: usize, align: usize) -> *mut Chunk {
     if chunk::GUARD_SIZE > 0 {
         // SAFETY: the guard lies inside the fresh mapping, after the header.
         unsafe {
-            platform::os_protect_none(
-                memory.base.add(chunk::CHUNK_HEADER_SIZE),
-                chunk::GUARD_SIZE,
-            )
+            platform::os_protect_none(memory.base.add(chunk::CHUNK_HEADER_SIZE), chunk::GUARD_SIZE)
         };
     }
     // SAFETY: fresh memory of `size` bytes that only we know.
@@ -243,7 +240,12 @@ fn alloc_span(class: u8, plain: usize, at0: Option<usize>) -> Option<Span> {
 /// # Safety
 /// The span `first..first + count` of `chunk` is in use and nobody uses
 /// its memory any more.
-unsafe fn release_span(st: &mut State, chunk: *mut Chunk, first: usize, count: usize) -> *mut Chunk {
+unsafe fn release_span(
+    st: &mut State,
+    chunk: *mut Chunk,
+    first: usize,
+    count: usize,
+) -> *mut Chunk {
     // SAFETY: as the caller guarantees; we hold the lock.
     unsafe {
         Chunk::set_span(chunk, first, count, true);
@@ -299,7 +301,9 @@ pub fn alloc_page(heap: *mut Heap, owner: usize, block_size: usize) -> *mut Page
         {
             (*page).key = crate::block::ListKey::new((*heap).random_words());
         }
-        (*page).init(owner, heap, block_size, start, area, is_zero, span.first, span.count);
+        (*page).init(
+            owner, heap, block_size, start, area, is_zero, span.first, span.count,
+        );
         Chunk::set_span(span.chunk, span.first, span.count, false);
     }
     stats::page_allocated(block_size, area);
@@ -316,7 +320,11 @@ pub unsafe fn free_page(page: *mut Page) {
     // SAFETY: as the caller guarantees.
     let (first, count, area) = unsafe {
         let p = &*page;
-        (p.slice as usize, p.slices as usize, p.reserved as usize * p.block_size)
+        (
+            p.slice as usize,
+            p.slices as usize,
+            p.reserved as usize * p.block_size,
+        )
     };
     stats::page_freed(area);
     let chunk = Chunk::of_page(page);
@@ -396,7 +404,16 @@ fn alloc_huge(size: usize, align: usize) -> Option<(*mut u8, bool)> {
         let start = (chunk as *mut u8).add(offset);
         let area = (*chunk).size - offset;
         let page = Chunk::page(chunk, 0);
-        (*page).init(OWNER_SINGLETON, ptr::null_mut(), area, start, area, is_zero, 0, 0);
+        (*page).init(
+            OWNER_SINGLETON,
+            ptr::null_mut(),
+            area,
+            start,
+            area,
+            is_zero,
+            0,
+            0,
+        );
         (*page).extend();
         stats::page_allocated(area, area);
         Some(((*page).pop_free(), is_zero))
@@ -418,7 +435,8 @@ fn take_cached_huge(total: usize, align: usize) -> Option<*mut Chunk> {
             }
             // SAFETY: cached chunks are live and ours (lock held).
             let size = unsafe { (*c).size };
-            let fits = size >= total && size - total <= total / 2 && (c as usize).is_multiple_of(align);
+            let fits =
+                size >= total && size - total <= total / 2 && (c as usize).is_multiple_of(align);
             // SAFETY: as above.
             if fits && best.is_none_or(|b| unsafe { (*st.huge_cache[b]).size } > size) {
                 best = Some(i);
@@ -678,7 +696,9 @@ pub fn purge(force: bool) {
         // SAFETY: cached chunks are ours, lock held.
         unsafe {
             let meta = Chunk::meta(c);
-            if meta.dirty != 0 && (force || meta.cached_at + crate::options::purge_delay_ms() <= now) {
+            if meta.dirty != 0
+                && (force || meta.cached_at + crate::options::purge_delay_ms() <= now)
+            {
                 let body = (c as *mut u8).add(CHUNK_INFO_SIZE);
                 let zeroed = platform::os_purge(body, (*c).size - CHUNK_INFO_SIZE);
                 stats::add(Counter::Purged, ((*c).size - CHUNK_INFO_SIZE) as i64);
@@ -779,4 +799,3 @@ pub fn unlock_after_fork() {
     // SAFETY: `lock_for_fork` took the lock in this thread (or the parent's).
     unsafe { ARENA.release() };
 }
-

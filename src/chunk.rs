@@ -138,7 +138,12 @@ impl Chunk {
     pub unsafe fn span_start_of(chunk: *mut Chunk, p: *const u8) -> u8 {
         let slice = (p as usize >> SLICE_SHIFT) & (SLICES_PER_CHUNK - 1);
         // SAFETY: the caller guarantees a live header; the index is below 64.
-        unsafe { (*ptr::addr_of!((*chunk).span_of).cast::<AtomicU8>().add(slice)).load(Ordering::Relaxed) }
+        unsafe {
+            (*ptr::addr_of!((*chunk).span_of)
+                .cast::<AtomicU8>()
+                .add(slice))
+            .load(Ordering::Relaxed)
+        }
     }
 
     /// Point `span_of` of slices `first..first + count` at `first` (a
@@ -214,7 +219,11 @@ pub fn find_run(bits: u64, n: usize, allowed: u64) -> Option<usize> {
         m &= m >> 1;
     }
     // A run must not wrap past bit 63.
-    let valid = if n == 1 { u64::MAX } else { u64::MAX >> (n - 1) };
+    let valid = if n == 1 {
+        u64::MAX
+    } else {
+        u64::MAX >> (n - 1)
+    };
     let m = m & valid & allowed;
     (m != 0).then(|| m.trailing_zeros() as usize)
 }

@@ -349,6 +349,10 @@ mod tests {
         assert!(!starts(base));
         assert_eq!(kind_at(alias), HUGE);
         remove(alias, 2 * CHUNK_SIZE);
-        assert!(!insert(usize::MAX & !(CHUNK_SIZE - 1), 2 * CHUNK_SIZE, NORMAL));
+        assert!(!insert(
+            usize::MAX & !(CHUNK_SIZE - 1),
+            2 * CHUNK_SIZE,
+            NORMAL
+        ));
     }
 }

@@ -58,9 +58,13 @@ pub const MAX_EXTEND_SIZE: usize = 4 * 1024;
 pub const MIN_EXTEND: usize = 4;
 
 /// Slow-path calls an emptied page at the head of its queue survives before it
-/// is returned to its segment: a loop that empties and refills a page does not
+/// is returned to the arena: a loop that empties and refills a page does not
 /// tear it down each time.
 pub const RETIRE_CYCLES: u8 = 16;
+/// Only pages of blocks up to this size retire with a grace; bigger pages
+/// (256 KiB and more) go back at once, so a thread that exits without
+/// telling mirs pins no large spans.
+pub const RETIRE_SIZE_MAX: usize = 32 * 1024;
 /// Slow-path calls per retire step (so the grace is RETIRE_CYCLES * RETIRE_STEP calls).
 pub const RETIRE_STEP: u64 = 4;
 
@@ -83,7 +87,10 @@ pub const MAX_ALLOC_SIZE: usize = isize::MAX as usize;
 
 const _: () = {
     assert!(CHUNK_SIZE.is_power_of_two() && SLICE_SIZE.is_power_of_two());
-    assert!(SLICES_PER_CHUNK == 64, "a chunk's slice bitmaps are one u64");
+    assert!(
+        SLICES_PER_CHUNK == 64,
+        "a chunk's slice bitmaps are one u64"
+    );
     assert!(SMALL_OBJ_SIZE_MAX * BLOCKS_PER_PAGE <= SLICE_SIZE);
     assert!(LARGE_OBJ_SIZE_MAX * BLOCKS_PER_PAGE / 2 <= MAX_PAGE_SLICES * SLICE_SIZE);
     assert!(MAX_PAGE_SLICES < SLICES_PER_CHUNK);

@@ -22,9 +22,9 @@
 //! creates the real heap. Heap structs come from the platform in chunks,
 //! never from malloc, and are recycled through a lock-free pool.
 
+use crate::arena;
 use crate::block::Block;
 use crate::constants::*;
-use crate::arena;
 use crate::page::{DelayedState, Page, FLAG_IN_FULL};
 use crate::page_queue::PageQueue;
 use crate::platform;
@@ -542,6 +542,7 @@ impl Heap {
             }
             let bin = Self::bin_of_page(&*page);
             if bin < BIN_HUGE
+                && (*page).block_size <= RETIRE_SIZE_MAX
                 && self.queues[bin].first == page
             {
                 (*page).retire_expire = RETIRE_CYCLES;

@@ -260,7 +260,8 @@ impl Page {
             #[cfg(feature = "secure")]
             // Bounds only (no divisibility test): a forged link cannot leave
             // the page's carved blocks, and forging needs the secret key.
-            if !next.is_null() && (next as usize).wrapping_sub(self.start as usize) >= self.carved() {
+            if !next.is_null() && (next as usize).wrapping_sub(self.start as usize) >= self.carved()
+            {
                 return self.free_list_corrupted(block);
             }
             self.free = next;

@@ -513,7 +513,10 @@ fn loom_abandoned_page_last_free() {
                     let owner = page.owner.load(Ordering::Acquire);
                     let used = page.used.load(Ordering::Relaxed);
                     // SAFETY: the block is ours until the push publishes it.
-                    let pushed = unsafe { page.tf.push(blocks[i] as *mut Block, crate::block::ListKey::PLAIN) };
+                    let pushed = unsafe {
+                        page.tf
+                            .push(blocks[i] as *mut Block, crate::block::ListKey::PLAIN)
+                    };
                     if let Pushed::Count(n) = pushed {
                         if owner == ABANDONED && n == used {
                             page.free_if_empty();

@@ -84,6 +84,21 @@ pub unsafe extern "C" fn mirs_region_add(base: *mut c_void, size: usize) -> bool
     !base.is_null() && memory::region_add(base as usize, size, false)
 }
 
+/// Cap the memory mirs holds from the page provider at `bytes` (0: no
+/// cap; the default is the build-time `MIRS_PROVIDER_MAX_MB`, 0 unless
+/// set). Past the cap an allocation that finds no room in the regions
+/// fails with ENOMEM instead of taking the embedder's own memory. Memory
+/// already held above a lowered cap stays until mirs frees it.
+#[no_mangle]
+pub extern "C" fn mirs_provider_limit(bytes: usize) {
+    memory::set_provider_limit(bytes);
+}
+
+/// Bytes mirs holds from the page provider now.
+pub fn provider_held() -> usize {
+    memory::provider_held()
+}
+
 /// Install (or, with NULLs, remove) a page provider, asked for memory when
 /// the regions are full: `alloc(size, align)` returns `size` bytes (a
 /// multiple of 4 KiB) aligned to `align` (a power of two, 4 KiB or at

@@ -23,7 +23,7 @@
 //! taken only on the segment slow path (after the segment cache missed),
 //! never by `malloc` or `free` fast paths.
 
-use crate::constants::{OS_PAGE_SIZE, SEGMENT_SHIFT, SEGMENT_SIZE};
+use crate::constants::{CHUNK_SHIFT, CHUNK_SIZE, OS_PAGE_SIZE};
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -76,7 +76,7 @@ impl Region {
     }
 
     fn contains(&self, addr: usize) -> bool {
-        self.units > 0 && addr >= self.base && addr - self.base < self.units << SEGMENT_SHIFT
+        self.units > 0 && addr >= self.base && addr - self.base < self.units << CHUNK_SHIFT
     }
 
     /// First fit: `count` free units whose start address is `align`-aligned
@@ -84,9 +84,9 @@ impl Region {
     fn find(&self, count: usize, align: usize, fits: impl Fn(usize) -> bool) -> Option<usize> {
         let mut unit = 0;
         while unit + count <= self.units {
-            let addr = self.base + (unit << SEGMENT_SHIFT);
+            let addr = self.base + (unit << CHUNK_SHIFT);
             if !addr.is_multiple_of(align) {
-                unit += (align - addr % align) >> SEGMENT_SHIFT;
+                unit += (align - addr % align) >> CHUNK_SHIFT;
                 continue;
             }
             match (unit..unit + count).rev().find(|&u| self.is_used(u)) {
@@ -170,11 +170,11 @@ impl State {
         let Some(end) = start.checked_add(size) else {
             return false;
         };
-        let Some(first) = start.checked_next_multiple_of(SEGMENT_SIZE) else {
+        let Some(first) = start.checked_next_multiple_of(CHUNK_SIZE) else {
             return false;
         };
         let units = if end > first {
-            ((end - first) >> SEGMENT_SHIFT).min(MAX_UNITS)
+            ((end - first) >> CHUNK_SHIFT).min(MAX_UNITS)
         } else {
             0
         };
@@ -184,7 +184,7 @@ impl State {
         if self.count == MAX_REGIONS {
             return false;
         }
-        let units_end = first + (units << SEGMENT_SHIFT);
+        let units_end = first + (units << CHUNK_SHIFT);
         self.add_meta(start, first);
         self.add_meta(units_end, end);
         self.regions[self.count] = Region {
@@ -206,14 +206,14 @@ impl State {
         align: usize,
         for_segment: bool,
     ) -> Option<(usize, bool)> {
-        let size = count << SEGMENT_SHIFT;
-        let fits = |addr: usize| !for_segment || crate::segment_map::can_insert(addr, size);
+        let size = count << CHUNK_SHIFT;
+        let fits = |addr: usize| !for_segment || crate::chunk_map::can_insert(addr, size);
         for region in &mut self.regions[..self.count] {
             if let Some(unit) = region.find(count, align, fits) {
                 region.mark(unit, count, true);
                 let is_zero = region.zeroed && unit >= region.fresh;
                 region.fresh = region.fresh.max(unit + count);
-                return Some((region.base + (unit << SEGMENT_SHIFT), is_zero));
+                return Some((region.base + (unit << CHUNK_SHIFT), is_zero));
             }
         }
         None
@@ -227,8 +227,8 @@ impl State {
         else {
             return false;
         };
-        let unit = (addr - region.base) >> SEGMENT_SHIFT;
-        region.mark(unit, size.div_ceil(SEGMENT_SIZE), false);
+        let unit = (addr - region.base) >> CHUNK_SHIFT;
+        region.mark(unit, size.div_ceil(CHUNK_SIZE), false);
         true
     }
 
@@ -242,9 +242,9 @@ impl State {
                     return Some(start);
                 }
             }
-            let (unit, _) = self.take_units(1, SEGMENT_SIZE, false)?;
-            if !self.add_meta(unit, unit + SEGMENT_SIZE) {
-                self.give_units(unit, SEGMENT_SIZE);
+            let (unit, _) = self.take_units(1, CHUNK_SIZE, false)?;
+            if !self.add_meta(unit, unit + CHUNK_SIZE) {
+                self.give_units(unit, CHUNK_SIZE);
                 return None;
             }
         }
@@ -268,7 +268,7 @@ mod static_region {
 
     #[repr(C, align(4194304))]
     pub struct Aligned(pub UnsafeCell<[u8; SIZE]>);
-    const _: () = assert!(core::mem::align_of::<Aligned>() == crate::constants::SEGMENT_SIZE);
+    const _: () = assert!(core::mem::align_of::<Aligned>() == crate::constants::CHUNK_SIZE);
 
     // SAFETY: mirs hands its bytes out only through the region bitmap.
     unsafe impl Sync for Aligned {}
@@ -317,16 +317,55 @@ pub fn set_page_provider(alloc: Option<PageAlloc>, free: Option<PageFree>) {
     PROVIDER_ALLOC.store(alloc.map_or(0, |f| f as usize), Ordering::Release);
 }
 
+/// Bytes mirs may hold from the page provider at once: the build-time
+/// `MIRS_PROVIDER_MAX_MB` (0: no cap), changed at run time by
+/// `mirs_provider_limit`. The provider usually hands out the embedder's own
+/// heap (ArceOS: the kernel's), which must not be starved.
+static PROVIDER_LIMIT: AtomicUsize = AtomicUsize::new(if super::PROVIDER_MAX_MB == 0 {
+    usize::MAX
+} else {
+    super::PROVIDER_MAX_MB << 20
+});
+/// Bytes mirs holds from the page provider now.
+static PROVIDER_HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// Cap the page provider's memory held by mirs at `bytes` (0: no cap).
+/// Memory already held above a new, lower cap is kept until freed.
+pub fn set_provider_limit(bytes: usize) {
+    let limit = if bytes == 0 { usize::MAX } else { bytes };
+    PROVIDER_LIMIT.store(limit, Ordering::Relaxed);
+}
+
+/// Bytes held from the page provider now (statistics, tests).
+pub fn provider_held() -> usize {
+    PROVIDER_HELD.load(Ordering::Relaxed)
+}
+
 fn provider_alloc(size: usize, align: usize) -> Option<usize> {
     let f = PROVIDER_ALLOC.load(Ordering::Acquire);
     if f == 0 {
         return None;
     }
+    // Reserve the bytes under the cap first, so racing threads cannot overshoot it.
+    let limit = PROVIDER_LIMIT.load(Ordering::Relaxed);
+    PROVIDER_HELD
+        .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |held| {
+            held.checked_add(size).filter(|&t| t <= limit)
+        })
+        .ok()?;
     // SAFETY: a non-zero value was stored from a `PageAlloc` function pointer.
     let alloc: PageAlloc = unsafe { core::mem::transmute::<usize, PageAlloc>(f) };
     // SAFETY: the embedder's hook; the contract is documented on `PageAlloc`.
     let p = unsafe { alloc(size, align) } as usize;
-    (p != 0 && p.is_multiple_of(align)).then_some(p)
+    if p != 0 && p.is_multiple_of(align) {
+        return Some(p);
+    }
+    if p != 0 {
+        provider_free(p, size);
+    } else {
+        PROVIDER_HELD.fetch_sub(size, Ordering::AcqRel);
+    }
+    None
 }
 
 fn provider_free(addr: usize, size: usize) {
@@ -337,6 +376,7 @@ fn provider_free(addr: usize, size: usize) {
         // SAFETY: `addr..addr+size` came from the provider's alloc.
         unsafe { free(addr as *mut c_void, size) };
     }
+    PROVIDER_HELD.fetch_sub(size, Ordering::AcqRel);
 }
 
 /// Segment memory from the provider, at an address the segment map can
@@ -350,7 +390,7 @@ fn provider_segment(size: usize, align: usize) -> Option<(usize, bool)> {
         let Some(p) = provider_alloc(size, align) else {
             break;
         };
-        if crate::segment_map::can_insert(p, size) {
+        if crate::chunk_map::can_insert(p, size) {
             found = Some((p, false));
             break;
         }
@@ -372,12 +412,12 @@ pub fn region_add(base: usize, size: usize, zeroed: bool) -> bool {
     })
 }
 
-/// Memory for a segment (`align >= SEGMENT_SIZE`) or for metadata (smaller
+/// Memory for a segment (`align >= CHUNK_SIZE`) or for metadata (smaller
 /// alignment, never freed): regions first, then the page provider.
 pub fn alloc(size: usize, align: usize) -> Option<(usize, bool)> {
-    if align >= SEGMENT_SIZE || size >= SEGMENT_SIZE {
-        let align = align.max(SEGMENT_SIZE);
-        let units = size.div_ceil(SEGMENT_SIZE);
+    if align >= CHUNK_SIZE || size >= CHUNK_SIZE {
+        let align = align.max(CHUNK_SIZE);
+        let units = size.div_ceil(CHUNK_SIZE);
         if let Some(found) = MEMORY.with(|s| {
             ensure_static(s);
             s.take_units(units, align, true)
@@ -407,7 +447,7 @@ pub fn region_bytes() -> usize {
     MEMORY.with(|s| {
         s.regions[..s.count]
             .iter()
-            .map(|r| r.units << SEGMENT_SHIFT)
+            .map(|r| r.units << CHUNK_SHIFT)
             .sum()
     })
 }

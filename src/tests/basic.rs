@@ -1,8 +1,8 @@
 //! Single-thread behaviour of the core entry points.
 
-use std::sync::atomic::Ordering;
 use crate::constants::*;
 use crate::{alloc, free, heap, platform};
+use std::sync::atomic::Ordering;
 use std::vec::Vec;
 
 fn generic_count() -> u64 {

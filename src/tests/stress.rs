@@ -205,11 +205,7 @@ fn threads_exchange_blocks_and_everything_is_accounted_for() {
         0,
         "live blocks left in the main heap"
     );
-    assert_eq!(
-        walk_abandoned(),
-        0,
-        "live blocks left in abandoned pages"
-    );
+    assert_eq!(walk_abandoned(), 0, "live blocks left in abandoned pages");
 }
 
 /// Walk every abandoned page (the process is quiescent: all workers have
