@@ -79,6 +79,15 @@ bool mirs_region_add(void *base, size_t size);
 #endif
 
 #if !defined(MIRS_HOSTED)
+// Cap the memory mirs holds from the page provider at `bytes` (0: no
+// cap; the default is the build-time `MIRS_PROVIDER_MAX_MB`, 0 unless
+// set). Past the cap an allocation that finds no room in the regions
+// fails with ENOMEM instead of taking the embedder's own memory. Memory
+// already held above a lowered cap stays until mirs frees it.
+void mirs_provider_limit(size_t bytes);
+#endif
+
+#if !defined(MIRS_HOSTED)
 // Install (or, with NULLs, remove) a page provider, asked for memory when
 // the regions are full: `alloc(size, align)` returns `size` bytes (a
 // multiple of 4 KiB) aligned to `align` (a power of two, 4 KiB or at

@@ -323,6 +323,7 @@ pub(crate) fn malloc_singleton(heap: *mut Heap, size: usize, align: usize, zero:
 /// was released, so a request that could never fit fails at once.
 #[cold]
 fn recover(heap: *mut Heap) -> bool {
+    let pages = stats::current(Counter::Pages);
     if !is_empty_heap(heap) && !heap.is_null() {
         // SAFETY: the calling thread's live heap.
         unsafe { (*heap).collect(false) };
@@ -330,7 +331,7 @@ fn recover(heap: *mut Heap) -> bool {
     arena::purge(true);
     let mut released = arena::release_caches();
     released |= platform::reap_dead_threads();
-    released
+    released || stats::current(Counter::Pages) < pages
 }
 
 /// Every failed allocation ends here: errno = ENOMEM (as C callers expect;

@@ -301,3 +301,41 @@ fn refusing_after_n_requests_loses_nothing() {
         "the platform refused too little to test anything ({failures})"
     );
 }
+
+/// The one recovery path: with every slice taken and the platform refusing
+/// memory, freeing the blocks of one page of a size class (a page the heap
+/// keeps retiring, not yet given back) lets the very next malloc of another
+/// size class succeed: the slow path recovers and searches again instead of
+/// failing once first.
+#[test]
+fn freeing_one_page_serves_the_next_malloc_of_another_class() {
+    let warm = alloc::malloc(16);
+    assert!(!warm.is_null());
+    fault::fail_after(0);
+    let mut keep = Vec::new();
+    let n = exhaust(1000, 1_000_000, &mut keep);
+    assert!(n > 100, "only {n} blocks of 1000 B fitted in the first chunk");
+    expect_null("malloc(3000) with every slice taken", || alloc::malloc(3000));
+    // Free every block of the page that holds the first block.
+    let page = crate::free::resolve(keep[0].0).expect("a live block's page");
+    let (same, rest): (Vec<_>, Vec<_>) = keep
+        .into_iter()
+        .partition(|&(p, _)| crate::free::resolve(p) == Some(page));
+    assert!(same.len() > 10, "{} blocks in the page", same.len());
+    for &(p, size) in &same {
+        assert!(holds(p, size, size as u8));
+        free::free(p);
+    }
+    platform::set_errno(0);
+    let p = alloc::malloc(3000);
+    assert!(!p.is_null(), "malloc(3000) right after a page was freed");
+    assert_eq!(platform::errno(), 0, "no ENOMEM on the way");
+    fill(p, 3000, 3);
+    free::free(p);
+    for &(p, size) in &rest {
+        assert!(holds(p, size, size as u8));
+        free::free(p);
+    }
+    free::free(warm);
+    fault::disable();
+}
