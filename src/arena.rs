@@ -101,16 +101,23 @@ struct Span {
     is_zero: bool,
 }
 
-/// Find free slices in a chunk of `class` (or an empty one, which then
-/// takes that class): `plain` of them not at slice 0, or `at0` (None: slice
-/// 0 is not allowed) starting at slice 0, whose area is shortened by the
-/// header. Marks them used. Lock held.
-fn take_span(st: &mut State, class: u8, plain: usize, at0: Option<usize>) -> Option<Span> {
+/// Find free slices, in a chunk of `class` (or an empty one, which then
+/// takes that class), else with `any_class` in any chunk: `plain` of them
+/// not at slice 0, or `at0` (None: slice 0 is not allowed) starting at
+/// slice 0, whose area is shortened by the header. Marks them used. Lock held.
+fn take_span(
+    st: &mut State,
+    class: u8,
+    any_class: bool,
+    plain: usize,
+    at0: Option<usize>,
+) -> Option<Span> {
     let mut chunk = st.first;
     while !chunk.is_null() {
         // SAFETY: chunks on the list are live; we hold the lock.
         let meta = unsafe { Chunk::meta(chunk) };
-        let found = if meta.free == 0 || (meta.class != class && meta.free != ALL_SLICES) {
+        let other = meta.class != class && meta.free != ALL_SLICES;
+        let found = if meta.free == 0 || (other && !any_class) {
             None
         } else if let Some(first) = find_run(meta.free, plain, !1) {
             Some((first, plain))
@@ -223,12 +230,13 @@ unsafe fn unmap_chunk(chunk: *mut Chunk) {
 /// with room or a fresh one; None when the platform has no memory.
 fn alloc_span(class: u8, plain: usize, at0: Option<usize>) -> Option<Span> {
     loop {
-        if let Some(span) = take_span(&mut ARENA.lock(), class, plain, at0) {
+        if let Some(span) = take_span(&mut ARENA.lock(), class, false, plain, at0) {
             return Some(span);
         }
         let chunk = map_chunk(ChunkKind::Normal, CHUNK_SIZE, CHUNK_SIZE);
         if chunk.is_null() {
-            return None;
+            // No fresh memory: any chunk with room will do.
+            return take_span(&mut ARENA.lock(), class, true, plain, at0);
         }
         push_chunk(&mut ARENA.lock(), chunk);
     }

@@ -33,14 +33,17 @@ pub const SLICES_PER_CHUNK: usize = CHUNK_SIZE / SLICE_SIZE;
 
 /// Blocks up to this size share one-slice pages.
 pub const SMALL_OBJ_SIZE_MAX: usize = 8 * 1024;
-/// Blocks up to this size share pages of several slices (about eight
-/// blocks a page); larger ones get a span of their own ("singleton").
-pub const LARGE_OBJ_SIZE_MAX: usize = 512 * 1024;
+/// Blocks up to this size share pages of several slices (four to eight
+/// blocks a page); larger ones get a span of their own ("singleton"), given
+/// back the moment they are freed. A thread keeps at most one partly used
+/// page per size class, so big size classes would pin big pages per thread:
+/// that is what a 32 MiB embedded region cannot afford.
+pub const LARGE_OBJ_SIZE_MAX: usize = 128 * 1024;
 pub const LARGE_OBJ_WSIZE_MAX: usize = LARGE_OBJ_SIZE_MAX / WORD_SIZE;
 /// Pages of size-class blocks hold about this many blocks.
 pub const BLOCKS_PER_PAGE: usize = 8;
-/// The longest span of a size-class page (2 MiB).
-pub const MAX_PAGE_SLICES: usize = 32;
+/// The longest span of a size-class page (512 KiB).
+pub const MAX_PAGE_SLICES: usize = 8;
 
 /// Requests up to this size index the heap's direct page table.
 pub const SMALL_SIZE_MAX: usize = 1024;

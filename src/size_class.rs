@@ -89,10 +89,10 @@ mod tests {
             prev = b;
         }
         assert_eq!(prev + 1, BIN_HUGE);
-        // Four bins per doubling up to 512 KiB, plus the huge and full queues.
+        // Four bins per doubling up to 128 KiB, plus the huge and full queues.
         assert!(
-            (62..=68).contains(&BIN_COUNT),
-            "about 65 bins, got {BIN_COUNT}"
+            (54..=60).contains(&BIN_COUNT),
+            "about 57 bins, got {BIN_COUNT}"
         );
     }
 

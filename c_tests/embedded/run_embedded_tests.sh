@@ -66,7 +66,7 @@ run() {
     why="exit $rc with 0 failed checks"
   fi
   local info
-  info=$(grep -E '^(exhaustion|dead threads|table full|regions):|^total iterations' "$log" | tr '\n' ';' | sed 's/;$//')
+  info=$(grep -E '^(exhaustion|dead threads|table full|regions|xstress .*):|^total iterations' "$log" | tr '\n' ';' | sed 's/;$//')
   if [[ -n $why ]]; then
     fail "$name: $why"
   elif ((f > 0)); then
@@ -142,6 +142,20 @@ for variant in table tls; do
       run "bench_malloc_thread [$variant, $t threads]" "$B/bench_malloc_thread" $t "$BENCH_SECONDS"
     done
 done
+
+# The cross-thread stress a 128 MiB ArceOS guest must pass (xstress.c), with
+# only a 32 MiB static region, and with no region but a page provider capped
+# at 64 MiB: no NULL, no corrupted block.
+if build_lib x32 static-region,override,panic-handler 32; then
+  LIB=$BUILD/x32/libmirs.a
+  link "$BUILD/x32/xstress" "$SRC/embedded/xstress.c" &&
+    run "xstress [32 MiB static region]" env MIRS_TEST_THREAD_DONE=1 "$BUILD/x32/xstress" region
+fi
+if build_lib xprov override,panic-handler; then
+  LIB=$BUILD/xprov/libmirs.a
+  link "$BUILD/xprov/xstress" "$SRC/embedded/xstress.c" &&
+    run "xstress [page provider, 64 MiB cap]" env MIRS_TEST_THREAD_DONE=1 "$BUILD/xprov/xstress" provider
+fi
 
 # A debug build (mirs's debug assertions: double frees, region bitmap, heap
 # invariants) of the table variant, at 4 threads.

@@ -314,8 +314,13 @@ fn freeing_one_page_serves_the_next_malloc_of_another_class() {
     fault::fail_after(0);
     let mut keep = Vec::new();
     let n = exhaust(1000, 1_000_000, &mut keep);
-    assert!(n > 100, "only {n} blocks of 1000 B fitted in the first chunk");
-    expect_null("malloc(3000) with every slice taken", || alloc::malloc(3000));
+    assert!(
+        n > 100,
+        "only {n} blocks of 1000 B fitted in the first chunk"
+    );
+    expect_null("malloc(3000) with every slice taken", || {
+        alloc::malloc(3000)
+    });
     // Free every block of the page that holds the first block.
     let page = crate::free::resolve(keep[0].0).expect("a live block's page");
     let (same, rest): (Vec<_>, Vec<_>) = keep
