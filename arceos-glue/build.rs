@@ -10,12 +10,15 @@ fn main() {
             .unwrap_or_else(|_| panic!("MIRS_PROVIDER_MAX_MB={v}: a number of MiB is needed")),
         _ => 0,
     };
+    let bytes = mb
+        .checked_mul(1024 * 1024)
+        .unwrap_or_else(|| panic!("MIRS_PROVIDER_MAX_MB={mb}: too large"));
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     std::fs::write(
         format!("{out}/provider_cap.rs"),
         format!(
             "/// Bytes the page provider may hold at once (`MIRS_PROVIDER_MAX_MB`; 0: no cap).\n\
-             pub const PROVIDER_CAP_BYTES: usize = {mb} * 1024 * 1024;\n"
+             pub const PROVIDER_CAP_BYTES: usize = {bytes};\n"
         ),
     )
     .expect("OUT_DIR is writable");

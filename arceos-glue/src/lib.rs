@@ -169,7 +169,11 @@ mod provider {
 
     /// Give back what [`pages_alloc`] returned.
     pub unsafe extern "C" fn pages_free(p: *mut c_void, size: usize) {
-        axalloc::global_allocator().dealloc_pages(p as usize, size / PAGE, axalloc::UsageKind::Global);
+        axalloc::global_allocator().dealloc_pages(
+            p as usize,
+            size / PAGE,
+            axalloc::UsageKind::Global,
+        );
         HELD.fetch_sub(size, Ordering::Relaxed);
     }
 
@@ -257,7 +261,10 @@ extern "C" fn trampoline(start: *mut c_void) -> *mut c_void {
 /// [`thread_exiting`]). None when the kernel heap cannot hold the two words
 /// (`pthread_create` then fails with EAGAIN). When thread creation fails,
 /// give the argument to [`thread_entry_unused`].
-pub fn thread_entry(routine: StartRoutine, arg: *mut c_void) -> Option<(StartRoutine, *mut c_void)> {
+pub fn thread_entry(
+    routine: StartRoutine,
+    arg: *mut c_void,
+) -> Option<(StartRoutine, *mut c_void)> {
     let layout = core::alloc::Layout::new::<Start>();
     // SAFETY: the layout is not zero-sized.
     let p = unsafe { alloc::alloc::alloc(layout) }.cast::<Start>();
