@@ -478,10 +478,12 @@ def cmd_bench(args):
                 counts[(v, n)].append(val)
                 log(f"bench-arceos: run {run_i + 1} {v:<6} {n} threads: "
                     + (f"{val:,}" if val is not None else "FAILED: " + (panic_line(text) or "no result")))
-    log(f"\nbench_malloc_thread in ArceOS (QEMU TCG, SMP={SMP}, {MEM}), total iterations in "
-        f"{args.seconds:g} s, median of {args.runs} (alternated):\n")
-    log("| axlibc malloc | " + " | ".join(f"{n} thread{'s' if n > 1 else ''}" for n in threads) + " |")
-    log("|---|" + "---|" * len(threads))
+    table = []
+    table.append(f"bench_malloc_thread in ArceOS (QEMU TCG, SMP={SMP}, {MEM}), total iterations in "
+                 f"{args.seconds:g} s, median of {args.runs} (alternated; host load average "
+                 f"{os.getloadavg()[0]:.1f} at the end):\n")
+    table.append("| axlibc malloc | " + " | ".join(f"{n} thread{'s' if n > 1 else ''}" for n in threads) + " |")
+    table.append("|---|" + "---|" * len(threads))
     med = {}
     for v in variants:
         cells = []
@@ -489,12 +491,15 @@ def cmd_bench(args):
             ok = [c for c in counts[(v, n)] if c is not None]
             med[(v, n)] = statistics.median(ok) if len(ok) == len(counts[(v, n)]) else None
             cells.append(f"{med[(v, n)] / 1e6:.1f}M" if med[(v, n)] else "failed")
-        log(f"| {VARIANTS[v][2]} | " + " | ".join(cells) + " |")
+        table.append(f"| {VARIANTS[v][2]} | " + " | ".join(cells) + " |")
     ratio = [f"{med[('mirs', n)] / med[('stock', n)]:.2f}x" if med[("mirs", n)] and med[("stock", n)] else "-"
              for n in threads]
-    log("| mirs / stock | " + " | ".join(ratio) + " |")
+    table.append("| mirs / stock | " + " | ".join(ratio) + " |")
     if med[("mirs", 1)] and med[("mirs", 2)]:
-        log(f"\nmirs 2 threads / mirs 1 thread: {med[('mirs', 2)] / med[('mirs', 1)]:.2f}x")
+        table.append(f"\nmirs 2 threads / mirs 1 thread: {med[('mirs', 2)] / med[('mirs', 1)]:.2f}x")
+    text = "\n".join(table) + "\n"
+    (WORK / "bench.md").write_text(text)
+    log("\n" + text + "(also in target/arceos/bench.md)")
     return 0 if all(med.values()) else 1
 
 

@@ -41,13 +41,15 @@ def add_to_feature(text, name, items):
     if not fm:
         fail(f"Cargo.toml has no feature `{name}`")
     quoted = "".join(f'"{i}", ' for i in items)
+    if section[fm.end() :].startswith("\n"):  # a multi-line array
+        quoted = quoted.rstrip()
     section = section[: fm.end()] + quoted + section[fm.end() :]
     return text[: m.start(1)] + section + text[m.end(1) :]
 
 
 def add_features(text, entries):
     m = re.search(r"(?m)^\[features\]\n", text)
-    lines = "".join(f"{k} = [{', '.join(repr(i).replace(chr(39), chr(34)) for i in v)}]\n" for k, v in entries)
+    lines = "".join(f"{k} = [{', '.join(f'{chr(34)}{i}{chr(34)}' for i in v)}]\n" for k, v in entries)
     return text[: m.end()] + lines + text[m.end() :]
 
 
