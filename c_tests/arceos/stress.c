@@ -56,6 +56,18 @@ struct counts {
 };
 static struct counts counts[THREADS];
 
+/* Bytes the program holds, and the most it held (all threads). */
+static long live_bytes, peak_live;
+
+static void account(long delta)
+{
+    long now = __atomic_add_fetch(&live_bytes, delta, __ATOMIC_RELAXED);
+    long peak = __atomic_load_n(&peak_live, __ATOMIC_RELAXED);
+    while (now > peak && !__atomic_compare_exchange_n(&peak_live, &peak, now, 1, __ATOMIC_RELAXED,
+                                                      __ATOMIC_RELAXED))
+        ;
+}
+
 static uint64_t next_rand(uint64_t *s)
 {
     uint64_t x = *s;
@@ -99,6 +111,7 @@ static void release(struct block *b, struct counts *c)
     if (!intact(b))
         c->corrupt++;
     free(b->p);
+    account(-(long)b->size);
     c->frees++;
     b->p = NULL;
 }
@@ -181,6 +194,7 @@ static void *worker(void *vp)
             continue;
         }
         c->allocs++;
+        account((long)size);
         b->p = p;
         b->size = size;
         b->seed = next_rand(&rng);
@@ -240,6 +254,7 @@ int main(void)
            THREADS, ROUNDS, OPS, total.allocs, total.frees, total.handed, create_failed, leaked);
     if (total.nulls)
         printf("stress: first failed malloc: %zu bytes\n", total.first_null);
+    printf("stress: peak live %ld KiB\n", peak_live >> 10);
     if (mirs_arceos_provider_peak && mirs_arceos_provider_cap && mirs_arceos_provider_peak())
         printf("stress: page provider peak %zu KiB (cap %zu KiB)\n", mirs_arceos_provider_peak() >> 10,
                mirs_arceos_provider_cap() >> 10);
