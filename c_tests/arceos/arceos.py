@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -353,17 +354,27 @@ def build_app(name, sources, extra_cflags, variant, lld):
 # ---------------------------------------------------------------- 6. boot
 
 
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def boot(elf, timeout):
-    """(serial output, seconds, timed out)."""
+    """(serial output, seconds, timed out); BOOT_CPU holds the CPU seconds
+    QEMU used (its vCPU threads: about 2 per second when both vCPUs run)."""
     cmd = ["qemu-system-x86_64", "-m", MEM, "-smp", str(SMP), "-machine", "q35", "-kernel", str(elf),
            "-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio"]
-    t0 = time.time()
+    t0, c0 = time.time(), children_cpu()
     try:
         r = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
         text, timed_out = r.stdout.decode(errors="replace"), False
     except subprocess.TimeoutExpired as e:
         text, timed_out = (e.stdout or b"").decode(errors="replace"), True
+    BOOT_CPU[0] = children_cpu() - c0
     return text.replace("\r", ""), time.time() - t0, timed_out
+
+
+BOOT_CPU = [0.0]
 
 
 def panic_line(text):
@@ -468,6 +479,7 @@ def cmd_bench(args):
                 ["-DMIRS_ARCEOS", f"-DNUM_THREADS={n}", f"-DDURATION={args.seconds}", f"-I{REPO / 'c_tests/bench'}"],
                 v, lld)
     counts = {k: [] for k in elves}
+    cpu = {k: [] for k in elves}
     for run_i in range(args.runs):
         for n in threads:
             order = variants if run_i % 2 == 0 else variants[::-1]  # alternate who goes first
@@ -476,8 +488,10 @@ def cmd_bench(args):
                 m = re.search(r"total iterations: (\d+)", text)
                 val = int(m.group(1)) if m else None
                 counts[(v, n)].append(val)
+                cpu[(v, n)].append(BOOT_CPU[0] / secs)
                 log(f"bench-arceos: run {run_i + 1} {v:<6} {n} threads: "
-                    + (f"{val:,}" if val is not None else "FAILED: " + (panic_line(text) or "no result")))
+                    + (f"{val:,}" if val is not None else "FAILED: " + (panic_line(text) or "no result"))
+                    + f"  (QEMU {BOOT_CPU[0]:.1f} CPU s in {secs:.1f} s)")
     table = []
     table.append(f"bench_malloc_thread in ArceOS (QEMU TCG, SMP={SMP}, {MEM}), total iterations in "
                  f"{args.seconds:g} s, median of {args.runs} (alternated; host load average "
@@ -497,6 +511,8 @@ def cmd_bench(args):
     table.append("| mirs / stock | " + " | ".join(ratio) + " |")
     if med[("mirs", 1)] and med[("mirs", 2)]:
         table.append(f"\nmirs 2 threads / mirs 1 thread: {med[('mirs', 2)] / med[('mirs', 1)]:.2f}x")
+    table.append("\nQEMU CPU seconds per wall second (median; 2.0 = both vCPUs busy all the time): "
+                 + ", ".join(f"{v} {n}T {statistics.median(cpu[(v, n)]):.2f}" for v in variants for n in threads))
     text = "\n".join(table) + "\n"
     (WORK / "bench.md").write_text(text)
     log("\n" + text + "(also in target/arceos/bench.md)")
