@@ -85,6 +85,10 @@ class Skip(Exception):
     pass
 
 
+class BuildError(Exception):
+    pass
+
+
 # ---------------------------------------------------------------- 1. prerequisites
 
 
@@ -309,7 +313,7 @@ def build_lib(variant):
     r = run(["cargo", "build", "--quiet", "--release", "--target", TARGET, "--features", features],
             cwd=axlibc, env=cargo_env(), check=False)
     if r.returncode != 0:
-        sys.exit(f"test-arceos: cargo build of axlibc ({variant}) failed")
+        raise BuildError(f"cargo build of axlibc ({variant}) failed")
     shutil.copy2(CARGO_TARGET / TARGET / "release/libaxlibc.a", out / "libaxlibc.a")
     shutil.copy2(CARGO_TARGET / TARGET / "release/linker_x86-pc.lds", out / "linker.lds")
     # axlibc's C part (ArceOS's build_c.mk: every c/*.c into libc.a).
@@ -323,7 +327,7 @@ def build_lib(variant):
         if flags_changed or not o.exists() or o.stat().st_mtime < newest(c, axlibc / "include"):
             r = capture(["gcc", *flags, "-c", "-o", o, c])  # axlibc's own warnings stay quiet
             if r.returncode != 0:
-                sys.exit(f"test-arceos: gcc {c.name} failed:\n{r.stderr}")
+                raise BuildError(f"gcc {c.name} failed:\n{r.stderr}")
         objs.append(o)
     stamp.write_text(" ".join(flags))
     (out / "libc.a").unlink(missing_ok=True)
@@ -438,23 +442,30 @@ def cmd_test(args):
             wanted.append((app, v))
     passed = failed = 0
     t_build = 0.0
-    built = set()
-    results = []
+    built = {}
     for app, variant in wanted:
         t0 = time.time()
-        if variant not in built:
-            build_lib(variant)
-            built.add(variant)
         sources, extra, _, timeout = APPS[app]
-        elf = build_app(app, sources, extra, variant, lld)
-        t_build += time.time() - t0
+        try:
+            if variant not in built:
+                built[variant] = None
+                build_lib(variant)
+                built[variant] = True
+            if not built[variant]:
+                raise BuildError(f"axlibc ({variant}) did not build")
+            elf = build_app(app, sources, extra, variant, lld)
+        except (BuildError, subprocess.CalledProcessError) as e:
+            failed += 1
+            log(f"test-arceos: FAIL {app:<7} {variant:<12} build: {e}")
+            continue
+        finally:
+            t_build += time.time() - t0
         text, secs, timed_out = boot(elf, timeout)
         (WORK / "out" / variant / f"{app}.log").write_text(text)
         ok, summary = judge(app, text, timed_out)
         passed += ok
         failed += not ok
         line = f"test-arceos: {'ok  ' if ok else 'FAIL'} {app:<7} {variant:<12} {secs:6.1f} s  {summary}"
-        results.append(line)
         log(line)
     log(f"test-arceos: install {times['install']:.0f} s, fetch+layout {times['fetch+layout']:.0f} s, "
         f"build {t_build:.0f} s (logs: target/arceos/out/<variant>/<app>.log)")
