@@ -491,6 +491,7 @@ def cmd_bench(args):
                 v, lld)
     counts = {k: [] for k in elves}
     cpu = {k: [] for k in elves}
+    one_cpu = {k: 0 for k in elves}
     for run_i in range(args.runs):
         for n in threads:
             order = variants if run_i % 2 == 0 else variants[::-1]  # alternate who goes first
@@ -500,9 +501,17 @@ def cmd_bench(args):
                 val = int(m.group(1)) if m else None
                 counts[(v, n)].append(val)
                 cpu[(v, n)].append(BOOT_CPU[0] / secs)
+                # Which vCPUs each thread was seen on (CPUID APIC ids, sampled every 256 iterations).
+                masks = [int(m, 16) for m in re.findall(r"thread \d+: \d+ iterations, cpus (0x[0-9a-f]+)", text)]
+                union = 0
+                for m in masks:
+                    union |= m
+                if n > 1 and masks and bin(union).count("1") == 1:
+                    one_cpu[(v, n)] += 1
                 log(f"bench-arceos: run {run_i + 1} {v:<6} {n} threads: "
                     + (f"{val:,}" if val is not None else "FAILED: " + (panic_line(text) or "no result"))
-                    + f"  (QEMU {BOOT_CPU[0]:.1f} CPU s in {secs:.1f} s)")
+                    + f"  (QEMU {BOOT_CPU[0]:.1f} CPU s in {secs:.1f} s"
+                    + (f"; threads on vCPUs {' '.join(hex(m) for m in masks)}" if n > 1 and masks else "") + ")")
     table = []
     table.append(f"bench_malloc_thread in ArceOS (QEMU TCG, SMP={SMP}, {MEM}), total iterations in "
                  f"{args.seconds:g} s, median of {args.runs} (alternated; host load average "
@@ -524,6 +533,8 @@ def cmd_bench(args):
         table.append(f"\nmirs 2 threads / mirs 1 thread: {med[('mirs', 2)] / med[('mirs', 1)]:.2f}x")
     table.append("\nQEMU CPU seconds per wall second (median; 2.0 = both vCPUs busy all the time): "
                  + ", ".join(f"{v} {n}T {statistics.median(cpu[(v, n)]):.2f}" for v in variants for n in threads))
+    table.append("Runs whose threads all stayed on one vCPU (ArceOS placed them on one run queue): "
+                 + ", ".join(f"{v} {n}T {one_cpu[(v, n)]}/{args.runs}" for v in variants for n in threads if n > 1))
     text = "\n".join(table) + "\n"
     (WORK / "bench.md").write_text(text)
     log("\n" + text + "(also in target/arceos/bench.md)")
