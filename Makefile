@@ -4,7 +4,12 @@
 #   make test         every test: Rust (debug + release), loom models, C tests
 #                     (static and LD_PRELOAD), real programs under LD_PRELOAD,
 #                     embedded mode on the host (test-embedded)
+#                     and ArceOS in QEMU (test-arceos)
 #   make embedded     embedded libmirs.a for x86_64/riscv64/aarch64 bare metal
+#   make test-arceos  ArceOS unikernels, axlibc switched to mirs, booted in QEMU
+#                     (ARCEOS_APPS="stress" or "stress:mirs": just those)
+#   make bench-arceos bench_malloc_thread in ArceOS, stock axlibc vs mirs
+#                     (ARCEOS_RUNS=N runs each, median; default 5)
 #   make bench        benchmark table and charts vs glibc, C mimalloc, jemalloc
 #                     (QUICK=1: one short run of each)
 #   make fuzz SECONDS=N   libFuzzer on the allocator for N seconds (fuzz/README.md;
@@ -24,6 +29,7 @@ C_LIBS   := staticlib,cdylib
 
 .PHONY: all libs libs-secure header test test-rust test-loom test-c test-real lint \
         fuzz test-fuzz soak \
+        test-embedded embedded test-arceos bench-arceos \
         bench bench-peers bench-fastpath install clean
 
 all: header
@@ -37,7 +43,7 @@ header:
 libs:
 	$(CARGO) rustc --release --lib --features $(FEATURES) --crate-type $(C_LIBS)
 
-test: test-rust test-loom test-c test-real test-embedded test-fuzz
+test: test-rust test-loom test-c test-real test-embedded test-fuzz test-arceos
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -69,6 +75,17 @@ embedded:
 test-embedded:
 	OPTIONAL_TARGETS=1 c_tests/embedded/build_targets.sh
 	c_tests/embedded/run_embedded_tests.sh
+
+# ArceOS (docs/arceos.md): the published ArceOS crates fetched by cargo,
+# axlibc switched to mirs by c_tests/arceos/switch_axlibc.py (over the glue
+# crate arceos-glue/), C apps booted in QEMU (TCG, SMP=2, 128 MiB); all
+# cached under target/arceos/. Prints `SKIP test-arceos: <reason>` when the
+# pinned toolchain or QEMU cannot be installed.
+test-arceos:
+	python3 c_tests/arceos/arceos.py test $(ARCEOS_APPS)
+
+bench-arceos:
+	python3 c_tests/arceos/arceos.py bench --runs $(or $(ARCEOS_RUNS),5)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -16,6 +16,18 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#if defined(MIRS_ARCEOS) && defined(__x86_64__)
+#include <cpuid.h>
+/* The (v)CPU this thread runs on: the initial APIC id from CPUID leaf 1, so
+ * the ArceOS run can tell whether its threads really ran on both vCPUs. */
+static unsigned current_cpu(void)
+{
+    unsigned a, b, c, d;
+    __cpuid(1, a, b, c, d);
+    return (b >> 24) & 31;
+}
+#define TRACK_CPUS 1
+#endif
 
 #ifndef NUM_THREADS
 #define NUM_THREADS 1
@@ -42,6 +54,7 @@ struct worker {
     unsigned id;
     uint64_t iterations;
     double elapsed;
+    unsigned cpus; /* with TRACK_CPUS: bit n set when seen on CPU n */
 };
 
 /* Inverse-CDF sample of p(s) ~ 1/s^2 on [MIN_SIZE, MAX_SIZE]:
@@ -90,6 +103,9 @@ static void *run_worker(void *arg)
             slots[slot] = p;
         }
         iters += CHECK_EVERY;
+#ifdef TRACK_CPUS
+        w->cpus |= 1u << current_cpu();
+#endif
         now = bench_now();
     } while (now < deadline);
 
@@ -139,6 +155,11 @@ int main(int argc, char **argv)
     long rss = bench_max_rss_kib();
 
     printf("total iterations: %llu\n", (unsigned long long)total);
+#ifdef TRACK_CPUS
+    for (long i = 0; i < threads; i++)
+        printf("thread %ld: %llu iterations, cpus 0x%x\n", i, (unsigned long long)workers[i].iterations,
+               workers[i].cpus);
+#endif
     /* glibc benchtests JSON: time_per_iteration is thread-time per iteration. */
     printf("{\n \"timing_type\": \"clock_gettime\",\n \"functions\": {\n  \"malloc\": {\n   \"\": {\n");
     printf("    \"duration\": %g,\n", busy * 1e9);
