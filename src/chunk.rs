@@ -10,12 +10,13 @@
 //! |  slice 0)                    |  slice 0) |           |     |           |
 //! +------------------------------+-----------+-----------+-----+-----------+
 //!   pages[i]:   the page header of the span that starts at slice i
-//!   span_of[i]: the first slice of the span slice i belongs to; i itself
-//!               when slice i is free (its page header then has no owner)
+//!   span_of[i]: byte offset of the page header of the span slice i belongs
+//!               to; of pages[i] itself when slice i is free (that header
+//!               then has no owner)
 //! ```
 //!
-//! The free path finds a page with two loads and no search:
-//! `page = pages[span_of[(p >> 16) & 63]]`. A huge chunk (one block bigger
+//! The free path finds a page with one load and no search:
+//! `page = chunk + span_of[(p >> 16) & 63]`. A huge chunk (one block bigger
 //! than a chunk can hold) is one mapping of any size with the same header;
 //! its only page is `pages[0]`.
 //!
@@ -30,7 +31,7 @@ use crate::constants::*;
 use crate::page::Page;
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU16, Ordering};
 
 /// Every slice of a chunk.
 pub const ALL_SLICES: u64 = u64::MAX;
@@ -77,7 +78,7 @@ pub struct Chunk {
     /// At offset 0, so a page's chunk is its address masked, and every page
     /// header is 128-byte aligned (its hot half is one cache line).
     pub(crate) pages: [Page; SLICES_PER_CHUNK],
-    pub(crate) span_of: [AtomicU8; SLICES_PER_CHUNK],
+    pub(crate) span_of: [AtomicU16; SLICES_PER_CHUNK],
     pub(crate) kind: ChunkKind,
     /// Bytes of the mapping (CHUNK_SIZE for normal chunks).
     pub(crate) size: usize,
@@ -128,22 +129,24 @@ impl Chunk {
         chunk.cast::<Page>().wrapping_add(slice)
     }
 
-    /// The first slice of the span holding `p` (a pointer into a normal
-    /// chunk's first 4 MiB); the slice of `p` itself when it is free. Always
-    /// below 64, so the page header it names is always inside the header.
+    /// The page header of the span holding `p` (a pointer into a normal
+    /// chunk's first 4 MiB); the header of `p`'s own slice when that is
+    /// free. Always one of the 64 headers. (`span_of` holds the header's
+    /// byte offset, so this is a load and an add.)
     ///
     /// # Safety
     /// `chunk` is live.
     #[inline(always)]
-    pub unsafe fn span_start_of(chunk: *mut Chunk, p: *const u8) -> u8 {
+    pub unsafe fn page_of(chunk: *mut Chunk, p: *const u8) -> *mut Page {
         let slice = (p as usize >> SLICE_SHIFT) & (SLICES_PER_CHUNK - 1);
         // SAFETY: the caller guarantees a live header; the index is below 64.
-        unsafe {
+        let offset = unsafe {
             (*ptr::addr_of!((*chunk).span_of)
-                .cast::<AtomicU8>()
+                .cast::<AtomicU16>()
                 .add(slice))
             .load(Ordering::Relaxed)
-        }
+        };
+        chunk.cast::<u8>().wrapping_add(offset as usize).cast()
     }
 
     /// Point `span_of` of slices `first..first + count` at `first` (a
@@ -153,7 +156,8 @@ impl Chunk {
     /// `chunk` is live, the caller holds the arena lock, `first + count <= 64`.
     pub unsafe fn set_span(chunk: *mut Chunk, first: usize, count: usize, free: bool) {
         for slice in first..first + count {
-            let value = if free { slice } else { first } as u8;
+            let start = if free { slice } else { first };
+            let value = (start * core::mem::size_of::<Page>()) as u16;
             // SAFETY: as the caller guarantees; slice < 64.
             unsafe { (*chunk).span_of[slice].store(value, Ordering::Release) };
         }
@@ -178,7 +182,7 @@ impl Chunk {
                 ptr::write(Self::page(chunk, slice), Page::empty());
                 ptr::write(
                     ptr::addr_of_mut!((*chunk).span_of[slice]),
-                    AtomicU8::new(slice as u8),
+                    AtomicU16::new((slice * core::mem::size_of::<Page>()) as u16),
                 );
             }
             ptr::addr_of_mut!((*chunk).kind).write(kind);

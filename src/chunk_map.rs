@@ -66,15 +66,21 @@ mod imp {
     type Leaf = [AtomicU8; LEAF];
     const _: () = assert!(core::mem::size_of::<Leaf>() == OS_PAGE_SIZE);
 
-    static TOP_LEVEL: [AtomicPtr<Leaf>; TOP] = [const { AtomicPtr::new(ptr::null_mut()) }; TOP];
+    /// The leaf of every 16 GiB window without chunks: all zero, never
+    /// written (a window gets a leaf of its own before its first entry is
+    /// set), so the lookup needs no null test.
+    static EMPTY_LEAF: Leaf = [const { AtomicU8::new(0) }; LEAF];
+    static TOP_LEVEL: [AtomicPtr<Leaf>; TOP] =
+        [const { AtomicPtr::new(ptr::addr_of!(EMPTY_LEAF).cast_mut()) }; TOP];
+
+    fn empty_leaf() -> *mut Leaf {
+        ptr::addr_of!(EMPTY_LEAF).cast_mut()
+    }
 
     #[inline(always)]
     fn entry(index: usize) -> Option<&'static AtomicU8> {
         let leaf = TOP_LEVEL.get(index >> LEAF_BITS)?.load(Ordering::Acquire);
-        if leaf.is_null() {
-            return None;
-        }
-        // SAFETY: leaves are never freed; the index is below LEAF.
+        // SAFETY: leaves (and the empty leaf) are never freed; the index is below LEAF.
         Some(unsafe { &(*leaf)[index & (LEAF - 1)] })
     }
 
@@ -82,11 +88,11 @@ mod imp {
     /// out of memory.
     fn entry_or_make(index: usize) -> Option<&'static AtomicU8> {
         let top = TOP_LEVEL.get(index >> LEAF_BITS)?;
-        if top.load(Ordering::Acquire).is_null() {
+        if top.load(Ordering::Acquire) == empty_leaf() {
             let fresh = crate::platform::os_alloc_aligned(OS_PAGE_SIZE, OS_PAGE_SIZE)?;
             let leaf = fresh.base.cast::<Leaf>();
             if top
-                .compare_exchange(ptr::null_mut(), leaf, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(empty_leaf(), leaf, Ordering::AcqRel, Ordering::Acquire)
                 .is_err()
             {
                 // SAFETY: our fresh page lost the race; nobody else has seen it.
@@ -124,19 +130,26 @@ mod imp {
         let (first, last) = (base >> CHUNK_SHIFT, (base + size - 1) >> CHUNK_SHIFT);
         for index in first..=last.min(REGIONS - 1) {
             if let Some(e) = entry(index) {
-                e.store(0, Ordering::Release);
+                if !core::ptr::eq(e, &EMPTY_LEAF[index & (LEAF - 1)]) {
+                    e.store(0, Ordering::Release);
+                }
             }
         }
     }
 
     /// The entry at `chunk_base` (a 4 MiB aligned address): NORMAL, HUGE,
-    /// or something else when no chunk starts there. The free fast path's test.
+    /// or something else when no chunk starts there. The free fast path's
+    /// test: a bounds check and two dependent loads.
     #[inline(always)]
     pub fn kind_at(chunk_base: usize) -> u8 {
-        match entry(chunk_base >> CHUNK_SHIFT) {
-            Some(e) => e.load(Ordering::Relaxed),
-            None => 0,
-        }
+        let index = chunk_base >> CHUNK_SHIFT;
+        let Some(top) = TOP_LEVEL.get(index >> LEAF_BITS) else {
+            return 0;
+        };
+        let leaf = top.load(Ordering::Acquire);
+        // SAFETY: every top-level entry points at a leaf (or the empty
+        // leaf), never freed; the index is below LEAF.
+        unsafe { (*leaf)[index & (LEAF - 1)].load(Ordering::Relaxed) }
     }
 
     /// The base of the chunk spanning `addr`, if any: walks back from the

@@ -44,7 +44,7 @@ pub fn free(p: *mut u8) {
     // and `p` lies in its 4 MiB; the page header is inside that header.
     unsafe {
         let chunk = Chunk::at(base);
-        let page = Chunk::page(chunk, Chunk::span_start_of(chunk, p) as usize);
+        let page = Chunk::page_of(chunk, p);
         if (*page).owner.load(Ordering::Relaxed) == platform::thread_id()
             && (*page).is_plain_block_start(p)
         {
@@ -105,7 +105,7 @@ pub(crate) fn resolve(p: *const u8) -> Option<*mut Page> {
         if kind == chunk_map::HUGE {
             Chunk::page(chunk, 0)
         } else {
-            Chunk::page(chunk, Chunk::span_start_of(chunk, p) as usize)
+            Chunk::page_of(chunk, p)
         }
     };
     // SAFETY: a page header of a live chunk.
@@ -221,7 +221,7 @@ pub(crate) fn is_on_free_list(page: &Page, block: *mut Block) -> bool {
 pub unsafe fn page_of_owned(p: *mut u8) -> *mut Page {
     let chunk = (p as usize & !CHUNK_MASK) as *mut Chunk;
     // SAFETY: size-class blocks lie in a normal chunk's first 4 MiB.
-    unsafe { Chunk::page(chunk, Chunk::span_start_of(chunk, p) as usize) }
+    unsafe { Chunk::page_of(chunk, p) }
 }
 
 /// The usable size at `p` when `p` is a pointer mirs handed out (a carved
