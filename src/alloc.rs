@@ -113,7 +113,7 @@ fn aligned_huge(size: usize, align: usize) -> *mut u8 {
 /// leaves the old block intact; a pointer mirs does not own gives null with
 /// EINVAL and is left alone. `p` null means `malloc(new_size)`.
 // Takes any pointer by design (C's realloc): it is validated through the
-// segment map before the copy reads it.
+// chunk map before the copy reads it.
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     if p.is_null() {

@@ -194,7 +194,7 @@ fn map_chunk(kind: ChunkKind, size: usize, align: usize) -> *mut Chunk {
         return ptr::null_mut();
     };
     let chunk = memory.base.cast::<Chunk>();
-    if chunk::GUARD_SIZE > 0 {
+    if cfg!(feature = "secure") {
         // SAFETY: the guard lies inside the fresh mapping, after the header.
         unsafe {
             platform::os_protect_none(memory.base.add(chunk::CHUNK_HEADER_SIZE), chunk::GUARD_SIZE)
@@ -208,7 +208,7 @@ fn map_chunk(kind: ChunkKind, size: usize, align: usize) -> *mut Chunk {
         return ptr::null_mut();
     }
     stats::add(Counter::Reserved, size as i64);
-    stats::add(Counter::Segments, 1);
+    stats::add(Counter::Chunks, 1);
     chunk
 }
 
@@ -221,7 +221,7 @@ unsafe fn unmap_chunk(chunk: *mut Chunk) {
     let size = unsafe { (*chunk).size };
     chunk_map::remove(chunk as usize, size);
     stats::add(Counter::Reserved, -(size as i64));
-    stats::add(Counter::Segments, -1);
+    stats::add(Counter::Chunks, -1);
     // SAFETY: the mapping is ours and unreferenced.
     unsafe { platform::os_free(chunk.cast(), size) };
 }

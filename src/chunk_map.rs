@@ -290,7 +290,7 @@ pub fn insert(base: usize, size: usize, kind: ChunkKind) -> bool {
 
 pub use imp::{chunk_containing, kind_at, remove};
 #[cfg(not(feature = "hosted"))]
-pub use windowed::{can_insert, MAP_SLOTS};
+pub use windowed::can_insert;
 
 /// Is there a normal chunk's header at `chunk_base`? (The free fast path.)
 #[inline(always)]
@@ -299,7 +299,7 @@ pub fn is_chunk(chunk_base: usize) -> bool {
 }
 
 /// Is there any chunk's header at `chunk_base`?
-#[inline(always)]
+#[cfg(test)]
 pub fn is_chunk_start(chunk_base: usize) -> bool {
     matches!(kind_at(chunk_base), NORMAL | HUGE)
 }

@@ -1,6 +1,6 @@
 //! mirs: mimalloc's design in Rust, a thread-safe malloc with a C ABI.
 //!
-//! Layers, top to bottom (`DESIGN.md` has the picture and the reasons):
+//! Layers, top to bottom (`docs/design.md` has the picture, the protocols and the reasons):
 //!
 //! | module            | what lives there                                          |
 //! |-------------------|-----------------------------------------------------------|
@@ -46,11 +46,11 @@ pub mod page;
 pub mod page_queue;
 
 #[cfg(not(loom))]
-pub mod arena;
+pub(crate) mod arena;
 #[cfg(not(loom))]
-pub mod chunk;
+pub(crate) mod chunk;
 #[cfg(not(loom))]
-pub mod chunk_map;
+pub(crate) mod chunk_map;
 pub mod tagged_stack;
 pub mod thread_free;
 
@@ -91,7 +91,7 @@ pub const VERSION: i32 = 100;
 pub const VERSION_STRING: &str = env!("CARGO_PKG_VERSION");
 
 /// Collect the calling thread's heap: free lists, empty pages, and with
-/// `force` purge unused memory and release cached segments to the OS.
+/// `force` purge unused memory and release cached chunks to the OS.
 #[cfg(not(loom))]
 pub fn collect(force: bool) {
     heap::collect_current(force);

@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 #[repr(usize)]
 pub enum Counter {
     /// Chunks mapped (normal and huge, spare and cached ones included).
-    Segments,
+    Chunks,
     /// Bytes mapped for chunks (spare and cached ones included).
     Reserved,
     /// Pages handed to heaps.
@@ -160,7 +160,7 @@ pub fn print() {
         "", "current", "peak", "total"
     );
     let rows: [(&str, Counter, bool); 6] = [
-        ("chunks", Counter::Segments, false),
+        ("chunks", Counter::Chunks, false),
         ("reserved", Counter::Reserved, true),
         ("pages", Counter::Pages, false),
         ("page memory", Counter::PageBytes, true),

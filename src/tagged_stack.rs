@@ -12,7 +12,7 @@
 //!
 //! Nodes are never unmapped while a pop may still read them: callers either
 //! never unmap nodes (heap metadata) or wait with [`TaggedStack::await_readers`]
-//! before unmapping (segments).
+//! before unmapping (chunks).
 
 use crate::sync::{AtomicUsize, Ordering};
 use core::ptr;

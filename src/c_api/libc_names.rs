@@ -128,7 +128,7 @@ pub extern "C" fn mallinfo2() -> Mallinfo2 {
         arena: reserved,
         ordblks: current(Counter::Pages).max(0) as usize,
         smblks: 0,
-        hblks: current(Counter::Segments).max(0) as usize,
+        hblks: current(Counter::Chunks).max(0) as usize,
         hblkhd: 0,
         usmblks: peak(Counter::PageBytes).max(0) as usize,
         fsmblks: 0,

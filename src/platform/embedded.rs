@@ -17,13 +17,13 @@
 //!
 //! Memory (`embedded_memory`): the static region (feature `static-region`,
 //! sized by `MIRS_STATIC_REGION_MB` at build time), regions from
-//! `mirs_region_add`, then the page provider. Freed segments go back to
+//! `mirs_region_add`, then the page provider. Freed chunks go back to
 //! their region (or provider) and are reused; nothing is purged.
 //!
 //! The heap of a thread is found without thread-local storage by default:
 //!
 //! ```text
-//! key = mirs_hook_thread_id() << 1          (bit 0 stays free for the segment state)
+//! key = mirs_hook_thread_id() << 1          (bit 0 stays free for the table state)
 //! TABLE[hash(key)]: { key, heap }  linear probing; key 0 = never used,
 //!                                  1 = free again (tombstone), 3 = being changed
 //! ```
@@ -39,7 +39,7 @@
 //!
 //! With feature `thread-local` (an embedder with working `#[thread_local]`,
 //! e.g. ArceOS with its `tls` feature) the heap pointer lives in a
-//! thread-local and the segment owner id is that thread-local's address:
+//! thread-local and the page owner id is that thread-local's address:
 //! `malloc` and `free` then make no hook call. The table still records
 //! heaps by hook id, on the slow path only, so dead threads can be reaped.
 
@@ -69,12 +69,12 @@ extern "C" {
 
 // ---------------------------------------------------------------- memory
 
-/// Hand mirs a memory region to carve 4 MiB-aligned segments from (the
+/// Hand mirs a memory region to carve 4 MiB-aligned chunks from (the
 /// unaligned ends serve for metadata). Returns false when it cannot be used:
 /// too small, or 8 regions (the static region included) are already in use.
 /// Regions larger than 16 GiB are truncated. All memory within one 4 GiB
 /// window is usable; parts of regions further apart that fall on the same
-/// slots of mirs's segment map (4 MiB slots modulo 4 GiB) are skipped.
+/// slots of mirs's chunk map (4 MiB slots modulo 4 GiB) are skipped.
 ///
 /// # Safety
 /// `base..base+size` is readable and writable memory nobody else uses, for
@@ -124,7 +124,7 @@ pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
 }
 
 /// # Safety
-/// The range came from [`os_alloc_aligned`] (a segment) and is unused.
+/// The range came from [`os_alloc_aligned`] (a chunk) and is unused.
 pub unsafe fn os_free(base: *mut u8, size: usize) {
     memory::free(base as usize, size);
 }
@@ -148,7 +148,7 @@ pub fn region_bytes() -> usize {
 #[thread_local]
 static mut THREAD_HEAP: *mut Heap = EMPTY_HEAP_PTR;
 
-/// The segment owner id of the calling thread: even and non-zero.
+/// The page owner id of the calling thread: even and non-zero.
 #[inline(always)]
 pub fn thread_id() -> usize {
     #[cfg(feature = "thread-local")]
@@ -395,7 +395,7 @@ pub fn process_init() {}
 
 pub fn register_thread_exit(_heap: *mut Heap) {}
 
-/// The calling thread (task) is exiting: its heap is collected, segments
+/// The calling thread (task) is exiting: its heap is collected, pages
 /// with live blocks are abandoned for other threads to adopt, and its slot
 /// is freed. Call it last, after the thread's final `free`; a later
 /// allocation on the same thread simply creates a new heap.

@@ -1,4 +1,4 @@
-//! Embedded segment memory: regions handed over by the embedder (and the
+//! Embedded chunk memory: regions handed over by the embedder (and the
 //! static default region), then an optional page provider.
 //!
 //! ```text
@@ -7,7 +7,7 @@
 //!          ^ 4 MiB aligned, one bit per unit in `used`
 //! ```
 //!
-//! - Segments take runs of whole 4 MiB units (first fit, at the alignment
+//! - Chunks take runs of whole 4 MiB units (first fit, at the alignment
 //!   asked for), and give them back on [`os_free`]: freed memory is reused,
 //!   runs coalesce because the bitmap is the only record.
 //! - Metadata (heap structs, asked for in 64 KiB chunks that are never
@@ -16,11 +16,11 @@
 //! - Units a region never handed out read as zero when the region did (the
 //!   static region lives in `.bss`), so `calloc` skips clearing them.
 //! - The page provider (`mirs_page_provider_set`) is asked only when every
-//!   region is full, and gets its memory back when the segment is freed.
+//!   region is full, and gets its memory back when the chunk is freed.
 //!
 //! Nothing is ever purged: memory stays with mirs (cached) or returns to
 //! the region or provider. One short spin lock guards the bitmaps; it is
-//! taken only on the segment slow path (after the segment cache missed),
+//! taken only on the chunk slow path,
 //! never by `malloc` or `free` fast paths.
 
 use crate::constants::{CHUNK_SHIFT, CHUNK_SIZE, OS_PAGE_SIZE};
@@ -80,7 +80,7 @@ impl Region {
     }
 
     /// First fit: `count` free units whose start address is `align`-aligned
-    /// and that `fits` (the segment map has room for them).
+    /// and that `fits` (the chunk map has room for them).
     fn find(&self, count: usize, align: usize, fits: impl Fn(usize) -> bool) -> Option<usize> {
         let mut unit = 0;
         while unit + count <= self.units {
@@ -199,15 +199,10 @@ impl State {
     }
 
     /// `count` units aligned to `align` from some region: (address, is_zero).
-    /// Segments (`for_segment`) go only where the segment map can record them.
-    fn take_units(
-        &mut self,
-        count: usize,
-        align: usize,
-        for_segment: bool,
-    ) -> Option<(usize, bool)> {
+    /// Segments (`for_chunk`) go only where the chunk map can record them.
+    fn take_units(&mut self, count: usize, align: usize, for_chunk: bool) -> Option<(usize, bool)> {
         let size = count << CHUNK_SHIFT;
-        let fits = |addr: usize| !for_segment || crate::chunk_map::can_insert(addr, size);
+        let fits = |addr: usize| !for_chunk || crate::chunk_map::can_insert(addr, size);
         for region in &mut self.regions[..self.count] {
             if let Some(unit) = region.find(count, align, fits) {
                 region.mark(unit, count, true);
@@ -379,10 +374,10 @@ fn provider_free(addr: usize, size: usize) {
     PROVIDER_HELD.fetch_sub(size, Ordering::AcqRel);
 }
 
-/// Segment memory from the provider, at an address the segment map can
+/// Chunk memory from the provider, at an address the chunk map can
 /// record (a provider whose memory spans more than 4 GiB may hand out
 /// colliding runs: those are kept aside while asking again, then returned).
-fn provider_segment(size: usize, align: usize) -> Option<(usize, bool)> {
+fn provider_chunk(size: usize, align: usize) -> Option<(usize, bool)> {
     const TRIES: usize = 4;
     let mut rejected = [0usize; TRIES];
     let mut found = None;
@@ -412,7 +407,7 @@ pub fn region_add(base: usize, size: usize, zeroed: bool) -> bool {
     })
 }
 
-/// Memory for a segment (`align >= CHUNK_SIZE`) or for metadata (smaller
+/// Memory for a chunk (`align >= CHUNK_SIZE`) or for metadata (smaller
 /// alignment, never freed): regions first, then the page provider.
 pub fn alloc(size: usize, align: usize) -> Option<(usize, bool)> {
     if align >= CHUNK_SIZE || size >= CHUNK_SIZE {
@@ -424,7 +419,7 @@ pub fn alloc(size: usize, align: usize) -> Option<(usize, bool)> {
         }) {
             return Some(found);
         }
-        return provider_segment(size.next_multiple_of(OS_PAGE_SIZE), align);
+        return provider_chunk(size.next_multiple_of(OS_PAGE_SIZE), align);
     }
     if let Some(p) = MEMORY.with(|s| {
         ensure_static(s);
@@ -435,7 +430,7 @@ pub fn alloc(size: usize, align: usize) -> Option<(usize, bool)> {
     provider_alloc(size.next_multiple_of(OS_PAGE_SIZE), align.max(OS_PAGE_SIZE)).map(|p| (p, false))
 }
 
-/// Give segment memory back (to its region, else to the page provider).
+/// Give chunk memory back (to its region, else to the page provider).
 pub fn free(addr: usize, size: usize) {
     if !MEMORY.with(|s| s.give_units(addr, size)) {
         provider_free(addr, size.next_multiple_of(OS_PAGE_SIZE));

@@ -4,7 +4,7 @@
 //!
 //! | need              | hosted (Linux, `libc`)           | embedded (hooks)            |
 //! |-------------------|----------------------------------|-----------------------------|
-//! | segment memory    | `mmap`, over-map and trim        | regions / page provider     |
+//! | chunk memory    | `mmap`, over-map and trim        | regions / page provider     |
 //! | purge             | `madvise(MADV_DONTNEED)`         | nothing (memory stays)      |
 //! | thread id         | address of a thread-local        | `mirs_hook_thread_id()`     |
 //! | heap slot         | `#[thread_local]` (initial-exec) | table keyed by thread id    |

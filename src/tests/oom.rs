@@ -14,11 +14,11 @@ use crate::{alloc, free, heap, platform};
 use core::ffi::c_void;
 use std::vec::Vec;
 
-/// Bytes mapped for segments and segments in use.
+/// Bytes mapped for chunks, and chunks mapped.
 fn footprint() -> (i64, i64) {
     (
         stats::current(Counter::Reserved),
-        stats::current(Counter::Segments),
+        stats::current(Counter::Chunks),
     )
 }
 
@@ -141,7 +141,7 @@ fn first_allocation_refused_then_granted() {
 /// Exhaust what is mapped, check every entry point, then grant memory again.
 #[test]
 fn every_entry_point_returns_enomem_and_recovers() {
-    // Warm up: the heap exists, some segments come and go.
+    // Warm up: the heap exists, some chunks come and go.
     let warm: Vec<*mut u8> = (0..1000).map(|i| alloc::malloc(8 + i * 37)).collect();
     warm.into_iter().for_each(free::free);
     let baseline = settle();
@@ -152,7 +152,7 @@ fn every_entry_point_returns_enomem_and_recovers() {
 
     fault::fail_after(0);
     let mut keep = Vec::new();
-    // Each size class takes pages until no segment has a free slot left.
+    // Each size class takes pages until no chunk has a free slice left.
     let sizes = [
         16,
         48,
@@ -168,7 +168,7 @@ fn every_entry_point_returns_enomem_and_recovers() {
         .iter()
         .map(|&s| exhaust(s, 1 << 20, &mut keep))
         .collect();
-    // Large and huge blocks need a fresh segment: refused outright.
+    // Large and huge blocks need a fresh chunk: refused outright.
     assert_eq!(
         got[got.len() - 2..],
         [0, 0],
@@ -176,7 +176,7 @@ fn every_entry_point_returns_enomem_and_recovers() {
     );
     every_entry_point_fails(live, live_size);
     // Freeing some blocks makes room again without the platform.
-    let (p, size) = keep.pop().expect("some blocks fitted in mapped segments");
+    let (p, size) = keep.pop().expect("some blocks fitted in mapped chunks");
     assert!(holds(p, size, size as u8));
     free::free(p);
     let q = alloc::malloc(size);
@@ -217,7 +217,7 @@ fn every_entry_point_returns_enomem_and_recovers() {
     assert_eq!(
         settle(),
         baseline,
-        "(reserved bytes, segments) after freeing everything"
+        "(reserved bytes, chunks) after freeing everything"
     );
 }
 
