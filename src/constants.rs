@@ -87,6 +87,10 @@ pub const ALIGNMENT_MAX: usize = 1 << 40;
 
 /// Largest request we try to satisfy: C's object size limit.
 pub const MAX_ALLOC_SIZE: usize = isize::MAX as usize;
+/// Larger single requests are refused at once: no mapping of that size can
+/// exist in a 48-bit address space (user space is 47 bits on x86_64 Linux;
+/// a kernel's half on ArceOS).
+pub const MAX_REQUEST_SIZE: usize = 1 << 47;
 
 const _: () = {
     assert!(CHUNK_SIZE.is_power_of_two() && SLICE_SIZE.is_power_of_two());

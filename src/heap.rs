@@ -293,7 +293,9 @@ pub fn malloc_generic(heap: *mut Heap, size: usize, zero: bool) -> *mut u8 {
 /// A block above the size classes (a singleton span or huge chunk), aligned
 /// to `align` (0: the default); zeroed when asked and not known to be zero.
 pub(crate) fn malloc_singleton(heap: *mut Heap, size: usize, align: usize, zero: bool) -> *mut u8 {
-    if size > MAX_ALLOC_SIZE {
+    // More than the address space can hold: refused without a mapping or a
+    // recovery attempt (glibc's tst-malloc-too-large calls this in a loop).
+    if size > MAX_REQUEST_SIZE {
         return out_of_memory();
     }
     let mut got = arena::alloc_singleton(size, align);
@@ -328,7 +330,10 @@ fn recover(heap: *mut Heap) -> bool {
         // SAFETY: the calling thread's live heap.
         unsafe { (*heap).collect(false) };
     }
-    arena::purge(true);
+    // Due purges and the abandoned-page sweep (which frees spans); purging
+    // everything would give back physical memory, not the address space or
+    // region room a failed request lacks.
+    arena::purge(false);
     let mut released = arena::release_caches();
     released |= platform::reap_dead_threads();
     released || stats::current(Counter::Pages) < pages

@@ -24,7 +24,10 @@ pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
             ptr::null_mut(),
             map_size,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            // No MAP_NORESERVE: the kernel's overcommit policy judges each
+            // request as it judges glibc's, so an absurd size fails here
+            // at once (ENOMEM) instead of succeeding as a reservation.
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             -1,
             0,
         )

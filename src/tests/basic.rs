@@ -364,3 +364,29 @@ fn secure_carving_order_is_not_sequential() {
     );
     blocks.into_iter().for_each(|p| free::free(p as *mut u8));
 }
+
+/// A request no address space can hold fails at once with ENOMEM: no
+/// mapping is tried (the chunk count does not move) and no recovery runs.
+#[test]
+fn impossible_requests_fail_without_a_mapping() {
+    let warm = alloc::malloc(100);
+    let chunks = crate::stats::total(crate::stats::Counter::Chunks);
+    for size in [
+        MAX_REQUEST_SIZE + 1,
+        1 << 50,
+        usize::MAX / 2,
+        usize::MAX - 4096,
+    ] {
+        platform::set_errno(0);
+        assert!(alloc::malloc(size).is_null(), "malloc({size:#x})");
+        assert_eq!(
+            platform::errno(),
+            crate::c_api::ENOMEM,
+            "errno after malloc({size:#x})"
+        );
+        assert!(alloc::zalloc(size).is_null());
+        assert!(alloc::malloc_aligned(size, 1 << 20).is_null());
+    }
+    assert_eq!(crate::stats::total(crate::stats::Counter::Chunks), chunks);
+    free::free(warm);
+}
