@@ -65,12 +65,12 @@ extern void mirs_hook_write(const uint8_t *bytes, size_t len);
 #endif
 
 #if !defined(MIRS_HOSTED)
-// Hand mirs a memory region to carve 4 MiB-aligned segments from (the
+// Hand mirs a memory region to carve 4 MiB-aligned chunks from (the
 // unaligned ends serve for metadata). Returns false when it cannot be used:
 // too small, or 8 regions (the static region included) are already in use.
 // Regions larger than 16 GiB are truncated. All memory within one 4 GiB
 // window is usable; parts of regions further apart that fall on the same
-// slots of mirs's segment map (4 MiB slots modulo 4 GiB) are skipped.
+// slots of mirs's chunk map (4 MiB slots modulo 4 GiB) are skipped.
 //
 // # Safety
 // `base..base+size` is readable and writable memory nobody else uses, for
@@ -119,7 +119,7 @@ size_t mirs_thread_reap(void);
 #endif
 
 #if !defined(MIRS_HOSTED)
-// The calling thread (task) is exiting: its heap is collected, segments
+// The calling thread (task) is exiting: its heap is collected, pages
 // with live blocks are abandoned for other threads to adopt, and its slot
 // is freed. Call it last, after the thread's final `free`; a later
 // allocation on the same thread simply creates a new heap.

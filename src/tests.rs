@@ -3,3 +3,4 @@
 mod basic;
 mod oom;
 mod stress;
+mod retention;
