@@ -43,7 +43,7 @@ use crate::size_class::{bin_of_size, BIN_COUNT};
 use crate::stats::{self, Counter};
 use crate::sync::SpinLock;
 use core::ptr;
-use core::sync::atomic::{fence, AtomicUsize, Ordering};
+use core::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 
 struct State {
     /// Normal chunks, oldest first (older chunks are preferred for new
@@ -66,8 +66,14 @@ static ARENA: SpinLock<State> = SpinLock::new(State {
     huge_cache: [ptr::null_mut(); HUGE_CACHE_SLOTS],
 });
 
-/// Abandoned pages per bin (changed under the lock, read without it).
+/// Abandoned pages per bin and in all (changed under the lock, read without it).
 static ABANDONED: [AtomicUsize; BIN_COUNT] = [const { AtomicUsize::new(0) }; BIN_COUNT];
+static ABANDONED_TOTAL: AtomicUsize = AtomicUsize::new(0);
+/// The earliest time (ms) a purge is due; u64::MAX when none is pending.
+/// Lowered without the lock's help being needed (fetch_min), recomputed by
+/// each purge pass under the lock, so a pass that has nothing to do costs
+/// one load.
+static PURGE_DUE: AtomicU64 = AtomicU64::new(u64::MAX);
 
 /// Huge blocks are cached only where purging returns their memory and the
 /// address space is plentiful; embedded memory goes straight back.
@@ -267,6 +273,7 @@ unsafe fn release_span(
         meta.dirty |= mask & !meta.zero;
         if meta.dirty != 0 && meta.purge_at == 0 {
             meta.purge_at = platform::now_ms() + crate::options::purge_delay_ms();
+            PURGE_DUE.fetch_min(meta.purge_at, Ordering::Relaxed);
         }
         if meta.free == ALL_SLICES {
             st.empty += 1;
@@ -493,6 +500,10 @@ pub unsafe fn free_singleton(page: *mut Page) {
             meta.cached_at = platform::now_ms();
             meta.dirty = ALL_SLICES;
             meta.zero = 0;
+            PURGE_DUE.fetch_min(
+                meta.cached_at + crate::options::purge_delay_ms(),
+                Ordering::Relaxed,
+            );
             cache_huge(&mut st, chunk)
         }
     };
@@ -543,6 +554,7 @@ pub unsafe fn abandon(page: *mut Page) {
             p.owner.store(OWNER_ABANDONED, Ordering::Release);
             Chunk::meta(chunk).abandoned |= 1 << p.slice;
             ABANDONED[bin].fetch_add(1, Ordering::Relaxed);
+            ABANDONED_TOTAL.fetch_add(1, Ordering::Relaxed);
         }
         stats::add(Counter::Abandoned, 1);
         // Frees that pushed before `owner` changed saw a live owner and will
@@ -595,6 +607,7 @@ unsafe fn unmark_abandoned(page: *mut Page) {
         let p = &*page;
         Chunk::meta(Chunk::of_page(page)).abandoned &= !(1 << p.slice);
         ABANDONED[bin_of_size(p.block_size)].fetch_sub(1, Ordering::Relaxed);
+        ABANDONED_TOTAL.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -663,7 +676,16 @@ pub fn for_each_abandoned(mut f: impl FnMut(*mut Page)) {
 /// (a free that raced with the abandonment leaves one for this sweep).
 pub fn purge(force: bool) {
     let now = platform::now_ms();
+    // Nothing due and nothing to sweep: no lock, no walk.
+    if !force
+        && now < PURGE_DUE.load(Ordering::Relaxed)
+        && ABANDONED_TOTAL.load(Ordering::Relaxed) == 0
+    {
+        return;
+    }
     let mut st = ARENA.lock();
+    // Recomputed below from what stays pending (changes under the lock only).
+    PURGE_DUE.store(u64::MAX, Ordering::Relaxed);
     let mut chunk = st.first;
     let mut release: [*mut Chunk; 4] = [ptr::null_mut(); 4];
     let mut n_release = 0;
@@ -729,7 +751,11 @@ pub fn purge(force: bool) {
 unsafe fn purge_chunk(chunk: *mut Chunk, now: u64, force: bool) {
     // SAFETY: as the caller guarantees.
     let meta = unsafe { Chunk::meta(chunk) };
-    if meta.dirty == 0 || (!force && meta.purge_at > now) {
+    if meta.dirty == 0 {
+        return;
+    }
+    if !force && meta.purge_at > now {
+        PURGE_DUE.fetch_min(meta.purge_at, Ordering::Relaxed);
         return;
     }
     let mut bits = meta.dirty;

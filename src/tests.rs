@@ -2,5 +2,5 @@
 
 mod basic;
 mod oom;
-mod stress;
 mod retention;
+mod stress;

@@ -37,11 +37,20 @@ fn reserved() -> i64 {
 /// `SPARE + extra`, and after `collect(true)` within one chunk.
 fn assert_returned(what: &str, extra: i64) {
     let (pages, mapped) = (page_bytes(), reserved());
-    assert!(pages <= 2 * MIB, "{what}: {pages} bytes of pages still in use");
-    assert!(mapped <= SPARE + extra, "{what}: {mapped} bytes still mapped");
+    assert!(
+        pages <= 2 * MIB,
+        "{what}: {pages} bytes of pages still in use"
+    );
+    assert!(
+        mapped <= SPARE + extra,
+        "{what}: {mapped} bytes still mapped"
+    );
     crate::collect(true);
     let mapped = reserved();
-    assert!(mapped <= 4 * MIB, "{what}: {mapped} bytes mapped after collect(true)");
+    assert!(
+        mapped <= 4 * MIB,
+        "{what}: {mapped} bytes mapped after collect(true)"
+    );
 }
 
 /// A thread allocates 5 MB, another frees it, 200 rounds (v1: 981 MB kept).
@@ -61,7 +70,11 @@ fn huge_blocks_freed_by_another_thread_come_back() {
         std::thread::spawn(move || free::free(s.swap(core::ptr::null_mut(), Ordering::AcqRel)))
             .join()
             .unwrap();
-        assert!(reserved() <= SPARE + 16 * MIB, "{} bytes mapped", reserved());
+        assert!(
+            reserved() <= SPARE + 16 * MIB,
+            "{} bytes mapped",
+            reserved()
+        );
     }
     assert_returned("5 MB blocks", 8 * 6 * MIB);
 }
