@@ -3,7 +3,7 @@
 //! Fast path (owner thread, page not full, no aligned blocks, `p` a block
 //! start): mask to the segment, one bit test in the segment map, compare the
 //! owner, push on the page's `local_free`. Everything else goes through
-//! [`free_generic`]:
+//! `free_generic`:
 //! - a pointer outside every segment is ignored (and reported when verbose);
 //! - an interior pointer of an aligned allocation is mapped to its block;
 //! - any other pointer that is not a handed-out block start is reported and

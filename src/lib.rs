@@ -6,7 +6,7 @@
 //! |-------------------|-----------------------------------------------------------|
 //! | [`c_api`]         | `mirs_*` exports, libc names (`override`), errno          |
 //! | [`global_alloc`]  | `mirs::Mirs`, the Rust `GlobalAlloc`                      |
-//! | [`alloc`], [`free`] | malloc / zalloc / calloc / realloc / aligned; free      |
+//! | [`alloc`], [`mod@free`] | malloc / zalloc / calloc / realloc / aligned; free      |
 //! | [`heap`]          | thread-local heap: direct pages, bin queues, delayed free |
 //! | [`page`], [`page_queue`], [`block`] | free / local_free / thread_free lists   |
 //! | [`segment`], [`segment_map`], [`segment_cache`], [`abandoned`] | 4 MiB segments |

@@ -26,7 +26,7 @@
 //!   word tagged with its full region number. Any address works (kernel
 //!   addresses such as `0xffff_ffc0_8000_0000` included); segments within
 //!   one `MAP_SLOTS * 4 MiB` window (4 GiB by default) never collide; the
-//!   platform places segments of its regions where [`can_insert`] allows,
+//!   platform places segments of its regions where `can_insert` allows,
 //!   and a segment whose slots are taken anyway (page-provider memory from
 //!   far away) is refused by [`insert`] (its memory goes back). The lookup
 //!   is one word load and one compare.
