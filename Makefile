@@ -128,7 +128,7 @@ bench: libs libs-secure bench-peers
 # Rust programs: a threaded collections workload with mirs::Mirs, the
 # `mimalloc` crate and the system allocator as #[global_allocator] (stable,
 # default features: what a Rust user gets), alternated, medians
-# (bench/rust/README.md).
+# (bench/README.md).
 bench-rust:
 ifeq ($(HAVE_STABLE),yes)
 	cd bench/rust && CARGO_TARGET_DIR=../../target/bench-rust $(STABLE) build --release --quiet
