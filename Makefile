@@ -1,7 +1,8 @@
 # mirs: build, test, benchmark, install.
 #
 #   make              libmirs.so + libmirs.a (libc names exported) and include/mirs.h
-#   make test         every test: Rust (debug + release), loom models, C tests
+#   make test         every test: Rust (debug + release, nightly and stable, the
+#                     #[global_allocator] test crate), loom models, C tests
 #                     (static and LD_PRELOAD), real programs under LD_PRELOAD,
 #                     embedded mode on the host (test-embedded)
 #                     and ArceOS in QEMU (test-arceos)
@@ -11,7 +12,8 @@
 #   make bench-arceos bench_malloc_thread in ArceOS, stock axlibc vs mirs
 #                     (ARCEOS_RUNS=N runs each, median; default 5)
 #   make bench        benchmark table and charts vs glibc, C mimalloc, jemalloc
-#                     (QUICK=1: one short run of each)
+#                     (QUICK=1: one short run of each), and the Rust
+#                     #[global_allocator] benchmark (bench-rust)
 #   make fuzz SECONDS=N   libFuzzer on the allocator for N seconds (fuzz/README.md;
 #                     SECURE=1 with the secure feature)
 #   make soak MINUTES=N   the stress workload under LD_PRELOAD for N minutes,
@@ -21,36 +23,59 @@
 CARGO    ?= cargo
 PREFIX   ?= /usr/local
 FEATURES ?= override
+# The C libraries (nightly): the heap pointer in an initial-exec
+# `#[thread_local]` (no std), and a panic handler of their own.
+LIB_FEATURES := $(FEATURES),thread-local,panic-handler
+# Stable Rust, for what a Rust user builds (default features). The empty
+# RUSTFLAGS replaces .cargo/config.toml's nightly-only `-Z tls-model`.
+STABLE   := RUSTFLAGS= $(CARGO) +stable
+HAVE_STABLE = $(shell $(CARGO) +stable --version >/dev/null 2>&1 && echo yes)
 RELEASE  := target/release
 LIBS     := $(RELEASE)/libmirs.so $(RELEASE)/libmirs.a
 LOOM_FLAGS := --cfg loom -Z tls-model=initial-exec
 # The crate is an rlib for Rust users; the C libraries are built on request.
 C_LIBS   := staticlib,cdylib
 
-.PHONY: all libs libs-secure header test test-rust test-loom test-c test-real lint \
+.PHONY: all libs libs-secure header test test-rust test-stable test-loom test-c test-real lint \
         fuzz test-fuzz soak \
         test-embedded embedded test-arceos bench-arceos \
-        bench bench-peers bench-fastpath install clean
+        bench bench-peers bench-fastpath bench-rust install clean
 
 all: header
 
 # The libraries, with the committed header refreshed from src/c_api.
 header:
-	MIRS_UPDATE_HEADER=1 $(CARGO) rustc --release --lib --features $(FEATURES) --crate-type $(C_LIBS)
+	MIRS_UPDATE_HEADER=1 $(CARGO) rustc --release --lib --features $(LIB_FEATURES),header --crate-type $(C_LIBS)
 
 # The libraries without touching the committed header (what the tests use,
 # so the header test compares against what is committed).
 libs:
-	$(CARGO) rustc --release --lib --features $(FEATURES) --crate-type $(C_LIBS)
+	$(CARGO) rustc --release --lib --features $(LIB_FEATURES) --crate-type $(C_LIBS)
 
-test: test-rust test-loom test-c test-real test-embedded test-fuzz test-arceos
+test: test-rust test-stable test-loom test-c test-real test-embedded test-fuzz test-arceos
 	@echo "make test: all suites passed"
 
+# Nightly: the default features (std's thread_local!) with the header check,
+# then the C libraries' configuration (#[thread_local]), plain and secure.
 test-rust:
-	$(CARGO) test --lib
-	$(CARGO) test --release --lib
-	$(CARGO) test --release --lib --features secure
+	$(CARGO) test --lib --features header
+	$(CARGO) test --release --lib --features thread-local
+	$(CARGO) test --release --lib --features thread-local,secure
 	$(CARGO) build --no-default-features --features panic-handler --lib
+
+# Stable: what a Rust user gets. The library's own tests (one process per
+# test, tests/stable_lib_tests.sh), a std program with mirs::Mirs as its
+# #[global_allocator] (tests/global_alloc, debug and release), and the
+# embedded rlib.
+test-stable:
+ifeq ($(HAVE_STABLE),yes)
+	CARGO="$(CARGO)" tests/stable_lib_tests.sh
+	cd tests/global_alloc && CARGO_TARGET_DIR=../../target/stable-global-alloc $(STABLE) test
+	cd tests/global_alloc && CARGO_TARGET_DIR=../../target/stable-global-alloc $(STABLE) test --release
+	CARGO_TARGET_DIR=target/stable $(STABLE) build --lib --no-default-features
+else
+	@echo "SKIP test-stable: no stable Rust toolchain (rustup toolchain install stable)"
+endif
 
 # loom drives its threads with panics, so these tests unwind; a target dir of
 # their own keeps the --cfg loom build from invalidating the normal one.
@@ -89,8 +114,19 @@ bench-arceos:
 
 lint:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path tests/global_alloc/Cargo.toml -- --check
+	$(CARGO) fmt --manifest-path bench/rust/Cargo.toml -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --lib --features $(FEATURES) -- -D warnings
+	$(CARGO) clippy --lib --features $(LIB_FEATURES) -- -D warnings
+	$(CARGO) clippy --all-targets --features thread-local,header -- -D warnings
+ifeq ($(HAVE_STABLE),yes)
+	CARGO_TARGET_DIR=target/stable $(STABLE) clippy --all-targets -- -D warnings
+	cd tests/global_alloc && CARGO_TARGET_DIR=../../target/stable-global-alloc $(STABLE) clippy --all-targets -- -D warnings
+	cd bench/rust && CARGO_TARGET_DIR=../../target/bench-rust $(STABLE) clippy --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" CARGO_TARGET_DIR=target/stable $(STABLE) doc --no-deps --lib
+else
+	@echo "SKIP lint-stable: no stable Rust toolchain (rustup toolchain install stable)"
+endif
 
 # Benchmarks (bench/README.md).
 bench-peers:
@@ -98,12 +134,25 @@ bench-peers:
 
 # The `secure` build, benchmarked beside the default one.
 libs-secure:
-	CARGO_TARGET_DIR=target/secure $(CARGO) rustc --release --lib --features $(FEATURES),secure --crate-type $(C_LIBS)
+	CARGO_TARGET_DIR=target/secure $(CARGO) rustc --release --lib --features $(LIB_FEATURES),secure --crate-type $(C_LIBS)
 
 bench: libs libs-secure bench-peers
 	@python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install --quiet matplotlib \
 	  || echo "bench: matplotlib could not be installed; charts will be skipped"
 	python3 bench/run.py $(if $(QUICK),--quick)
+	$(MAKE) --no-print-directory bench-rust
+
+# Rust programs: a threaded collections workload with mirs::Mirs, the
+# `mimalloc` crate and the system allocator as #[global_allocator] (stable,
+# default features: what a Rust user gets), alternated, medians
+# (bench/README.md).
+bench-rust:
+ifeq ($(HAVE_STABLE),yes)
+	cd bench/rust && CARGO_TARGET_DIR=../../target/bench-rust $(STABLE) build --release --quiet
+	python3 bench/rust/run.py --bin-dir target/bench-rust/release $(if $(QUICK),--quick)
+else
+	@echo "SKIP bench-rust: no stable Rust toolchain (rustup toolchain install stable)"
+endif
 
 bench-fastpath: libs bench-peers
 	bench/fastpath_instr.sh

@@ -1,8 +1,12 @@
-//! Generates the C header from the `mirs_*` declarations with cbindgen.
+//! Writes the embedded-mode configuration, and with feature `header` the C
+//! header.
 //!
-//! Every build writes `$OUT_DIR/mirs.h`; the test `header_is_fresh` fails
-//! when the committed `include/mirs.h` differs from it. `make` (and `make
-//! header`) set `MIRS_UPDATE_HEADER=1` to refresh the committed copy.
+//! `embedded_config.rs` is written on every build. The header is generated
+//! from the `mirs_*` declarations with cbindgen only under feature `header`
+//! (an optional build-dependency, so a Rust dependent never compiles
+//! cbindgen): `$OUT_DIR/mirs.h`, which the test `header_is_fresh` compares
+//! with the committed `include/mirs.h`. `make` (and `make header`) also set
+//! `MIRS_UPDATE_HEADER=1` to refresh the committed copy.
 
 /// Embedded-mode sizes chosen at build time, written to
 /// `$OUT_DIR/embedded_config.rs` (included by `src/platform/embedded.rs`):
@@ -51,18 +55,17 @@ fn embedded_config(out_dir: &str) {
     }
 }
 
-fn main() {
+/// `$OUT_DIR/mirs.h` from src/c_api, and `include/mirs.h` with `MIRS_UPDATE_HEADER=1`.
+#[cfg(feature = "header")]
+fn header(crate_dir: &str, out_dir: &str) {
     println!("cargo:rerun-if-changed=src/c_api");
     println!("cargo:rerun-if-changed=src/platform");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=MIRS_UPDATE_HEADER");
-    let crate_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
-    embedded_config(&out_dir);
     let config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml"))
         .expect("cbindgen.toml parses");
     let bindings = cbindgen::Builder::new()
-        .with_crate(&crate_dir)
+        .with_crate(crate_dir)
         .with_config(config)
         .generate()
         .expect("cbindgen generates the header from src/c_api");
@@ -70,4 +73,17 @@ fn main() {
     if std::env::var_os("MIRS_UPDATE_HEADER").is_some_and(|v| v == "1") {
         bindings.write_to_file(format!("{crate_dir}/include/mirs.h"));
     }
+}
+
+fn main() {
+    // Without `header` nothing but the two environment variables above
+    // matters: rerun only when build.rs itself changes.
+    println!("cargo:rerun-if-changed=build.rs");
+    let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    embedded_config(&out_dir);
+    #[cfg(feature = "header")]
+    header(
+        &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+        &out_dir,
+    );
 }

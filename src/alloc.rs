@@ -156,3 +156,42 @@ pub fn owns(p: *const u8) -> bool {
 }
 
 const _: () = assert!(core::mem::size_of::<Block>() == WORD_SIZE);
+
+/// `malloc_aligned` with the block zeroed; memory known to be zero (fresh
+/// from the OS) is not cleared again. The natural-alignment case and huge
+/// blocks go through the zeroing paths; an over-allocated block (at most
+/// `LARGE_OBJ_SIZE_MAX`) is cleared over the `size` bytes handed out.
+pub fn zalloc_aligned(size: usize, align: usize) -> *mut u8 {
+    if !align.is_power_of_two() || align > ALIGNMENT_MAX || size > MAX_ALLOC_SIZE {
+        return heap::out_of_memory();
+    }
+    if align <= WORD_SIZE {
+        return zalloc(size);
+    }
+    // As in `malloc_aligned`.
+    let size = size.max(1);
+    if align <= OS_PAGE_SIZE && size <= LARGE_OBJ_SIZE_MAX {
+        let natural = size.next_multiple_of(align);
+        if natural <= LARGE_OBJ_SIZE_MAX
+            && bin_block_size(bin_of_size(natural)).is_multiple_of(align)
+        {
+            return zalloc(natural);
+        }
+    }
+    if size.saturating_add(align - 1) > LARGE_OBJ_SIZE_MAX {
+        return zalloc_aligned_huge(size, align);
+    }
+    let p = malloc_aligned(size, align);
+    if !p.is_null() {
+        // SAFETY: `p` has at least `size` writable bytes.
+        unsafe { ptr::write_bytes(p, 0, size) };
+    }
+    p
+}
+
+/// `aligned_huge` for `zalloc_aligned`: a span or huge chunk of its own,
+/// cleared only if it is not known to read as zero.
+#[cold]
+fn zalloc_aligned_huge(size: usize, align: usize) -> *mut u8 {
+    heap::malloc_singleton(platform::heap_get(), size, align, true)
+}

@@ -1,10 +1,10 @@
 //! `free`, and the one routine that resolves a pointer to its page.
 //!
 //! Fast path (owner thread, page not full, no aligned blocks, `p` a block
-//! start): mask to the chunk, one byte test in the chunk map, one byte load
-//! of the slice's span start, compare the page's owner with our thread id,
+//! start): mask to the chunk, one byte test in the chunk map, one load of the
+//! slice's page header offset, compare the page's owner with our thread id,
 //! bounds and divisibility test, push on the page's `local_free`. Everything
-//! else goes through [`free_generic`], which acts on the page's owner:
+//! else goes through `free_generic`, which acts on the page's owner:
 //! - ours (page full, or with aligned blocks): the heap frees it;
 //! - another thread's: pushed on the page's `thread_free` (one CAS), or,
 //!   when that page is full, on its heap's delayed list;

@@ -17,7 +17,7 @@
 //! queue, or the static empty page when that queue is empty; a page is in
 //! exactly one queue, the full queue iff `FLAG_IN_FULL`.
 //!
-//! A thread that never allocated sees [`EMPTY_HEAP`], whose direct pages are
+//! A thread that never allocated sees `EMPTY_HEAP`, whose direct pages are
 //! all the empty page: the first malloc falls into [`malloc_generic`], which
 //! creates the real heap. Heap structs come from the platform in chunks,
 //! never from malloc, and are recycled through a lock-free pool.

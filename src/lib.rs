@@ -6,7 +6,7 @@
 //! |-------------------|-----------------------------------------------------------|
 //! | [`c_api`]         | `mirs_*` exports, libc names (`override`), errno          |
 //! | [`global_alloc`]  | `mirs::Mirs`, the Rust `GlobalAlloc`                      |
-//! | [`alloc`], [`free`] | malloc / zalloc / calloc / realloc / aligned; free      |
+//! | [`alloc`], [`mod@free`] | malloc / zalloc / calloc / realloc / aligned; free      |
 //! | [`heap`]          | thread-local heap: direct pages, bin queues, delayed free |
 //! | [`page`], [`page_queue`], [`block`] | free / local_free / thread_free lists   |
 //! | [`arena`], [`chunk`], [`chunk_map`] | shared chunks of 64 KiB slices, spans, abandoned pages, purge |
@@ -15,25 +15,34 @@
 //! | [`stats`], [`options`], [`output`] | statistics, `MIRS_*` options, printing    |
 //!
 //! The library is `#![no_std]` in every configuration: nothing inside it can
-//! call back into a system or Rust global allocator.
+//! call back into a system or Rust global allocator. With the default
+//! features (`hosted` without `thread-local`, stable Rust) std is linked for
+//! one thing only, `std::thread_local!` holding the heap pointer; the C
+//! libraries (`thread-local`, nightly) link no std at all.
 
 #![no_std]
-#![cfg_attr(feature = "hosted", feature(thread_local))]
+#![cfg_attr(feature = "thread-local", feature(thread_local))]
 #![cfg_attr(
     all(feature = "panic-handler", not(test)),
     feature(lang_items),
     allow(internal_features)
 )]
-#![cfg_attr(
-    all(not(feature = "hosted"), feature = "thread-local"),
-    feature(thread_local)
-)]
 #![cfg_attr(loom, allow(unused_features))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(clippy::missing_safety_doc)] // every unsafe fn has a `# Safety` section in prose
 
-#[cfg(test)]
+#[cfg(any(test, all(feature = "hosted", not(feature = "thread-local"))))]
 extern crate std;
+
+#[cfg(all(
+    feature = "hosted",
+    feature = "panic-handler",
+    not(feature = "thread-local")
+))]
+compile_error!(
+    "mirs: `panic-handler` with `hosted` needs `thread-local` (nightly): without it mirs \
+     links std, which has its own panic handler"
+);
 
 pub mod constants;
 pub mod size_class;

@@ -120,10 +120,27 @@ pub unsafe fn os_purge(base: *mut u8, size: usize) -> bool {
 
 // ---------------------------------------------------------------- threads
 
-/// The calling thread's heap. Before the first allocation it is the static
-/// empty heap, so the fast path needs no "initialised?" test.
+// The calling thread's heap. Before the first allocation it is the static
+// empty heap, so the fast path needs no "initialised?" test. Either way the
+// slot has a constant initialiser and no destructor: the access is one
+// fs-relative load, with no lazy-init test and no TLS destructor registered
+// (that would allocate); thread exit goes through the pthread key below.
+
+/// Feature `thread-local` (nightly; the C libraries): a `#[thread_local]`,
+/// initial-exec in libmirs.so through `-Z tls-model=initial-exec`
+/// (`.cargo/config.toml`), so no `__tls_get_addr` call, which may allocate.
+#[cfg(feature = "thread-local")]
 #[thread_local]
 static mut THREAD_HEAP: *mut Heap = crate::heap::EMPTY_HEAP_PTR;
+
+// Stable Rust (a Rust program's `#[global_allocator]`): std's `thread_local!`
+// with a `const` initialiser of a type without drop glue compiles to the same
+// native TLS slot; `with` can never fail on it (there is no destroyed state).
+#[cfg(not(feature = "thread-local"))]
+std::thread_local! {
+    static THREAD_HEAP: core::cell::Cell<*mut Heap> =
+        const { core::cell::Cell::new(crate::heap::EMPTY_HEAP_PTR) };
+}
 
 /// A non-zero id, unique among live threads: the thread pointer (the TCB
 /// address glibc keeps in `fs:0` / `tpidr_el0`), one instruction.
@@ -147,23 +164,45 @@ pub fn thread_id() -> usize {
         };
         tp
     }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    #[cfg(all(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        feature = "thread-local"
+    ))]
     {
         ptr::addr_of!(THREAD_HEAP) as usize
+    }
+    #[cfg(all(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        not(feature = "thread-local")
+    ))]
+    {
+        THREAD_HEAP.with(|slot| ptr::from_ref(slot) as usize)
     }
 }
 
 #[inline(always)]
 pub fn heap_get() -> *mut Heap {
-    // SAFETY: the slot is thread-local; only this thread reads or writes it.
-    unsafe { THREAD_HEAP }
+    #[cfg(feature = "thread-local")]
+    {
+        // SAFETY: the slot is thread-local; only this thread reads or writes it.
+        unsafe { THREAD_HEAP }
+    }
+    #[cfg(not(feature = "thread-local"))]
+    {
+        THREAD_HEAP.with(core::cell::Cell::get)
+    }
 }
 
 /// Point the calling thread's slot at `heap`; always succeeds when hosted.
 #[inline]
 pub fn heap_set(heap: *mut Heap) -> bool {
-    // SAFETY: as in `heap_get`.
-    unsafe { THREAD_HEAP = heap };
+    #[cfg(feature = "thread-local")]
+    {
+        // SAFETY: as in `heap_get`.
+        unsafe { THREAD_HEAP = heap };
+    }
+    #[cfg(not(feature = "thread-local"))]
+    THREAD_HEAP.with(|slot| slot.set(heap));
     true
 }
 

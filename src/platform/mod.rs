@@ -7,7 +7,7 @@
 //! | chunk memory    | `mmap`, over-map and trim        | regions / page provider     |
 //! | purge             | `madvise(MADV_DONTNEED)`         | nothing (memory stays)      |
 //! | thread id         | address of a thread-local        | `mirs_hook_thread_id()`     |
-//! | heap slot         | `#[thread_local]` (initial-exec) | table keyed by thread id    |
+//! | heap slot         | `std::thread_local!` (const, no destructor); `#[thread_local]` initial-exec with `thread-local` | table keyed by thread id; `#[thread_local]` with `thread-local` |
 //! | thread exit       | pthread key destructor           | `mirs_thread_done()`        |
 //! | output            | `write(2)`                       | `mirs_hook_write()`         |
 //!

@@ -1,0 +1,6 @@
+#[global_allocator]
+static GLOBAL: mirs::Mirs = mirs::Mirs;
+
+fn main() {
+    mirs_bench_rust::main("mirs");
+}
