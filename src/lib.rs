@@ -9,7 +9,7 @@
 //! | [`alloc`], [`mod@free`] | malloc / zalloc / calloc / realloc / aligned; free      |
 //! | [`heap`]          | thread-local heap: direct pages, bin queues, delayed free |
 //! | [`page`], [`page_queue`], [`block`] | free / local_free / thread_free lists   |
-//! | [`arena`], [`chunk`], [`chunk_map`] | shared chunks of 64 KiB slices, spans, abandoned pages, purge |
+//! | `arena`, `chunk`, `chunk_map` (crate-private) | shared chunks of 64 KiB slices, spans, abandoned pages, purge |
 //! | [`platform`]      | memory, thread identity, TLS slot, output (hosted/embedded) |
 //! | [`size_class`], [`constants`] | bins and the sizes that tie everything together |
 //! | [`stats`], [`options`], [`output`] | statistics, `MIRS_*` options, printing    |
