@@ -79,25 +79,37 @@ const fn empty_queues() -> [PageQueue; BIN_COUNT] {
     q
 }
 
-static EMPTY_HEAP: SyncCell<Heap> = SyncCell(UnsafeCell::new(Heap {
-    pages_direct: [EMPTY_PAGE.0.get(); PAGES_DIRECT],
-    thread_id: 0,
-    queues: empty_queues(),
-    thread_delayed_free: AtomicPtr::new(ptr::null_mut()),
-    generic_count: 0,
-    retired_min: BIN_FULL,
-    retired_max: 0,
-    next_purge_at: 0,
-    pool_next: ptr::null_mut(),
-    random: 0,
-}));
+const fn empty_heap() -> Heap {
+    Heap {
+        pages_direct: [EMPTY_PAGE.0.get(); PAGES_DIRECT],
+        thread_id: 0,
+        queues: empty_queues(),
+        thread_delayed_free: AtomicPtr::new(ptr::null_mut()),
+        generic_count: 0,
+        retired_min: BIN_FULL,
+        retired_max: 0,
+        next_purge_at: 0,
+        pool_next: ptr::null_mut(),
+        random: 0,
+    }
+}
+
+static EMPTY_HEAP: SyncCell<Heap> = SyncCell(UnsafeCell::new(empty_heap()));
+static EXITING_HEAP: SyncCell<Heap> = SyncCell(UnsafeCell::new(empty_heap()));
 
 /// The heap of every thread before its first allocation.
 pub const EMPTY_HEAP_PTR: *mut Heap = EMPTY_HEAP.0.get();
+/// Hosted: the heap slot of a thread whose heap was abandoned by its
+/// pthread key destructor. Allocations in later destructors (glibc runs
+/// them in up to four rounds, and no destructor follows the last) each get
+/// a heap that is abandoned again right after the allocation, so nothing
+/// is left owned by a thread that is gone.
+const EXITING_HEAP_PTR: *mut Heap = EXITING_HEAP.0.get();
 
+/// Is `heap` one of the static heaps (no real heap yet, or exiting)?
 #[inline(always)]
 pub fn is_empty_heap(heap: *const Heap) -> bool {
-    ptr::eq(heap, EMPTY_HEAP_PTR)
+    ptr::eq(heap, EMPTY_HEAP_PTR) || ptr::eq(heap, EXITING_HEAP_PTR)
 }
 
 fn empty_page() -> *mut Page {
@@ -241,7 +253,13 @@ pub(crate) unsafe fn heap_abandon(heap: *mut Heap, current: bool) {
     stats::add(Counter::Threads, -1);
     stats::add(Counter::ThreadsDone, 1);
     if current {
-        platform::heap_set(EMPTY_HEAP_PTR);
+        // Embedded threads may call mirs_thread_done and go on (or a new
+        // task may reuse the id): they simply get a new heap next time.
+        platform::heap_set(if cfg!(feature = "hosted") {
+            EXITING_HEAP_PTR
+        } else {
+            EMPTY_HEAP_PTR
+        });
     }
     // SAFETY: the heap is unreachable now: no page refers to it (all were
     // freed or abandoned with their heap pointer cleared).
@@ -258,6 +276,9 @@ pub(crate) unsafe fn heap_abandon(heap: *mut Heap, current: bool) {
 pub fn malloc_generic(heap: *mut Heap, size: usize, zero: bool) -> *mut u8 {
     if size > LARGE_OBJ_SIZE_MAX {
         return malloc_singleton(heap, size, 0, zero);
+    }
+    if ptr::eq(heap, EXITING_HEAP_PTR) {
+        return malloc_while_exiting(size, zero);
     }
     let heap = if is_empty_heap(heap) {
         heap_init_thread()
@@ -288,6 +309,20 @@ pub fn malloc_generic(heap: *mut Heap, size: usize, zero: bool) -> *mut u8 {
     }
     // SAFETY: `find_page` returns a page of this heap with a free block.
     unsafe { h.pop_from(page, size, zero) }
+}
+
+/// An allocation after the thread's heap was abandoned (see
+/// `EXITING_HEAP_PTR`): a heap for this one block, abandoned again at once.
+#[cold]
+fn malloc_while_exiting(size: usize, zero: bool) -> *mut u8 {
+    let heap = heap_init_thread();
+    if heap.is_null() {
+        return out_of_memory();
+    }
+    let block = malloc_generic(heap, size, zero);
+    // SAFETY: the calling thread's live heap, which it no longer uses.
+    unsafe { heap_abandon(heap, true) };
+    block
 }
 
 /// A block above the size classes (a singleton span or huge chunk), aligned

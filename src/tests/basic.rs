@@ -393,3 +393,63 @@ fn impossible_requests_fail_without_a_mapping() {
     assert_eq!(crate::stats::total(crate::stats::Counter::Chunks), chunks);
     free::free(warm);
 }
+
+/// A pthread key destructor that allocates in every one of glibc's
+/// destructor rounds, the last included (after mirs's own destructor ran):
+/// no heap stays owned by the thread that is gone (v1 leaked one per
+/// thread: 2,000 threads, 183 MB), and the blocks stay valid.
+#[test]
+fn allocation_in_the_last_key_destructor_round_leaves_no_heap() {
+    use std::sync::atomic::AtomicUsize;
+    static BLOCKS: [AtomicUsize; 64] = [const { AtomicUsize::new(0) }; 64];
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    static KEY: AtomicUsize = AtomicUsize::new(0);
+    extern "C" fn destructor(_: *mut libc::c_void) {
+        let p = alloc::malloc(100);
+        assert!(!p.is_null());
+        // SAFETY: a fresh block of 100 bytes.
+        unsafe { core::ptr::write_bytes(p, 7, 100) };
+        BLOCKS[NEXT.fetch_add(1, Ordering::Relaxed) % 64].store(p as usize, Ordering::Relaxed);
+        // Ask for another round (glibc runs at most PTHREAD_DESTRUCTOR_ITERATIONS).
+        // SAFETY: the key exists; setspecific in a destructor is allowed.
+        unsafe { libc::pthread_setspecific(KEY.load(Ordering::Relaxed) as _, 1 as *const _) };
+    }
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: valid out-pointer and destructor.
+    assert_eq!(
+        unsafe { libc::pthread_key_create(&mut key, Some(destructor)) },
+        0
+    );
+    KEY.store(key as usize, Ordering::Relaxed);
+    let warm = alloc::malloc(16);
+    let threads = crate::stats::current(crate::stats::Counter::Threads);
+    for _ in 0..20 {
+        std::thread::spawn(move || {
+            free::free(alloc::malloc(32)); // this thread has a heap (and mirs's key)
+                                           // SAFETY: the key exists.
+            unsafe { libc::pthread_setspecific(key, 1 as *const _) };
+        })
+        .join()
+        .unwrap();
+    }
+    assert!(
+        NEXT.load(Ordering::Relaxed) >= 20 * 3,
+        "destructor rounds ran"
+    );
+    assert_eq!(
+        crate::stats::current(crate::stats::Counter::Threads),
+        threads,
+        "heaps still owned by exited threads"
+    );
+    for b in &BLOCKS {
+        let p = b.swap(0, Ordering::Relaxed) as *mut u8;
+        if !p.is_null() {
+            // SAFETY: the destructor filled 100 bytes.
+            assert!(unsafe { std::slice::from_raw_parts(p, 100) }
+                .iter()
+                .all(|&x| x == 7));
+            free::free(p);
+        }
+    }
+    free::free(warm);
+}
