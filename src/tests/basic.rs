@@ -412,7 +412,12 @@ fn allocation_in_the_last_key_destructor_round_leaves_no_heap() {
         BLOCKS[NEXT.fetch_add(1, Ordering::Relaxed) % 64].store(p as usize, Ordering::Relaxed);
         // Ask for another round (glibc runs at most PTHREAD_DESTRUCTOR_ITERATIONS).
         // SAFETY: the key exists; setspecific in a destructor is allowed.
-        unsafe { libc::pthread_setspecific(KEY.load(Ordering::Relaxed) as _, 1 as *const _) };
+        unsafe {
+            libc::pthread_setspecific(
+                KEY.load(Ordering::Relaxed) as _,
+                core::ptr::dangling::<libc::c_void>(),
+            )
+        };
     }
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: valid out-pointer and destructor.
@@ -427,7 +432,7 @@ fn allocation_in_the_last_key_destructor_round_leaves_no_heap() {
         std::thread::spawn(move || {
             free::free(alloc::malloc(32)); // this thread has a heap (and mirs's key)
                                            // SAFETY: the key exists.
-            unsafe { libc::pthread_setspecific(key, 1 as *const _) };
+            unsafe { libc::pthread_setspecific(key, core::ptr::dangling::<libc::c_void>()) };
         })
         .join()
         .unwrap();
