@@ -95,7 +95,10 @@ int main(void) {
   EXPECT_ENOMEM(calloc(1, 8u << 20));
   EXPECT_ENOMEM(calloc(1000, 1000));
   EXPECT_ENOMEM(aligned_alloc((size_t)1 << 21, (size_t)5 << 20));
-  EXPECT_ENOMEM(memalign(4096, 200000));
+  /* 3 MiB, not a few hundred KiB: blocks above 128 KiB are singletons in
+   * chunks of their own, whose leftover slices (less than 1 MiB each here)
+   * still have room for a small singleton after the pages ran out. */
+  EXPECT_ENOMEM(memalign(4096, 3u << 20));
   EXPECT_ENOMEM(valloc(3u << 20));
   EXPECT_ENOMEM(pvalloc(3u << 20));
   EXPECT_ENOMEM(reallocarray(NULL, 1000, 3000));

@@ -90,10 +90,12 @@ pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
             }
             let aligned = (block as usize).next_multiple_of(align) as *mut u8;
             if aligned != block {
-                // SAFETY: `block` is a live block we just allocated.
+                // SAFETY: `block` is a live block we just allocated, and
+                // `aligned` lies at least 16 bytes into it.
                 unsafe {
                     let page = free::page_of_owned(block);
                     (*page).set_flag(FLAG_HAS_ALIGNED);
+                    free::mark_aligned(aligned);
                 }
             }
             return aligned;

@@ -241,7 +241,14 @@ fn alloc_span(class: u8, plain: usize, at0: Option<usize>) -> Option<Span> {
         }
         let chunk = map_chunk(ChunkKind::Normal, CHUNK_SIZE, CHUNK_SIZE);
         if chunk.is_null() {
-            // No fresh memory: any chunk with room will do.
+            // No fresh memory: a singleton may take room in a chunk of
+            // pages; pages take room among singletons only where memory is
+            // a fixed region (embedded), since small pages left there keep
+            // the chunk from ever going back whole.
+            let any_class = class == CLASS_SINGLETONS || !cfg!(feature = "hosted");
+            if !any_class {
+                return None;
+            }
             return take_span(&mut ARENA.lock(), class, true, plain, at0);
         }
         push_chunk(&mut ARENA.lock(), chunk);

@@ -113,8 +113,9 @@ pub(crate) fn resolve(p: *const u8) -> Option<*mut Page> {
     (owner != OWNER_NONE).then_some(page)
 }
 
-/// The block `p` frees in `page`, if `p` is one mirs handed out.
-fn block_of(page: &Page, owner: usize, p: *mut u8) -> Option<*mut Block> {
+/// The block `p` frees in `page`, if `p` is one mirs handed out. With
+/// `consume` (free), an aligned pointer's mark is cleared.
+fn block_of(page: &Page, owner: usize, p: *mut u8, consume: bool) -> Option<*mut Block> {
     if owner == OWNER_SINGLETON {
         // One block, given exactly (any offset test would misfire on blocks
         // over 4 GiB).
@@ -124,9 +125,41 @@ fn block_of(page: &Page, owner: usize, p: *mut u8) -> Option<*mut Block> {
         return Some(p.cast());
     }
     if page.has_aligned() {
-        return page.block_containing(p);
+        let block = page.block_containing(p)?;
+        // Only the pointer malloc_aligned handed out, not any interior one.
+        if p as usize - block as usize >= ALIGN_MARK_MIN {
+            // SAFETY: `p - 8` lies inside the carved block (at least 16 bytes in).
+            let marked = unsafe { p.sub(8).cast::<u64>().read() } == align_mark(p);
+            if marked {
+                if consume {
+                    // SAFETY: as above; the block is being freed.
+                    unsafe { p.sub(8).cast::<u64>().write(0) };
+                }
+                return Some(block);
+            }
+        }
     }
     None
+}
+
+/// An aligned pointer handed out inside a bigger block lies at least this
+/// far into it (blocks are 16-byte aligned), leaving room for its mark.
+const ALIGN_MARK_MIN: usize = 16;
+
+/// The word stored just below an over-aligned pointer `p`: free accepts an
+/// interior pointer only when it finds it there, so an arbitrary interior
+/// pointer (a bug in the caller) is refused instead of freeing its block.
+fn align_mark(p: *const u8) -> u64 {
+    (p as u64).rotate_left(29) ^ 0x6d69_7273_2d61_6c69
+}
+
+/// Mark `p` as an over-aligned pointer handed out (see [`align_mark`]).
+///
+/// # Safety
+/// `p` lies at least 16 bytes into a live block the caller owns.
+pub(crate) unsafe fn mark_aligned(p: *mut u8) {
+    // SAFETY: as the caller guarantees; the 8 bytes below `p` are padding.
+    unsafe { p.sub(8).cast::<u64>().write(align_mark(p)) };
 }
 
 /// # Safety
@@ -140,7 +173,7 @@ unsafe fn free_generic(page: *mut Page, p: *mut u8) {
         if owner == OWNER_NONE {
             return invalid_free(p, "a pointer into an unused page");
         }
-        let Some(block) = block_of(&*page, owner, p) else {
+        let Some(block) = block_of(&*page, owner, p, true) else {
             return invalid_free(p, "a pointer that is not the start of a block");
         };
         if owner == OWNER_SINGLETON {
@@ -154,10 +187,12 @@ unsafe fn free_generic(page: *mut Page, p: *mut u8) {
         } else if owner == OWNER_ABANDONED {
             // Read before the push: afterwards the page may be gone.
             let used = (*page).abandoned_used.load(Ordering::Relaxed) as usize;
-            if let Pushed::Count(count) = (*page).push_thread_free(block) {
-                if count == used {
-                    arena::free_abandoned_if_empty(page);
-                }
+            match (*page).push_thread_free(block) {
+                Pushed::Count(count) if count == used => arena::free_abandoned_if_empty(page),
+                Pushed::Count(_) => {}
+                // Adopted meanwhile by a heap that found it full: hand the
+                // block to that heap, as for any full page.
+                Pushed::Delayed => push_delayed_and_end(page, block),
             }
         } else {
             free_block_mt(page, block);
@@ -174,11 +209,23 @@ unsafe fn free_block_mt(page: *mut Page, block: *mut Block) {
     // DelayedFreeing state, during which the owner keeps the heap alive.
     unsafe {
         if (*page).push_thread_free(block) == Pushed::Delayed {
-            let heap: *mut Heap = (*page).heap.load(Ordering::Acquire);
-            debug_assert!(!heap.is_null());
-            Heap::push_delayed(heap, block);
-            (*page).end_delayed_freeing();
+            push_delayed_and_end(page, block);
         }
+    }
+}
+
+/// In `DelayedFreeing` (our push found the page full): put `block` on the
+/// owning heap's delayed list and leave the state.
+///
+/// # Safety
+/// The caller's push on `page` returned `Pushed::Delayed` and `block` is ours.
+unsafe fn push_delayed_and_end(page: *mut Page, block: *mut Block) {
+    // SAFETY: the heap is kept alive while the page is in DelayedFreeing.
+    unsafe {
+        let heap: *mut Heap = (*page).heap.load(Ordering::Acquire);
+        debug_assert!(!heap.is_null());
+        Heap::push_delayed(heap, block);
+        (*page).end_delayed_freeing();
     }
 }
 
@@ -234,7 +281,7 @@ pub fn checked_usable_size(p: *const u8) -> Option<usize> {
     // SAFETY: `resolve` found a live page spanning `p`.
     let page = unsafe { &*page };
     let owner = page.owner.load(Ordering::Acquire);
-    let block = block_of(page, owner, p as *mut u8)?;
+    let block = block_of(page, owner, p as *mut u8, false)?;
     Some(page.block_size - (p as usize - block as usize))
 }
 

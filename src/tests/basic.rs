@@ -458,3 +458,47 @@ fn allocation_in_the_last_key_destructor_round_leaves_no_heap() {
     }
     free::free(warm);
 }
+
+/// In a page that handed out over-aligned (interior) pointers, only those
+/// pointers free their block: any other interior pointer is refused, so the
+/// block stays live and a later correct free is not a double free.
+#[test]
+fn interior_pointers_of_aligned_blocks_are_refused() {
+    let invalid = || crate::stats::total(crate::stats::Counter::InvalidFrees);
+    let mut blocks = Vec::new();
+    // 100 bytes aligned to 64: over-allocated in a size class, most pointers interior.
+    for _ in 0..64 {
+        let p = alloc::malloc_aligned(100, 64);
+        assert!(!p.is_null() && (p as usize).is_multiple_of(64));
+        // SAFETY: 100 bytes are ours.
+        unsafe { core::ptr::write_bytes(p, 0xA5, 100) };
+        blocks.push(p);
+    }
+    let before = invalid();
+    for &p in &blocks {
+        free::free(p.wrapping_add(32));
+        assert_eq!(crate::usable_size(p.wrapping_add(32)), 0);
+        assert!(crate::usable_size(p) >= 100);
+    }
+    assert_eq!(
+        invalid() - before,
+        64,
+        "every wrong interior pointer refused"
+    );
+    // The blocks are still live: new allocations never overlap them.
+    let fresh: Vec<*mut u8> = (0..64).map(|_| alloc::malloc_aligned(100, 64)).collect();
+    for &p in &blocks {
+        // SAFETY: still ours.
+        assert!(unsafe { std::slice::from_raw_parts(p, 100) }
+            .iter()
+            .all(|&b| b == 0xA5));
+        assert!(!fresh.contains(&p));
+        free::free(p);
+    }
+    assert_eq!(invalid() - before, 64, "the right pointers free cleanly");
+    for p in fresh {
+        free::free(p);
+    }
+    crate::collect(false);
+    assert_eq!(heap::check_current(), 0);
+}
