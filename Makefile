@@ -3,6 +3,7 @@
 #   make              libmirs.so + libmirs.a (libc names exported) and include/mirs.h
 #   make test         every test: Rust (debug + release), loom models, C tests
 #                     (static and LD_PRELOAD), real programs under LD_PRELOAD,
+#                     memory retention vs glibc (test-retention),
 #                     embedded mode on the host (test-embedded)
 #   make embedded     embedded libmirs.a for x86_64/riscv64/aarch64 bare metal
 #   make bench        benchmark table and charts vs glibc, C mimalloc, jemalloc
@@ -22,7 +23,7 @@ LOOM_FLAGS := --cfg loom -Z tls-model=initial-exec
 # The crate is an rlib for Rust users; the C libraries are built on request.
 C_LIBS   := staticlib,cdylib
 
-.PHONY: all libs libs-secure header test test-rust test-loom test-c test-real lint \
+.PHONY: all libs libs-secure header test test-rust test-loom test-c test-real test-retention lint \
         fuzz test-fuzz soak \
         bench bench-peers bench-fastpath install clean
 
@@ -37,7 +38,7 @@ header:
 libs:
 	$(CARGO) rustc --release --lib --features $(FEATURES) --crate-type $(C_LIBS)
 
-test: test-rust test-loom test-c test-real test-embedded test-fuzz
+test: test-rust test-loom test-c test-real test-retention test-embedded test-fuzz
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -57,6 +58,13 @@ test-c: libs libs-secure
 
 test-real: libs
 	c_tests/real_programs.sh $(RELEASE)
+
+# Memory retention (issue 9's patterns): RSS after everything is freed, peak
+# RSS and malloc-large page faults under LD_PRELOAD of libmirs.so, asserted
+# against glibc's figures from the same run (c_tests/retention/run_retention.sh);
+# C mimalloc / jemalloc are shown too when bench/build_peers.sh has built them.
+test-retention: libs
+	c_tests/retention/run_retention.sh $(RELEASE)
 
 # Embedded mode (no `hosted`): libmirs.a for the bare-metal targets, with and
 # without `override` (target/embedded/<target>/), each leaving undefined only

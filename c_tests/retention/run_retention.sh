@@ -13,7 +13,7 @@
 # A crash, a timeout or a missing RESULT line of any run is a failure.
 # Ends with "test-retention: N passed, M failed"; exit status 0 iff none failed.
 #
-# Environment: CC (default cc), TEST_TIMEOUT (seconds per run, default 120),
+# Environment: CC (default cc), TEST_TIMEOUT (seconds per run, default 30),
 # RETENTION_PEERS_DIR (where the peer libraries are).
 set -u
 
@@ -25,7 +25,7 @@ PEERS_DIR=${RETENTION_PEERS_DIR:-$ROOT/target/bench-peers/lib}
 SRC=$ROOT/c_tests/retention
 BUILD=$ROOT/target/retention
 CC=${CC:-cc}
-TIMEOUT=${TEST_TIMEOUT:-120}
+TIMEOUT=${TEST_TIMEOUT:-30}
 MIB=1024 # KiB per MiB
 
 passed=0
