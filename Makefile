@@ -4,6 +4,7 @@
 #   make test         every test: Rust (debug + release, nightly and stable, the
 #                     #[global_allocator] test crate), loom models, C tests
 #                     (static and LD_PRELOAD), real programs under LD_PRELOAD,
+#                     memory retention vs glibc (test-retention),
 #                     embedded mode on the host (test-embedded)
 #                     and ArceOS in QEMU (test-arceos)
 #   make embedded     embedded libmirs.a for x86_64/riscv64/aarch64 bare metal
@@ -36,7 +37,7 @@ LOOM_FLAGS := --cfg loom -Z tls-model=initial-exec
 # The crate is an rlib for Rust users; the C libraries are built on request.
 C_LIBS   := staticlib,cdylib
 
-.PHONY: all libs libs-secure header test test-rust test-stable test-loom test-c test-real lint \
+.PHONY: all libs libs-secure header test test-rust test-stable test-loom test-c test-real test-retention lint \
         fuzz test-fuzz soak \
         test-embedded embedded test-arceos bench-arceos \
         bench bench-peers bench-fastpath bench-rust install clean
@@ -52,7 +53,7 @@ header:
 libs:
 	$(CARGO) rustc --release --lib --features $(LIB_FEATURES) --crate-type $(C_LIBS)
 
-test: test-rust test-stable test-loom test-c test-real test-embedded test-fuzz test-arceos
+test: test-rust test-stable test-loom test-c test-real test-retention test-embedded test-fuzz test-arceos
 	@echo "make test: all suites passed"
 
 # Nightly: the default features (std's thread_local!) with the header check,
@@ -88,6 +89,13 @@ test-c: libs libs-secure
 
 test-real: libs
 	c_tests/real_programs.sh $(RELEASE)
+
+# Memory retention (issue 9's patterns): RSS after everything is freed, peak
+# RSS and malloc-large page faults under LD_PRELOAD of libmirs.so, asserted
+# against glibc's figures from the same run (c_tests/retention/run_retention.sh);
+# C mimalloc / jemalloc are shown too when bench/build_peers.sh has built them.
+test-retention: libs
+	c_tests/retention/run_retention.sh $(RELEASE)
 
 # Embedded mode (no `hosted`): libmirs.a for the bare-metal targets, with and
 # without `override` (target/embedded/<target>/), each leaving undefined only

@@ -7,6 +7,12 @@
 # (N2 - N1) cancels start-up and exit. The same for the empty loop gives the
 # loop's own overhead, which the "pair" column includes and "net" excludes.
 #
+# Peers: glibc, mirs (LD_PRELOAD and static), and the override libraries of
+# bench/build_peers.sh: C mimalloc v3 / v2 compiled from libmimalloc-sys's C
+# sources and unprefixed jemalloc, each exporting `malloc` itself, so the
+# counts carry no forwarding shim. Each preloaded library is checked first
+# (which_malloc) to really provide `malloc`; one that does not is reported.
+#
 # Usage: bench/fastpath_instr.sh            (from the repo root or anywhere)
 # Env:   N1, N2 iteration counts (default 200000 and 1200000).
 set -eu
@@ -21,6 +27,7 @@ N2=${N2:-1200000}
 command -v valgrind >/dev/null || { echo "fastpath: valgrind not found (apt-get install valgrind)" >&2; exit 1; }
 mkdir -p "$bin"
 gcc -O2 -o "$bin/fastpath" "$root/c_tests/bench/fastpath.c"
+gcc -O2 -o "$bin/which_malloc" "$root/c_tests/bench/which_malloc.c" -ldl
 if [ -f "$mirs_a" ]; then
     gcc -O2 -o "$bin/fastpath.static-mirs" "$root/c_tests/bench/fastpath.c" "$mirs_a" -lpthread -ldl -lm
 fi
@@ -52,6 +59,13 @@ per_iter() {
 loop=$(per_iter "" "$bin/fastpath" empty)
 printf '%-22s %10s %10s\n' allocator "pair" "net"
 row() { # row NAME PRELOAD PROGRAM
+    if [ -n "$2" ]; then
+        from=$(LD_PRELOAD="$2" "$bin/which_malloc" | sed -n 's/.*malloc_from=\([^ ]*\).*/\1/p')
+        if [ "$(readlink -f "$from")" != "$(readlink -f "$2")" ]; then
+            printf '%-22s %10s\n' "$1" "not interposed (malloc from $from)"
+            return
+        fi
+    fi
     if v=$(per_iter "$2" "$3"); then
         printf '%-22s %10s %10s\n' "$1" "$v" "$(awk -v v="$v" -v l="$loop" 'BEGIN { printf "%.1f", v - l }')"
     else

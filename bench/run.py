@@ -6,9 +6,14 @@ PNG charts under target/bench/.
 
 Peers: glibc (no preload); mirs via LD_PRELOAD of target/release/libmirs.so
 and linked statically from target/release/libmirs.a; C mimalloc v3/v2 and
-jemalloc shims from bench/build_peers.sh (target/bench-peers/lib); Debian's
+jemalloc override libraries from bench/build_peers.sh (target/bench-peers/lib,
+each exporting its own `malloc`); Debian's
 tcmalloc/jemalloc/mimalloc packages when installed. Every peer is checked
 to really provide `malloc` (c_tests/bench/which_malloc.c) before use.
+
+After the benchmarks, the retention patterns of c_tests/retention/ run once
+per repetition under every peer: a table of peak and final RSS per peer
+(target/bench/retention.csv).
 
 Runs are interleaved round-robin (for each repetition, every benchmark,
 thread count and peer in turn) so slow drift of the machine affects all
@@ -30,6 +35,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "c_tests", "bench")
+RETENTION_SRC = os.path.join(ROOT, "c_tests", "retention")
 # MIRS_LIB_DIR overrides where libmirs.so / libmirs.a are taken from.
 MIRS_DIR = os.environ.get("MIRS_LIB_DIR", os.path.join(ROOT, "target", "release"))
 MIRS_SO = os.path.join(MIRS_DIR, "libmirs.so")
@@ -40,7 +46,9 @@ PEER_LIBS = os.path.join(ROOT, "target", "bench-peers", "lib")
 DEB_LIBS = "/usr/lib/x86_64-linux-gnu"
 
 # name -> (source file, kind of size argument). "seconds" benchmarks run for
-# a fixed time; "scale" ones do fixed work (times the scale factor).
+# a fixed time; "scale" ones do fixed work (times the scale factor);
+# "custom" ones take the arguments CUSTOM_ARGS gives them. Sources are in
+# c_tests/bench/ unless the path names c_tests/retention/.
 BENCHMARKS = {
     "malloc_thread": ("bench_malloc_thread.c", "seconds"),
     "larson": ("larson.c", "seconds"),
@@ -49,7 +57,34 @@ BENCHMARKS = {
     "stress": ("stress.c", "scale"),
     "churn": ("churn.c", "seconds"),
     "simple": ("simple.c", "scale"),
+    # Where mirs used to lose (issue 9): mimalloc-bench's malloc-large
+    # (20 live 5-25 MiB buffers, new before old), an mstress-like churn of
+    # short-lived threads trading blocks, a producer/consumer of 1-8 MiB
+    # buffers. They also report RSS after everything was freed.
+    "malloc_large": (os.path.join(RETENTION_SRC, "malloc_large.c"), "custom"),
+    "mstress": (os.path.join(RETENTION_SRC, "mstress.c"), "custom"),
+    "prodcons": (os.path.join(RETENTION_SRC, "prodcons.c"), "custom"),
 }
+# name -> (thread counts it runs at, or None for every --threads count;
+#          function (threads, quick) -> argv).
+CUSTOM_ARGS = {
+    "malloc_large": ([1], lambda t, quick: [100 if quick else 400, 20]),
+    "mstress": (None, lambda t, quick: [t, 50, 3 if quick else 10]),
+    "prodcons": ([2], lambda t, quick: [100 if quick else 400, 2]),
+}
+# Throughput unit per benchmark (default M ops/s): these do few, big operations.
+UNITS = {"malloc_large": ("ops/s", 1.0), "prodcons": ("ops/s", 1.0)}
+
+# The retention patterns of c_tests/retention/run_retention.sh, same sizes:
+# peak and final RSS per peer, shown as one table.
+RETENTION = [
+    ("cross_free", [200, 5000000]),
+    ("prodcons", [200, 2]),
+    ("half_free", [200, 20000]),
+    ("thread_churn", [300, 4000]),
+    ("malloc_large", [400, 20]),
+    ("mstress", [2, 50, 10]),
+]
 # (seconds, scale) per mode: ~1-3 s per run in full mode, well under 1 s quick.
 SIZES = {"full": (1.5, 1.0), "quick": (0.2, 0.1)}
 
@@ -80,6 +115,8 @@ def build(bindir, with_static):
     os.makedirs(bindir, exist_ok=True)
     progs = {name: src for name, (src, _) in BENCHMARKS.items()}
     progs["which_malloc"] = "which_malloc.c"
+    for name, _ in RETENTION:
+        progs["retention_" + name] = os.path.join(RETENTION_SRC, name + ".c")
     for name, src in progs.items():
         err = compile_c(os.path.join(SRC, src), os.path.join(bindir, name))
         if err:
@@ -214,10 +251,13 @@ def print_tables(summary, peers, threads_list, runs):
         rows = [s for s in summary if s["bench"] == bench]
         if not rows:
             continue
-        print(f"\n== {bench}: throughput in M ops/s (higher is better), median of {runs} ==")
-        print(f"{'threads':>7}  {'peer':<15} {'Mops/s':>9} {'vs glibc':>9} "
-              f"{'vs best mimalloc':>17} {'peak RSS MiB':>13}")
-        for t in threads_list:
+        unit, div = UNITS.get(bench, ("Mops/s", 1e6))
+        has_final = any(s.get("final_kib", -1) >= 0 for s in rows)
+        print(f"\n== {bench}: throughput in {unit} (higher is better), median of {runs} ==")
+        print(f"{'threads':>7}  {'peer':<15} {unit:>9} {'vs glibc':>9} "
+              f"{'vs best mimalloc':>17} {'peak RSS MiB':>13}"
+              + (f" {'final RSS MiB':>14} {'minflt':>9}" if has_final else ""))
+        for t in sorted({s["threads"] for s in rows}):
             at = {s["peer"]: s for s in rows if s["threads"] == t}
             if not at:
                 continue
@@ -234,9 +274,41 @@ def print_tables(summary, peers, threads_list, runs):
                     continue
                 ops = s["ops_per_sec"]
                 rss = s["rss_kib"] / 1024 if s["rss_kib"] >= 0 else float("nan")
-                print(f"{t:>7}  {p.label():<15} {ops / 1e6:>9.2f} {fmt_ratio(ops, glibc):>9} "
-                      f"{fmt_ratio(ops, best_mi):>17} {rss:>13.1f}")
+                line = (f"{t:>7}  {p.label():<15} {ops / div:>9.2f} {fmt_ratio(ops, glibc):>9} "
+                        f"{fmt_ratio(ops, best_mi):>17} {rss:>13.1f}")
+                if has_final:
+                    line += f" {s['final_kib'] / 1024:>14.1f} {s['minflt']:>9.0f}"
+                print(line)
     print("\n* = mirs. 'vs best mimalloc' divides by the fastest C mimalloc peer at that thread count.")
+
+
+def print_retention(ret, peers, runs):
+    """Peak and final RSS per retention pattern and peer (medians)."""
+    if not ret:
+        return
+    print(f"\n== retention: RSS in MiB after each pattern, everything freed (lower is better), "
+          f"median of {runs} ==")
+    names = [p.name for p in peers]
+    print(f"{'pattern':<13} {'':<6}" + "".join(f" {n[:12]:>12}" for n in names))
+    for pattern, _ in RETENTION:
+        for key, label in (("peak", "peak"), ("final", "final")):
+            cells = []
+            for n in names:
+                vals = ret.get((pattern, n), [])
+                cells.append(f"{statistics.median(v[key] for v in vals) / 1024:>12.1f}"
+                             if vals else f"{'failed':>12}")
+            print(f"{pattern if key == 'peak' else '':<13} {label:<6}" + " ".join([""] + cells))
+    ml = {n: ret.get(("malloc_large", n), []) for n in names}
+    if any(ml.values()):
+        print(f"{'malloc_large':<13} {'s':<6}" + "".join(
+            f" {statistics.median(v['seconds'] for v in ml[n]):>12.2f}" if ml[n] else f" {'failed':>12}"
+            for n in names))
+        print(f"{'':<13} {'minflt':<6}" + "".join(
+            f" {statistics.median(v['minflt'] for v in ml[n]):>12.0f}" if ml[n] else f" {'failed':>12}"
+            for n in names))
+    print("peak = VmHWM; final = resident after everything was freed, a 50 ms pause and one "
+          "malloc/free (c_tests/retention/retention.h); s and minflt: malloc_large's time and "
+          "minor page faults")
 
 
 def charts(summary, peers, threads_list, outdir):
@@ -315,6 +387,8 @@ def main():
     ap.add_argument("--peers", default="", help="comma-separated subset of peer names")
     ap.add_argument("--out", default=os.path.join(ROOT, "target", "bench"), help="output directory")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per run before it is killed")
+    ap.add_argument("--no-retention", action="store_true",
+                    help="skip the retention table (c_tests/retention patterns)")
     args = ap.parse_args()
 
     runs = 1 if args.quick else max(1, args.runs)
@@ -352,8 +426,13 @@ def main():
         sys.exit("bench: no usable allocator to benchmark")
 
     # Round-robin schedule: repetition-major, peers innermost.
+    def bench_threads(b):
+        if BENCHMARKS[b][1] == "custom" and CUSTOM_ARGS[b][0] is not None:
+            return CUSTOM_ARGS[b][0]
+        return threads_list
+
     plan = [(r, b, t, p) for r in range(runs) for b in BENCHMARKS
-            for t in threads_list for p in peers]
+            for t in bench_threads(b) for p in peers]
     samples = {}  # (bench, threads, peer) -> list of (ops, rss_kib)
     csv_path = os.path.join(outdir, "results.csv")
     started = time.monotonic()
@@ -363,8 +442,11 @@ def main():
                     "max_rss_kib", "argv", "preload"])
         for i, (r, bench, t, p) in enumerate(plan, 1):
             kind = BENCHMARKS[bench][1]
-            size = seconds if kind == "seconds" else scale
-            cmd, env = p.command(bindir, bench, [t, size])
+            if kind == "custom":
+                argv = CUSTOM_ARGS[bench][1](t, args.quick)
+            else:
+                argv = [t, seconds if kind == "seconds" else scale]
+            cmd, env = p.command(bindir, bench, argv)
             elapsed = time.monotonic() - started
             eta = elapsed / (i - 1) * (len(plan) - i + 1) if i > 1 else 0
             log(f"[{i}/{len(plan)}] run {r + 1}/{runs} {bench} threads={t} peer={p.name} "
@@ -384,7 +466,8 @@ def main():
             own = int(res.get("max_rss_kib", -1))
             if own >= 0:
                 rss = own
-            samples.setdefault((bench, t, p.name), []).append((ops, rss))
+            samples.setdefault((bench, t, p.name), []).append(
+                (ops, rss, int(res.get("final_rss_kib", -1)), int(res.get("minflt", -1))))
             w.writerow([bench, t, p.name, r + 1, "ok", f"{ops:.0f}", res.get("seconds", ""), rss,
                         " ".join(cmd), p.preload or ""])
             f.flush()
@@ -395,6 +478,8 @@ def main():
             "bench": bench, "threads": t, "peer": peer,
             "ops_per_sec": statistics.median(v[0] for v in vals) if vals else None,
             "rss_kib": statistics.median(v[1] for v in vals) if vals else -1,
+            "final_kib": statistics.median(v[2] for v in vals) if vals else -1,
+            "minflt": statistics.median(v[3] for v in vals) if vals else -1,
             "runs": len(vals),
         })
     with open(os.path.join(outdir, "summary.csv"), "w", newline="") as f:
@@ -404,7 +489,36 @@ def main():
             w.writerow([s["bench"], s["threads"], s["peer"],
                         f"{s['ops_per_sec']:.0f}" if s["ops_per_sec"] else "", s["rss_kib"], s["runs"]])
 
+    # Retention patterns: every peer, round-robin per repetition.
+    ret = {}  # (pattern, peer) -> list of dicts
+    if not args.no_retention:
+        for r in range(runs):
+            for pattern, argv in RETENTION:
+                for p in peers:
+                    log(f"retention run {r + 1}/{runs} {pattern} peer={p.name}")
+                    cmd, env = p.command(bindir, "retention_" + pattern, argv)
+                    code, out, err, _ = run_once(cmd, env, 60)
+                    res = parse_result(out) if code == 0 else None
+                    if res is None:
+                        log(f"bench:   retention {pattern} under {p.name} FAILED "
+                            f"({'timeout' if code is None else f'exit {code}'}) {err.strip()[-300:]}")
+                        continue
+                    ret.setdefault((pattern, p.name), []).append({
+                        "peak": int(res.get("max_rss_kib", -1)),
+                        "final": int(res.get("final_rss_kib", -1)),
+                        "seconds": float(res.get("seconds", 0)),
+                        "minflt": int(res.get("minflt", -1)),
+                    })
+        with open(os.path.join(outdir, "retention.csv"), "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["pattern", "peer", "run", "peak_rss_kib", "final_rss_kib", "seconds",
+                        "minflt"])
+            for (pattern, peer), vals in ret.items():
+                for i, v in enumerate(vals, 1):
+                    w.writerow([pattern, peer, i, v["peak"], v["final"], v["seconds"], v["minflt"]])
+
     print_tables(summary, peers, threads_list, runs)
+    print_retention(ret, peers, runs)
     for path in charts(summary, peers, threads_list, outdir):
         log("bench: wrote " + path)
     log(f"bench: wrote {csv_path} and summary.csv in {time.monotonic() - started:.0f}s")
