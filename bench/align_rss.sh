@@ -28,17 +28,18 @@ int main() {
 CC
 progs=(
   "python|$PY $ROOT/c_tests/real/alloc_heavy.py"
+  "py-malloc|env PYTHONMALLOC=malloc $PY $ROOT/c_tests/real/alloc_heavy.py"
   "g++|g++ -O2 -c -o $W/heavy.o $W/heavy.cc"
   "gcc|gcc -O2 -c -o $W/stress.o $ROOT/c_tests/bench/stress.c"
   "git|git -C $ROOT log -p -n 400 --stat"
 )
 median3() { sort -n | sed -n 2p; }
-printf '%-8s %10s' program glibc
-for lib in "$@"; do printf ' %14s' "$(basename "$(dirname "$lib")")"; done
+printf '%-10s %10s' program glibc
+for lib in "$@"; do printf ' %14s' "$(basename "$(dirname "$(dirname "$lib")")")"; done
 echo
 for p in "${progs[@]}"; do
   name=${p%%|*} cmd=${p#*|}
-  printf '%-8s' "$name"
+  printf '%-10s' "$name"
   for lib in "" "$@"; do
     rss=$(for _ in 1 2 3; do
       env ${lib:+LD_PRELOAD=$lib} /usr/bin/time -f %M -o "$W/time.out" $cmd >/dev/null 2>&1

@@ -140,6 +140,15 @@ for mode in static preload; do
   fi
 done
 
+# ---- MIRS_ABORT_ON_ERROR=1: each detected bad free aborts (SIGABRT) -------------------
+for mode in static preload; do
+  [[ -x $BUILD/test_bad_free.$mode ]] || continue
+  pre=()
+  [[ $mode == preload ]] && pre=(LD_PRELOAD="$PRELOAD")
+  run "test_bad_free [$mode, MIRS_ABORT_ON_ERROR=1]" env "${pre[@]}" MIRS_ABORT_ON_ERROR=1 \
+    "$BUILD/test_bad_free.$mode"
+done
+
 # ---- the secure build: double free, realloc of a freed block ------------------------
 # MIRS_SECURE_LIBDIR (make test-c: target/secure/release) holds libraries built with
 # `secure`; test_bad_free then also checks the rules only secure builds keep
@@ -155,6 +164,10 @@ if [[ -n $SECURE_LIBDIR ]]; then
     [[ -x $BUILD/test_bad_free.preload ]] &&
       run "test_bad_free [secure preload, MIRS_VERBOSE=1]" \
         env LD_PRELOAD="$SECURE_LIBDIR/libmirs.so" MIRS_TEST_SECURE=1 MIRS_VERBOSE=1 \
+        "$BUILD/test_bad_free.preload"
+    [[ -x $BUILD/test_bad_free.preload ]] &&
+      run "test_bad_free [secure preload, MIRS_ABORT_ON_ERROR=1]" \
+        env LD_PRELOAD="$SECURE_LIBDIR/libmirs.so" MIRS_TEST_SECURE=1 MIRS_ABORT_ON_ERROR=1 \
         "$BUILD/test_bad_free.preload"
   else
     fail "MIRS_SECURE_LIBDIR=$SECURE_LIBDIR: libmirs.a or libmirs.so missing"
