@@ -3,7 +3,8 @@
 #   make              libmirs.so + libmirs.a (libc names exported) and include/mirs.h
 #   make test         every test: Rust (debug + release), loom models, C tests
 #                     (static and LD_PRELOAD), real programs under LD_PRELOAD,
-#                     embedded mode on the host (test-embedded)
+#                     glibc's own malloc tests (test-glibc), embedded mode on
+#                     the host (test-embedded)
 #   make embedded     embedded libmirs.a for x86_64/riscv64/aarch64 bare metal
 #   make bench        benchmark table and charts vs glibc, C mimalloc, jemalloc
 #                     (QUICK=1: one short run of each)
@@ -22,7 +23,7 @@ LOOM_FLAGS := --cfg loom -Z tls-model=initial-exec
 # The crate is an rlib for Rust users; the C libraries are built on request.
 C_LIBS   := staticlib,cdylib
 
-.PHONY: all libs libs-secure header test test-rust test-loom test-c test-real lint \
+.PHONY: all libs libs-secure header test test-rust test-loom test-c test-real test-glibc lint \
         fuzz test-fuzz soak \
         bench bench-peers bench-fastpath install clean
 
@@ -37,7 +38,7 @@ header:
 libs:
 	$(CARGO) rustc --release --lib --features $(FEATURES) --crate-type $(C_LIBS)
 
-test: test-rust test-loom test-c test-real test-embedded test-fuzz
+test: test-rust test-loom test-c test-real test-glibc test-embedded test-fuzz
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -57,6 +58,12 @@ test-c: libs libs-secure
 
 test-real: libs
 	c_tests/real_programs.sh $(RELEASE)
+
+# glibc's malloc tests (malloc/tst-*.c and its support/ harness, from Debian's glibc
+# source package, cached under target/glibc/) under glibc, mirs and mirs secure;
+# compared with c_tests/glibc/expected.txt.
+test-glibc: libs libs-secure
+	c_tests/glibc/run_glibc_tests.sh $(RELEASE) target/secure/release
 
 # Embedded mode (no `hosted`): libmirs.a for the bare-metal targets, with and
 # without `override` (target/embedded/<target>/), each leaving undefined only

@@ -15,7 +15,7 @@
 #
 # Environment: MIRS_SECURE_LIBDIR (libraries built with `secure`: test_bad_free runs
 # against them too, with its secure-only cases), CC (default cc), MIRS_STATIC_LIBS
-# (extra libraries for the static link, default "-lpthread -ldl -lm"), TEST_TIMEOUT
+# (extra libraries for the static link, default "-lpthread": libmirs.a needs only libc, and libpthread before glibc 2.34), TEST_TIMEOUT
 # (seconds per run, default 300).
 set -u
 
@@ -25,7 +25,7 @@ LIBDIR=${1:-target/release}
 BUILD=$ROOT/target/c_tests
 CC=${CC:-cc}
 CFLAGS=(-O2 -Wall -pthread "-I$ROOT/include" "-I$ROOT/c_tests")
-read -r -a STATIC_LIBS <<<"${MIRS_STATIC_LIBS:--lpthread -ldl -lm}"
+read -r -a STATIC_LIBS <<<"${MIRS_STATIC_LIBS:--lpthread}"
 TIMEOUT=${TEST_TIMEOUT:-300}
 SRC=$ROOT/c_tests
 
@@ -172,6 +172,24 @@ if [[ -n $SECURE_LIBDIR ]]; then
   else
     fail "MIRS_SECURE_LIBDIR=$SECURE_LIBDIR: libmirs.a or libmirs.so missing"
   fi
+fi
+
+# ---- include/mirs.h: hosted users see only what libmirs.so exports ----------------
+# The embedder API (mirs_region_add, mirs_thread_done, the hooks) is declared only with
+# -DMIRS_EMBEDDED: a hosted call to it must not compile, an embedded one must.
+printf '#include "mirs.h"\nint main(void) { mirs_thread_done(); return mirs_region_add(0, 0); }\n' \
+  >"$BUILD/header_view.c"
+if "$CC" -fsyntax-only -Werror=implicit-function-declaration "-I$ROOT/include" \
+  "$BUILD/header_view.c" 2>/dev/null; then
+  fail "include/mirs.h declares the embedder API without MIRS_EMBEDDED"
+else
+  total_passed=$((total_passed + 1))
+fi
+if "$CC" -fsyntax-only -Werror=implicit-function-declaration -DMIRS_EMBEDDED "-I$ROOT/include" \
+  "$BUILD/header_view.c" 2>"$BUILD/header_view.err"; then
+  total_passed=$((total_passed + 1))
+else
+  fail "include/mirs.h with -DMIRS_EMBEDDED: $(head -3 "$BUILD/header_view.err")"
 fi
 
 # ---- allocation in constructors --------------------------------------------------
