@@ -138,6 +138,23 @@ while read -r name g m s reason; do
   REASON[$name]=$reason
 done <"$EXPECTED"
 if [[ -n ${GLIBC_TESTS:-} ]]; then read -r -a TESTS <<<"$GLIBC_TESTS"; fi
+list_errors=0
+for t in "${TESTS[@]}"; do
+  for v in "${EXP_glibc[$t]:-}" "${EXP_mirs[$t]:-}" "${EXP_secure[$t]:-}"; do
+    case $v in
+    pass) ;;
+    fail | not-served | notbuilt)
+      [[ -n ${REASON[$t]:-} ]] && continue
+      echo "FAIL expected.txt: $t is expected to $v without a reason"
+      list_errors=$((list_errors + 1))
+      ;;
+    *)
+      echo "FAIL expected.txt: $t: unknown outcome '$v' (pass, fail, not-served, notbuilt)"
+      list_errors=$((list_errors + 1))
+      ;;
+    esac
+  done
+done
 
 # ---- build the tests ----------------------------------------------------------------
 build_test() { # build_test NAME: binary in $B/bin/NAME, log in $B/bin/NAME.buildlog
@@ -231,7 +248,7 @@ wait
 
 # ---- compare ------------------------------------------------------------------------
 passed=0
-failed=0
+failed=$list_errors
 notes=()
 printf '%-32s %-14s %-14s %-14s\n' test glibc mirs mirs-secure
 for t in "${TESTS[@]}"; do
@@ -258,6 +275,9 @@ for t in "${TESTS[@]}"; do
   echo "$row"
 done
 echo "(! = expected to pass and did not; ? = passed, expected.txt says otherwise)"
+for t in "${TESTS[@]}"; do
+  [[ -n ${REASON[$t]:-} ]] && echo "  $t: ${REASON[$t]}"
+done
 for n in "${notes[@]}"; do
   echo "$n"
   if [[ $n == FAIL* ]]; then
