@@ -82,6 +82,8 @@ macro_rules! mirs_print {
         let _ = core::fmt::Write::write_fmt(&mut w, format_args!($($arg)*));
     }};
 }
+// Used by the panic handler and the embedded platform, which not every build has.
+#[allow(unused_imports)]
 pub(crate) use mirs_print;
 
 /// An error in the program using mirs (a free or realloc of a pointer mirs

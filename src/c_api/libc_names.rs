@@ -116,8 +116,16 @@ pub extern "C" fn malloc_stats() {
         let _ = writeln!(w, "Total (incl. mmap):");
         let _ = writeln!(w, "system bytes     = {:>10}", m.arena);
         let _ = writeln!(w, "in use bytes     = {:>10}", m.uordblks);
-        let _ = writeln!(w, "max mmap regions = {:>10}", peak(Counter::Segments).max(0));
-        let _ = writeln!(w, "max mmap bytes   = {:>10}", peak(Counter::Reserved).max(0));
+        let _ = writeln!(
+            w,
+            "max mmap regions = {:>10}",
+            peak(Counter::Segments).max(0)
+        );
+        let _ = writeln!(
+            w,
+            "max mmap bytes   = {:>10}",
+            peak(Counter::Reserved).max(0)
+        );
     }
     crate::stats_print();
 }

@@ -102,7 +102,11 @@ fn every_entry_point_fails(live: *mut u8, live_size: usize) {
     let rc = unsafe { mirs_posix_memalign(&mut out, 256, 200_000) };
     assert_eq!(rc, ENOMEM, "posix_memalign result");
     assert_eq!(out as usize, 0x1234, "posix_memalign wrote *out on failure");
-    assert_eq!(platform::errno(), ENOMEM, "posix_memalign errno (glibc: ENOMEM)");
+    assert_eq!(
+        platform::errno(),
+        ENOMEM,
+        "posix_memalign errno (glibc: ENOMEM)"
+    );
     // A failed realloc (growing out of the block) keeps the old block intact.
     for new_size in [live_size * 4, 200_000, 8 << 20] {
         expect_null("realloc (grow)", || alloc::realloc(live, new_size));
