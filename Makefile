@@ -4,9 +4,9 @@
 #   make test         every test: Rust (debug + release, nightly and stable, the
 #                     #[global_allocator] test crate), loom models, C tests
 #                     (static and LD_PRELOAD), real programs under LD_PRELOAD,
-#                     memory retention vs glibc (test-retention),
-#                     embedded mode on the host (test-embedded)
-#                     and ArceOS in QEMU (test-arceos)
+#                     memory retention vs glibc (test-retention), glibc's own
+#                     malloc tests (test-glibc), embedded mode on the host
+#                     (test-embedded) and ArceOS in QEMU (test-arceos)
 #   make embedded     embedded libmirs.a for x86_64/riscv64/aarch64 bare metal
 #   make test-arceos  ArceOS unikernels, axlibc switched to mirs, booted in QEMU
 #                     (ARCEOS_APPS="stress" or "stress:mirs": just those)
@@ -37,7 +37,7 @@ LOOM_FLAGS := --cfg loom -Z tls-model=initial-exec
 # The crate is an rlib for Rust users; the C libraries are built on request.
 C_LIBS   := staticlib,cdylib
 
-.PHONY: all libs libs-secure header test test-rust test-stable test-loom test-c test-real test-retention lint \
+.PHONY: all libs libs-secure header test test-rust test-stable test-loom test-c test-real test-retention test-glibc lint \
         fuzz test-fuzz soak \
         test-embedded embedded test-arceos bench-arceos \
         bench bench-peers bench-fastpath bench-rust install clean
@@ -53,7 +53,7 @@ header:
 libs:
 	$(CARGO) rustc --release --lib --features $(LIB_FEATURES) --crate-type $(C_LIBS)
 
-test: test-rust test-stable test-loom test-c test-real test-retention test-embedded test-fuzz test-arceos
+test: test-rust test-stable test-loom test-c test-real test-retention test-glibc test-embedded test-fuzz test-arceos
 	@echo "make test: all suites passed"
 
 # Nightly: the default features (std's thread_local!) with the header check,
@@ -96,6 +96,12 @@ test-real: libs
 # C mimalloc / jemalloc are shown too when bench/build_peers.sh has built them.
 test-retention: libs
 	c_tests/retention/run_retention.sh $(RELEASE)
+
+# glibc's malloc tests (malloc/tst-*.c and its support/ harness, from Debian's glibc
+# source package, cached under target/glibc/) under glibc, mirs and mirs secure;
+# compared with c_tests/glibc/expected.txt.
+test-glibc: libs libs-secure
+	c_tests/glibc/run_glibc_tests.sh $(RELEASE) target/secure/release
 
 # Embedded mode (no `hosted`): libmirs.a for the bare-metal targets, with and
 # without `override` (target/embedded/<target>/), each leaving undefined only

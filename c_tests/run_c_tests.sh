@@ -15,7 +15,7 @@
 #
 # Environment: MIRS_SECURE_LIBDIR (libraries built with `secure`: test_bad_free runs
 # against them too, with its secure-only cases), CC (default cc), MIRS_STATIC_LIBS
-# (extra libraries for the static link, default "-lpthread -ldl -lm"), TEST_TIMEOUT
+# (extra libraries for the static link, default "-lpthread": libmirs.a needs only libc, and libpthread before glibc 2.34), TEST_TIMEOUT
 # (seconds per run, default 300).
 set -u
 
@@ -25,7 +25,7 @@ LIBDIR=${1:-target/release}
 BUILD=$ROOT/target/c_tests
 CC=${CC:-cc}
 CFLAGS=(-O2 -Wall -pthread "-I$ROOT/include" "-I$ROOT/c_tests")
-read -r -a STATIC_LIBS <<<"${MIRS_STATIC_LIBS:--lpthread -ldl -lm}"
+read -r -a STATIC_LIBS <<<"${MIRS_STATIC_LIBS:--lpthread}"
 TIMEOUT=${TEST_TIMEOUT:-300}
 SRC=$ROOT/c_tests
 
@@ -140,6 +140,15 @@ for mode in static preload; do
   fi
 done
 
+# ---- MIRS_ABORT_ON_ERROR=1: each detected bad free aborts (SIGABRT) -------------------
+for mode in static preload; do
+  [[ -x $BUILD/test_bad_free.$mode ]] || continue
+  pre=()
+  [[ $mode == preload ]] && pre=(LD_PRELOAD="$PRELOAD")
+  run "test_bad_free [$mode, MIRS_ABORT_ON_ERROR=1]" env "${pre[@]}" MIRS_ABORT_ON_ERROR=1 \
+    "$BUILD/test_bad_free.$mode"
+done
+
 # ---- the secure build: double free, realloc of a freed block ------------------------
 # MIRS_SECURE_LIBDIR (make test-c: target/secure/release) holds libraries built with
 # `secure`; test_bad_free then also checks the rules only secure builds keep
@@ -156,9 +165,31 @@ if [[ -n $SECURE_LIBDIR ]]; then
       run "test_bad_free [secure preload, MIRS_VERBOSE=1]" \
         env LD_PRELOAD="$SECURE_LIBDIR/libmirs.so" MIRS_TEST_SECURE=1 MIRS_VERBOSE=1 \
         "$BUILD/test_bad_free.preload"
+    [[ -x $BUILD/test_bad_free.preload ]] &&
+      run "test_bad_free [secure preload, MIRS_ABORT_ON_ERROR=1]" \
+        env LD_PRELOAD="$SECURE_LIBDIR/libmirs.so" MIRS_TEST_SECURE=1 MIRS_ABORT_ON_ERROR=1 \
+        "$BUILD/test_bad_free.preload"
   else
     fail "MIRS_SECURE_LIBDIR=$SECURE_LIBDIR: libmirs.a or libmirs.so missing"
   fi
+fi
+
+# ---- include/mirs.h: hosted users see only what libmirs.so exports ----------------
+# The embedder API (mirs_region_add, mirs_thread_done, the hooks) is declared only with
+# -DMIRS_EMBEDDED: a hosted call to it must not compile, an embedded one must.
+printf '#include "mirs.h"\nint main(void) { mirs_thread_done(); return mirs_region_add(0, 0); }\n' \
+  >"$BUILD/header_view.c"
+if "$CC" -fsyntax-only -Werror=implicit-function-declaration "-I$ROOT/include" \
+  "$BUILD/header_view.c" 2>/dev/null; then
+  fail "include/mirs.h declares the embedder API without MIRS_EMBEDDED"
+else
+  total_passed=$((total_passed + 1))
+fi
+if "$CC" -fsyntax-only -Werror=implicit-function-declaration -DMIRS_EMBEDDED "-I$ROOT/include" \
+  "$BUILD/header_view.c" 2>"$BUILD/header_view.err"; then
+  total_passed=$((total_passed + 1))
+else
+  fail "include/mirs.h with -DMIRS_EMBEDDED: $(head -3 "$BUILD/header_view.err")"
 fi
 
 # ---- allocation in constructors --------------------------------------------------

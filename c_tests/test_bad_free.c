@@ -25,11 +25,16 @@
  * With MIRS_VERBOSE=1 in the environment, the child's stderr is captured and every case
  * marked `warns` must print a line starting "mirs: warning:". The captured text is
  * passed on to our stderr.
+ *
+ * With MIRS_ABORT_ON_ERROR=1 in the environment (read by mirs at load, inherited by the
+ * forked children), every case marked `warns` must instead end its child with SIGABRT,
+ * after a line starting "mirs: error:", as glibc aborts on these.
  */
 #include "mirs_test.h"
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -223,6 +228,8 @@ static int run_case(const struct bad_case *c, bool capture, char *err, size_t er
 int main(void) {
   const char *verbose = getenv("MIRS_VERBOSE");
   bool want_warnings = verbose && strcmp(verbose, "1") == 0;
+  const char *abort_env = getenv("MIRS_ABORT_ON_ERROR");
+  bool want_abort = abort_env && strcmp(abort_env, "1") == 0;
   const char *secure = getenv("MIRS_TEST_SECURE");
   bool is_secure = secure && strcmp(secure, "1") == 0;
 
@@ -234,13 +241,22 @@ int main(void) {
     }
     if (i == 1) free(malloc_v(1)); /* from here on, the allocator has been used */
     static char err[1 << 16];
-    int status = run_case(c, want_warnings, err, sizeof err);
-    if (want_warnings) fputs(err, stderr);
+    int status = run_case(c, want_warnings || want_abort, err, sizeof err);
+    if (want_warnings || want_abort) fputs(err, stderr);
     bool waited = status != -1, crashed = waited && WIFSIGNALED(status);
     int code = waited && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     CHECKF(waited, "%s: fork/wait failed", c->name);
     if (code == 6) {
       printf("skip %s: no second allocator in this process\n", c->name);
+      continue;
+    }
+    if (want_abort) {
+      if (!c->warns) continue; /* the aligned interior case may free or be ignored */
+      CHECKF(crashed && WTERMSIG(status) == SIGABRT,
+             "%s under MIRS_ABORT_ON_ERROR=1: %s %d, want SIGABRT", c->name,
+             crashed ? "killed by signal" : "exit", crashed ? WTERMSIG(status) : code);
+      bool said = strncmp(err, "mirs: error:", 12) == 0 || strstr(err, "\nmirs: error:");
+      CHECKF(said, "%s printed no \"mirs: error:\" line before aborting", c->name);
       continue;
     }
     if (crashed)

@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
+#if !defined(MIRS_EMBEDDED) && !defined(MIRS_HOSTED)
+#define MIRS_HOSTED 1
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,8 +28,9 @@ void *mirs_calloc(size_t count, size_t size);
 void *mirs_realloc(void *p, size_t size);
 
 // Store a block of `size` bytes aligned to `alignment` in `*out`. Returns
-// EINVAL when `alignment` is not a power of two multiple of `sizeof(void*)`,
-// ENOMEM when out of memory; `*out` and errno are untouched on error.
+// EINVAL when `alignment` is not a power of two multiple of `sizeof(void*)`
+// (errno untouched), ENOMEM when out of memory (errno ENOMEM too, as glibc
+// leaves it); `*out` is untouched on error.
 //
 // # Safety
 // `out` is valid for a write of one pointer.
@@ -50,6 +54,10 @@ void mirs_stats_print(void);
 
 // The version: major * 10000 + minor * 100 + patch.
 int mirs_version(void);
+
+#if defined(MIRS_HOSTED)
+extern int pthread_setcancelstate(int state, int *oldstate);
+#endif
 
 #if !defined(MIRS_HOSTED)
 // Embedder hook: a non-zero id (below 2^63) unique among the live

@@ -5,6 +5,7 @@
 //! |-----------------------|--------------------------------------------------|
 //! | `MIRS_SHOW_STATS=1`   | print statistics to stderr at process exit       |
 //! | `MIRS_VERBOSE=1`      | print warnings (invalid frees, ...) to stderr    |
+//! | `MIRS_ABORT_ON_ERROR=1` | abort (SIGABRT) on a detected invalid or double free, as glibc does |
 //! | `MIRS_PURGE_DELAY=ms` | delay before unused memory goes back to the OS   |
 
 use crate::constants::PURGE_DELAY_MS;
@@ -12,6 +13,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static SHOW_STATS: AtomicBool = AtomicBool::new(false);
 static VERBOSE: AtomicBool = AtomicBool::new(false);
+static ABORT_ON_ERROR: AtomicBool = AtomicBool::new(false);
 static PURGE_DELAY: AtomicU64 = AtomicU64::new(PURGE_DELAY_MS);
 
 fn parse_bool(v: &[u8]) -> bool {
@@ -38,6 +40,9 @@ pub fn init() {
     if let Some(v) = crate::platform::env_var(b"MIRS_VERBOSE") {
         VERBOSE.store(parse_bool(v), Ordering::Relaxed);
     }
+    if let Some(v) = crate::platform::env_var(b"MIRS_ABORT_ON_ERROR") {
+        ABORT_ON_ERROR.store(parse_bool(v), Ordering::Relaxed);
+    }
     if let Some(ms) = crate::platform::env_var(b"MIRS_PURGE_DELAY").and_then(parse_u64) {
         PURGE_DELAY.store(ms, Ordering::Relaxed);
     }
@@ -49,6 +54,11 @@ pub fn show_stats() -> bool {
 
 pub fn verbose() -> bool {
     VERBOSE.load(Ordering::Relaxed)
+}
+
+/// Errors in the calling program (invalid or double frees) abort the process.
+pub fn abort_on_error() -> bool {
+    ABORT_ON_ERROR.load(Ordering::Relaxed)
 }
 
 pub fn purge_delay_ms() -> u64 {

@@ -1,11 +1,30 @@
 //! Formatted output without allocating: `core::fmt` into a fixed stack
-//! buffer, flushed through the platform (`write(2)` when hosted).
+//! buffer, flushed through the platform (`write(2)` when hosted) or another
+//! [`Sink`]; and the one place errors in the calling program are reported.
 
 use core::fmt;
 
-pub struct Writer {
+/// Where a [`Writer`] flushes its buffer.
+pub trait Sink {
+    fn write(&mut self, bytes: &[u8]);
+}
+
+/// The platform's error output (`write(2)` on fd 2 when hosted, not a
+/// cancellation point).
+pub struct Stderr;
+
+impl Sink for Stderr {
+    fn write(&mut self, bytes: &[u8]) {
+        crate::platform::write_stderr(bytes);
+    }
+}
+
+/// `core::fmt` into a 512-byte stack buffer, flushed to its sink when full
+/// and when dropped: formatted output that never allocates.
+pub struct Writer<S: Sink = Stderr> {
     buf: [u8; 512],
     len: usize,
+    sink: S,
 }
 
 impl Default for Writer {
@@ -16,19 +35,28 @@ impl Default for Writer {
 
 impl Writer {
     pub const fn new() -> Writer {
+        Writer::with_sink(Stderr)
+    }
+}
+
+impl<S: Sink> Writer<S> {
+    pub const fn with_sink(sink: S) -> Writer<S> {
         Writer {
             buf: [0; 512],
             len: 0,
+            sink,
         }
     }
 
     pub fn flush(&mut self) {
-        crate::platform::write_stderr(&self.buf[..self.len]);
+        if self.len > 0 {
+            self.sink.write(&self.buf[..self.len]);
+        }
         self.len = 0;
     }
 }
 
-impl fmt::Write for Writer {
+impl<S: Sink> fmt::Write for Writer<S> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for chunk in s.as_bytes().chunks(self.buf.len()) {
             if self.len + chunk.len() > self.buf.len() {
@@ -41,7 +69,7 @@ impl fmt::Write for Writer {
     }
 }
 
-impl Drop for Writer {
+impl<S: Sink> Drop for Writer<S> {
     fn drop(&mut self) {
         self.flush();
     }
@@ -54,18 +82,36 @@ macro_rules! mirs_print {
         let _ = core::fmt::Write::write_fmt(&mut w, format_args!($($arg)*));
     }};
 }
+// Used by the panic handler and the embedded platform, which not every build has.
+#[allow(unused_imports)]
 pub(crate) use mirs_print;
 
-/// A warning, printed only with `MIRS_VERBOSE=1` (and at most a few hundred,
-/// so a program that frees garbage in a loop cannot flood its output).
+/// An error in the program using mirs (a free or realloc of a pointer mirs
+/// does not own, a double free, a corrupted free list): see [`report_error`].
+/// The caller has already made the operation harmless (ignored it).
 macro_rules! warning {
-    ($($arg:tt)*) => {{
-        if $crate::options::verbose() && $crate::output::take_warning_budget() {
-            $crate::output::mirs_print!("mirs: warning: {}\n", format_args!($($arg)*));
-        }
-    }};
+    ($($arg:tt)*) => {
+        $crate::output::report_error(format_args!($($arg)*))
+    };
 }
 pub(crate) use warning;
+
+/// Report an error in the calling program. With `MIRS_ABORT_ON_ERROR=1` it
+/// is printed and the process aborts (`SIGABRT` when hosted, as glibc does
+/// on a detected double free); otherwise it is printed only with
+/// `MIRS_VERBOSE=1`, at most a few hundred times, so a program that frees
+/// garbage in a loop cannot flood its output.
+#[cold]
+#[inline(never)]
+pub(crate) fn report_error(what: fmt::Arguments<'_>) {
+    if crate::options::abort_on_error() {
+        mirs_print!("mirs: error: {}: aborting (MIRS_ABORT_ON_ERROR=1)\n", what);
+        crate::platform::abort();
+    }
+    if crate::options::verbose() && take_warning_budget() {
+        mirs_print!("mirs: warning: {}\n", what);
+    }
+}
 
 static WARNINGS_LEFT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(256);
 

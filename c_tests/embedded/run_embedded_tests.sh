@@ -105,7 +105,7 @@ bench_obj() { # bench_obj OUT.o SOURCE: a benchmark whose main is renamed bench_
 link() { # link OUT SOURCES...: against $LIB with the harness
   local out=$1
   shift
-  if ! "$CC" -O2 -Wall -pthread -I"$ROOT/include" -I"$SRC" -I"$SRC/embedded" \
+  if ! "$CC" -O2 -Wall -pthread -I"$ROOT/include" -I"$SRC" -I"$SRC/embedded" -DMIRS_EMBEDDED \
     -DREGION_MB=$REGION_MB -DHEAP_SLOTS=$MAX_THREADS -DMIRS_TEST_LINKED "$@" \
     "$SRC/embedded/harness.c" "$LIB" -Wl,--wrap=pthread_create,--wrap=pthread_join \
     -lpthread -lm -o "$out" >"$out.buildlog" 2>&1; then

@@ -99,8 +99,30 @@ pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
     released as c_int
 }
 
+/// glibc's summary lines first (the shape scripts and glibc's tests look
+/// for, with mirs's figures: one arena for the process, "mmap" = chunks
+/// mapped), then mirs's own table. Like everything mirs prints, not a
+/// cancellation point.
 #[no_mangle]
 pub extern "C" fn malloc_stats() {
+    use crate::stats::{peak, Counter};
+    use core::fmt::Write;
+    let m = mallinfo2();
+    {
+        let mut w = crate::output::Writer::new();
+        let _ = writeln!(w, "Arena 0:");
+        let _ = writeln!(w, "system bytes     = {:>10}", m.arena);
+        let _ = writeln!(w, "in use bytes     = {:>10}", m.uordblks);
+        let _ = writeln!(w, "Total (incl. mmap):");
+        let _ = writeln!(w, "system bytes     = {:>10}", m.arena);
+        let _ = writeln!(w, "in use bytes     = {:>10}", m.uordblks);
+        let _ = writeln!(w, "max mmap regions = {:>10}", peak(Counter::Chunks).max(0));
+        let _ = writeln!(
+            w,
+            "max mmap bytes   = {:>10}",
+            peak(Counter::Reserved).max(0)
+        );
+    }
     crate::stats_print();
 }
 
@@ -119,6 +141,10 @@ pub struct Mallinfo2 {
     pub keepcost: usize,
 }
 
+/// `arena`: bytes mapped; `ordblks`: pages in use; `hblks`: chunks mapped;
+/// `usmblks`: peak page memory; `uordblks`: page memory in use (pages handed
+/// to heaps, whole: mirs counts no bytes on the fast paths); `fordblks`:
+/// mapped but not in a page. The others are 0 (no fastbins, no per-chunk mmap).
 #[no_mangle]
 pub extern "C" fn mallinfo2() -> Mallinfo2 {
     use crate::stats::{current, peak, Counter};
@@ -136,6 +162,111 @@ pub extern "C" fn mallinfo2() -> Mallinfo2 {
         fordblks: reserved.saturating_sub(in_use),
         keepcost: 0,
     }
+}
+
+/// glibc's old `struct mallinfo` (deprecated in 2.33, still called): the
+/// `mallinfo2` figures in `int`s, saturated at `INT_MAX` where glibc's wrap.
+#[repr(C)]
+pub struct Mallinfo {
+    pub arena: c_int,
+    pub ordblks: c_int,
+    pub smblks: c_int,
+    pub hblks: c_int,
+    pub hblkhd: c_int,
+    pub usmblks: c_int,
+    pub fsmblks: c_int,
+    pub uordblks: c_int,
+    pub fordblks: c_int,
+    pub keepcost: c_int,
+}
+
+#[no_mangle]
+pub extern "C" fn mallinfo() -> Mallinfo {
+    let m = mallinfo2();
+    let int = |v: usize| v.min(c_int::MAX as usize) as c_int;
+    Mallinfo {
+        arena: int(m.arena),
+        ordblks: int(m.ordblks),
+        smblks: int(m.smblks),
+        hblks: int(m.hblks),
+        hblkhd: int(m.hblkhd),
+        usmblks: int(m.usmblks),
+        fsmblks: int(m.fsmblks),
+        uordblks: int(m.uordblks),
+        fordblks: int(m.fordblks),
+        keepcost: int(m.keepcost),
+    }
+}
+
+/// A C stream as a [`Sink`]: `fwrite` of the formatted chunks.
+#[cfg(feature = "hosted")]
+struct FileSink(*mut libc::FILE);
+
+#[cfg(feature = "hosted")]
+impl crate::output::Sink for FileSink {
+    fn write(&mut self, bytes: &[u8]) {
+        // SAFETY: `malloc_info`'s caller passes an open stream; the slice is live.
+        unsafe { libc::fwrite(bytes.as_ptr().cast(), 1, bytes.len(), self.0) };
+    }
+}
+
+/// glibc's `malloc_info`: the statistics as XML on `fp`, in glibc's element
+/// shape: one `<heap>` for the process; `<sizes>` empty, since mirs keeps no
+/// per-size free counts; `total type="rest"`: `size` = mapped bytes in no
+/// page (`fordblks`), `count` = pages in use; `system`/`aspace`: bytes
+/// mapped (`max`: the peak). `options` must be 0 (else EINVAL, as glibc).
+///
+/// The XML is formatted into a fixed stack buffer and handed to the stream
+/// with `fwrite`, not written to `fileno(fp)`: that keeps the stream's order
+/// with what the caller already buffered in it and works for streams without
+/// a descriptor (`open_memstream`, which is how programs usually parse it).
+/// `fwrite` may allocate the stream's buffer through malloc, i.e. mirs; that
+/// is safe, as here mirs holds nothing while calling it (glibc's own
+/// `malloc_info` prints with `fprintf` the same way).
+///
+/// # Safety
+/// `fp` is an open, writable stream.
+#[cfg(feature = "hosted")]
+#[no_mangle]
+pub unsafe extern "C" fn malloc_info(options: c_int, fp: *mut libc::FILE) -> c_int {
+    use crate::stats::{current, peak, Counter};
+    use core::fmt::Write;
+    if options != 0 {
+        return EINVAL;
+    }
+    if fp.is_null() {
+        return EINVAL;
+    }
+    let m = mallinfo2();
+    let max = peak(Counter::Reserved).max(0) as usize;
+    let pages = current(Counter::Pages).max(0);
+    let mut w = crate::output::Writer::with_sink(FileSink(fp));
+    let totals = |w: &mut crate::output::Writer<FileSink>| {
+        let _ = writeln!(w, "<total type=\"fast\" count=\"0\" size=\"0\"/>");
+        let _ = writeln!(
+            w,
+            "<total type=\"rest\" count=\"{pages}\" size=\"{}\"/>",
+            m.fordblks
+        );
+    };
+    let system = |w: &mut crate::output::Writer<FileSink>| {
+        let _ = writeln!(w, "<system type=\"current\" size=\"{}\"/>", m.arena);
+        let _ = writeln!(w, "<system type=\"max\" size=\"{max}\"/>");
+        let _ = writeln!(w, "<aspace type=\"total\" size=\"{}\"/>", m.arena);
+        let _ = writeln!(w, "<aspace type=\"mprotect\" size=\"{}\"/>", m.arena);
+    };
+    let _ = writeln!(w, "<malloc version=\"1\">");
+    let _ = writeln!(w, "<heap nr=\"0\">");
+    let _ = writeln!(w, "<sizes>");
+    let _ = writeln!(w, "</sizes>");
+    totals(&mut w);
+    system(&mut w);
+    let _ = writeln!(w, "</heap>");
+    totals(&mut w);
+    let _ = writeln!(w, "<total type=\"mmap\" count=\"0\" size=\"0\"/>");
+    system(&mut w);
+    let _ = writeln!(w, "</malloc>");
+    0
 }
 
 // glibc's internal aliases, which some programs and libraries call directly.

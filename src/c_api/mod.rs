@@ -5,7 +5,7 @@
 //! | call                          | answer on bad input                           |
 //! |-------------------------------|-----------------------------------------------|
 //! | malloc, calloc, realloc, ...  | NULL with `errno = ENOMEM` (also > PTRDIFF_MAX, overflow) |
-//! | posix_memalign                | `EINVAL` / `ENOMEM` returned, `errno` and `*out` untouched |
+//! | posix_memalign                | `EINVAL` returned (errno untouched) / `ENOMEM` returned and in errno (glibc); `*out` untouched |
 //! | aligned_alloc                 | NULL, `EINVAL` for a non-power-of-two alignment |
 //! | realloc(p, 0)                 | frees `p`, returns NULL (glibc)               |
 //! | realloc of a foreign pointer  | NULL, `errno = EINVAL`, nothing freed         |

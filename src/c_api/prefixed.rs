@@ -35,8 +35,9 @@ pub extern "C" fn mirs_realloc(p: *mut c_void, size: usize) -> *mut c_void {
 }
 
 /// Store a block of `size` bytes aligned to `alignment` in `*out`. Returns
-/// EINVAL when `alignment` is not a power of two multiple of `sizeof(void*)`,
-/// ENOMEM when out of memory; `*out` and errno are untouched on error.
+/// EINVAL when `alignment` is not a power of two multiple of `sizeof(void*)`
+/// (errno untouched), ENOMEM when out of memory (errno ENOMEM too, as glibc
+/// leaves it); `*out` is untouched on error.
 ///
 /// # Safety
 /// `out` is valid for a write of one pointer.
@@ -51,9 +52,10 @@ pub unsafe extern "C" fn mirs_posix_memalign(
     {
         return EINVAL;
     }
-    let saved = crate::platform::errno();
+    // glibc's posix_memalign reports through its result, yet its internal
+    // allocation leaves errno at ENOMEM on failure; programs rely on that
+    // (glibc's tst-malloc-thread-fail), so the failure's ENOMEM stays.
     let p = alloc::malloc_aligned(size, alignment);
-    crate::platform::set_errno(saved);
     if p.is_null() {
         return ENOMEM;
     }

@@ -297,16 +297,37 @@ pub fn now_ms() -> u64 {
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
-/// Write all of `bytes` to standard error.
+extern "C" {
+    // Not in the `libc` crate for Linux; glibc's since 2.0.
+    fn pthread_setcancelstate(state: libc::c_int, oldstate: *mut libc::c_int) -> libc::c_int;
+}
+/// glibc's `PTHREAD_CANCEL_DISABLE` (`PTHREAD_CANCEL_ENABLE` is 0).
+const PTHREAD_CANCEL_DISABLE: libc::c_int = 1;
+
+/// Write all of `bytes` to standard error. Not a cancellation point (like
+/// glibc's `malloc_stats`): `write(2)` is one, so cancellation is disabled
+/// around it and a pending cancel acts at the caller's next cancellation point.
+/// errno is kept (a warning printed from `free` must not change it).
 pub fn write_stderr(mut bytes: &[u8]) {
+    let saved_errno = errno();
+    let mut old_state: libc::c_int = 0;
+    // SAFETY: `old_state` is a valid out-pointer; the call only swaps the
+    // calling thread's cancel state (no allocation, not a cancellation point).
+    unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut old_state) };
     while !bytes.is_empty() {
         // SAFETY: the pointer and length describe a live slice.
         let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
         if n <= 0 {
-            return;
+            break;
         }
         bytes = &bytes[n as usize..];
     }
+    // SAFETY: restores the state saved above.
+    unsafe { pthread_setcancelstate(old_state, ptr::null_mut()) };
+    set_errno(saved_errno);
 }
 
 extern "C" {

@@ -94,14 +94,19 @@ fn every_entry_point_fails(live: *mut u8, live_size: usize) {
     expect_null("mirs_aligned_alloc(4096, 100000)", || {
         mirs_aligned_alloc(4096, 100_000).cast()
     });
-    // posix_memalign reports ENOMEM by its result, errno and *out untouched.
+    // posix_memalign reports ENOMEM by its result and, like glibc, in errno;
+    // *out stays untouched.
     let mut out: *mut c_void = 0x1234 as *mut c_void;
     platform::set_errno(77);
     // SAFETY: `out` is a writable pointer.
     let rc = unsafe { mirs_posix_memalign(&mut out, 256, 200_000) };
     assert_eq!(rc, ENOMEM, "posix_memalign result");
     assert_eq!(out as usize, 0x1234, "posix_memalign wrote *out on failure");
-    assert_eq!(platform::errno(), 77, "posix_memalign touched errno");
+    assert_eq!(
+        platform::errno(),
+        ENOMEM,
+        "posix_memalign errno (glibc: ENOMEM)"
+    );
     // A failed realloc (growing out of the block) keeps the old block intact.
     for new_size in [live_size * 4, 200_000, 8 << 20] {
         expect_null("realloc (grow)", || alloc::realloc(live, new_size));
