@@ -54,6 +54,10 @@ struct State {
     empty: usize,
     /// Freed huge chunks (hosted); null slots are empty.
     huge_cache: [*mut Chunk; HUGE_CACHE_SLOTS],
+    /// Free slices whose memory may be resident (dirty), over all chunks,
+    /// and bytes of dirty cached huge chunks: what `trim` bounds.
+    dirty_slices: usize,
+    dirty_huge: usize,
 }
 
 // SAFETY: the raw chunk pointers are only followed under the lock.
@@ -64,6 +68,8 @@ static ARENA: SpinLock<State> = SpinLock::new(State {
     last: ptr::null_mut(),
     empty: 0,
     huge_cache: [ptr::null_mut(); HUGE_CACHE_SLOTS],
+    dirty_slices: 0,
+    dirty_huge: 0,
 });
 
 /// Abandoned pages per bin and in all (changed under the lock, read without it).
@@ -139,6 +145,7 @@ fn take_span(
             let mask = run_mask(first, count);
             let is_zero = meta.zero & mask == mask;
             meta.free &= !mask;
+            st.dirty_slices -= (meta.dirty & mask).count_ones() as usize;
             meta.dirty &= !mask;
             // The span is about to be written.
             meta.zero &= !mask;
@@ -277,6 +284,7 @@ unsafe fn release_span(
         let mask = run_mask(first, count);
         debug_assert!(meta.free & mask == 0, "span freed twice");
         meta.free |= mask;
+        st.dirty_slices += (mask & !meta.zero & !meta.dirty).count_ones() as usize;
         meta.dirty |= mask & !meta.zero;
         if meta.dirty != 0 && meta.purge_at == 0 {
             meta.purge_at = platform::now_ms() + crate::options::purge_delay_ms();
@@ -286,11 +294,14 @@ unsafe fn release_span(
             st.empty += 1;
             if st.empty > spare_chunks() {
                 st.empty -= 1;
+                st.dirty_slices -= meta.dirty.count_ones() as usize;
                 unlink_chunk(st, chunk);
+                trim(st);
                 return chunk;
             }
         }
     }
+    trim(st);
     ptr::null_mut()
 }
 
@@ -465,7 +476,9 @@ fn take_cached_huge(total: usize, align: usize) -> Option<*mut Chunk> {
             }
         }
         let i = best?;
-        core::mem::replace(&mut st.huge_cache[i], ptr::null_mut())
+        let c = core::mem::replace(&mut st.huge_cache[i], ptr::null_mut());
+        st.dirty_huge -= huge_dirty_bytes(c);
+        c
     };
     stats::add(Counter::CacheHits, 1);
     // SAFETY: the chunk is ours now; the tail past `total` may hold memory
@@ -527,15 +540,86 @@ fn cache_huge(st: &mut State, chunk: *mut Chunk) -> *mut Chunk {
     if !HUGE_CACHE {
         return chunk;
     }
+    st.dirty_huge += huge_dirty_bytes(chunk);
     if let Some(slot) = st.huge_cache.iter_mut().find(|c| c.is_null()) {
         *slot = chunk;
+        trim(st);
         return ptr::null_mut();
     }
     let oldest = (0..HUGE_CACHE_SLOTS)
         // SAFETY: every slot holds a live cached chunk (the cache is full).
         .min_by_key(|&i| unsafe { Chunk::meta(st.huge_cache[i]).cached_at })
         .unwrap_or(0);
-    core::mem::replace(&mut st.huge_cache[oldest], chunk)
+    let evicted = core::mem::replace(&mut st.huge_cache[oldest], chunk);
+    st.dirty_huge -= huge_dirty_bytes(evicted);
+    trim(st);
+    evicted
+}
+
+/// Bytes of a huge chunk's body that may be resident (0 once purged).
+fn huge_dirty_bytes(chunk: *mut Chunk) -> usize {
+    // SAFETY: a live huge chunk the caller holds (lock held or ours alone).
+    unsafe {
+        if Chunk::meta(chunk).dirty != 0 {
+            (*chunk).size - CHUNK_INFO_SIZE
+        } else {
+            0
+        }
+    }
+}
+
+/// Purge a cached huge chunk's body. Lock held, `chunk` in the cache.
+fn purge_huge(st: &mut State, chunk: *mut Chunk) {
+    let bytes = huge_dirty_bytes(chunk);
+    if bytes == 0 {
+        return;
+    }
+    // SAFETY: a cached chunk: nobody uses its memory; we hold the lock.
+    unsafe {
+        let zeroed = platform::os_purge((chunk as *mut u8).add(CHUNK_INFO_SIZE), bytes);
+        stats::add(Counter::Purged, bytes as i64);
+        let meta = Chunk::meta(chunk);
+        meta.dirty = 0;
+        meta.zero = if zeroed { ALL_SLICES } else { 0 };
+    }
+    st.dirty_huge -= bytes;
+}
+
+/// Memory that free spans and cached huge chunks may keep resident: half
+/// of what the program has in pages now, at least `DIRTY_FLOOR`. A program
+/// that shrinks (or frees everything) gets its memory back at once, not at
+/// the next purge pass, which only a later allocation would run; one in a
+/// steady state keeps its working set warm.
+const DIRTY_FLOOR: usize = 4 << 20;
+
+/// Purge until the dirty memory is within budget (hosted: elsewhere purging
+/// gives nothing back). Lock held.
+fn trim(st: &mut State) {
+    if !cfg!(feature = "hosted") {
+        return;
+    }
+    let budget = DIRTY_FLOOR.max(stats::current(Counter::PageBytes).max(0) as usize / 2);
+    while st.dirty_huge + st.dirty_slices * SLICE_SIZE > budget {
+        // The oldest dirty huge chunk first, then the chunks' free slices.
+        let oldest = (0..HUGE_CACHE_SLOTS)
+            .filter(|&i| !st.huge_cache[i].is_null() && huge_dirty_bytes(st.huge_cache[i]) > 0)
+            // SAFETY: cached chunks are live, lock held.
+            .min_by_key(|&i| unsafe { Chunk::meta(st.huge_cache[i]).cached_at });
+        if let Some(i) = oldest {
+            let c = st.huge_cache[i];
+            purge_huge(st, c);
+            continue;
+        }
+        let mut chunk = st.first;
+        while !chunk.is_null() && st.dirty_slices * SLICE_SIZE > budget {
+            // SAFETY: listed chunks are live; we hold the lock.
+            unsafe {
+                st.dirty_slices -= purge_chunk(chunk, 0, true);
+                chunk = Chunk::meta(chunk).next;
+            }
+        }
+        break;
+    }
 }
 
 // ------------------------------------------------------------------ abandon and adopt
@@ -722,26 +806,20 @@ pub fn purge(force: bool) {
             }
         }
         // SAFETY: as above.
-        unsafe { purge_chunk(chunk, now, force) };
+        st.dirty_slices -= unsafe { purge_chunk(chunk, now, force) };
         chunk = next;
     }
     for i in 0..HUGE_CACHE_SLOTS {
         let c = st.huge_cache[i];
-        if c.is_null() {
+        if c.is_null() || huge_dirty_bytes(c) == 0 {
             continue;
         }
         // SAFETY: cached chunks are ours, lock held.
-        unsafe {
-            let meta = Chunk::meta(c);
-            if meta.dirty != 0
-                && (force || meta.cached_at + crate::options::purge_delay_ms() <= now)
-            {
-                let body = (c as *mut u8).add(CHUNK_INFO_SIZE);
-                let zeroed = platform::os_purge(body, (*c).size - CHUNK_INFO_SIZE);
-                stats::add(Counter::Purged, ((*c).size - CHUNK_INFO_SIZE) as i64);
-                meta.dirty = 0;
-                meta.zero = if zeroed { ALL_SLICES } else { 0 };
-            }
+        let due = unsafe { Chunk::meta(c).cached_at } + crate::options::purge_delay_ms();
+        if force || due <= now {
+            purge_huge(&mut st, c);
+        } else {
+            PURGE_DUE.fetch_min(due, Ordering::Relaxed);
         }
     }
     drop(st);
@@ -751,20 +829,22 @@ pub fn purge(force: bool) {
     }
 }
 
-/// Purge the dirty free slices of `chunk` once their delay has passed.
+/// Purge the dirty free slices of `chunk` once their delay has passed;
+/// returns how many slices were purged.
 ///
 /// # Safety
 /// `chunk` is live and the arena lock is held.
-unsafe fn purge_chunk(chunk: *mut Chunk, now: u64, force: bool) {
+unsafe fn purge_chunk(chunk: *mut Chunk, now: u64, force: bool) -> usize {
     // SAFETY: as the caller guarantees.
     let meta = unsafe { Chunk::meta(chunk) };
     if meta.dirty == 0 {
-        return;
+        return 0;
     }
     if !force && meta.purge_at > now {
         PURGE_DUE.fetch_min(meta.purge_at, Ordering::Relaxed);
-        return;
+        return 0;
     }
+    let purged = meta.dirty.count_ones() as usize;
     let mut bits = meta.dirty;
     while bits != 0 {
         let first = bits.trailing_zeros() as usize;
@@ -783,6 +863,7 @@ unsafe fn purge_chunk(chunk: *mut Chunk, now: u64, force: bool) {
     }
     meta.dirty = 0;
     meta.purge_at = 0;
+    purged
 }
 
 /// Out of memory: hand every cached huge chunk and spare empty chunk back
@@ -792,8 +873,10 @@ pub fn release_caches() -> bool {
     loop {
         let victim = {
             let mut st = ARENA.lock();
-            if let Some(slot) = st.huge_cache.iter_mut().find(|c| !c.is_null()) {
-                core::mem::replace(slot, ptr::null_mut())
+            if let Some(i) = (0..HUGE_CACHE_SLOTS).find(|&i| !st.huge_cache[i].is_null()) {
+                let c = core::mem::replace(&mut st.huge_cache[i], ptr::null_mut());
+                st.dirty_huge -= huge_dirty_bytes(c);
+                c
             } else {
                 let mut found = ptr::null_mut();
                 let mut chunk = st.first;
@@ -808,6 +891,8 @@ pub fn release_caches() -> bool {
                 }
                 if !found.is_null() {
                     st.empty -= 1;
+                    // SAFETY: as above.
+                    st.dirty_slices -= unsafe { Chunk::meta(found).dirty.count_ones() } as usize;
                     unlink_chunk(&mut st, found);
                 }
                 found
