@@ -915,13 +915,15 @@ pub fn cached_count() -> usize {
 
 // ------------------------------------------------------------------ fork
 
-/// `fork` prepare handler: no thread is inside the arena while the child is made.
-pub fn lock_for_fork() {
-    ARENA.acquire();
-}
-
-/// `fork` parent and child handlers.
-pub fn unlock_after_fork() {
-    // SAFETY: `lock_for_fork` took the lock in this thread (or the parent's).
+/// In the child after `fork` (single-threaded now): a thread of the parent
+/// may have held the lock; it does not exist here. The lock is not taken
+/// across `fork` in a prepare handler: glibc runs those before it takes its
+/// stdio locks, so a thread waiting for the arena while holding a FILE lock
+/// deadlocks `fork` (glibc's tst-malloc-fork-deadlock), and a `fork` from a
+/// signal handler that interrupted the arena would wait for itself
+/// (tst-mallocfork2). The arena's critical sections are a few stores long; a
+/// child forked in the middle of one may lose the span it was handling.
+pub fn reset_after_fork() {
+    // SAFETY: only this thread exists in the child.
     unsafe { ARENA.release() };
 }

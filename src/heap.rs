@@ -123,17 +123,7 @@ static POOL: TaggedStack<Heap> = TaggedStack::new();
 /// In the child after `fork`: threads that were popping a stack are gone.
 pub fn after_fork_in_child() {
     POOL.reset_readers();
-    arena::unlock_after_fork();
-}
-
-/// Before `fork`: no thread may be inside the arena while the child is made.
-pub fn before_fork() {
-    arena::lock_for_fork();
-}
-
-/// In the parent after `fork`.
-pub fn after_fork_in_parent() {
-    arena::unlock_after_fork();
+    arena::reset_after_fork();
 }
 
 impl StackNode for Heap {

@@ -213,14 +213,6 @@ extern "C" fn thread_exit(value: *mut libc::c_void) {
     crate::heap::thread_done(value.cast());
 }
 
-extern "C" fn fork_prepare() {
-    crate::heap::before_fork();
-}
-
-extern "C" fn fork_parent() {
-    crate::heap::after_fork_in_parent();
-}
-
 extern "C" fn fork_child() {
     crate::heap::after_fork_in_child();
 }
@@ -232,12 +224,12 @@ pub fn reap_dead_threads() -> bool {
 
 /// Called once per process, before any thread registers its heap.
 pub fn process_init() {
-    // The arena's lock is held across fork, so the child never inherits it
-    // taken by a thread that does not exist there; a pop of the heap pool in
-    // progress in another thread would leave its reader count set forever.
-    // SAFETY: valid handlers; glibc keeps the first registrations in static
+    // In the child: the arena's lock may have been held by a thread that does
+    // not exist there, and a pop of the heap pool in progress in another
+    // thread would leave its reader count set forever (`heap::after_fork_in_child`).
+    // SAFETY: a valid handler; glibc keeps the first registrations in static
     // storage (no allocation).
-    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    unsafe { libc::pthread_atfork(None, None, Some(fork_child)) };
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: `key` is a valid out-pointer and `thread_exit` has the
     // destructor signature. glibc's pthread_key_create does not allocate.
