@@ -389,20 +389,9 @@ pub fn alloc_singleton(size: usize, align: usize) -> Option<(*mut u8, bool)> {
         let page = Chunk::page(span.chunk, span.first);
         // SAFETY: the span is ours alone until `init` publishes the page.
         unsafe {
-            (*page).init(
-                OWNER_SINGLETON,
-                ptr::null_mut(),
-                area,
-                start,
-                area,
-                is_zero,
-                span.first,
-                span.count,
-            );
+            let block = singleton_block(page, start, area, is_zero, span.first, span.count);
             Chunk::set_span(span.chunk, span.first, span.count, false);
-            (*page).extend();
-            stats::page_allocated(area, area);
-            return Some(((*page).pop_free(), is_zero));
+            return Some((block, is_zero));
         }
     }
     alloc_huge(size, align)
@@ -436,7 +425,28 @@ fn alloc_huge(size: usize, align: usize) -> Option<(*mut u8, bool)> {
         meta.dirty = 0;
         let start = (chunk as *mut u8).add(offset);
         let area = (*chunk).size - offset;
-        let page = Chunk::page(chunk, 0);
+        Some((
+            singleton_block(Chunk::page(chunk, 0), start, area, is_zero, 0, 0),
+            is_zero,
+        ))
+    }
+}
+
+/// Make `page` a singleton page over `start..start + area` (its one block
+/// spans all of it, so usable_size reports it all) and hand out its block.
+///
+/// # Safety
+/// `page` heads a span (or huge chunk) that is ours alone.
+unsafe fn singleton_block(
+    page: *mut Page,
+    start: *mut u8,
+    area: usize,
+    is_zero: bool,
+    first: usize,
+    count: usize,
+) -> *mut u8 {
+    // SAFETY: as the caller guarantees.
+    unsafe {
         (*page).init(
             OWNER_SINGLETON,
             ptr::null_mut(),
@@ -444,12 +454,12 @@ fn alloc_huge(size: usize, align: usize) -> Option<(*mut u8, bool)> {
             start,
             area,
             is_zero,
-            0,
-            0,
+            first,
+            count,
         );
         (*page).extend();
         stats::page_allocated(area, area);
-        Some(((*page).pop_free(), is_zero))
+        (*page).pop_free()
     }
 }
 

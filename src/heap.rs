@@ -182,16 +182,9 @@ fn heap_init_thread() -> *mut Heap {
         ptr::write(
             heap,
             Heap {
-                pages_direct: [empty_page(); PAGES_DIRECT],
                 thread_id: platform::thread_id(),
-                queues: empty_queues(),
-                thread_delayed_free: AtomicPtr::new(ptr::null_mut()),
-                generic_count: 0,
-                retired_min: BIN_FULL,
-                retired_max: 0,
-                next_purge_at: 0,
-                pool_next: ptr::null_mut(),
                 random: platform::random_seed() ^ heap as u64,
+                ..empty_heap()
             },
         );
     }
