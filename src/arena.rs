@@ -727,47 +727,47 @@ pub fn adopt(heap: *mut Heap, owner: usize, block_size: usize) -> *mut Page {
         return ptr::null_mut();
     }
     let st = ARENA.lock();
+    // SAFETY: abandoned pages' headers are the lock holder's to read.
+    let Some(page) = find_abandoned(&st, |p| unsafe { (*p).block_size } == block_size) else {
+        return ptr::null_mut();
+    };
+    // SAFETY: an abandoned page: the lock holder may change it.
+    unsafe {
+        unmark_abandoned(page);
+        (*page).heap.store(heap, Ordering::Relaxed);
+        (*page).owner.store(owner, Ordering::Release);
+    }
+    stats::add(Counter::Reclaimed, 1);
+    page
+}
+
+/// The first abandoned page that `pick` accepts (the lock is held: `st`).
+fn find_abandoned(st: &State, mut pick: impl FnMut(*mut Page) -> bool) -> Option<*mut Page> {
     let mut chunk = st.first;
     while !chunk.is_null() {
-        // SAFETY: listed chunks are live; we hold the lock.
+        // SAFETY: listed chunks are live; the caller holds the lock.
         let meta = unsafe { Chunk::meta(chunk) };
         let mut bits = meta.abandoned;
         while bits != 0 {
-            let slice = bits.trailing_zeros() as usize;
+            let page = Chunk::page(chunk, bits.trailing_zeros() as usize);
             bits &= bits - 1;
-            let page = Chunk::page(chunk, slice);
-            // SAFETY: an abandoned page: the lock holder may change it.
-            unsafe {
-                if (*page).block_size != block_size {
-                    continue;
-                }
-                unmark_abandoned(page);
-                (*page).heap.store(heap, Ordering::Relaxed);
-                (*page).owner.store(owner, Ordering::Release);
+            if pick(page) {
+                return Some(page);
             }
-            stats::add(Counter::Reclaimed, 1);
-            return page;
         }
         chunk = meta.next;
     }
-    ptr::null_mut()
+    None
 }
 
 /// Visit every abandoned page (tests: the process must be quiescent).
 #[cfg(test)]
 pub fn for_each_abandoned(mut f: impl FnMut(*mut Page)) {
     let st = ARENA.lock();
-    let mut chunk = st.first;
-    while !chunk.is_null() {
-        // SAFETY: listed chunks are live; we hold the lock.
-        let meta = unsafe { Chunk::meta(chunk) };
-        let mut bits = meta.abandoned;
-        while bits != 0 {
-            f(Chunk::page(chunk, bits.trailing_zeros() as usize));
-            bits &= bits - 1;
-        }
-        chunk = meta.next;
-    }
+    find_abandoned(&st, |page| {
+        f(page);
+        false
+    });
 }
 
 // ------------------------------------------------------------------ purge and release
