@@ -471,7 +471,10 @@ impl Page {
             self.capacity as usize,
             "used + |free| + |local_free| == capacity"
         );
-        for head in [self.free, self.local_free, self.thread_free.head()] {
+        // One load gives a head and a length that belong together: frees
+        // by other threads push above it and never change what lies below.
+        let (tf_head, tf_count) = self.thread_free.snapshot();
+        for head in [self.free, self.local_free, tf_head] {
             let mut cur = head;
             while !cur.is_null() {
                 assert!(
@@ -482,10 +485,10 @@ impl Page {
                 cur = unsafe { Block::next_with(cur, self.key) };
             }
         }
-        // SAFETY: reading the thread_free list while no other thread frees
-        // into this page (the caller's contract).
-        let (nthread, _) = unsafe { Block::count_and_tail(self.thread_free.head(), self.key) };
-        assert_eq!(nthread, self.thread_free.count(), "thread_free length word");
+        // SAFETY: the blocks below the snapshot's head stay on the stack
+        // until the owner (the caller) takes them.
+        let (nthread, _) = unsafe { Block::count_and_tail(tf_head, self.key) };
+        assert_eq!(nthread, tf_count, "thread_free length word");
         assert!(nthread <= self.used as usize);
         self.used as usize - nthread
     }

@@ -178,6 +178,13 @@ impl ThreadFree {
         }
     }
 
+    /// The top of the stack and its length from one load: the owner may walk
+    /// that many blocks from it while other threads keep pushing above it.
+    pub fn snapshot(&self) -> (*mut Block, usize) {
+        let tf = self.0.load(Ordering::Acquire);
+        (block_of(tf), count_of(tf))
+    }
+
     /// The stack's length, for invariant checks with no concurrent frees.
     pub fn count(&self) -> usize {
         count_of(self.0.load(Ordering::Acquire))
