@@ -94,11 +94,6 @@ pub extern "C" fn mirs_provider_limit(bytes: usize) {
     memory::set_provider_limit(bytes);
 }
 
-/// Bytes mirs holds from the page provider now.
-pub fn provider_held() -> usize {
-    memory::provider_held()
-}
-
 /// Install (or, with NULLs, remove) a page provider, asked for memory when
 /// the regions are full: `alloc(size, align)` returns `size` bytes (a
 /// multiple of 4 KiB) aligned to `align` (a power of two, 4 KiB or at

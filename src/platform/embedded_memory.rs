@@ -331,11 +331,6 @@ pub fn set_provider_limit(bytes: usize) {
     PROVIDER_LIMIT.store(limit, Ordering::Relaxed);
 }
 
-/// Bytes held from the page provider now (statistics, tests).
-pub fn provider_held() -> usize {
-    PROVIDER_HELD.load(Ordering::Relaxed)
-}
-
 fn provider_alloc(size: usize, align: usize) -> Option<usize> {
     let f = PROVIDER_ALLOC.load(Ordering::Acquire);
     if f == 0 {
