@@ -31,7 +31,7 @@ pub fn malloc(size: usize) -> *mut u8 {
             }
         }
     }
-    heap::malloc_generic(heap, size, false)
+    heap::malloc_generic(size, heap, false)
 }
 
 /// Allocate `size` zeroed bytes. Memory fresh from the OS is not cleared again.
@@ -47,7 +47,7 @@ pub fn zalloc(size: usize) -> *mut u8 {
             }
         }
     }
-    heap::malloc_generic(heap, size, true)
+    heap::malloc_generic(size, heap, true)
 }
 
 /// Allocate `count * size` zeroed bytes; null on overflow.
@@ -112,28 +112,25 @@ fn aligned_huge(size: usize, align: usize) -> *mut u8 {
 
 /// Resize a block, in place when the new size fits and is not wastefully
 /// smaller (less than half the block). On failure returns null (ENOMEM) and
-/// leaves the old block intact; a pointer mirs does not own gives null with
-/// EINVAL and is left alone. `p` null means `malloc(new_size)`.
-// Takes any pointer by design (C's realloc): it is validated through the
-// chunk map before the copy reads it.
-#[allow(clippy::not_unsafe_ptr_arg_deref)]
-pub fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
+/// leaves the old block intact; a pointer that is not a live mirs block
+/// (foreign, interior, already freed) gives null with EINVAL and is left
+/// alone. `p` null means `malloc(new_size)`.
+///
+/// # Safety
+/// `p` is null or a pointer the caller may free: no other thread frees or
+/// uses it meanwhile. (Pointers mirs does not own are detected, not
+/// dereferenced.)
+pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     if p.is_null() {
         return malloc(new_size);
     }
-    let Some(old_size) = free::checked_usable_size(p) else {
-        crate::output::warning!("realloc of a pointer mirs does not own ignored: {:p}", p);
+    // SAFETY: as the caller guarantees.
+    let Some(old_size) = (unsafe { free::live_usable_size(p) }) else {
+        crate::output::warning!("realloc of a pointer that is not a live block: {:p}", p);
         crate::stats::add(crate::stats::Counter::InvalidFrees, 1);
         platform::set_errno(crate::c_api::EINVAL);
         return ptr::null_mut();
     };
-    #[cfg(feature = "secure")]
-    if free::is_freed_block_of_this_thread(p) {
-        crate::output::warning!("realloc of a freed block ignored: {:p}", p);
-        crate::stats::add(crate::stats::Counter::InvalidFrees, 1);
-        platform::set_errno(crate::c_api::EINVAL);
-        return ptr::null_mut();
-    }
     if new_size <= old_size && new_size >= old_size / 2 {
         return p;
     }
@@ -142,19 +139,31 @@ pub fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         // SAFETY: both blocks are live and distinct; `p` holds `old_size`
         // usable bytes and `q` at least `new_size`.
         unsafe { ptr::copy_nonoverlapping(p, q, old_size.min(new_size)) };
-        free::free(p);
+        // SAFETY: the caller gave `p` up to us.
+        unsafe { free::free(p) };
     }
     q
 }
 
-/// Bytes usable at `p` (0 for null or a pointer mirs does not own).
-pub fn usable_size(p: *const u8) -> usize {
-    free::checked_usable_size(p).unwrap_or(0)
+/// Bytes usable at `p`: 0 for null and for anything that is not a live
+/// mirs block (foreign, interior, freed).
+///
+/// # Safety
+/// No other thread frees `p` or writes its block meanwhile.
+pub unsafe fn usable_size(p: *const u8) -> usize {
+    // SAFETY: as the caller guarantees.
+    unsafe { free::live_usable_size(p) }.unwrap_or(0)
 }
 
-/// Does `p` point into memory mirs manages (a carved block of a page in use)?
-pub fn owns(p: *const u8) -> bool {
-    free::checked_usable_size(p).is_some()
+/// Is `p` a live block mirs handed out (not freed, not an interior or
+/// foreign pointer)?
+///
+/// # Safety
+/// No other thread frees `p` or writes its block meanwhile (the answer
+/// reads the block's second word).
+pub unsafe fn owns(p: *const u8) -> bool {
+    // SAFETY: as the caller guarantees.
+    unsafe { free::live_usable_size(p) }.is_some()
 }
 
 const _: () = assert!(core::mem::size_of::<Block>() == WORD_SIZE);

@@ -121,6 +121,40 @@ impl Block {
         unsafe { (*block).next = key.encode(next) }
     }
 
+    /// Does the block's second word hold `mark`, the value every free block
+    /// of its page holds there ([`Block::set_free_mark`])?
+    ///
+    /// # Safety
+    /// `block` points at a block (at least two words) the caller may read:
+    /// its owner, or the thread freeing it.
+    #[inline(always)]
+    pub unsafe fn has_free_mark(block: *mut Block, mark: usize) -> bool {
+        // SAFETY: as the caller guarantees; blocks are at least 16 bytes.
+        unsafe { block.cast::<usize>().add(1).read() == mark }
+    }
+
+    /// Mark a block being freed: its second word holds `mark` while it is
+    /// free. A block handed out has it cleared ([`Block::clear_free_mark`]),
+    /// so a second free of the same block finds the mark and is refused.
+    ///
+    /// # Safety
+    /// `block` points at a block (at least two words) the caller is freeing.
+    #[inline(always)]
+    pub unsafe fn set_free_mark(block: *mut Block, mark: usize) {
+        // SAFETY: as the caller guarantees.
+        unsafe { block.cast::<usize>().add(1).write(mark) }
+    }
+
+    /// Clear the free mark of a block being handed out.
+    ///
+    /// # Safety
+    /// `block` points at a block (at least two words) the caller owns.
+    #[inline(always)]
+    pub unsafe fn clear_free_mark(block: *mut Block) {
+        // SAFETY: as the caller guarantees.
+        unsafe { block.cast::<usize>().add(1).write(0) }
+    }
+
     /// Length and last block of a list stored with `key`.
     ///
     /// # Safety

@@ -31,7 +31,7 @@ use crate::constants::*;
 use crate::page::Page;
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicU16, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Every slice of a chunk.
 pub const ALL_SLICES: u64 = u64::MAX;
@@ -78,7 +78,7 @@ pub struct Chunk {
     /// At offset 0, so a page's chunk is its address masked, and every page
     /// header is 128-byte aligned (its hot half is one cache line).
     pub(crate) pages: [Page; SLICES_PER_CHUNK],
-    pub(crate) span_of: [AtomicU16; SLICES_PER_CHUNK],
+    pub(crate) span_of: [AtomicU32; SLICES_PER_CHUNK],
     pub(crate) kind: ChunkKind,
     /// Bytes of the mapping (CHUNK_SIZE for normal chunks).
     pub(crate) size: usize,
@@ -142,7 +142,7 @@ impl Chunk {
         // SAFETY: the caller guarantees a live header; the index is below 64.
         let offset = unsafe {
             (*ptr::addr_of!((*chunk).span_of)
-                .cast::<AtomicU16>()
+                .cast::<AtomicU32>()
                 .add(slice))
             .load(Ordering::Relaxed)
         };
@@ -157,7 +157,7 @@ impl Chunk {
     pub unsafe fn set_span(chunk: *mut Chunk, first: usize, count: usize, free: bool) {
         for slice in first..first + count {
             let start = if free { slice } else { first };
-            let value = (start * core::mem::size_of::<Page>()) as u16;
+            let value = (start * core::mem::size_of::<Page>()) as u32;
             // SAFETY: as the caller guarantees; slice < 64.
             unsafe { (*chunk).span_of[slice].store(value, Ordering::Release) };
         }
@@ -182,7 +182,7 @@ impl Chunk {
                 ptr::write(Self::page(chunk, slice), Page::empty());
                 ptr::write(
                     ptr::addr_of_mut!((*chunk).span_of[slice]),
-                    AtomicU16::new((slice * core::mem::size_of::<Page>()) as u16),
+                    AtomicU32::new((slice * core::mem::size_of::<Page>()) as u32),
                 );
             }
             ptr::addr_of_mut!((*chunk).kind).write(kind);

@@ -70,29 +70,44 @@ mod imp {
     /// written (a window gets a leaf of its own before its first entry is
     /// set), so the lookup needs no null test.
     static EMPTY_LEAF: Leaf = [const { AtomicU8::new(0) }; LEAF];
-    static TOP_LEVEL: [AtomicPtr<Leaf>; TOP] =
-        [const { AtomicPtr::new(ptr::addr_of!(EMPTY_LEAF).cast_mut()) }; TOP];
 
-    fn empty_leaf() -> *mut Leaf {
-        ptr::addr_of!(EMPTY_LEAF).cast_mut()
+    /// Top-level entry `t` holds its leaf's address minus `t << LEAF_BITS`,
+    /// so the entry of region `index` is at `TOP_LEVEL[index >> LEAF_BITS] +
+    /// index`: the lookup needs no masking of the index.
+    static TOP_LEVEL: [AtomicPtr<AtomicU8>; TOP] = {
+        let mut top = [const { AtomicPtr::new(ptr::null_mut()) }; TOP];
+        let mut t = 0;
+        while t < TOP {
+            top[t] = AtomicPtr::new(biased(ptr::addr_of!(EMPTY_LEAF).cast_mut(), t));
+            t += 1;
+        }
+        top
+    };
+
+    /// The top-level value of leaf `leaf` for window `t`.
+    const fn biased(leaf: *mut Leaf, t: usize) -> *mut AtomicU8 {
+        leaf.cast::<AtomicU8>().wrapping_sub(t << LEAF_BITS)
     }
 
     #[inline(always)]
     fn entry(index: usize) -> Option<&'static AtomicU8> {
         let leaf = TOP_LEVEL.get(index >> LEAF_BITS)?.load(Ordering::Acquire);
-        // SAFETY: leaves (and the empty leaf) are never freed; the index is below LEAF.
-        Some(unsafe { &(*leaf)[index & (LEAF - 1)] })
+        // SAFETY: every top-level entry points at a leaf (or the empty leaf)
+        // biased by its window, never freed: `leaf + index` lies in it.
+        Some(unsafe { &*leaf.wrapping_add(index) })
     }
 
     /// The entry of `index`, creating its leaf; None when out of range or
     /// out of memory.
     fn entry_or_make(index: usize) -> Option<&'static AtomicU8> {
-        let top = TOP_LEVEL.get(index >> LEAF_BITS)?;
-        if top.load(Ordering::Acquire) == empty_leaf() {
+        let t = index >> LEAF_BITS;
+        let top = TOP_LEVEL.get(t)?;
+        let empty = biased(ptr::addr_of!(EMPTY_LEAF).cast_mut(), t);
+        if top.load(Ordering::Acquire) == empty {
             let fresh = crate::platform::os_alloc_aligned(OS_PAGE_SIZE, OS_PAGE_SIZE)?;
-            let leaf = fresh.base.cast::<Leaf>();
+            let leaf = biased(fresh.base.cast::<Leaf>(), t);
             if top
-                .compare_exchange(empty_leaf(), leaf, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(empty, leaf, Ordering::AcqRel, Ordering::Acquire)
                 .is_err()
             {
                 // SAFETY: our fresh page lost the race; nobody else has seen it.
@@ -146,10 +161,8 @@ mod imp {
         let Some(top) = TOP_LEVEL.get(index >> LEAF_BITS) else {
             return 0;
         };
-        let leaf = top.load(Ordering::Acquire);
-        // SAFETY: every top-level entry points at a leaf (or the empty
-        // leaf), never freed; the index is below LEAF.
-        unsafe { (*leaf)[index & (LEAF - 1)].load(Ordering::Relaxed) }
+        // SAFETY: as in `entry` (no Option here: the fast path needs no null test).
+        unsafe { (*top.load(Ordering::Acquire).wrapping_add(index)).load(Ordering::Relaxed) }
     }
 
     /// The base of the chunk spanning `addr`, if any: walks back from the

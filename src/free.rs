@@ -30,12 +30,17 @@ use crate::page::{Page, Pushed, OWNER_ABANDONED, OWNER_NONE, OWNER_SINGLETON};
 use crate::platform;
 use core::sync::atomic::Ordering;
 
-/// Free a block (null and foreign pointers are ignored).
-// Takes any pointer by design (C's free): it is validated through the
-// chunk map before anything is read.
-#[allow(clippy::not_unsafe_ptr_arg_deref)]
+/// Free a block. Null is ignored; a pointer that is not a live mirs block
+/// (foreign, interior, already freed) is refused, counted and reported
+/// with `MIRS_VERBOSE=1`: it is validated through the chunk map before
+/// anything is read.
+///
+/// # Safety
+/// `p` is not used afterwards, and no other thread frees or uses it at the
+/// same time (a concurrent double free of one block is a race mirs cannot
+/// see).
 #[inline(always)]
-pub fn free(p: *mut u8) {
+pub unsafe fn free(p: *mut u8) {
     let base = p as usize & !CHUNK_MASK;
     if !chunk_map::is_chunk(base) {
         return free_outside_chunk_start(p);
@@ -47,11 +52,10 @@ pub fn free(p: *mut u8) {
         let page = Chunk::page_of(chunk, p);
         if (*page).owner.load(Ordering::Relaxed) == platform::thread_id()
             && (*page).is_plain_block_start(p)
+            // A marked block is (almost surely) free already: the slow path
+            // looks it up on the lists.
+            && !(*page).is_marked_free(p.cast())
         {
-            #[cfg(any(debug_assertions, feature = "secure"))]
-            if is_double_free(&*page, p.cast()) {
-                return;
-            }
             // An emptied page is retired (cold), unless it already is: a
             // retiring page that keeps being used is noticed by the heap.
             if (*page).push_local(p.cast()) && (*page).retire_expire == 0 {
@@ -59,7 +63,7 @@ pub fn free(p: *mut u8) {
             }
             return;
         }
-        free_generic(page, p);
+        free_generic(p, page);
     }
 }
 
@@ -80,7 +84,7 @@ fn free_outside_chunk_start(p: *mut u8) {
     }
     match resolve(p) {
         // SAFETY: `resolve` found a live page spanning `p`.
-        Some(page) => unsafe { free_generic(page, p) },
+        Some(page) => unsafe { free_generic(p, page) },
         None => invalid_free(p, "a pointer mirs does not own"),
     }
 }
@@ -162,11 +166,13 @@ pub(crate) unsafe fn mark_aligned(p: *mut u8) {
     unsafe { p.sub(8).cast::<u64>().write(align_mark(p)) };
 }
 
+/// (`p` first: free's argument register stays where it is.)
+///
 /// # Safety
 /// `page` is a page in use of a live chunk, spanning `p`.
 #[cold]
 #[inline(never)]
-unsafe fn free_generic(page: *mut Page, p: *mut u8) {
+unsafe fn free_generic(p: *mut u8, page: *mut Page) {
     // SAFETY: as the caller guarantees.
     unsafe {
         let owner = (*page).owner.load(Ordering::Acquire);
@@ -177,14 +183,23 @@ unsafe fn free_generic(page: *mut Page, p: *mut u8) {
             return invalid_free(p, "a pointer that is not the start of a block");
         };
         if owner == OWNER_SINGLETON {
-            arena::free_singleton(page);
-        } else if owner == platform::thread_id() {
-            if is_double_free(&*page, block) {
-                return;
-            }
+            return arena::free_singleton(page);
+        }
+        if owner == platform::thread_id() {
             let heap = (*page).heap.load(Ordering::Relaxed);
-            (*heap).free_local(page, block);
-        } else if owner == OWNER_ABANDONED {
+            if (*page).is_marked_free(block) && is_free_block(heap, page, block) {
+                return double_free(block);
+            }
+            return (*heap).free_local(page, block);
+        }
+        // Another thread's or an abandoned page: its lists are not ours to
+        // walk, so the mark decides (a live block's second word holds it
+        // only if the program stored the page header's address there).
+        if (*page).is_marked_free(block) {
+            return double_free(block);
+        }
+        Block::set_free_mark(block, (*page).free_mark());
+        if owner == OWNER_ABANDONED {
             // Read before the push: afterwards the page may be gone.
             let used = (*page).abandoned_used.load(Ordering::Relaxed) as usize;
             match (*page).push_thread_free(block) {
@@ -229,30 +244,31 @@ unsafe fn push_delayed_and_end(page: *mut Page, block: *mut Block) {
     }
 }
 
-/// Debug builds and `secure` builds: is `block` already on the owner's free
-/// lists? Checked only when its first word decodes to a free-list link (null
-/// or a block of the page), so the cost stays small; with `secure` the links
-/// are encoded, so live data almost never passes that test. Other release
-/// builds: never.
-fn is_double_free(page: &Page, block: *mut Block) -> bool {
-    if !cfg!(any(debug_assertions, feature = "secure")) {
-        return false;
+#[cold]
+fn double_free(block: *mut Block) {
+    invalid_free(block.cast(), "a block that is already free (double free)");
+}
+
+/// Owner thread: is `block` (a carved block of `page`, marked free) on one
+/// of the page's lists or the heap's delayed list? Exact: a live block whose
+/// data happens to hold the mark is freed normally.
+///
+/// # Safety
+/// The calling thread owns `page`, a page of `heap`.
+#[cold]
+unsafe fn is_free_block(heap: *mut Heap, page: *mut Page, block: *mut Block) -> bool {
+    // SAFETY: as the caller guarantees; the owner may collect its page and
+    // drain its delayed list (which moves its blocks to their pages' lists).
+    unsafe {
+        (*heap).drain_delayed_free();
+        (*page).collect_thread_free();
+        is_on_free_list(&*page, block)
     }
-    let found = is_on_free_list(page, block);
-    if found {
-        invalid_free(block.cast(), "a block that is already free (double free)");
-    }
-    found
 }
 
 /// Is `block` (a carved block of `page`) on the owner's `free` or
 /// `local_free` list? Owner thread only.
 pub(crate) fn is_on_free_list(page: &Page, block: *mut Block) -> bool {
-    // SAFETY: `block` is a carved block of the page: reading its first word is in bounds.
-    let next = unsafe { Block::next_with(block, page.key) };
-    if !next.is_null() && !page.is_block_start(next.cast()) {
-        return false;
-    }
     // SAFETY: the owner's lists are well formed.
     unsafe {
         Block::list_contains(page.free, block, page.key)
@@ -271,34 +287,28 @@ pub unsafe fn page_of_owned(p: *mut u8) -> *mut Page {
     unsafe { Chunk::page_of(chunk, p) }
 }
 
-/// The usable size at `p` when `p` is a pointer mirs handed out (a carved
-/// block start, or an aligned pointer into one), None otherwise.
-// Takes any pointer by design (malloc_usable_size): it is validated through the
-// chunk map before anything is read.
-#[allow(clippy::not_unsafe_ptr_arg_deref)]
-pub fn checked_usable_size(p: *const u8) -> Option<usize> {
+/// The usable size at `p` when `p` is a pointer mirs handed out and has
+/// not had back (a singleton in use, or a carved block start, or aligned
+/// pointer into one, without the free mark; for the owner thread exactly,
+/// by the lists), None otherwise.
+///
+/// # Safety
+/// No other thread frees `p` or writes its block meanwhile.
+pub(crate) unsafe fn live_usable_size(p: *const u8) -> Option<usize> {
     let page = resolve(p)?;
     // SAFETY: `resolve` found a live page spanning `p`.
-    let page = unsafe { &*page };
-    let owner = page.owner.load(Ordering::Acquire);
-    let block = block_of(page, owner, p as *mut u8, false)?;
-    Some(page.block_size - (p as usize - block as usize))
-}
-
-/// Secure mode: is `p` a block of this thread's heap that is already free
-/// (so a `realloc` of it is a use after free)? Other threads' blocks are not
-/// checked: their lists belong to their owners.
-#[cfg(feature = "secure")]
-// Takes any pointer by design (realloc): it is validated through the
-// chunk map before anything is read.
-#[allow(clippy::not_unsafe_ptr_arg_deref)]
-pub fn is_freed_block_of_this_thread(p: *const u8) -> bool {
-    let Some(page) = resolve(p) else {
-        return false;
-    };
-    // SAFETY: `resolve` found a live page spanning `p`.
-    let page = unsafe { &*page };
-    page.owner.load(Ordering::Relaxed) == platform::thread_id()
-        && page.is_block_start(p)
-        && is_on_free_list(page, p as *mut Block)
+    let page_ref = unsafe { &*page };
+    let owner = page_ref.owner.load(Ordering::Acquire);
+    let block = block_of(page_ref, owner, p as *mut u8, false)?;
+    let size = page_ref.block_size - (p as usize - block as usize);
+    // SAFETY: a carved block start of the page; the caller rules out writers.
+    if owner == OWNER_SINGLETON || !unsafe { page_ref.is_marked_free(block) } {
+        return Some(size);
+    }
+    if owner != platform::thread_id() {
+        return None;
+    }
+    // SAFETY: our own page, a page of our heap.
+    let free = unsafe { is_free_block(page_ref.heap.load(Ordering::Relaxed), page, block) };
+    (!free).then_some(size)
 }

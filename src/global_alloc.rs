@@ -93,7 +93,8 @@ unsafe impl GlobalAlloc for Mirs {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
-        no_unwind(|| crate::free::free(ptr))
+        // SAFETY: the `GlobalAlloc` contract: `ptr` is a live block of ours.
+        no_unwind(|| unsafe { crate::free::free(ptr) })
     }
 
     #[inline]
@@ -102,11 +103,13 @@ unsafe impl GlobalAlloc for Mirs {
             if layout.align() <= MAX_ALIGN_GUARANTEE {
                 // A moved block is a fresh malloc of at least 16 bytes when
                 // `align == 16`, so it is aligned as well.
-                return crate::alloc::realloc(ptr, new_size.max(layout.align()));
+                // SAFETY: the `GlobalAlloc` contract: `ptr` is a live block of ours.
+                return unsafe { crate::alloc::realloc(ptr, new_size.max(layout.align())) };
             }
             // In place when it fits and is not wastefully large (the rule of
             // `alloc::realloc`); the address, hence the alignment, stays.
-            let usable = crate::alloc::usable_size(ptr);
+            // SAFETY: as above.
+            let usable = unsafe { crate::alloc::usable_size(ptr) };
             if new_size <= usable && new_size >= usable / 2 {
                 return ptr;
             }
@@ -115,7 +118,8 @@ unsafe impl GlobalAlloc for Mirs {
                 // SAFETY: both blocks are live and distinct; `ptr` holds
                 // `layout.size()` bytes and `q` at least `new_size`.
                 unsafe { core::ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size)) };
-                crate::free::free(ptr);
+                // SAFETY: as above; the contents moved to `q`.
+                unsafe { crate::free::free(ptr) };
             }
             q
         })

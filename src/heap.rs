@@ -255,8 +255,9 @@ pub(crate) unsafe fn heap_abandon(heap: *mut Heap, current: bool) {
 /// deferred work (delayed frees, retired pages, purging), and finds or makes
 /// a page with a free block. When memory runs out it recovers what it can
 /// (`recover`) and tries once more, so null means memory really is gone.
+/// (`size` first: malloc's argument register stays where it is.)
 #[inline(never)]
-pub fn malloc_generic(heap: *mut Heap, size: usize, zero: bool) -> *mut u8 {
+pub fn malloc_generic(size: usize, heap: *mut Heap, zero: bool) -> *mut u8 {
     if size > LARGE_OBJ_SIZE_MAX {
         return malloc_singleton(heap, size, 0, zero);
     }
@@ -302,7 +303,7 @@ fn malloc_while_exiting(size: usize, zero: bool) -> *mut u8 {
     if heap.is_null() {
         return out_of_memory();
     }
-    let block = malloc_generic(heap, size, zero);
+    let block = malloc_generic(size, heap, zero);
     // SAFETY: the calling thread's live heap, which it no longer uses.
     unsafe { heap_abandon(heap, true) };
     block

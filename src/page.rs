@@ -235,6 +235,27 @@ impl Page {
         (off < self.carved()).then(|| self.start.wrapping_add(off - off % self.block_size).cast())
     }
 
+    /// The word every free block of this page holds in its second word
+    /// while it is free (the page header's address: no program data
+    /// holds it, since mirs never hands out header memory), cleared when
+    /// the block is handed out. Free refuses a block that carries it.
+    #[inline(always)]
+    pub fn free_mark(&self) -> usize {
+        self as *const Page as usize
+    }
+
+    /// Does `block` (a carved block start of this page, readable by the
+    /// caller) carry the free mark?
+    ///
+    /// # Safety
+    /// `block` is a carved block start of this page, and no other thread
+    /// writes it meanwhile (the caller owns it or is freeing it).
+    #[inline(always)]
+    pub unsafe fn is_marked_free(&self, block: *mut Block) -> bool {
+        // SAFETY: as the caller guarantees.
+        unsafe { Block::has_free_mark(block, self.free_mark()) }
+    }
+
     pub fn all_free(&self) -> bool {
         self.used == 0
     }
@@ -258,19 +279,20 @@ impl Page {
             // SAFETY: `block` is on this page's free list, so it is a free block.
             let next = unsafe { Block::next_with(block, self.key) };
             #[cfg(feature = "secure")]
-            // Bounds only (no divisibility test): a forged link cannot leave
-            // the page's carved blocks, and forging needs the secret key.
-            if !next.is_null() && (next as usize).wrapping_sub(self.start as usize) >= self.carved()
-            {
+            // A link must decode to a carved block start of this page: an
+            // overwritten link (use after free, overflow) is caught before
+            // malloc follows it, even one that stays inside the page.
+            if !next.is_null() && !self.is_block_start(next.cast()) {
                 return self.free_list_corrupted(block);
             }
             self.free = next;
             self.used += 1;
-            // Debug and secure builds: clear the link so the block does not
-            // show internal pointers, and so a block freed untouched is not
-            // mistaken for one already on a free list (double-free check).
+            // SAFETY: the block is ours now; blocks are at least two words.
+            unsafe { Block::clear_free_mark(block) };
+            // Debug and secure builds: clear the link too, so the block does
+            // not show internal pointers.
             #[cfg(any(debug_assertions, feature = "secure"))]
-            // SAFETY: the block is ours now; its first word is in bounds.
+            // SAFETY: as above.
             unsafe {
                 block.cast::<usize>().write(0)
             };
@@ -371,8 +393,11 @@ impl Page {
     /// `block` is a block start of this page that is currently handed out.
     #[inline(always)]
     pub unsafe fn push_local(&mut self, block: *mut Block) -> bool {
-        // SAFETY: the caller hands the block back; it is ours to link.
-        unsafe { Block::set_next_with(block, self.local_free, self.key) };
+        // SAFETY: the caller hands the block back; it is ours to link and mark.
+        unsafe {
+            Block::set_free_mark(block, self.free_mark());
+            Block::set_next_with(block, self.local_free, self.key);
+        }
         self.local_free = block;
         self.used -= 1;
         self.used == 0

@@ -13,14 +13,20 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
     alloc::malloc(size).cast()
 }
 
+/// # Safety
+/// C's `free` contract (see `mirs_free`).
 #[no_mangle]
-pub extern "C" fn free(p: *mut c_void) {
-    crate::free::free(p.cast());
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    // SAFETY: forwarded contract.
+    unsafe { crate::free::free(p.cast()) };
 }
 
+/// # Safety
+/// C's `free` contract (see `mirs_free`).
 #[no_mangle]
-pub extern "C" fn cfree(p: *mut c_void) {
-    crate::free::free(p.cast());
+pub unsafe extern "C" fn cfree(p: *mut c_void) {
+    // SAFETY: forwarded contract.
+    unsafe { crate::free::free(p.cast()) };
 }
 
 #[no_mangle]
@@ -28,15 +34,21 @@ pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
     mirs_calloc(count, size)
 }
 
+/// # Safety
+/// C's `realloc` contract (see `mirs_realloc`).
 #[no_mangle]
-pub extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
-    mirs_realloc(p, size)
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: forwarded contract.
+    unsafe { mirs_realloc(p, size) }
 }
 
+/// # Safety
+/// C's `realloc` contract (see `mirs_realloc`).
 #[no_mangle]
-pub extern "C" fn reallocarray(p: *mut c_void, count: usize, size: usize) -> *mut c_void {
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, count: usize, size: usize) -> *mut c_void {
     match count.checked_mul(size) {
-        Some(total) => mirs_realloc(p, total),
+        // SAFETY: forwarded contract.
+        Some(total) => unsafe { mirs_realloc(p, total) },
         None => crate::heap::out_of_memory().cast(),
     }
 }
@@ -83,9 +95,12 @@ pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
     }
 }
 
+/// # Safety
+/// See `mirs_usable_size`.
 #[no_mangle]
-pub extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
-    mirs_usable_size(p)
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { mirs_usable_size(p) }
 }
 
 /// Collect and return unused memory to the OS; 1 when something was released.
@@ -276,9 +291,12 @@ pub extern "C" fn __libc_malloc(size: usize) -> *mut c_void {
     malloc(size)
 }
 
+/// # Safety
+/// C's `free` contract (see `mirs_free`).
 #[no_mangle]
-pub extern "C" fn __libc_free(p: *mut c_void) {
-    free(p)
+pub unsafe extern "C" fn __libc_free(p: *mut c_void) {
+    // SAFETY: forwarded contract.
+    unsafe { free(p) }
 }
 
 #[no_mangle]
@@ -286,9 +304,12 @@ pub extern "C" fn __libc_calloc(count: usize, size: usize) -> *mut c_void {
     calloc(count, size)
 }
 
+/// # Safety
+/// C's `realloc` contract (see `mirs_realloc`).
 #[no_mangle]
-pub extern "C" fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void {
-    realloc(p, size)
+pub unsafe extern "C" fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: forwarded contract.
+    unsafe { realloc(p, size) }
 }
 
 #[no_mangle]

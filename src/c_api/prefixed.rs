@@ -11,10 +11,17 @@ pub extern "C" fn mirs_malloc(size: usize) -> *mut c_void {
     alloc::malloc(size).cast()
 }
 
-/// Free a block from any thread. NULL, and pointers mirs does not own, are ignored.
+/// Free a block from any thread. NULL is ignored; a pointer that is not a
+/// live block (foreign, interior, already freed) is refused and counted, and
+/// reported with `MIRS_VERBOSE=1` (aborts with `MIRS_ABORT_ON_ERROR=1`).
+///
+/// # Safety
+/// C's contract: `p` is not used afterwards, and no other thread frees it
+/// at the same time.
 #[no_mangle]
-pub extern "C" fn mirs_free(p: *mut c_void) {
-    crate::free::free(p.cast());
+pub unsafe extern "C" fn mirs_free(p: *mut c_void) {
+    // SAFETY: forwarded contract.
+    unsafe { crate::free::free(p.cast()) };
 }
 
 /// Allocate `count * size` zeroed bytes; NULL with ENOMEM on overflow or failure.
@@ -25,13 +32,20 @@ pub extern "C" fn mirs_calloc(count: usize, size: usize) -> *mut c_void {
 
 /// Resize a block. `mirs_realloc(NULL, n)` is `mirs_malloc(n)`; `mirs_realloc(p, 0)`
 /// frees `p` and returns NULL; on failure returns NULL and `p` stays valid.
+/// A pointer that is not a live block gives NULL with EINVAL and is left alone.
+///
+/// # Safety
+/// C's contract: `p` is null or a block the caller may free, which no other
+/// thread frees or uses meanwhile.
 #[no_mangle]
-pub extern "C" fn mirs_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+pub unsafe extern "C" fn mirs_realloc(p: *mut c_void, size: usize) -> *mut c_void {
     if size == 0 && !p.is_null() {
-        crate::free::free(p.cast());
+        // SAFETY: forwarded contract.
+        unsafe { crate::free::free(p.cast()) };
         return core::ptr::null_mut();
     }
-    alloc::realloc(p.cast(), size).cast()
+    // SAFETY: forwarded contract.
+    unsafe { alloc::realloc(p.cast(), size) }.cast()
 }
 
 /// Store a block of `size` bytes aligned to `alignment` in `*out`. Returns
@@ -75,16 +89,26 @@ pub extern "C" fn mirs_aligned_alloc(alignment: usize, size: usize) -> *mut c_vo
     alloc::malloc_aligned(size, alignment).cast()
 }
 
-/// Usable bytes of a block (0 for NULL or a pointer mirs does not own).
+/// Usable bytes of a live block; 0 for NULL and anything else (foreign,
+/// interior or freed pointers).
+///
+/// # Safety
+/// No other thread frees `p` or writes its block meanwhile.
 #[no_mangle]
-pub extern "C" fn mirs_usable_size(p: *const c_void) -> usize {
-    alloc::usable_size(p.cast())
+pub unsafe extern "C" fn mirs_usable_size(p: *const c_void) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { alloc::usable_size(p.cast()) }
 }
 
-/// True when `p` points to a block mirs handed out (and has not released).
+/// True when `p` is a live block mirs handed out: false once it is freed,
+/// and for interior and foreign pointers.
+///
+/// # Safety
+/// No other thread frees `p` or writes its block meanwhile.
 #[no_mangle]
-pub extern "C" fn mirs_owns(p: *const c_void) -> bool {
-    alloc::owns(p.cast())
+pub unsafe extern "C" fn mirs_owns(p: *const c_void) -> bool {
+    // SAFETY: forwarded contract.
+    unsafe { alloc::owns(p.cast()) }
 }
 
 /// Collect the calling thread's heap; `force` also returns all unused memory to the OS.

@@ -1,5 +1,6 @@
 //! Single-thread behaviour of the core entry points.
 
+use super::api;
 use crate::constants::*;
 use crate::{alloc, free, heap, platform};
 use std::sync::atomic::Ordering;
@@ -14,11 +15,11 @@ fn generic_count() -> u64 {
 fn malloc_free_reuses_the_block_on_the_fast_path() {
     let p = alloc::malloc(16);
     assert!(!p.is_null());
-    free::free(p);
+    api::free(p);
     let before = generic_count();
     for _ in 0..1000 {
         let q = alloc::malloc(16);
-        free::free(q);
+        api::free(q);
     }
     assert!(
         generic_count() - before <= 8,
@@ -31,11 +32,11 @@ fn malloc_free_reuses_the_block_on_the_fast_path() {
 #[test]
 fn cycling_sizes_stay_on_the_fast_path() {
     for i in 0..2000usize {
-        free::free(alloc::malloc(16 + (i * 8) % 497));
+        api::free(alloc::malloc(16 + (i * 8) % 497));
     }
     let before = generic_count();
     for i in 0..100_000usize {
-        free::free(alloc::malloc(16 + (i * 8) % 497));
+        api::free(alloc::malloc(16 + (i * 8) % 497));
     }
     let slow = generic_count() - before;
     assert!(slow < 1000, "slow path taken {slow} times in 100000 pairs");
@@ -60,8 +61,8 @@ fn zero_size_blocks_are_unique_and_freeable() {
     let a = alloc::malloc(0);
     let b = alloc::malloc(0);
     assert!(!a.is_null() && !b.is_null() && a != b);
-    free::free(a);
-    free::free(b);
+    api::free(a);
+    api::free(b);
 }
 
 #[test]
@@ -71,10 +72,10 @@ fn small_blocks_are_16_byte_aligned_from_16_bytes() {
         let p = alloc::malloc(size);
         let align = if size > 8 { 16 } else { 8 };
         assert_eq!(p as usize % align, 0, "malloc({size}) = {p:p}");
-        assert!(alloc::usable_size(p) >= size);
+        assert!(api::usable_size(p) >= size);
         keep.push(p);
     }
-    keep.into_iter().for_each(free::free);
+    keep.into_iter().for_each(api::free);
 }
 
 #[test]
@@ -83,12 +84,12 @@ fn calloc_zeroes_reused_and_fresh_memory_and_checks_overflow() {
         let dirty = alloc::malloc(size);
         // SAFETY: `dirty` has `size` writable bytes.
         unsafe { std::ptr::write_bytes(dirty, 0xAB, size) };
-        free::free(dirty);
+        api::free(dirty);
         let p = alloc::calloc(1, size);
         // SAFETY: `p` has `size` readable bytes.
         let bytes = unsafe { std::slice::from_raw_parts(p, size) };
         assert!(bytes.iter().all(|&b| b == 0), "calloc({size}) not zeroed");
-        free::free(p);
+        api::free(p);
     }
     assert!(alloc::calloc(usize::MAX / 2, 3).is_null());
 }
@@ -98,32 +99,32 @@ fn realloc_keeps_contents_and_stays_in_place_when_it_fits() {
     let p = alloc::malloc(100);
     // SAFETY: 100 writable bytes.
     unsafe { (0..100).for_each(|i| *p.add(i) = i as u8) };
-    let usable = alloc::usable_size(p);
+    let usable = api::usable_size(p);
     assert_eq!(
-        alloc::realloc(p, usable),
+        api::realloc(p, usable),
         p,
         "grow within the block is in place"
     );
     assert_eq!(
-        alloc::realloc(p, usable / 2 + 1),
+        api::realloc(p, usable / 2 + 1),
         p,
         "a slight shrink is in place"
     );
-    let q = alloc::realloc(p, 10_000);
+    let q = api::realloc(p, 10_000);
     assert_ne!(q, p);
     // SAFETY: the first 100 bytes were copied.
     unsafe { (0..100).for_each(|i| assert_eq!(*q.add(i), i as u8)) };
-    let r = alloc::realloc(q, 50);
+    let r = api::realloc(q, 50);
     assert_ne!(r, q, "a big shrink moves to a smaller block");
     // SAFETY: 50 bytes were copied.
     unsafe { (0..50).for_each(|i| assert_eq!(*r.add(i), i as u8)) };
     assert!(
-        alloc::realloc(r, usize::MAX).is_null(),
+        api::realloc(r, usize::MAX).is_null(),
         "a failed realloc returns null"
     );
     // SAFETY: the old block is intact after the failure.
     unsafe { (0..50).for_each(|i| assert_eq!(*r.add(i), i as u8)) };
-    free::free(r);
+    api::free(r);
 }
 
 #[test]
@@ -135,13 +136,13 @@ fn every_power_of_two_alignment_up_to_1_gib() {
             let p = alloc::malloc_aligned(size, align);
             assert!(!p.is_null(), "align {align} size {size}");
             assert_eq!(p as usize % align, 0, "align {align} size {size}");
-            assert!(alloc::usable_size(p) >= size);
+            assert!(api::usable_size(p) >= size);
             // SAFETY: first and last byte of the block are writable.
             unsafe {
                 *p = 1;
                 *p.add(size - 1) = 2;
             }
-            free::free(p);
+            api::free(p);
         }
         align *= 2;
     }
@@ -156,13 +157,13 @@ fn every_power_of_two_alignment_up_to_1_gib() {
 fn huge_blocks_round_trip() {
     for size in [LARGE_OBJ_SIZE_MAX + 1, 10 << 20, 100 << 20] {
         let p = alloc::malloc(size);
-        assert!(!p.is_null() && alloc::usable_size(p) >= size);
+        assert!(!p.is_null() && api::usable_size(p) >= size);
         // SAFETY: the block has `size` bytes.
         unsafe {
             *p = 7;
             *p.add(size - 1) = 9;
         }
-        free::free(p);
+        api::free(p);
     }
     assert!(alloc::malloc(usize::MAX / 2 + 1).is_null());
 }
@@ -172,41 +173,114 @@ fn invalid_frees_are_ignored_and_counted() {
     use crate::stats::{total, Counter};
     let before = total(Counter::InvalidFrees);
     let mut on_stack = [0u8; 64];
-    free::free(on_stack.as_mut_ptr());
+    api::free(on_stack.as_mut_ptr());
     static mut STATIC_BYTES: [u8; 64] = [0; 64];
-    free::free(std::ptr::addr_of_mut!(STATIC_BYTES).cast());
+    api::free(std::ptr::addr_of_mut!(STATIC_BYTES).cast());
     let p = alloc::malloc(64);
-    free::free(p.wrapping_add(8)); // interior pointer
+    api::free(p.wrapping_add(8)); // interior pointer
     let q = alloc::malloc(64);
     // A pointer into the not yet carved part of the page.
-    free::free(q.wrapping_add(16 * 1024));
+    api::free(q.wrapping_add(16 * 1024));
     assert_eq!(total(Counter::InvalidFrees) - before, 4);
-    assert!(alloc::owns(p) && !alloc::owns(on_stack.as_ptr()) && !alloc::owns(p.wrapping_add(8)));
+    assert!(api::owns(p) && !api::owns(on_stack.as_ptr()) && !api::owns(p.wrapping_add(8)));
     // The page is intact: the next blocks are distinct and usable.
     let r = alloc::malloc(64);
     assert!(r != p && r != q);
-    free::free(p);
-    free::free(q);
-    free::free(r);
+    api::free(p);
+    api::free(q);
+    api::free(r);
     heap::check_current();
 }
 
-#[cfg(any(debug_assertions, feature = "secure"))]
+/// Sizes of every kind of page: small, medium (multi-slice), a singleton
+/// span, a huge chunk.
+const KIND_SIZES: [usize; 4] = [48, 20 << 10, 300 << 10, 8 << 20];
+
 #[test]
-fn debug_and_secure_builds_detect_double_free() {
+fn double_frees_are_detected_in_every_build() {
     use crate::stats::{total, Counter};
-    let p = alloc::malloc(48);
-    let keep = alloc::malloc(48);
-    free::free(p);
-    let before = total(Counter::InvalidFrees);
-    free::free(p);
-    assert_eq!(total(Counter::InvalidFrees) - before, 1);
-    let a = alloc::malloc(48);
-    let b = alloc::malloc(48);
-    assert_ne!(a, b, "a double free must not hand the block out twice");
-    for x in [a, b, keep] {
-        free::free(x);
+    for size in KIND_SIZES {
+        let p = alloc::malloc(size);
+        let keep = alloc::malloc(size);
+        api::free(p);
+        assert!(!api::owns(p), "{size}: owns() after free");
+        assert_eq!(api::usable_size(p), 0, "{size}: usable_size() after free");
+        let before = total(Counter::InvalidFrees);
+        api::free(p);
+        assert_eq!(total(Counter::InvalidFrees) - before, 1, "{size}");
+        // realloc of a freed block is refused too (EINVAL, nothing touched).
+        assert!(
+            api::realloc(p, size / 2).is_null(),
+            "{size}: realloc after free"
+        );
+        assert_eq!(total(Counter::InvalidFrees) - before, 2, "{size}");
+        let a = alloc::malloc(size);
+        let b = alloc::malloc(size);
+        assert_ne!(
+            a, b,
+            "{size}: a double free must not hand the block out twice"
+        );
+        assert!(api::owns(a) && api::owns(b) && api::owns(keep));
+        for x in [a, b, keep] {
+            api::free(x);
+        }
+        heap::check_current();
     }
+}
+
+#[test]
+fn cross_thread_double_frees_are_refused_and_never_hang() {
+    use crate::stats::{total, Counter};
+    for size in KIND_SIZES {
+        let p = alloc::malloc(size) as usize;
+        let q = alloc::malloc(size);
+        api::free(q);
+        let before = total(Counter::InvalidFrees);
+        std::thread::spawn(move || {
+            api::free(p as *mut u8);
+            api::free(p as *mut u8);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(total(Counter::InvalidFrees) - before, 1, "{size}");
+        // The owner's lists stay well formed: collect walks them.
+        crate::collect(true);
+        heap::check_current();
+        let blocks: Vec<*mut u8> = (0..64).map(|_| alloc::malloc(size)).collect();
+        let mut sorted: Vec<usize> = blocks.iter().map(|&b| b as usize).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            blocks.len(),
+            "{size}: a block handed out twice"
+        );
+        blocks.into_iter().for_each(api::free);
+        heap::check_current();
+    }
+}
+
+/// A live block whose second word holds the free mark by chance (the
+/// program stored the page header's address there) is still freed by its
+/// owner: the mark only sends free to the exact list lookup.
+#[test]
+fn a_live_block_holding_the_free_mark_is_freed() {
+    use crate::stats::{total, Counter};
+    let p = alloc::malloc(64);
+    // SAFETY: a live block of this thread's heap.
+    let mark = unsafe { (*free::page_of_owned(p)).free_mark() };
+    // SAFETY: our 64-byte block.
+    unsafe { p.cast::<usize>().add(1).write(mark) };
+    let before = total(Counter::InvalidFrees);
+    assert!(api::owns(p));
+    api::free(p);
+    assert_eq!(total(Counter::InvalidFrees), before);
+    // SAFETY: our own page.
+    let page = unsafe { &*free::page_of_owned(p) };
+    assert!(
+        free::is_on_free_list(page, p.cast()),
+        "the block went back on the page's list"
+    );
     heap::check_current();
 }
 
@@ -216,7 +290,7 @@ fn page_invariants_hold_through_collect() {
     assert_eq!(heap::check_current(), blocks.len());
     for (i, &p) in blocks.iter().enumerate() {
         if i % 3 == 0 {
-            free::free(p);
+            api::free(p);
         }
     }
     crate::collect(false);
@@ -226,7 +300,7 @@ fn page_invariants_hold_through_collect() {
     );
     for (i, &p) in blocks.iter().enumerate() {
         if i % 3 != 0 {
-            free::free(p);
+            api::free(p);
         }
     }
     crate::collect(true);
@@ -238,7 +312,7 @@ fn cross_thread_frees_come_back_to_the_owner() {
     let blocks: Vec<usize> = (0..5000)
         .map(|i| alloc::malloc(16 + i % 200) as usize)
         .collect();
-    std::thread::spawn(move || blocks.into_iter().for_each(|p| free::free(p as *mut u8)))
+    std::thread::spawn(move || blocks.into_iter().for_each(|p| api::free(p as *mut u8)))
         .join()
         .unwrap();
     // The frees sit on thread_free (or the delayed list) until collected.
@@ -276,7 +350,7 @@ fn blocks_of_an_exited_thread_stay_valid_and_their_pages_come_back() {
         assert!(unsafe { std::slice::from_raw_parts(p as *const u8, 32) }
             .iter()
             .all(|&b| b == 0x5A));
-        free::free(p as *mut u8);
+        api::free(p as *mut u8);
     }
     // The free that brought back a page's last block freed the page: none
     // of them is still abandoned, and none moved into this thread's heap.
@@ -305,7 +379,7 @@ fn rss_falls_after_a_burst() {
         .collect();
     let peak = rss_bytes();
     assert!(peak > before + (200 << 20), "the burst is resident");
-    blocks.into_iter().for_each(free::free);
+    blocks.into_iter().for_each(api::free);
     // Unused memory goes back after the purge delay, during collection.
     std::thread::sleep(std::time::Duration::from_millis(50));
     crate::collect(false);
@@ -318,14 +392,14 @@ fn rss_falls_after_a_burst() {
 
 #[test]
 fn owned_pointers_report_usable_sizes() {
-    assert_eq!(alloc::usable_size(std::ptr::null()), 0);
+    assert_eq!(api::usable_size(std::ptr::null()), 0);
     let p = alloc::malloc(100);
-    assert!(alloc::usable_size(p) >= 100 && alloc::owns(p));
+    assert!(api::usable_size(p) >= 100 && api::owns(p));
     let a = alloc::malloc_aligned(100, 4096);
     assert_eq!(a as usize % 4096, 0);
-    assert!(alloc::usable_size(a) >= 100 && alloc::owns(a));
-    free::free(a);
-    free::free(p);
+    assert!(api::usable_size(a) >= 100 && api::owns(a));
+    api::free(a);
+    api::free(p);
 }
 
 #[cfg(feature = "secure")]
@@ -336,7 +410,7 @@ fn secure_free_lists_do_not_follow_a_forged_link() {
     let target = victim.as_mut_ptr();
     let a = alloc::malloc(64);
     let keep = alloc::malloc(64);
-    free::free(a);
+    api::free(a);
     // A use-after-free write plants a pointer in the freed block's link.
     // SAFETY: the block's memory stays mapped; this models the attack.
     unsafe { a.cast::<usize>().write(target as usize) };
@@ -351,8 +425,8 @@ fn secure_free_lists_do_not_follow_a_forged_link() {
         total(Counter::CorruptLists) > before,
         "the corrupted link was noticed"
     );
-    got.into_iter().for_each(free::free);
-    free::free(keep);
+    got.into_iter().for_each(api::free);
+    api::free(keep);
     std::hint::black_box(&mut victim);
 }
 
@@ -365,7 +439,7 @@ fn secure_carving_order_is_not_sequential() {
         sequential < 32,
         "{sequential} of 63 neighbours are adjacent"
     );
-    blocks.into_iter().for_each(|p| free::free(p as *mut u8));
+    blocks.into_iter().for_each(|p| api::free(p as *mut u8));
 }
 
 /// A request no address space can hold fails at once with ENOMEM: no
@@ -391,7 +465,7 @@ fn impossible_requests_fail_without_a_mapping() {
         assert!(alloc::malloc_aligned(size, 1 << 20).is_null());
     }
     assert_eq!(crate::stats::total(crate::stats::Counter::Chunks), chunks);
-    free::free(warm);
+    api::free(warm);
 }
 
 /// A pthread key destructor that allocates in every one of glibc's
@@ -430,8 +504,8 @@ fn allocation_in_the_last_key_destructor_round_leaves_no_heap() {
     let threads = crate::stats::current(crate::stats::Counter::Threads);
     for _ in 0..20 {
         std::thread::spawn(move || {
-            free::free(alloc::malloc(32)); // this thread has a heap (and mirs's key)
-                                           // SAFETY: the key exists.
+            api::free(alloc::malloc(32)); // this thread has a heap (and mirs's key)
+                                          // SAFETY: the key exists.
             unsafe { libc::pthread_setspecific(key, core::ptr::dangling::<libc::c_void>()) };
         })
         .join()
@@ -453,10 +527,10 @@ fn allocation_in_the_last_key_destructor_round_leaves_no_heap() {
             assert!(unsafe { std::slice::from_raw_parts(p, 100) }
                 .iter()
                 .all(|&x| x == 7));
-            free::free(p);
+            api::free(p);
         }
     }
-    free::free(warm);
+    api::free(warm);
 }
 
 /// In a page that handed out over-aligned (interior) pointers, only those
@@ -476,9 +550,9 @@ fn interior_pointers_of_aligned_blocks_are_refused() {
     }
     let before = invalid();
     for &p in &blocks {
-        free::free(p.wrapping_add(32));
-        assert_eq!(crate::usable_size(p.wrapping_add(32)), 0);
-        assert!(crate::usable_size(p) >= 100);
+        api::free(p.wrapping_add(32));
+        assert_eq!(api::usable_size(p.wrapping_add(32)), 0);
+        assert!(api::usable_size(p) >= 100);
     }
     assert_eq!(
         invalid() - before,
@@ -493,11 +567,11 @@ fn interior_pointers_of_aligned_blocks_are_refused() {
             .iter()
             .all(|&b| b == 0xA5));
         assert!(!fresh.contains(&p));
-        free::free(p);
+        api::free(p);
     }
     assert_eq!(invalid() - before, 64, "the right pointers free cleanly");
     for p in fresh {
-        free::free(p);
+        api::free(p);
     }
     crate::collect(false);
     assert_eq!(heap::check_current(), 0);

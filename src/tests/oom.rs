@@ -6,11 +6,12 @@
 //! The test harness runs each test in its own process (panic-abort-tests),
 //! so the injection state and the statistics belong to one test.
 
+use super::api;
 use crate::c_api::prefixed::{mirs_aligned_alloc, mirs_posix_memalign};
 use crate::c_api::ENOMEM;
 use crate::platform::fault;
 use crate::stats::{self, Counter};
-use crate::{alloc, free, heap, platform};
+use crate::{alloc, heap, platform};
 use core::ffi::c_void;
 use std::vec::Vec;
 
@@ -109,12 +110,12 @@ fn every_entry_point_fails(live: *mut u8, live_size: usize) {
     );
     // A failed realloc (growing out of the block) keeps the old block intact.
     for new_size in [live_size * 4, 200_000, 8 << 20] {
-        expect_null("realloc (grow)", || alloc::realloc(live, new_size));
+        expect_null("realloc (grow)", || api::realloc(live, new_size));
         assert!(
             holds(live, live_size, 0x5a),
             "realloc failure damaged the old block"
         );
-        assert!(alloc::usable_size(live) >= live_size);
+        assert!(api::usable_size(live) >= live_size);
     }
 }
 
@@ -130,7 +131,7 @@ fn first_allocation_refused_then_granted() {
         alloc::malloc_aligned(10, 1 << 20)
     });
     expect_null("first realloc(null, 100)", || {
-        alloc::realloc(core::ptr::null_mut(), 100)
+        api::realloc(core::ptr::null_mut(), 100)
     });
     assert!(heap::is_empty_heap(platform::heap_get()));
     assert_eq!(footprint(), (0, 0));
@@ -139,7 +140,7 @@ fn first_allocation_refused_then_granted() {
     let p = alloc::malloc(16);
     assert!(!p.is_null());
     fill(p, 16, 1);
-    free::free(p);
+    api::free(p);
     assert_eq!(settle(), (0, 0));
 }
 
@@ -148,7 +149,7 @@ fn first_allocation_refused_then_granted() {
 fn every_entry_point_returns_enomem_and_recovers() {
     // Warm up: the heap exists, some chunks come and go.
     let warm: Vec<*mut u8> = (0..1000).map(|i| alloc::malloc(8 + i * 37)).collect();
-    warm.into_iter().for_each(free::free);
+    warm.into_iter().for_each(api::free);
     let baseline = settle();
 
     let live_size = 500;
@@ -183,7 +184,7 @@ fn every_entry_point_returns_enomem_and_recovers() {
     // Freeing some blocks makes room again without the platform.
     let (p, size) = keep.pop().expect("some blocks fitted in mapped chunks");
     assert!(holds(p, size, size as u8));
-    free::free(p);
+    api::free(p);
     let q = alloc::malloc(size);
     assert!(
         !q.is_null(),
@@ -207,7 +208,7 @@ fn every_entry_point_returns_enomem_and_recovers() {
     let c = alloc::calloc(1, 3 << 20);
     assert!(!c.is_null() && holds(c, 3 << 20, 0));
     more.push(c);
-    let live = alloc::realloc(live, 200_000);
+    let live = api::realloc(live, 200_000);
     assert!(!live.is_null() && holds(live, live_size, 0x5a));
     more.push(live);
 
@@ -216,9 +217,9 @@ fn every_entry_point_returns_enomem_and_recovers() {
             holds(p, size, size as u8),
             "a block changed while out of memory"
         );
-        free::free(p);
+        api::free(p);
     }
-    more.into_iter().for_each(free::free);
+    more.into_iter().for_each(api::free);
     assert_eq!(
         settle(),
         baseline,
@@ -231,7 +232,7 @@ fn every_entry_point_returns_enomem_and_recovers() {
 #[test]
 fn refusing_after_n_requests_loses_nothing() {
     let baseline = {
-        free::free(alloc::malloc(1));
+        api::free(alloc::malloc(1));
         settle()
     };
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
@@ -256,7 +257,7 @@ fn refusing_after_n_requests_loses_nothing() {
             if r % 5 == 4 && !live.is_empty() {
                 let (p, s, t) = live.swap_remove((r >> 32) as usize % live.len());
                 assert!(holds(p, s.min(4096), t));
-                free::free(p);
+                api::free(p);
                 continue;
             }
             platform::set_errno(0);
@@ -266,7 +267,7 @@ fn refusing_after_n_requests_loses_nothing() {
                 2 if !live.is_empty() => {
                     let i = (r >> 32) as usize % live.len();
                     let (old, s, t) = live[i];
-                    let q = alloc::realloc(old, size);
+                    let q = api::realloc(old, size);
                     if q.is_null() {
                         assert!(holds(old, s.min(4096), t), "failed realloc lost the block");
                     } else {
@@ -294,10 +295,10 @@ fn refusing_after_n_requests_loses_nothing() {
             !p.is_null(),
             "allocation works again after the refusals (n={n})"
         );
-        free::free(p);
+        api::free(p);
         for (p, s, t) in live {
             assert!(holds(p, s.min(4096), t));
-            free::free(p);
+            api::free(p);
         }
         assert_eq!(settle(), baseline, "footprint after round n={n}");
     }
@@ -334,18 +335,18 @@ fn freeing_one_page_serves_the_next_malloc_of_another_class() {
     assert!(same.len() > 10, "{} blocks in the page", same.len());
     for &(p, size) in &same {
         assert!(holds(p, size, size as u8));
-        free::free(p);
+        api::free(p);
     }
     platform::set_errno(0);
     let p = alloc::malloc(3000);
     assert!(!p.is_null(), "malloc(3000) right after a page was freed");
     assert_eq!(platform::errno(), 0, "no ENOMEM on the way");
     fill(p, 3000, 3);
-    free::free(p);
+    api::free(p);
     for &(p, size) in &rest {
         assert!(holds(p, size, size as u8));
-        free::free(p);
+        api::free(p);
     }
-    free::free(warm);
+    api::free(warm);
     fault::disable();
 }

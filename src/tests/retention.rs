@@ -8,8 +8,9 @@
 //! of 4 MiB, purged, plus one chunk the main thread still uses); the huge
 //! cache may keep freed huge blocks until `collect(true)`.
 
+use super::api;
+use crate::alloc;
 use crate::stats::{current, Counter};
-use crate::{alloc, free};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::vec::Vec;
@@ -67,7 +68,7 @@ fn huge_blocks_freed_by_another_thread_come_back() {
         .join()
         .unwrap();
         let s = slot.clone();
-        std::thread::spawn(move || free::free(s.swap(core::ptr::null_mut(), Ordering::AcqRel)))
+        std::thread::spawn(move || api::free(s.swap(core::ptr::null_mut(), Ordering::AcqRel)))
             .join()
             .unwrap();
         assert!(
@@ -97,12 +98,12 @@ fn abandoned_pages_freed_by_two_threads_come_back() {
         .join()
         .unwrap();
         for &p in &blocks[..N / 2] {
-            free::free(p as *mut u8);
+            api::free(p as *mut u8);
         }
         let rest = blocks[N / 2..].to_vec();
         std::thread::spawn(move || {
             for p in rest {
-                free::free(p as *mut u8);
+                api::free(p as *mut u8);
             }
         })
         .join()
@@ -130,7 +131,7 @@ fn thread_churn_with_hand_offs_comes_back() {
                 fill(p, 1024, 3);
                 let old = s[(x as usize) % SLOTS].swap(p as usize, Ordering::AcqRel);
                 if old != 0 {
-                    free::free(old as *mut u8);
+                    api::free(old as *mut u8);
                 }
             }
         })
@@ -140,7 +141,7 @@ fn thread_churn_with_hand_offs_comes_back() {
     for s in slots.iter() {
         let p = s.swap(0, Ordering::AcqRel);
         if p != 0 {
-            free::free(p as *mut u8);
+            api::free(p as *mut u8);
         }
     }
     assert_returned("thread churn", 0);
@@ -178,7 +179,7 @@ fn producer_consumer_of_large_buffers_stays_bounded() {
             std::thread::yield_now();
         };
         peak = peak.max(reserved());
-        free::free(p as *mut u8);
+        api::free(p as *mut u8);
     }
     producer.join().unwrap();
     // In flight: at most DEPTH + 2 buffers of up to 8 MB, plus the caches.

@@ -9,9 +9,10 @@
 //! abandoned page is walked with the invariant checks, and no live block
 //! may remain anywhere.
 
+use super::api;
 use crate::arena;
 use crate::constants::LARGE_OBJ_SIZE_MAX;
-use crate::{alloc, free, heap};
+use crate::{alloc, heap};
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::vec::Vec;
@@ -74,7 +75,7 @@ fn make_block(shared: &Shared, size: usize) -> *mut u8 {
     let size = size.max(HEADER);
     let p = alloc::malloc(size);
     assert!(!p.is_null(), "malloc({size}) failed");
-    assert!(alloc::usable_size(p) >= size);
+    assert!(api::usable_size(p) >= size);
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     // SAFETY: `p` has at least `size >= HEADER` writable bytes.
     unsafe {
@@ -91,7 +92,7 @@ fn check_and_free(shared: &Shared, p: *mut u8) {
     // SAFETY: `p` is a live block made by `make_block`.
     unsafe {
         let Header { id, size } = p.cast::<Header>().read();
-        assert!(alloc::usable_size(p) >= size, "usable size shrank");
+        assert!(api::usable_size(p) >= size, "usable size shrank");
         for i in HEADER..size {
             assert_eq!(
                 *p.add(i),
@@ -102,7 +103,7 @@ fn check_and_free(shared: &Shared, p: *mut u8) {
         shared.live_bytes.fetch_sub(size, Ordering::Relaxed);
     }
     shared.checked.fetch_add(1, Ordering::Relaxed);
-    free::free(p);
+    api::free(p);
 }
 
 fn worker(shared: &Shared, seed: u64) {
@@ -181,7 +182,7 @@ fn threads_exchange_blocks_and_everything_is_accounted_for() {
             .slots
             .iter()
             .map(|s| s.load(Ordering::Acquire))
-            .filter(|p| !p.is_null() && crate::usable_size(*p) <= LARGE_OBJ_SIZE_MAX)
+            .filter(|p| !p.is_null() && api::usable_size(*p) <= LARGE_OBJ_SIZE_MAX)
             .count();
         assert_eq!(
             walk_abandoned(),
