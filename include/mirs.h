@@ -17,7 +17,13 @@ extern "C" {
 // Allocate `size` bytes; NULL with errno ENOMEM on failure.
 void *mirs_malloc(size_t size);
 
-// Free a block from any thread. NULL, and pointers mirs does not own, are ignored.
+// Free a block from any thread. NULL is ignored; a pointer that is not a
+// live block (foreign, interior, already freed) is refused and counted, and
+// reported with `MIRS_VERBOSE=1` (aborts with `MIRS_ABORT_ON_ERROR=1`).
+//
+// # Safety
+// C's contract: `p` is not used afterwards, and no other thread frees it
+// at the same time.
 void mirs_free(void *p);
 
 // Allocate `count * size` zeroed bytes; NULL with ENOMEM on overflow or failure.
@@ -25,6 +31,11 @@ void *mirs_calloc(size_t count, size_t size);
 
 // Resize a block. `mirs_realloc(NULL, n)` is `mirs_malloc(n)`; `mirs_realloc(p, 0)`
 // frees `p` and returns NULL; on failure returns NULL and `p` stays valid.
+// A pointer that is not a live block gives NULL with EINVAL and is left alone.
+//
+// # Safety
+// C's contract: `p` is null or a block the caller may free, which no other
+// thread frees or uses meanwhile.
 void *mirs_realloc(void *p, size_t size);
 
 // Store a block of `size` bytes aligned to `alignment` in `*out`. Returns
@@ -40,10 +51,18 @@ int mirs_posix_memalign(void **out, size_t alignment, size_t size);
 // for another alignment, ENOMEM when out of memory. Any size is accepted.
 void *mirs_aligned_alloc(size_t alignment, size_t size);
 
-// Usable bytes of a block (0 for NULL or a pointer mirs does not own).
+// Usable bytes of a live block; 0 for NULL and anything else (foreign,
+// interior or freed pointers).
+//
+// # Safety
+// No other thread frees `p` or writes its block meanwhile.
 size_t mirs_usable_size(const void *p);
 
-// True when `p` points to a block mirs handed out (and has not released).
+// True when `p` is a live block mirs handed out: false once it is freed,
+// and for interior and foreign pointers.
+//
+// # Safety
+// No other thread frees `p` or writes its block meanwhile.
 bool mirs_owns(const void *p);
 
 // Collect the calling thread's heap; `force` also returns all unused memory to the OS.
@@ -54,6 +73,21 @@ void mirs_stats_print(void);
 
 // The version: major * 10000 + minor * 100 + patch.
 int mirs_version(void);
+
+#if !defined(MIRS_HOSTED)
+// The calling thread (task) is exiting: its heap is collected, pages with
+// live blocks are abandoned for other threads to adopt, and its table slot
+// is freed. Call it last, after the thread's final `free`; a later
+// allocation on the same thread simply creates a new heap.
+void mirs_thread_done(void);
+#endif
+
+#if !defined(MIRS_HOSTED)
+// Reclaim the heaps of threads the alive hook reports dead (their live
+// blocks stay valid and are adopted by whoever frees or allocates next).
+// Returns how many were reclaimed; 0 without an alive hook.
+size_t mirs_thread_reap(void);
+#endif
 
 #if defined(MIRS_HOSTED)
 extern int pthread_setcancelstate(int state, int *oldstate);
@@ -117,21 +151,6 @@ void mirs_page_provider_set(void *(*alloc)(size_t size, size_t align), void (*fr
 // hook is called from allocation slow paths and must not allocate through
 // mirs.
 void mirs_thread_alive_hook_set(bool (*alive)(size_t thread_id));
-#endif
-
-#if !defined(MIRS_HOSTED)
-// Reclaim the heaps of threads the alive hook reports dead (their live
-// blocks stay valid and are adopted by whoever frees or allocates next).
-// Returns how many were reclaimed; 0 without an alive hook.
-size_t mirs_thread_reap(void);
-#endif
-
-#if !defined(MIRS_HOSTED)
-// The calling thread (task) is exiting: its heap is collected, pages
-// with live blocks are abandoned for other threads to adopt, and its slot
-// is freed. Call it last, after the thread's final `free`; a later
-// allocation on the same thread simply creates a new heap.
-void mirs_thread_done(void);
 #endif
 
 #ifdef __cplusplus

@@ -7,19 +7,21 @@
 //! direct page, pop the page's `free` list. Everything else is in
 //! `heap::malloc_generic`.
 
+use crate::arena;
 use crate::block::Block;
 use crate::constants::*;
 use crate::free;
-use crate::heap;
+use crate::heap::{out_of_memory, Heap};
 use crate::page::FLAG_HAS_ALIGNED;
 use crate::platform;
 use crate::size_class::{bin_block_size, bin_of_size, wsize_of};
+use crate::thread;
 use core::ptr;
 
 /// Allocate `size` bytes (null when out of memory or `size` is too large).
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
-    let heap = platform::heap_get();
+    let heap = thread::heap_get();
     if size <= SMALL_SIZE_MAX {
         // SAFETY: `heap` is the thread's heap or the static empty heap; both
         // have a valid direct entry for every word size up to SMALL_WSIZE_MAX.
@@ -31,13 +33,66 @@ pub fn malloc(size: usize) -> *mut u8 {
             }
         }
     }
-    heap::malloc_generic(size, heap, false)
+    malloc_generic(size, heap, false)
+}
+
+/// The slow path of every allocation: creates the thread's heap on its
+/// first allocation, lets the heap do its deferred work and find or make a
+/// page with a free block. When memory runs out it recovers what it can
+/// (`thread::recover`) and tries once more, so null means memory really is
+/// gone. (`size` first: malloc's argument register stays where it is.)
+#[inline(never)]
+fn malloc_generic(size: usize, heap: *mut Heap, zero: bool) -> *mut u8 {
+    if size > LARGE_OBJ_SIZE_MAX {
+        return malloc_singleton(heap, size, 0, zero);
+    }
+    let (heap, exiting) = thread::heap_for_alloc(heap);
+    if heap.is_null() {
+        return out_of_memory();
+    }
+    // SAFETY: the calling thread's live heap.
+    let h = unsafe { &mut *heap };
+    let mut block = h.malloc_slow(size, zero);
+    if block.is_null() && thread::recover(heap) {
+        block = h.malloc_from_page(size, zero);
+    }
+    if exiting {
+        // SAFETY: `heap_for_alloc` made it for this one allocation.
+        unsafe { thread::exiting_alloc_done(heap) };
+    }
+    if block.is_null() {
+        return out_of_memory();
+    }
+    block
+}
+
+/// A block above the size classes (a singleton span or huge chunk), aligned
+/// to `align` (0: the default); zeroed when asked and not known to be zero.
+/// No heap is involved, except to give memory back when none is left.
+fn malloc_singleton(heap: *mut Heap, size: usize, align: usize, zero: bool) -> *mut u8 {
+    // More than the address space can hold: refused without a mapping or a
+    // recovery attempt (glibc's tst-malloc-too-large calls this in a loop).
+    if size > MAX_REQUEST_SIZE {
+        return out_of_memory();
+    }
+    let mut got = arena::alloc_singleton(size, align);
+    if got.is_none() && thread::recover(heap) {
+        got = arena::alloc_singleton(size, align);
+    }
+    let Some((block, is_zero)) = got else {
+        return out_of_memory();
+    };
+    if zero && !is_zero {
+        // SAFETY: a fresh block of at least `size` bytes.
+        unsafe { ptr::write_bytes(block, 0, size) };
+    }
+    block
 }
 
 /// Allocate `size` zeroed bytes. Memory fresh from the OS is not cleared again.
 #[inline]
 pub fn zalloc(size: usize) -> *mut u8 {
-    let heap = platform::heap_get();
+    let heap = thread::heap_get();
     if size <= SMALL_SIZE_MAX {
         // SAFETY: as in `malloc`; `pop_from` is only reached with a free block.
         unsafe {
@@ -47,14 +102,14 @@ pub fn zalloc(size: usize) -> *mut u8 {
             }
         }
     }
-    heap::malloc_generic(size, heap, true)
+    malloc_generic(size, heap, true)
 }
 
 /// Allocate `count * size` zeroed bytes; null on overflow.
 pub fn calloc(count: usize, size: usize) -> *mut u8 {
     match count.checked_mul(size) {
         Some(total) => zalloc(total),
-        None => heap::out_of_memory(),
+        None => out_of_memory(),
     }
 }
 
@@ -62,7 +117,7 @@ pub fn calloc(count: usize, size: usize) -> *mut u8 {
 /// `ALIGNMENT_MAX`); null otherwise.
 pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
     if !align.is_power_of_two() || align > ALIGNMENT_MAX || size > MAX_ALLOC_SIZE {
-        return heap::out_of_memory();
+        return out_of_memory();
     }
     if align <= WORD_SIZE {
         return malloc(size);
@@ -107,7 +162,7 @@ pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
 
 #[cold]
 fn aligned_huge(size: usize, align: usize) -> *mut u8 {
-    heap::malloc_singleton(platform::heap_get(), size, align, false)
+    malloc_singleton(thread::heap_get(), size, align, false)
 }
 
 /// Resize a block, in place when the new size fits and is not wastefully
@@ -128,7 +183,7 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     let Some(old_size) = (unsafe { free::live_usable_size(p) }) else {
         crate::output::warning!("realloc of a pointer that is not a live block: {:p}", p);
         crate::stats::add(crate::stats::Counter::InvalidFrees, 1);
-        platform::set_errno(crate::c_api::EINVAL);
+        platform::set_errno(platform::EINVAL);
         return ptr::null_mut();
     };
     if new_size <= old_size && new_size >= old_size / 2 {
@@ -174,7 +229,7 @@ const _: () = assert!(core::mem::size_of::<Block>() == WORD_SIZE);
 /// `LARGE_OBJ_SIZE_MAX`) is cleared over the `size` bytes handed out.
 pub fn zalloc_aligned(size: usize, align: usize) -> *mut u8 {
     if !align.is_power_of_two() || align > ALIGNMENT_MAX || size > MAX_ALLOC_SIZE {
-        return heap::out_of_memory();
+        return out_of_memory();
     }
     if align <= WORD_SIZE {
         return zalloc(size);
@@ -204,5 +259,5 @@ pub fn zalloc_aligned(size: usize, align: usize) -> *mut u8 {
 /// cleared only if it is not known to read as zero.
 #[cold]
 fn zalloc_aligned_huge(size: usize, align: usize) -> *mut u8 {
-    heap::malloc_singleton(platform::heap_get(), size, align, true)
+    malloc_singleton(thread::heap_get(), size, align, true)
 }

@@ -34,6 +34,7 @@ impl ListKey {
 
     /// A key from two random words (ignored without `secure`).
     #[allow(unused_variables)]
+    #[cfg_attr(not(feature = "secure"), allow(dead_code))]
     pub fn new(random: [usize; 2]) -> ListKey {
         #[cfg(feature = "secure")]
         {

@@ -31,8 +31,7 @@ use crate::platform;
 use crate::size_class::{
     bin_block_size, bin_of_size, bin_of_wsize, wsize_of, BIN_COUNT, BIN_FULL, BIN_HUGE,
 };
-use crate::stats::{self, Counter};
-use crate::tagged_stack::{StackNode, TaggedStack};
+use crate::tagged_stack::StackNode;
 use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -104,7 +103,7 @@ pub const EMPTY_HEAP_PTR: *mut Heap = EMPTY_HEAP.0.get();
 /// them in up to four rounds, and no destructor follows the last) each get
 /// a heap that is abandoned again right after the allocation, so nothing
 /// is left owned by a thread that is gone.
-const EXITING_HEAP_PTR: *mut Heap = EXITING_HEAP.0.get();
+pub(crate) const EXITING_HEAP_PTR: *mut Heap = EXITING_HEAP.0.get();
 
 /// Is `heap` one of the static heaps (no real heap yet, or exiting)?
 #[inline(always)]
@@ -116,16 +115,6 @@ fn empty_page() -> *mut Page {
     EMPTY_PAGE.0.get()
 }
 
-// ------------------------------------------------------------------ heap pool
-
-static POOL: TaggedStack<Heap> = TaggedStack::new();
-
-/// In the child after `fork`: threads that were popping a stack are gone.
-pub fn after_fork_in_child() {
-    POOL.reset_readers();
-    arena::reset_after_fork();
-}
-
 impl StackNode for Heap {
     unsafe fn next_slot(node: *mut Self) -> *mut *mut Self {
         // SAFETY: the caller passes a live heap struct.
@@ -133,236 +122,65 @@ impl StackNode for Heap {
     }
 }
 
-const HEAP_CHUNK: usize = 64 * 1024;
-
-/// An unused heap struct: from the pool, or carved from a fresh chunk of
-/// platform memory (the surplus goes to the pool). Never unmapped, so the
-/// pool's pops may always read a node.
-fn heap_struct_alloc() -> *mut Heap {
-    if let Some(heap) = POOL.pop() {
-        return heap;
+impl Heap {
+    /// Make `heap` a fresh heap of thread `thread_id`.
+    ///
+    /// # Safety
+    /// `heap` points at an unused, suitably aligned heap struct the caller
+    /// owns; it is initialised by a whole-struct write before any read.
+    pub(crate) unsafe fn init_at(heap: *mut Heap, thread_id: usize, seed: u64) {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            ptr::write(
+                heap,
+                Heap {
+                    thread_id,
+                    random: seed,
+                    ..empty_heap()
+                },
+            )
+        };
     }
-    let Some(chunk) = platform::os_alloc_aligned(HEAP_CHUNK, OS_PAGE_SIZE) else {
-        return ptr::null_mut();
-    };
-    let size = core::mem::size_of::<Heap>().next_multiple_of(64);
-    let count = HEAP_CHUNK / size;
-    for i in 1..count {
-        // SAFETY: slot `i` lies inside the fresh chunk; pushing hands it to the pool.
-        unsafe { POOL.push(chunk.base.add(i * size).cast()) };
-    }
-    chunk.base.cast()
-}
-
-// ------------------------------------------------------------------ thread life
-
-static PROCESS_INIT: spin::Once<()> = spin::Once::new();
-
-/// Once per process: read the options, set up the platform (thread-exit
-/// hook). Runs from the platform's load-time initializer when it has one,
-/// else (or if malloc comes first) from the first heap creation.
-pub fn process_init() {
-    PROCESS_INIT.call_once(|| {
-        crate::options::init();
-        platform::process_init();
-    });
-}
-
-/// Create the calling thread's heap (first allocation of the thread).
-#[cold]
-fn heap_init_thread() -> *mut Heap {
-    process_init();
-    let heap = heap_struct_alloc();
-    if heap.is_null() {
-        return ptr::null_mut();
-    }
-    // SAFETY: `heap` points at an unused, suitably aligned heap struct we own;
-    // we initialise it by a whole-struct write before any read.
-    unsafe {
-        ptr::write(
-            heap,
-            Heap {
-                thread_id: platform::thread_id(),
-                random: platform::random_seed() ^ heap as u64,
-                ..empty_heap()
-            },
-        );
-    }
-    if !platform::heap_set(heap) {
-        // Embedded: no room to record the heap (thread table full).
-        // SAFETY: the struct is unused and unpublished.
-        unsafe { POOL.push(heap) };
-        return ptr::null_mut();
-    }
-    platform::register_thread_exit(heap);
-    stats::add(Counter::Threads, 1);
-    heap
-}
-
-/// The calling thread's heap, created if this is its first allocation; null
-/// when out of memory.
-pub fn current_or_init() -> *mut Heap {
-    let heap = platform::heap_get();
-    if is_empty_heap(heap) {
-        heap_init_thread()
-    } else {
-        heap
-    }
-}
-
-/// The calling thread ends (pthread key destructor, or the embedder's
-/// `mirs_thread_done`): abandon what is still live, recycle the heap.
-// Safe to call with any pointer: only the calling thread's own heap is used.
-#[allow(clippy::not_unsafe_ptr_arg_deref)]
-pub fn thread_done(heap: *mut Heap) {
-    if heap.is_null() || is_empty_heap(heap) || heap != platform::heap_get() {
-        return;
-    }
-    // SAFETY: `heap` is the calling thread's live heap.
-    unsafe { heap_abandon(heap, true) };
-}
-
-/// Abandon what is still live in `heap`, recycle the struct. With `current`
-/// the calling thread's heap slot is reset to the empty heap.
-///
-/// # Safety
-/// `heap` is a live heap, and either the calling thread's (`current`) or
-/// one whose thread has ended for good (embedded: a dead thread's heap
-/// found by the platform), so that nothing else uses it as its owner.
-pub(crate) unsafe fn heap_abandon(heap: *mut Heap, current: bool) {
-    // SAFETY: as the caller guarantees.
-    let h = unsafe { &mut *heap };
-    h.collect_abandon();
-    stats::add(Counter::Threads, -1);
-    stats::add(Counter::ThreadsDone, 1);
-    if current {
-        // Embedded threads may call mirs_thread_done and go on (or a new
-        // task may reuse the id): they simply get a new heap next time.
-        platform::heap_set(if cfg!(feature = "hosted") {
-            EXITING_HEAP_PTR
-        } else {
-            EMPTY_HEAP_PTR
-        });
-    }
-    // SAFETY: the heap is unreachable now: no page refers to it (all were
-    // freed or abandoned with their heap pointer cleared).
-    unsafe { POOL.push(heap) };
 }
 
 // ------------------------------------------------------------------ allocation
 
-/// The slow path of every allocation: creates the thread's heap, does the
-/// deferred work (delayed frees, retired pages, purging), and finds or makes
-/// a page with a free block. When memory runs out it recovers what it can
-/// (`recover`) and tries once more, so null means memory really is gone.
-/// (`size` first: malloc's argument register stays where it is.)
-#[inline(never)]
-pub fn malloc_generic(size: usize, heap: *mut Heap, zero: bool) -> *mut u8 {
-    if size > LARGE_OBJ_SIZE_MAX {
-        return malloc_singleton(heap, size, 0, zero);
-    }
-    if ptr::eq(heap, EXITING_HEAP_PTR) {
-        return malloc_while_exiting(size, zero);
-    }
-    let heap = if is_empty_heap(heap) {
-        heap_init_thread()
-    } else {
-        heap
-    };
-    if heap.is_null() {
-        return out_of_memory();
-    }
-    // SAFETY: the calling thread's live heap.
-    let h = unsafe { &mut *heap };
-    h.generic_count += 1;
-    h.drain_delayed_free();
-    // Retiring pages age by one step every few slow-path calls; emptying a
-    // page again restarts its grace, so only idle pages go back.
-    if h.generic_count % RETIRE_STEP == 0 {
-        h.collect_retired(false);
-    }
-    if h.generic_count % PURGE_CHECK_INTERVAL == 0 {
-        h.purge(false);
-    }
-    let mut page = h.find_page(size);
-    if page.is_null() && recover(heap) {
-        page = h.find_page(size);
-    }
-    if page.is_null() {
-        return out_of_memory();
-    }
-    // SAFETY: `find_page` returns a page of this heap with a free block.
-    unsafe { h.pop_from(page, size, zero) }
-}
-
-/// An allocation after the thread's heap was abandoned (see
-/// `EXITING_HEAP_PTR`): a heap for this one block, abandoned again at once.
-#[cold]
-fn malloc_while_exiting(size: usize, zero: bool) -> *mut u8 {
-    let heap = heap_init_thread();
-    if heap.is_null() {
-        return out_of_memory();
-    }
-    let block = malloc_generic(size, heap, zero);
-    // SAFETY: the calling thread's live heap, which it no longer uses.
-    unsafe { heap_abandon(heap, true) };
-    block
-}
-
-/// A block above the size classes (a singleton span or huge chunk), aligned
-/// to `align` (0: the default); zeroed when asked and not known to be zero.
-pub(crate) fn malloc_singleton(heap: *mut Heap, size: usize, align: usize, zero: bool) -> *mut u8 {
-    // More than the address space can hold: refused without a mapping or a
-    // recovery attempt (glibc's tst-malloc-too-large calls this in a loop).
-    if size > MAX_REQUEST_SIZE {
-        return out_of_memory();
-    }
-    let mut got = arena::alloc_singleton(size, align);
-    if got.is_none() {
-        let heap = if is_empty_heap(heap) {
-            platform::heap_get()
-        } else {
-            heap
-        };
-        if recover(heap) {
-            got = arena::alloc_singleton(size, align);
+impl Heap {
+    /// The heap's part of the allocation slow path: the deferred work
+    /// (delayed frees, retired pages, purging), then a page of `size`'s bin
+    /// with a free block. Null when no page can be had (the caller recovers
+    /// and tries once more).
+    pub(crate) fn malloc_slow(&mut self, size: usize, zero: bool) -> *mut u8 {
+        self.generic_count += 1;
+        self.drain_delayed_free();
+        // Retiring pages age by one step every few slow-path calls; emptying a
+        // page again restarts its grace, so only idle pages go back.
+        if self.generic_count.is_multiple_of(RETIRE_STEP) {
+            self.collect_retired(false);
         }
+        if self.generic_count.is_multiple_of(PURGE_CHECK_INTERVAL) {
+            self.purge(false);
+        }
+        self.malloc_from_page(size, zero)
     }
-    let Some((block, is_zero)) = got else {
-        return out_of_memory();
-    };
-    if zero && !is_zero {
-        // SAFETY: a fresh block of at least `size` bytes.
-        unsafe { ptr::write_bytes(block, 0, size) };
-    }
-    block
-}
 
-/// Out of memory: give back everything that is not in use: this thread's
-/// empty and retired pages, the arena's cached chunks, and (embedded) the
-/// heaps of threads that died without saying so. Returns whether anything
-/// was released, so a request that could never fit fails at once.
-#[cold]
-fn recover(heap: *mut Heap) -> bool {
-    let pages = stats::current(Counter::Pages);
-    if !is_empty_heap(heap) && !heap.is_null() {
-        // SAFETY: the calling thread's live heap.
-        unsafe { (*heap).collect(false) };
+    /// A block of `size` from a page of this heap (queue, abandoned, fresh);
+    /// null when there is none.
+    pub(crate) fn malloc_from_page(&mut self, size: usize, zero: bool) -> *mut u8 {
+        let page = self.find_page(size);
+        if page.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: `find_page` returns a page of this heap with a free block.
+        unsafe { self.pop_from(page, size, zero) }
     }
-    // Due purges and the abandoned-page sweep (which frees spans); purging
-    // everything would give back physical memory, not the address space or
-    // region room a failed request lacks.
-    arena::purge(false);
-    let mut released = arena::release_caches();
-    released |= platform::reap_dead_threads();
-    released || stats::current(Counter::Pages) < pages
 }
 
 /// Every failed allocation ends here: errno = ENOMEM (as C callers expect;
 /// harmless for Rust callers), null.
 #[cold]
 pub(crate) fn out_of_memory() -> *mut u8 {
-    platform::set_errno(crate::c_api::ENOMEM);
+    platform::set_errno(platform::ENOMEM);
     ptr::null_mut()
 }
 
@@ -758,7 +576,7 @@ impl Heap {
 
     /// Thread exit: stop delayed frees to this heap, collect, free empty
     /// pages and abandon the rest, page by page.
-    fn collect_abandon(&mut self) {
+    pub(crate) fn abandon(&mut self) {
         // 1. No other thread may reach this heap through a page from now on.
         for page in self.all_pages() {
             // SAFETY: live pages of this heap.
@@ -791,6 +609,7 @@ impl Heap {
 
     /// Check every invariant of this heap and its pages (owner thread).
     /// Returns the number of live blocks in the heap's pages.
+    #[cfg(any(test, feature = "internals"))]
     pub fn check_invariants(&self) -> usize {
         let mut live = 0;
         for bin in 0..BIN_COUNT {
@@ -819,28 +638,4 @@ impl Heap {
         }
         live
     }
-}
-
-/// Collect the calling thread's heap (`mirs_collect`).
-pub fn collect_current(force: bool) {
-    let heap = platform::heap_get();
-    if !is_empty_heap(heap) {
-        // SAFETY: the calling thread's live heap.
-        unsafe { (*heap).collect(force) };
-    } else {
-        arena::purge(force);
-        if force {
-            arena::release_caches();
-        }
-    }
-}
-
-/// Check the calling thread's heap (tests, debug `mirs_collect`).
-pub fn check_current() -> usize {
-    let heap = platform::heap_get();
-    if is_empty_heap(heap) {
-        return 0;
-    }
-    // SAFETY: the calling thread's live heap.
-    unsafe { (*heap).check_invariants() }
 }

@@ -1,18 +1,27 @@
 //! mirs: mimalloc's design in Rust, a thread-safe malloc with a C ABI.
 //!
-//! Layers, top to bottom (`docs/design.md` has the picture, the protocols and the reasons):
+//! The public surface: [`Mirs`] (a `GlobalAlloc`), the allocating
+//! functions ([`malloc`], [`zalloc`], [`calloc`], [`malloc_aligned`],
+//! [`zalloc_aligned`]: safe, they return pointers), the ones that take a
+//! pointer back ([`free`], [`realloc`], [`usable_size`], [`owns`]: `unsafe`,
+//! with C's contracts), [`collect`], [`stats_print`], the statistics
+//! ([`stats`]) and the C API ([`c_api`], declared in `include/mirs.h`).
 //!
-//! | module            | what lives there                                          |
-//! |-------------------|-----------------------------------------------------------|
-//! | [`c_api`]         | `mirs_*` exports, libc names (`override`), errno          |
-//! | [`global_alloc`]  | `mirs::Mirs`, the Rust `GlobalAlloc`                      |
-//! | [`alloc`], [`mod@free`] | malloc / zalloc / calloc / realloc / aligned; free      |
-//! | [`heap`]          | thread-local heap: direct pages, bin queues, delayed free |
-//! | [`page`], [`page_queue`], [`block`] | free / local_free / thread_free lists   |
-//! | `arena`, `chunk`, `chunk_map` (crate-private) | shared chunks of 64 KiB slices, spans, abandoned pages, purge |
-//! | [`platform`]      | memory, thread identity, TLS slot, output (hosted/embedded) |
-//! | [`size_class`], [`constants`] | bins and the sizes that tie everything together |
-//! | [`stats`], [`options`], [`output`] | statistics, `MIRS_*` options, printing    |
+//! Layers, top to bottom; each module uses only those below it
+//! (`docs/design.md` has the picture, the protocols and the reasons):
+//!
+//! | module                          | what lives there                                     |
+//! |---------------------------------|------------------------------------------------------|
+//! | `c_api`, `global_alloc`         | `mirs_*` exports, libc names (`override`); `mirs::Mirs` |
+//! | `alloc`, `free`                 | the entry points and their slow paths; pointer validation |
+//! | `thread`                        | the thread's heap slot, heap pool, thread exit, fork, out-of-memory recovery |
+//! | `heap`                          | thread-local heap: direct pages, bin queues, delayed free |
+//! | `page`, `page_queue`            | a page: free / local_free / thread_free lists        |
+//! | `arena`, `chunk`, `chunk_map`   | shared chunks of 64 KiB slices, spans, abandoned pages, purge |
+//! | `thread_free`, `block`, `tagged_stack` | the atomic free stack, free-list links, the pool stack |
+//! | `stats`, `options`, `output`    | statistics, `MIRS_*` options, printing (fixed buffer, `write(2)`) |
+//! | `platform`                      | memory, time, thread id, output, errno, thread-exit/fork callbacks |
+//! | `size_class`, `constants`, `sync` | bins, the sizes that tie everything together, atomics (loom) |
 //!
 //! The library is `#![no_std]` in every configuration: nothing inside it can
 //! call back into a system or Rust global allocator. With the default
@@ -28,6 +37,8 @@
     allow(internal_features)
 )]
 #![cfg_attr(loom, allow(unused_features))]
+// The loom build compiles only the atomic building blocks, not what uses them.
+#![cfg_attr(loom, allow(dead_code))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(clippy::missing_safety_doc)] // every unsafe fn has a `# Safety` section in prose
 
@@ -44,15 +55,13 @@ compile_error!(
      links std, which has its own panic handler"
 );
 
-pub mod constants;
-pub mod size_class;
+pub(crate) mod constants;
+pub(crate) mod size_class;
 pub(crate) mod sync;
 
-pub mod block;
-#[cfg(not(loom))]
-pub mod page;
-#[cfg(not(loom))]
-pub mod page_queue;
+pub(crate) mod block;
+pub(crate) mod tagged_stack;
+pub(crate) mod thread_free;
 
 #[cfg(not(loom))]
 pub(crate) mod arena;
@@ -60,28 +69,32 @@ pub(crate) mod arena;
 pub(crate) mod chunk;
 #[cfg(not(loom))]
 pub(crate) mod chunk_map;
-pub mod tagged_stack;
-pub mod thread_free;
+#[cfg(not(loom))]
+pub(crate) mod page;
+#[cfg(not(loom))]
+pub(crate) mod page_queue;
 
 #[cfg(not(loom))]
-pub mod heap;
+pub(crate) mod heap;
+#[cfg(not(loom))]
+pub(crate) mod thread;
 
 #[cfg(not(loom))]
-pub mod alloc;
+pub(crate) mod alloc;
 #[cfg(not(loom))]
-pub mod free;
+pub(crate) mod free;
 
 #[cfg(not(loom))]
 pub mod c_api;
 #[cfg(not(loom))]
-pub mod global_alloc;
+pub(crate) mod global_alloc;
 
 #[cfg(not(loom))]
-pub mod options;
+pub(crate) mod options;
 #[cfg(not(loom))]
-pub mod output;
+pub(crate) mod output;
 #[cfg(not(loom))]
-pub mod platform;
+pub(crate) mod platform;
 #[cfg(not(loom))]
 pub mod stats;
 
@@ -89,11 +102,25 @@ pub mod stats;
 mod panic;
 
 #[cfg(not(loom))]
-pub use alloc::{calloc, malloc, malloc_aligned, owns, realloc, usable_size, zalloc};
+pub use alloc::{
+    calloc, malloc, malloc_aligned, owns, realloc, usable_size, zalloc, zalloc_aligned,
+};
 #[cfg(not(loom))]
 pub use free::free;
 #[cfg(not(loom))]
 pub use global_alloc::Mirs;
+
+/// Internals for the fuzzing crate and out-of-tree tests (feature
+/// `internals`): not part of the supported API.
+#[cfg(all(feature = "internals", not(loom)))]
+#[doc(hidden)]
+pub mod internals {
+    /// Check every invariant of the calling thread's heap and its pages
+    /// (panics on a violation); returns the number of live blocks in them.
+    pub fn check_heap() -> usize {
+        crate::thread::check_current()
+    }
+}
 
 /// `major * 10000 + minor * 100 + patch`.
 pub const VERSION: i32 = 100;
@@ -103,7 +130,7 @@ pub const VERSION_STRING: &str = env!("CARGO_PKG_VERSION");
 /// `force` purge unused memory and release cached chunks to the OS.
 #[cfg(not(loom))]
 pub fn collect(force: bool) {
-    heap::collect_current(force);
+    thread::collect_current(force);
 }
 
 /// Print statistics to stderr (a fixed buffer and `write(2)`).

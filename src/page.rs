@@ -482,6 +482,7 @@ impl Page {
 
     /// Walk the lists and check the invariants in the module docs. Owner only
     /// (or with the page quiescent). Returns the number of live blocks.
+    #[cfg(any(test, feature = "internals"))]
     pub fn check_invariants(&self) -> usize {
         assert!(self.owner.load(Ordering::Relaxed) != OWNER_NONE);
         assert!(self.capacity <= self.reserved);

@@ -126,6 +126,7 @@ impl<T: StackNode> TaggedStack<T> {
         result
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         unpack_node(self.head.load(Ordering::Acquire)) == 0
     }
@@ -138,6 +139,7 @@ impl<T: StackNode> TaggedStack<T> {
 
     /// Wait until no pop started before this call still runs, so a node
     /// popped earlier can be unmapped.
+    #[cfg(loom)]
     pub fn await_readers(&self) {
         while self.readers.load(Ordering::SeqCst) != 0 {
             crate::sync::spin_hint();

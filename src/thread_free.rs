@@ -180,6 +180,7 @@ impl ThreadFree {
 
     /// The top of the stack and its length from one load: the owner may walk
     /// that many blocks from it while other threads keep pushing above it.
+    #[cfg(any(test, feature = "internals"))]
     pub fn snapshot(&self) -> (*mut Block, usize) {
         let tf = self.0.load(Ordering::Acquire);
         (block_of(tf), count_of(tf))
@@ -191,10 +192,12 @@ impl ThreadFree {
     }
 
     /// The top of the stack, for invariant checks with no concurrent frees.
+    #[cfg(loom)]
     pub fn head(&self) -> *mut Block {
         block_of(self.0.load(Ordering::Acquire))
     }
 
+    #[cfg(loom)]
     pub fn state(&self) -> DelayedState {
         state_of(self.0.load(Ordering::Acquire))
     }

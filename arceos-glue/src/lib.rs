@@ -34,9 +34,13 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 }
 
 /// C `free`.
+///
+/// # Safety
+/// C's contract (see `mirs_free`).
 #[no_mangle]
-pub extern "C" fn free(p: *mut c_void) {
-    m::mirs_free(p)
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    // SAFETY: the caller's contract is mirs_free's.
+    unsafe { m::mirs_free(p) }
 }
 
 /// C `calloc` (NULL and ENOMEM when `n * size` overflows).
@@ -46,9 +50,13 @@ pub extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
 }
 
 /// C `realloc`.
+///
+/// # Safety
+/// C's contract (see `mirs_realloc`).
 #[no_mangle]
-pub extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
-    m::mirs_realloc(p, size)
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: the caller's contract is mirs_realloc's.
+    unsafe { m::mirs_realloc(p, size) }
 }
 
 /// C `posix_memalign`: EINVAL for an alignment that is not a power of two
@@ -79,9 +87,13 @@ pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
 }
 
 /// `malloc_usable_size`.
+///
+/// # Safety
+/// See `mirs_usable_size`.
 #[no_mangle]
-pub extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
-    m::mirs_usable_size(p)
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    // SAFETY: the caller's contract is mirs_usable_size's.
+    unsafe { m::mirs_usable_size(p) }
 }
 
 // ---------------------------------------------------------------- mirs's hooks
@@ -188,7 +200,7 @@ mod provider {
     }
 
     extern "C" fn register() {
-        mirs::platform::mirs_page_provider_set(Some(pages_alloc), Some(pages_free));
+        mirs::c_api::embedder::mirs_page_provider_set(Some(pages_alloc), Some(pages_free));
     }
 
     /// axruntime runs `.init_array` (ctor_bare) once its allocator is set
@@ -252,7 +264,7 @@ extern "C" fn trampoline(start: *mut c_void) -> *mut c_void {
     // only this thread takes it back.
     let Start { routine, arg } = *unsafe { alloc::boxed::Box::from_raw(start.cast::<Start>()) };
     let ret = routine(arg);
-    mirs::platform::mirs_thread_done();
+    mirs::c_api::embedder::mirs_thread_done();
     ret
 }
 
@@ -288,5 +300,5 @@ pub unsafe fn thread_entry_unused(arg: *mut c_void) {
 
 /// The calling C thread is about to end (`pthread_exit`): hand its heap back.
 pub fn thread_exiting() {
-    mirs::platform::mirs_thread_done();
+    mirs::c_api::embedder::mirs_thread_done();
 }

@@ -288,7 +288,10 @@ impl Worker {
                 for cmd in cmds {
                     let reply = match cmd {
                         Cmd::Free(blocks) => {
-                            blocks.iter().for_each(|&p| mirs::free(p as *mut u8));
+                            // SAFETY: the interpreter hands over blocks it allocated and forgets them.
+                            blocks
+                                .iter()
+                                .for_each(|&p| unsafe { mirs::free(p as *mut u8) });
                             blocks.len()
                         }
                         Cmd::Alloc(size) => mirs::malloc(size) as usize,
@@ -429,13 +432,15 @@ impl Model {
                 "step {step}: {size}-byte block {addr:#x} below the 16/8-byte rule"
             );
         }
-        let usable = mirs::usable_size(p);
+        // SAFETY: a live block of the model, used by this thread only.
+        let usable = unsafe { mirs::usable_size(p) };
         assert!(
             usable >= size,
             "step {step}: usable_size {usable} < requested {size} at {addr:#x}"
         );
         assert!(
-            mirs::owns(p),
+            // SAFETY: as above.
+            unsafe { mirs::owns(p) },
             "step {step}: mirs does not own its block {addr:#x}"
         );
         if zeroed {
@@ -480,7 +485,8 @@ impl Model {
     fn check_all_cheap(&self) {
         for b in self.slots.iter().flatten() {
             assert_eq!(
-                mirs::usable_size(b.addr as *const u8),
+                // SAFETY: a live block of the model, used by this thread only.
+                unsafe { mirs::usable_size(b.addr as *const u8) },
                 b.usable,
                 "step {}: usable size of live block {:#x} changed",
                 self.step,
@@ -504,7 +510,8 @@ impl Model {
 
     fn free_local(&mut self, slot: usize, what: &str) {
         if let Some(b) = self.remove(slot, what) {
-            mirs::free(b.addr as *mut u8);
+            // SAFETY: the model's live block, removed from the model.
+            unsafe { mirs::free(b.addr as *mut u8) };
         }
     }
 
@@ -582,7 +589,7 @@ impl Model {
             Op::Flush => self.flush_remote(),
             Op::Collect { force } => {
                 mirs::collect(force);
-                mirs::heap::check_current();
+                mirs::internals::check_heap();
             }
             Op::WorkerRestart => {
                 self.flush_remote();
@@ -601,7 +608,8 @@ impl Model {
         if let Some(b) = &old {
             self.check_full(b, "realloc");
         }
-        let p = mirs_realloc(old_addr as *mut c_void, size).cast::<u8>();
+        // SAFETY: null or the model's live block, which it forgets below.
+        let p = unsafe { mirs_realloc(old_addr as *mut c_void, size) }.cast::<u8>();
         if let Some(b) = old {
             // The old block is gone (moved, resized in place, or freed by size 0).
             self.by_addr.remove(&b.addr);
@@ -627,7 +635,7 @@ impl Model {
         }
         self.flush_remote();
         assert_eq!(self.live_bytes, 0);
-        mirs::heap::check_current();
+        mirs::internals::check_heap();
     }
 }
 

@@ -14,7 +14,9 @@
 pub mod prefixed;
 
 #[cfg(feature = "override")]
-pub mod libc_names;
+mod libc_names;
 
-pub(crate) const ENOMEM: i32 = 12;
-pub(crate) const EINVAL: i32 = 22;
+#[cfg(not(feature = "hosted"))]
+pub mod embedder;
+
+pub(crate) use crate::platform::{EINVAL, ENOMEM};

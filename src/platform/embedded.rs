@@ -44,17 +44,20 @@
 //! heaps by hook id, on the slow path only, so dead threads can be reaped.
 
 use super::OsMemory;
-use crate::heap::{self, Heap, EMPTY_HEAP_PTR};
 use core::ffi::c_void;
-use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 #[path = "embedded_memory.rs"]
 mod memory;
 
-pub use memory::{PageAlloc, PageFree, MAX_REGIONS, STATIC_REGION_BYTES};
+pub use memory::{PageAlloc, PageFree};
 
-include!(concat!(env!("OUT_DIR"), "/embedded_config.rs"));
+/// Build-time configuration (build.rs, from `MIRS_*` environment variables).
+#[allow(dead_code)] // STATIC_REGION_MB is read only with `static-region`
+mod config {
+    include!(concat!(env!("OUT_DIR"), "/embedded_config.rs"));
+}
+pub use config::*;
 
 extern "C" {
     /// Embedder hook: a non-zero id (below 2^63) unique among the live
@@ -132,121 +135,32 @@ pub unsafe fn os_purge(_base: *mut u8, _size: usize) -> bool {
     false
 }
 
-/// Bytes of region memory registered so far (tests, statistics).
-pub fn region_bytes() -> usize {
-    memory::region_bytes()
-}
-
 // ---------------------------------------------------------------- thread identity
 
+/// With `thread-local`: a thread-local whose address is the thread's id.
 #[cfg(feature = "thread-local")]
 #[thread_local]
-static mut THREAD_HEAP: *mut Heap = EMPTY_HEAP_PTR;
+static THREAD_ANCHOR: u8 = 0;
 
 /// The page owner id of the calling thread: even and non-zero.
 #[inline(always)]
 pub fn thread_id() -> usize {
     #[cfg(feature = "thread-local")]
     {
-        ptr::addr_of!(THREAD_HEAP) as usize
+        core::ptr::addr_of!(THREAD_ANCHOR) as usize & !1
     }
     #[cfg(not(feature = "thread-local"))]
     {
-        table_key()
+        thread_key()
     }
 }
 
-/// The calling thread's key in the heap table.
+/// The calling thread's key in the heap table: the embedder's id shifted
+/// left (bit 0 stays free for the table's slot states).
 #[inline(always)]
-fn table_key() -> usize {
+pub fn thread_key() -> usize {
     // SAFETY: the embedder's hook has no preconditions.
     unsafe { mirs_hook_thread_id() << 1 }
-}
-
-// ---------------------------------------------------------------- the heap table
-
-const SLOTS: usize = (MAX_THREADS * 2).next_power_of_two();
-const SLOT_BITS: u32 = SLOTS.trailing_zeros();
-const NEVER_USED: usize = 0;
-const TOMBSTONE: usize = 1;
-const CHANGING: usize = 3;
-
-#[repr(align(16))]
-struct Slot {
-    key: AtomicUsize,
-    heap: AtomicPtr<Heap>,
-}
-
-static TABLE: [Slot; SLOTS] = [const {
-    Slot {
-        key: AtomicUsize::new(NEVER_USED),
-        heap: AtomicPtr::new(ptr::null_mut()),
-    }
-}; SLOTS];
-
-#[inline(always)]
-fn home(key: usize) -> usize {
-    if SLOT_BITS == 0 {
-        return 0;
-    }
-    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> (usize::BITS - SLOT_BITS))
-        & (SLOTS - 1)
-}
-
-/// The slot holding `key`, if any.
-fn find(key: usize) -> Option<usize> {
-    let mut i = home(key);
-    for _ in 0..SLOTS {
-        match TABLE[i].key.load(Ordering::Acquire) {
-            k if k == key => return Some(i),
-            NEVER_USED => return None,
-            _ => i = (i + 1) & (SLOTS - 1),
-        }
-    }
-    None
-}
-
-/// Record `key -> heap` in a free slot.
-fn insert(key: usize, heap: *mut Heap) -> bool {
-    let mut i = home(key);
-    for _ in 0..SLOTS {
-        let slot = &TABLE[i];
-        let k = slot.key.load(Ordering::Relaxed);
-        if (k == NEVER_USED || k == TOMBSTONE)
-            && slot
-                .key
-                .compare_exchange(k, CHANGING, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
-            slot.heap.store(heap, Ordering::Relaxed);
-            slot.key.store(key, Ordering::Release);
-            return true;
-        }
-        i = (i + 1) & (SLOTS - 1);
-    }
-    false
-}
-
-/// Take over slot `i`, which held `key`, a thread that has ended: abandon
-/// its heap and free the slot. False when someone else changed it first.
-fn reap_slot(i: usize, key: usize) -> bool {
-    let slot = &TABLE[i];
-    if slot
-        .key
-        .compare_exchange(key, CHANGING, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        return false;
-    }
-    let dead = slot.heap.swap(ptr::null_mut(), Ordering::Acquire);
-    if !dead.is_null() && !heap::is_empty_heap(dead) {
-        // SAFETY: the heap's thread has ended for good (the alive hook said
-        // so, or a live thread now holds its id), and the CHANGING key makes
-        // us the only thread reaping it.
-        unsafe { heap::heap_abandon(dead, false) };
-    }
-    slot.key.store(TOMBSTONE, Ordering::Release);
-    true
 }
 
 type AliveHook = extern "C" fn(thread_id: usize) -> bool;
@@ -268,136 +182,23 @@ pub extern "C" fn mirs_thread_alive_hook_set(
     ALIVE_HOOK.store(alive.map_or(0, |f| f as usize), Ordering::Release);
 }
 
-/// Reclaim the heaps of threads the alive hook reports dead (their live
-/// blocks stay valid and are adopted by whoever frees or allocates next).
-/// Returns how many were reclaimed; 0 without an alive hook.
-#[no_mangle]
-pub extern "C" fn mirs_thread_reap() -> usize {
-    reap_dead()
-}
-
-/// Out of memory: take over the heaps of threads the alive hook reports
-/// dead, so their empty pages go back to the arena. Returns whether any was.
-pub fn reap_dead_threads() -> bool {
-    reap_dead() > 0
-}
-
-fn reap_dead() -> usize {
+/// Is the thread with the embedder's id `id` alive? None without an alive hook.
+pub fn thread_alive(id: usize) -> Option<bool> {
     let hook = ALIVE_HOOK.load(Ordering::Acquire);
     if hook == 0 {
-        return 0;
+        return None;
     }
     // SAFETY: a non-zero value was stored from an `AliveHook`.
     let alive: AliveHook = unsafe { core::mem::transmute::<usize, AliveHook>(hook) };
-    let me = table_key();
-    let mut reaped = 0;
-    for (i, slot) in TABLE.iter().enumerate() {
-        let key = slot.key.load(Ordering::Acquire);
-        if key & 1 != 0 || key == NEVER_USED || key == me || alive(key >> 1) {
-            continue;
-        }
-        if reap_slot(i, key) {
-            reaped += 1;
-        }
-    }
-    reaped
+    Some(alive(id))
 }
 
-#[inline(always)]
-pub fn heap_get() -> *mut Heap {
-    #[cfg(feature = "thread-local")]
-    {
-        // SAFETY: thread-local slot, only this thread reads or writes it.
-        unsafe { THREAD_HEAP }
-    }
-    #[cfg(not(feature = "thread-local"))]
-    {
-        let key = table_key();
-        let slot = &TABLE[home(key)];
-        if slot.key.load(Ordering::Relaxed) == key {
-            return slot.heap.load(Ordering::Relaxed);
-        }
-        heap_probe(key)
-    }
-}
+/// Embedded threads end by calling `mirs_thread_done()` (or are reaped):
+/// there is nothing to register.
+pub fn register_thread_callbacks(_exit: extern "C" fn(*mut c_void), _fork_child: extern "C" fn()) {}
 
-/// `heap_get` when the thread's key is not in its home slot.
-#[cfg(not(feature = "thread-local"))]
-#[cold]
-#[inline(never)]
-fn heap_probe(key: usize) -> *mut Heap {
-    match find(key) {
-        Some(i) => TABLE[i].heap.load(Ordering::Relaxed),
-        None => EMPTY_HEAP_PTR,
-    }
-}
-
-static TABLE_FULL_REPORTED: AtomicBool = AtomicBool::new(false);
-
-/// Record the calling thread's heap (or, with the empty heap, forget it).
-/// False when the table has no room even after reaping dead threads.
-pub fn heap_set(heap: *mut Heap) -> bool {
-    let key = table_key();
-    if heap::is_empty_heap(heap) {
-        if let Some(i) = find(key) {
-            let slot = &TABLE[i];
-            if slot
-                .key
-                .compare_exchange(key, CHANGING, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                slot.heap.store(ptr::null_mut(), Ordering::Relaxed);
-                slot.key.store(TOMBSTONE, Ordering::Release);
-            }
-        }
-        tls_set(heap);
-        return true;
-    }
-    // An entry under our id belongs to a thread that has ended (ids are
-    // unique among live threads). With the table lookup we would have found
-    // and used it; with a thread-local slot we reap it.
-    if let Some(i) = find(key) {
-        reap_slot(i, key);
-    }
-    if !insert(key, heap) && (reap_dead() == 0 || !insert(key, heap)) {
-        if !TABLE_FULL_REPORTED.swap(true, Ordering::Relaxed) {
-            crate::output::mirs_print!(
-                "mirs: error: thread table full ({} heaps, MIRS_MAX_THREADS={}): call \
-                 mirs_thread_done() at thread exit, install an alive hook, or raise \
-                 MIRS_MAX_THREADS\n",
-                SLOTS,
-                MAX_THREADS
-            );
-        }
-        return false;
-    }
-    tls_set(heap);
-    true
-}
-
-#[inline(always)]
-fn tls_set(heap: *mut Heap) {
-    #[cfg(feature = "thread-local")]
-    // SAFETY: thread-local slot.
-    unsafe {
-        THREAD_HEAP = heap
-    };
-    #[cfg(not(feature = "thread-local"))]
-    let _ = heap;
-}
-
-pub fn process_init() {}
-
-pub fn register_thread_exit(_heap: *mut Heap) {}
-
-/// The calling thread (task) is exiting: its heap is collected, pages
-/// with live blocks are abandoned for other threads to adopt, and its slot
-/// is freed. Call it last, after the thread's final `free`; a later
-/// allocation on the same thread simply creates a new heap.
-#[no_mangle]
-pub extern "C" fn mirs_thread_done() {
-    crate::heap::thread_done(heap_get());
-}
+/// See [`register_thread_callbacks`].
+pub fn set_thread_exit_value(_value: *mut c_void) {}
 
 /// No memory protection in embedded mode: guard pages are a no-op.
 ///
@@ -452,6 +253,7 @@ pub fn set_errno(value: i32) {
     unsafe { *__errno_location() = value };
 }
 
+#[cfg(test)]
 pub fn errno() -> i32 {
     // SAFETY: as in `set_errno`.
     unsafe { *__errno_location() }

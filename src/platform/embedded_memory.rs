@@ -271,18 +271,6 @@ mod static_region {
     pub static REGION: Aligned = Aligned(UnsafeCell::new([0; SIZE]));
 }
 
-/// Size of the static region in bytes (0 without `static-region`).
-pub const STATIC_REGION_BYTES: usize = {
-    #[cfg(feature = "static-region")]
-    {
-        static_region::SIZE
-    }
-    #[cfg(not(feature = "static-region"))]
-    {
-        0
-    }
-};
-
 /// Register the static region on first use.
 #[inline]
 fn ensure_static(state: &mut State) {
@@ -430,14 +418,4 @@ pub fn free(addr: usize, size: usize) {
     if !MEMORY.with(|s| s.give_units(addr, size)) {
         provider_free(addr, size.next_multiple_of(OS_PAGE_SIZE));
     }
-}
-
-/// Bytes of region memory (all regions), for statistics and tests.
-pub fn region_bytes() -> usize {
-    MEMORY.with(|s| {
-        s.regions[..s.count]
-            .iter()
-            .map(|r| r.units << CHUNK_SHIFT)
-            .sum()
-    })
 }

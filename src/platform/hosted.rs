@@ -2,7 +2,7 @@
 //! Rust global allocator.
 
 use super::OsMemory;
-use crate::heap::Heap;
+use core::ffi::c_void;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -120,26 +120,19 @@ pub unsafe fn os_purge(base: *mut u8, size: usize) -> bool {
 
 // ---------------------------------------------------------------- threads
 
-// The calling thread's heap. Before the first allocation it is the static
-// empty heap, so the fast path needs no "initialised?" test. Either way the
-// slot has a constant initialiser and no destructor: the access is one
-// fs-relative load, with no lazy-init test and no TLS destructor registered
-// (that would allocate); thread exit goes through the pthread key below.
-
-/// Feature `thread-local` (nightly; the C libraries): a `#[thread_local]`,
-/// initial-exec in libmirs.so through `-Z tls-model=initial-exec`
-/// (`.cargo/config.toml`), so no `__tls_get_addr` call, which may allocate.
-#[cfg(feature = "thread-local")]
+/// Other architectures: a thread-local whose address is the thread's id.
+#[cfg(all(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    feature = "thread-local"
+))]
 #[thread_local]
-static mut THREAD_HEAP: *mut Heap = crate::heap::EMPTY_HEAP_PTR;
-
-// Stable Rust (a Rust program's `#[global_allocator]`): std's `thread_local!`
-// with a `const` initialiser of a type without drop glue compiles to the same
-// native TLS slot; `with` can never fail on it (there is no destroyed state).
-#[cfg(not(feature = "thread-local"))]
+static THREAD_ANCHOR: u8 = 0;
+#[cfg(all(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    not(feature = "thread-local")
+))]
 std::thread_local! {
-    static THREAD_HEAP: core::cell::Cell<*mut Heap> =
-        const { core::cell::Cell::new(crate::heap::EMPTY_HEAP_PTR) };
+    static THREAD_ANCHOR: u8 = const { 0 };
 }
 
 /// A non-zero id, unique among live threads: the thread pointer (the TCB
@@ -169,83 +162,44 @@ pub fn thread_id() -> usize {
         feature = "thread-local"
     ))]
     {
-        ptr::addr_of!(THREAD_HEAP) as usize
+        ptr::addr_of!(THREAD_ANCHOR) as usize
     }
     #[cfg(all(
         not(any(target_arch = "x86_64", target_arch = "aarch64")),
         not(feature = "thread-local")
     ))]
     {
-        THREAD_HEAP.with(|slot| ptr::from_ref(slot) as usize)
+        THREAD_ANCHOR.with(|anchor| ptr::from_ref(anchor) as usize)
     }
-}
-
-#[inline(always)]
-pub fn heap_get() -> *mut Heap {
-    #[cfg(feature = "thread-local")]
-    {
-        // SAFETY: the slot is thread-local; only this thread reads or writes it.
-        unsafe { THREAD_HEAP }
-    }
-    #[cfg(not(feature = "thread-local"))]
-    {
-        THREAD_HEAP.with(core::cell::Cell::get)
-    }
-}
-
-/// Point the calling thread's slot at `heap`; always succeeds when hosted.
-#[inline]
-pub fn heap_set(heap: *mut Heap) -> bool {
-    #[cfg(feature = "thread-local")]
-    {
-        // SAFETY: as in `heap_get`.
-        unsafe { THREAD_HEAP = heap };
-    }
-    #[cfg(not(feature = "thread-local"))]
-    THREAD_HEAP.with(|slot| slot.set(heap));
-    true
 }
 
 static THREAD_KEY: AtomicUsize = AtomicUsize::new(0);
 static THREAD_KEY_READY: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn thread_exit(value: *mut libc::c_void) {
-    crate::heap::thread_done(value.cast());
-}
-
-extern "C" fn fork_child() {
-    crate::heap::after_fork_in_child();
-}
-
-/// Dead threads are noticed by their pthread key destructor when hosted.
-pub fn reap_dead_threads() -> bool {
-    false
-}
-
-/// Called once per process, before any thread registers its heap.
-pub fn process_init() {
-    // In the child: the arena's lock may have been held by a thread that does
-    // not exist there, and a pop of the heap pool in progress in another
-    // thread would leave its reader count set forever (`heap::after_fork_in_child`).
+/// Once per process: `exit` runs at the end of every thread that set a
+/// value with [`set_thread_exit_value`] (a pthread key destructor), and
+/// `fork_child` in the child after every `fork`.
+pub fn register_thread_callbacks(exit: extern "C" fn(*mut c_void), fork_child: extern "C" fn()) {
     // SAFETY: a valid handler; glibc keeps the first registrations in static
     // storage (no allocation).
     unsafe { libc::pthread_atfork(None, None, Some(fork_child)) };
     let mut key: libc::pthread_key_t = 0;
-    // SAFETY: `key` is a valid out-pointer and `thread_exit` has the
-    // destructor signature. glibc's pthread_key_create does not allocate.
-    if unsafe { libc::pthread_key_create(&mut key, Some(thread_exit)) } == 0 {
+    // SAFETY: `key` is a valid out-pointer and `exit` has the destructor
+    // signature. glibc's pthread_key_create does not allocate.
+    if unsafe { libc::pthread_key_create(&mut key, Some(exit)) } == 0 {
         THREAD_KEY.store(key as usize, Ordering::Relaxed);
         THREAD_KEY_READY.store(true, Ordering::Release);
     }
 }
 
-/// Ask for `heap` to be handed to `heap::thread_done` when this thread exits.
-pub fn register_thread_exit(heap: *mut Heap) {
+/// The value the thread-exit callback gets for the calling thread (null:
+/// no callback).
+pub fn set_thread_exit_value(value: *mut c_void) {
     if THREAD_KEY_READY.load(Ordering::Acquire) {
-        // SAFETY: the key was created by `process_init`; keys below 32 (the
-        // first a process creates) live inside the thread descriptor, so
-        // this does not allocate.
-        unsafe { libc::pthread_setspecific(THREAD_KEY.load(Ordering::Relaxed) as _, heap.cast()) };
+        // SAFETY: the key was created by `register_thread_callbacks`; keys
+        // below 32 (the first a process creates) live inside the thread
+        // descriptor, so this does not allocate.
+        unsafe { libc::pthread_setspecific(THREAD_KEY.load(Ordering::Relaxed) as _, value) };
     }
 }
 
@@ -346,28 +300,6 @@ pub fn env_var(name: &[u8]) -> Option<&'static [u8]> {
     }
     None
 }
-
-/// Read the options and set up the thread-exit hook when the library is
-/// loaded, so `MIRS_VERBOSE` holds even before the first allocation.
-#[used]
-#[link_section = ".init_array"]
-static AT_LOAD: extern "C" fn() = {
-    extern "C" fn at_load() {
-        crate::heap::process_init();
-    }
-    at_load
-};
-
-/// Print at process exit (hosted only): `.fini_array` runs after `main`
-/// returns or `exit` is called, without `atexit` (which may allocate).
-#[used]
-#[link_section = ".fini_array"]
-static AT_EXIT: extern "C" fn() = {
-    extern "C" fn at_exit() {
-        crate::stats::at_process_exit();
-    }
-    at_exit
-};
 
 /// Stop the process after a fatal error.
 pub fn abort() -> ! {

@@ -31,3 +31,8 @@ pub struct OsMemory {
     /// The memory is known to read as zero (fresh from the OS).
     pub is_zero: bool,
 }
+
+/// errno values mirs sets (Linux's numbers, which C libraries for embedded
+/// targets such as ArceOS's axlibc share).
+pub const ENOMEM: i32 = 12;
+pub const EINVAL: i32 = 22;

@@ -2,13 +2,13 @@
 
 use super::api;
 use crate::constants::*;
-use crate::{alloc, free, heap, platform};
+use crate::{alloc, free, platform};
 use std::sync::atomic::Ordering;
 use std::vec::Vec;
 
 fn generic_count() -> u64 {
     // SAFETY: the test thread's own heap.
-    unsafe { (*platform::heap_get()).generic_count }
+    unsafe { (*crate::thread::heap_get()).generic_count }
 }
 
 #[test]
@@ -26,7 +26,7 @@ fn malloc_free_reuses_the_block_on_the_fast_path() {
         "slow path taken {} times",
         generic_count() - before
     );
-    heap::check_current();
+    crate::thread::check_current();
 }
 
 #[test]
@@ -40,7 +40,7 @@ fn cycling_sizes_stay_on_the_fast_path() {
     }
     let slow = generic_count() - before;
     assert!(slow < 1000, "slow path taken {slow} times in 100000 pairs");
-    heap::check_current();
+    crate::thread::check_current();
 }
 
 /// Needs feature `header` (cbindgen writes `$OUT_DIR/mirs.h`); `make test`
@@ -150,7 +150,7 @@ fn every_power_of_two_alignment_up_to_1_gib() {
         alloc::malloc_aligned(10, 24).is_null(),
         "not a power of two"
     );
-    heap::check_current();
+    crate::thread::check_current();
 }
 
 #[test]
@@ -189,7 +189,7 @@ fn invalid_frees_are_ignored_and_counted() {
     api::free(p);
     api::free(q);
     api::free(r);
-    heap::check_current();
+    crate::thread::check_current();
 }
 
 /// Sizes of every kind of page: small, medium (multi-slice), a singleton
@@ -224,7 +224,7 @@ fn double_frees_are_detected_in_every_build() {
         for x in [a, b, keep] {
             api::free(x);
         }
-        heap::check_current();
+        crate::thread::check_current();
     }
 }
 
@@ -245,7 +245,7 @@ fn cross_thread_double_frees_are_refused_and_never_hang() {
         assert_eq!(total(Counter::InvalidFrees) - before, 1, "{size}");
         // The owner's lists stay well formed: collect walks them.
         crate::collect(true);
-        heap::check_current();
+        crate::thread::check_current();
         let blocks: Vec<*mut u8> = (0..64).map(|_| alloc::malloc(size)).collect();
         let mut sorted: Vec<usize> = blocks.iter().map(|&b| b as usize).collect();
         sorted.sort_unstable();
@@ -256,7 +256,7 @@ fn cross_thread_double_frees_are_refused_and_never_hang() {
             "{size}: a block handed out twice"
         );
         blocks.into_iter().for_each(api::free);
-        heap::check_current();
+        crate::thread::check_current();
     }
 }
 
@@ -281,13 +281,13 @@ fn a_live_block_holding_the_free_mark_is_freed() {
         free::is_on_free_list(page, p.cast()),
         "the block went back on the page's list"
     );
-    heap::check_current();
+    crate::thread::check_current();
 }
 
 #[test]
 fn page_invariants_hold_through_collect() {
     let blocks: Vec<*mut u8> = (0..10_000).map(|i| alloc::malloc(8 + i % 300)).collect();
-    assert_eq!(heap::check_current(), blocks.len());
+    assert_eq!(crate::thread::check_current(), blocks.len());
     for (i, &p) in blocks.iter().enumerate() {
         if i % 3 == 0 {
             api::free(p);
@@ -295,7 +295,7 @@ fn page_invariants_hold_through_collect() {
     }
     crate::collect(false);
     assert_eq!(
-        heap::check_current(),
+        crate::thread::check_current(),
         blocks.len() - blocks.len().div_ceil(3)
     );
     for (i, &p) in blocks.iter().enumerate() {
@@ -304,7 +304,7 @@ fn page_invariants_hold_through_collect() {
         }
     }
     crate::collect(true);
-    assert_eq!(heap::check_current(), 0);
+    assert_eq!(crate::thread::check_current(), 0);
 }
 
 #[test]
@@ -317,7 +317,7 @@ fn cross_thread_frees_come_back_to_the_owner() {
         .unwrap();
     // The frees sit on thread_free (or the delayed list) until collected.
     crate::collect(false);
-    assert_eq!(heap::check_current(), 0);
+    assert_eq!(crate::thread::check_current(), 0);
 }
 
 #[test]
@@ -357,7 +357,7 @@ fn blocks_of_an_exited_thread_stay_valid_and_their_pages_come_back() {
     let still: usize = blocks.iter().filter(|&&p| abandoned_page(p)).count();
     assert_eq!(still, 0, "blocks whose page is still abandoned");
     crate::collect(false);
-    assert!(heap::check_current() <= 1);
+    assert!(crate::thread::check_current() <= 1);
 }
 
 fn rss_bytes() -> usize {
@@ -574,5 +574,5 @@ fn interior_pointers_of_aligned_blocks_are_refused() {
         api::free(p);
     }
     crate::collect(false);
-    assert_eq!(heap::check_current(), 0);
+    assert_eq!(crate::thread::check_current(), 0);
 }

@@ -25,8 +25,8 @@ fn footprint() -> (i64, i64) {
 
 /// Everything freed and the cache released: the footprint left behind.
 fn settle() -> (i64, i64) {
-    heap::collect_current(true);
-    heap::check_current();
+    crate::thread::collect_current(true);
+    crate::thread::check_current();
     footprint()
 }
 
@@ -133,7 +133,7 @@ fn first_allocation_refused_then_granted() {
     expect_null("first realloc(null, 100)", || {
         api::realloc(core::ptr::null_mut(), 100)
     });
-    assert!(heap::is_empty_heap(platform::heap_get()));
+    assert!(heap::is_empty_heap(crate::thread::heap_get()));
     assert_eq!(footprint(), (0, 0));
     assert!(fault::refused() >= 4);
     fault::disable();

@@ -10,9 +10,9 @@
 //! may remain anywhere.
 
 use super::api;
+use crate::alloc;
 use crate::arena;
 use crate::constants::LARGE_OBJ_SIZE_MAX;
-use crate::{alloc, heap};
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::vec::Vec;
@@ -148,7 +148,7 @@ fn worker(shared: &Shared, seed: u64) {
         }
     }
     // The exiting thread's heap is consistent before it is abandoned.
-    heap::check_current();
+    crate::thread::check_current();
 }
 
 #[test]
@@ -200,9 +200,9 @@ fn threads_exchange_blocks_and_everything_is_accounted_for() {
     assert!(shared.checked.load(Ordering::Relaxed) > (THREADS * ROUNDS * OPS / 4) as u64);
     // Every block was freed: nothing live may remain in this thread's heap or
     // in any abandoned page (frees by this thread pushed them there).
-    heap::collect_current(false);
+    crate::thread::collect_current(false);
     assert_eq!(
-        heap::check_current(),
+        crate::thread::check_current(),
         0,
         "live blocks left in the main heap"
     );

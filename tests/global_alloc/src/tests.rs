@@ -9,6 +9,19 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::mpsc;
 use std::thread;
 
+/// `mirs::owns` for blocks this test holds and no other thread touches.
+fn owns(p: *const u8) -> bool {
+    // SAFETY: every caller passes a pointer it holds (or a stack address,
+    // which mirs refuses without reading it); no other thread frees it.
+    unsafe { mirs::owns(p) }
+}
+
+/// `mirs::usable_size` for blocks this test holds.
+fn usable_size(p: *const u8) -> usize {
+    // SAFETY: as for `owns`.
+    unsafe { mirs::usable_size(p) }
+}
+
 fn addr<T: ?Sized>(p: *const T) -> usize {
     p.cast::<u8>() as usize
 }
@@ -19,13 +32,13 @@ fn boxes_vectors_and_strings_come_from_mirs() {
     let v: Vec<u32> = Vec::with_capacity(1000);
     let s = String::from("mirs serves this string");
     for p in [addr(&*b), addr(v.as_ptr()), addr(s.as_ptr())] {
-        assert!(mirs::owns(p as *const u8), "{p:#x} is not a mirs block");
+        assert!(owns(p as *const u8), "{p:#x} is not a mirs block");
     }
-    assert!(mirs::usable_size(v.as_ptr().cast()) >= 4000);
-    assert!(mirs::usable_size(s.as_ptr()) >= s.len());
+    assert!(usable_size(v.as_ptr().cast()) >= 4000);
+    assert!(usable_size(s.as_ptr()) >= s.len());
     // The check can fail: a stack address is not a mirs block.
     let on_stack = 7u64;
-    assert!(!mirs::owns(addr(&on_stack) as *const u8));
+    assert!(!owns(addr(&on_stack) as *const u8));
 
     // Fresh blocks are carved from page memory, and counted there.
     let before = stats::blocks_carved_total();
@@ -36,7 +49,7 @@ fn boxes_vectors_and_strings_come_from_mirs() {
         "2000 live 2000-byte boxes, {carved} blocks carved"
     );
     for (i, b) in many.iter().enumerate() {
-        assert!(mirs::owns(b.as_ptr()));
+        assert!(owns(b.as_ptr()));
         assert!(b.iter().all(|&x| x == i as u8));
     }
 }
@@ -75,7 +88,7 @@ fn threads_create_heaps_and_hand_them_back_at_exit() {
     let mut seen = 0;
     for batch in rx {
         for b in batch {
-            assert!(mirs::owns(b.as_ptr().cast()));
+            assert!(owns(b.as_ptr().cast()));
             let v = b[0] as usize;
             assert!(b.iter().all(|&x| x as usize == v));
             seen += 1;
@@ -139,7 +152,7 @@ fn u128_and_over_aligned_types_are_aligned() {
     assert!(a64.iter().enumerate().all(|(i, a)| a.0 == i as u64));
     for (i, p) in pages.iter().enumerate() {
         assert_eq!(addr(&**p) % 4096, 0);
-        assert!(mirs::owns(addr(&**p) as *const u8));
+        assert!(owns(addr(&**p) as *const u8));
         assert_eq!(p.0[99], i as u8);
     }
     // Layouts smaller than their alignment (not a Rust type's, but legal).
@@ -151,7 +164,7 @@ fn u128_and_over_aligned_types_are_aligned() {
                 let p = alloc(layout);
                 assert!(!p.is_null());
                 assert_eq!(p as usize % align, 0, "size {size} align {align}");
-                assert!(mirs::usable_size(p) >= size);
+                assert!(usable_size(p) >= size);
                 dealloc(p, layout);
             }
         }
@@ -177,7 +190,7 @@ fn zeroed_allocations_are_zero_fresh_and_reused() {
             dirty.write_bytes(0xA5, size);
             dealloc(dirty, layout);
             let z = alloc_zeroed(layout);
-            assert!(!z.is_null() && mirs::owns(z));
+            assert!(!z.is_null() && owns(z));
             assert_eq!(z as usize % align, 0);
             let bytes = std::slice::from_raw_parts(z, size);
             assert!(
@@ -198,7 +211,7 @@ fn realloc_grows_and_shrinks_keeping_contents() {
     v.truncate(1000);
     v.shrink_to_fit();
     assert!(v.iter().enumerate().all(|(i, &x)| x == i as u32));
-    assert!(mirs::usable_size(v.as_ptr().cast()) >= 4000);
+    assert!(usable_size(v.as_ptr().cast()) >= 4000);
     let mut s = String::new();
     for i in 0..10_000 {
         s.push_str(&i.to_string());
@@ -215,7 +228,7 @@ fn realloc_grows_and_shrinks_keeping_contents() {
         for i in 0..100 {
             p.add(i).write(i as u8);
         }
-        let usable = mirs::usable_size(p);
+        let usable = usable_size(p);
         assert!(usable >= 100);
         let q = realloc(p, layout, usable);
         assert_eq!(
@@ -228,7 +241,7 @@ fn realloc_grows_and_shrinks_keeping_contents() {
         let small = realloc(big, Layout::from_size_align(200_000, 64).unwrap(), 80);
         assert_eq!(small as usize % 64, 0);
         assert!((0..80).all(|i| *small.add(i) == i as u8));
-        assert!(mirs::usable_size(small) < 200_000 / 2, "a big shrink moves");
+        assert!(usable_size(small) < 200_000 / 2, "a big shrink moves");
         dealloc(small, Layout::from_size_align(80, 64).unwrap());
 
         // align 16 with a size below it: the block stays 16-aligned.
