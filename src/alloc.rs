@@ -12,7 +12,7 @@ use crate::block::Block;
 use crate::constants::*;
 use crate::free;
 use crate::heap::{out_of_memory, Heap};
-use crate::page::FLAG_HAS_ALIGNED;
+use crate::page::{Page, FLAG_HAS_ALIGNED};
 use crate::platform;
 use crate::size_class::{bin_block_size, bin_of_size, wsize_of};
 use crate::thread;
@@ -26,8 +26,8 @@ pub fn malloc(size: usize) -> *mut u8 {
         // SAFETY: `heap` is the thread's heap or the static empty heap; both
         // have a valid direct entry for every word size up to SMALL_WSIZE_MAX.
         unsafe {
-            let page = (*heap).pages_direct[wsize_of(size)];
-            let block = (*page).pop_free();
+            let page = Page::owned((*heap).pages_direct[wsize_of(size)]);
+            let block = page.pop_free();
             if !block.is_null() {
                 return block;
             }
@@ -97,7 +97,7 @@ pub fn zalloc(size: usize) -> *mut u8 {
         // SAFETY: as in `malloc`; `pop_from` is only reached with a free block.
         unsafe {
             let page = (*heap).pages_direct[wsize_of(size)];
-            if (*page).has_free() {
+            if Page::owned(page).has_free() {
                 return (*heap).pop_from(page, size, true);
             }
         }
@@ -149,7 +149,7 @@ pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
                 // `aligned` lies at least 16 bytes into it.
                 unsafe {
                     let page = free::page_of_owned(block);
-                    (*page).set_flag(FLAG_HAS_ALIGNED);
+                    Page::owned(page).set_flag(FLAG_HAS_ALIGNED);
                     free::mark_aligned(aligned);
                 }
             }

@@ -328,14 +328,23 @@ pub fn alloc_page(heap: *mut Heap, owner: usize, block_size: usize) -> *mut Page
     let is_zero = span.is_zero;
     let (start, area) = Chunk::span_area(span.chunk, span.first, span.count);
     let page = Chunk::page(span.chunk, span.first);
+    #[cfg(feature = "secure")]
+    // SAFETY: the caller's live heap.
+    let key = crate::block::ListKey::new(unsafe { (*heap).random_words() });
+    #[cfg(not(feature = "secure"))]
+    let key = crate::block::ListKey::PLAIN;
     // SAFETY: the span is ours alone until `init` publishes the page.
     unsafe {
-        #[cfg(feature = "secure")]
-        {
-            (*page).key = crate::block::ListKey::new((*heap).random_words());
-        }
-        (*page).init(
-            owner, heap, block_size, start, area, is_zero, span.first, span.count,
+        Page::init(
+            page,
+            owner,
+            heap,
+            block_size,
+            start,
+            area,
+            is_zero,
+            (span.first, span.count),
+            key,
         );
         Chunk::set_span(span.chunk, span.first, span.count, false);
     }
@@ -351,14 +360,8 @@ pub fn alloc_page(heap: *mut Heap, owner: usize, block_size: usize) -> *mut Page
 /// is live.
 pub unsafe fn free_page(page: *mut Page) {
     // SAFETY: as the caller guarantees.
-    let (first, count, area) = unsafe {
-        let p = &*page;
-        (
-            p.slice as usize,
-            p.slices as usize,
-            p.reserved as usize * p.block_size,
-        )
-    };
+    let p = unsafe { &*page };
+    let ((first, count), area) = (p.span(), p.area_bytes());
     stats::page_freed(area);
     let chunk = Chunk::of_page(page);
     let release = {
@@ -445,22 +448,24 @@ unsafe fn singleton_block(
     first: usize,
     count: usize,
 ) -> *mut u8 {
-    // SAFETY: as the caller guarantees.
-    unsafe {
-        (*page).init(
+    // SAFETY: as the caller guarantees; the lock holder owns the page
+    // while it makes it.
+    let pg = unsafe {
+        Page::init(
+            page,
             OWNER_SINGLETON,
             ptr::null_mut(),
             area,
             start,
             area,
             is_zero,
-            first,
-            count,
-        );
-        (*page).extend();
-        stats::page_allocated(area, area);
-        (*page).pop_free()
-    }
+            (first, count),
+            crate::block::ListKey::PLAIN,
+        )
+    };
+    pg.extend();
+    stats::page_allocated(area, area);
+    pg.pop_free()
 }
 
 /// The smallest cached huge chunk of at least `total` bytes (and at most
@@ -518,12 +523,13 @@ pub unsafe fn free_singleton(page: *mut Page) {
         let p = &*page;
         if p.owner.load(Ordering::Relaxed) != OWNER_SINGLETON {
             drop(st);
-            crate::output::invalid_free(p.start, "a block that is already free (double free)");
+            crate::output::invalid_free(p.start(), "a block that is already free (double free)");
             return;
         }
-        stats::page_freed(p.reserved as usize * p.block_size);
+        stats::page_freed(p.area_bytes());
         if (*chunk).kind == ChunkKind::Normal {
-            release_span(&mut st, chunk, p.slice as usize, p.slices as usize)
+            let (first, count) = p.span();
+            release_span(&mut st, chunk, first, count)
         } else {
             p.owner.store(OWNER_NONE, Ordering::Release);
             let meta = Chunk::meta(chunk);
@@ -646,14 +652,15 @@ pub unsafe fn abandon(page: *mut Page) {
     let chunk = Chunk::of_page(page);
     // SAFETY: as the caller guarantees.
     unsafe {
-        let p = &*page;
-        let bin = bin_of_size(p.block_size);
+        let p = Page::owned(page);
+        let used = p.used();
+        let bin = bin_of_size(p.block_size());
         {
             let _st = ARENA.lock();
             p.heap.store(ptr::null_mut(), Ordering::Relaxed);
-            p.abandoned_used.store(p.used, Ordering::Relaxed);
+            p.abandoned_used.store(used, Ordering::Relaxed);
             p.owner.store(OWNER_ABANDONED, Ordering::Release);
-            Chunk::meta(chunk).abandoned |= 1 << p.slice;
+            Chunk::meta(chunk).abandoned |= 1 << p.span().0;
             ABANDONED[bin].fetch_add(1, Ordering::Relaxed);
             ABANDONED_TOTAL.fetch_add(1, Ordering::Relaxed);
         }
@@ -662,7 +669,7 @@ pub unsafe fn abandon(page: *mut Page) {
         // not check; frees after it do (`free_abandoned_if_empty`). The fence
         // pairs with the pushers' CAS, so one side sees the other.
         fence(Ordering::SeqCst);
-        if p.thread_free.count() == p.used as usize {
+        if p.thread_free.count() == used as usize {
             free_abandoned_if_empty(page);
         }
     }
@@ -688,8 +695,9 @@ pub fn free_abandoned_if_empty(page: *mut Page) {
             return;
         }
         unmark_abandoned(page);
-        stats::page_freed(p.reserved as usize * p.block_size);
-        release_span(&mut st, chunk, p.slice as usize, p.slices as usize)
+        stats::page_freed(p.area_bytes());
+        let (first, count) = p.span();
+        release_span(&mut st, chunk, first, count)
     };
     drop(st);
     if !release.is_null() {
@@ -706,8 +714,8 @@ unsafe fn unmark_abandoned(page: *mut Page) {
     // SAFETY: as the caller guarantees.
     unsafe {
         let p = &*page;
-        Chunk::meta(Chunk::of_page(page)).abandoned &= !(1 << p.slice);
-        ABANDONED[bin_of_size(p.block_size)].fetch_sub(1, Ordering::Relaxed);
+        Chunk::meta(Chunk::of_page(page)).abandoned &= !(1 << p.span().0);
+        ABANDONED[bin_of_size(p.block_size())].fetch_sub(1, Ordering::Relaxed);
         ABANDONED_TOTAL.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -728,7 +736,7 @@ pub fn adopt(heap: *mut Heap, owner: usize, block_size: usize) -> *mut Page {
     }
     let st = ARENA.lock();
     // SAFETY: abandoned pages' headers are the lock holder's to read.
-    let Some(page) = find_abandoned(&st, |p| unsafe { (*p).block_size } == block_size) else {
+    let Some(page) = find_abandoned(&st, |p| unsafe { (*p).block_size() } == block_size) else {
         return ptr::null_mut();
     };
     // SAFETY: an abandoned page: the lock holder may change it.
@@ -806,8 +814,9 @@ pub fn purge(force: bool) {
                     && n_release < release.len()
                 {
                     unmark_abandoned(page);
-                    stats::page_freed(p.reserved as usize * p.block_size);
-                    let r = release_span(&mut st, chunk, p.slice as usize, p.slices as usize);
+                    stats::page_freed(p.area_bytes());
+                    let (first, count) = p.span();
+                    let r = release_span(&mut st, chunk, first, count);
                     if !r.is_null() {
                         release[n_release] = r;
                         n_release += 1;

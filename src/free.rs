@@ -50,18 +50,19 @@ pub unsafe fn free(p: *mut u8) {
     unsafe {
         let chunk = Chunk::at(base);
         let page = Chunk::page_of(chunk, p);
-        if (*page).owner.load(Ordering::Relaxed) == platform::thread_id()
-            && (*page).is_plain_block_start(p)
+        if (*page).owner.load(Ordering::Relaxed) == platform::thread_id() {
+            // We own the page: its owner fields are ours.
+            let pg = Page::owned(page);
             // A marked block is (almost surely) free already: the slow path
             // looks it up on the lists.
-            && !(*page).is_marked_free(p.cast())
-        {
-            // An emptied page is retired (cold), unless it already is: a
-            // retiring page that keeps being used is noticed by the heap.
-            if (*page).push_local(p.cast()) && (*page).retire_expire == 0 {
-                retire_page(page);
+            if pg.is_plain_block_start(p) && !pg.is_marked_free(p.cast()) {
+                // An emptied page is retired (cold), unless it already is: a
+                // retiring page that keeps being used is noticed by the heap.
+                if pg.push_local(p.cast()) && pg.retire_expire() == 0 {
+                    retire_page(page);
+                }
+                return;
             }
-            return;
         }
         free_generic(p, page);
     }
@@ -123,7 +124,7 @@ fn block_of(page: &Page, owner: usize, p: *mut u8, consume: bool) -> Option<*mut
     if owner == OWNER_SINGLETON {
         // One block, given exactly (any offset test would misfire on blocks
         // over 4 GiB).
-        return (p == page.start).then_some(p.cast());
+        return (p == page.start()).then_some(p.cast());
     }
     if page.is_block_start(p) {
         return Some(p.cast());
@@ -261,18 +262,9 @@ unsafe fn is_free_block(heap: *mut Heap, page: *mut Page, block: *mut Block) -> 
     // drain its delayed list (which moves its blocks to their pages' lists).
     unsafe {
         (*heap).drain_delayed_free();
-        (*page).collect_thread_free();
-        is_on_free_list(&*page, block)
-    }
-}
-
-/// Is `block` (a carved block of `page`) on the owner's `free` or
-/// `local_free` list? Owner thread only.
-pub(crate) fn is_on_free_list(page: &Page, block: *mut Block) -> bool {
-    // SAFETY: the owner's lists are well formed.
-    unsafe {
-        Block::list_contains(page.free, block, page.key)
-            || Block::list_contains(page.local_free, block, page.key)
+        let pg = Page::owned(page);
+        pg.collect_thread_free();
+        pg.lists_contain(block)
     }
 }
 
@@ -300,7 +292,7 @@ pub(crate) unsafe fn live_usable_size(p: *const u8) -> Option<usize> {
     let page_ref = unsafe { &*page };
     let owner = page_ref.owner.load(Ordering::Acquire);
     let block = block_of(page_ref, owner, p as *mut u8, false)?;
-    let size = page_ref.block_size - (p as usize - block as usize);
+    let size = page_ref.block_size() - (p as usize - block as usize);
     // SAFETY: a carved block start of the page; the caller rules out writers.
     if owner == OWNER_SINGLETON || !unsafe { page_ref.is_marked_free(block) } {
         return Some(size);

@@ -25,7 +25,7 @@
 use crate::arena;
 use crate::block::Block;
 use crate::constants::*;
-use crate::page::{DelayedState, Page, FLAG_IN_FULL};
+use crate::page::{DelayedState, OwnedPage, Page, FLAG_IN_FULL};
 use crate::page_queue::PageQueue;
 use crate::platform;
 use crate::size_class::{
@@ -191,21 +191,23 @@ impl Heap {
     /// `page` belongs to this heap and `page.free` is not empty.
     #[inline(always)]
     pub(crate) unsafe fn pop_from(&mut self, page: *mut Page, size: usize, zero: bool) -> *mut u8 {
-        // SAFETY: as the caller guarantees.
-        unsafe {
-            let is_zero = (*page).free_is_zero;
-            let block = (*page).pop_free();
-            debug_assert!(!block.is_null());
-            if zero {
+        // SAFETY: as the caller guarantees: our heap's page.
+        let pg = unsafe { Page::owned(page) };
+        let is_zero = pg.free_is_zero();
+        let block = pg.pop_free();
+        debug_assert!(!block.is_null());
+        if zero {
+            // SAFETY: a block of at least `min(size, block_size)` bytes, ours.
+            unsafe {
                 if is_zero {
                     // Fresh memory: only the link word was written.
                     block.cast::<usize>().write(0);
                 } else {
-                    ptr::write_bytes(block, 0, size.min((*page).block_size));
+                    ptr::write_bytes(block, 0, size.min(pg.block_size()));
                 }
             }
-            block
         }
+        block
     }
 
     /// Two random words (splitmix64): secret keys for a page's free lists.
@@ -229,8 +231,8 @@ impl Heap {
         let mut cur = self.queues[bin].first;
         while !cur.is_null() {
             // SAFETY: queue members are live pages of this heap.
-            let page = unsafe { &mut *cur };
-            let next = page.next;
+            let page = unsafe { Page::owned(cur) };
+            let next = page.next();
             page.collect(false);
             // Carve more even when frees refilled the list: a page in steady
             // use then cycles through more blocks per slow-path visit.
@@ -238,7 +240,7 @@ impl Heap {
                 page.extend();
             }
             if page.has_free() {
-                page.retire_expire = 0;
+                page.set_retire_expire(0);
                 return cur;
             }
             // No room: from now on other threads tell us when they free here.
@@ -247,7 +249,7 @@ impl Heap {
             page.collect(false);
             if page.has_free() {
                 page.set_delayed_state(DelayedState::NoDelayedFree, false);
-                page.retire_expire = 0;
+                page.set_retire_expire(0);
                 return cur;
             }
             self.move_to_full(cur);
@@ -261,25 +263,26 @@ impl Heap {
                 break;
             }
             // SAFETY: the page is ours now, in no queue.
-            unsafe {
-                (*page).set_delayed_state(DelayedState::NoDelayedFree, true);
-                (*page).collect(false);
-                if (*page).all_free() {
-                    // Every block came back while it was abandoned: a fresh page.
-                    (*page).retire_expire = 0;
-                }
-                if (*page).can_extend() {
-                    (*page).extend();
-                }
-                if (*page).has_free() {
-                    self.queue_push_front(bin, page);
-                    return page;
-                }
-                // Adopted but full: it waits in the full queue like our own.
-                (*page).set_delayed_state(DelayedState::UseDelayedFree, false);
-                (*page).set_flag(FLAG_IN_FULL);
-                self.queues[BIN_FULL].push_back(page);
+            let pg = unsafe { Page::owned(page) };
+            pg.set_delayed_state(DelayedState::NoDelayedFree, true);
+            pg.collect(false);
+            if pg.all_free() {
+                // Every block came back while it was abandoned: a fresh page.
+                pg.set_retire_expire(0);
             }
+            if pg.can_extend() {
+                pg.extend();
+            }
+            if pg.has_free() {
+                // SAFETY: ours, in no queue.
+                unsafe { self.queue_push_front(bin, page) };
+                return page;
+            }
+            // Adopted but full: it waits in the full queue like our own.
+            pg.set_delayed_state(DelayedState::UseDelayedFree, false);
+            pg.set_flag(FLAG_IN_FULL);
+            // SAFETY: ours, in no queue.
+            unsafe { self.queues[BIN_FULL].push_back(page) };
         }
         let page = arena::alloc_page(me, self.thread_id, block_size);
         if page.is_null() {
@@ -287,7 +290,7 @@ impl Heap {
         }
         // SAFETY: a fresh page of this heap in no queue.
         unsafe {
-            (*page).extend();
+            Page::owned(page).extend();
             self.queue_push_front(bin, page);
         }
         page
@@ -295,11 +298,11 @@ impl Heap {
 
     // -------------------------------------------------------------- queues
 
-    fn bin_of_page(page: &Page) -> usize {
+    fn bin_of_page(page: OwnedPage) -> usize {
         if page.is_full_flagged() {
             BIN_FULL
         } else {
-            bin_of_size(page.block_size)
+            bin_of_size(page.block_size())
         }
     }
 
@@ -347,9 +350,10 @@ impl Heap {
     fn move_to_full(&mut self, page: *mut Page) {
         // SAFETY: `page` is in its bin queue of this heap.
         unsafe {
-            let bin = Self::bin_of_page(&*page);
+            let pg = Page::owned(page);
+            let bin = Self::bin_of_page(pg);
             self.queue_remove(bin, page);
-            (*page).set_flag(FLAG_IN_FULL);
+            pg.set_flag(FLAG_IN_FULL);
             self.queues[BIN_FULL].push_back(page);
         }
     }
@@ -359,11 +363,12 @@ impl Heap {
     pub(crate) fn page_unfull(&mut self, page: *mut Page) {
         // SAFETY: `page` is in this heap's full queue.
         unsafe {
-            debug_assert!((*page).is_full_flagged());
+            let pg = Page::owned(page);
+            debug_assert!(pg.is_full_flagged());
             self.queues[BIN_FULL].remove(page);
-            (*page).clear_flag(FLAG_IN_FULL);
-            (*page).set_delayed_state(DelayedState::NoDelayedFree, false);
-            let bin = Self::bin_of_page(&*page);
+            pg.clear_flag(FLAG_IN_FULL);
+            pg.set_delayed_state(DelayedState::NoDelayedFree, false);
+            let bin = Self::bin_of_page(pg);
             let was_empty = self.queues[bin].is_empty();
             self.queues[bin].push_back(page);
             if was_empty {
@@ -379,23 +384,20 @@ impl Heap {
     #[cold]
     pub(crate) fn page_retire(&mut self, page: *mut Page) {
         // SAFETY: `page` is a live page of this heap with no live blocks.
-        unsafe {
-            if (*page).retire_expire != 0 {
-                return;
-            }
-            let bin = Self::bin_of_page(&*page);
-            if bin < BIN_HUGE
-                && (*page).block_size <= RETIRE_SIZE_MAX
-                && self.queues[bin].first == page
-            {
-                (*page).retire_expire = RETIRE_CYCLES;
-                (*page).retire_free = (*page).free;
-                self.retired_min = self.retired_min.min(bin);
-                self.retired_max = self.retired_max.max(bin);
-                return;
-            }
-            self.page_free(page);
+        let pg = unsafe { Page::owned(page) };
+        if pg.retire_expire() != 0 {
+            return;
         }
+        let bin = Self::bin_of_page(pg);
+        if bin < BIN_HUGE && pg.block_size() <= RETIRE_SIZE_MAX && self.queues[bin].first == page {
+            pg.set_retire_expire(RETIRE_CYCLES);
+            pg.set_retire_free(pg.free());
+            self.retired_min = self.retired_min.min(bin);
+            self.retired_max = self.retired_max.max(bin);
+            return;
+        }
+        // SAFETY: as above.
+        unsafe { self.page_free(page) };
     }
 
     /// Remove an empty page from its queue and give it back to the arena.
@@ -405,9 +407,10 @@ impl Heap {
     unsafe fn page_free(&mut self, page: *mut Page) {
         // SAFETY: as the caller guarantees.
         unsafe {
-            let bin = Self::bin_of_page(&*page);
+            let pg = Page::owned(page);
+            let bin = Self::bin_of_page(pg);
             self.queue_remove(bin, page);
-            (*page).set_delayed_state(DelayedState::NoDelayedFree, true);
+            pg.set_delayed_state(DelayedState::NoDelayedFree, true);
             arena::free_page(page);
         }
         // Freeing pages is when memory becomes purgeable: a program that
@@ -429,29 +432,29 @@ impl Heap {
                 continue;
             }
             // SAFETY: the first page of a queue of this heap.
-            unsafe {
-                if (*page).retire_expire == 0 {
-                    continue;
-                }
-                if !(*page).all_free() {
-                    (*page).retire_expire = 0;
-                    continue;
-                }
-                if (*page).free != (*page).retire_free {
-                    // Blocks were handed out since the last look: in use,
-                    // though empty right now. The grace starts over.
-                    (*page).retire_free = (*page).free;
-                    (*page).retire_expire = RETIRE_CYCLES;
-                } else {
-                    (*page).retire_expire -= 1;
-                }
-                if force || (*page).retire_expire == 0 {
-                    (*page).retire_expire = 0;
-                    self.page_free(page);
-                } else {
-                    self.retired_min = self.retired_min.min(bin);
-                    self.retired_max = self.retired_max.max(bin);
-                }
+            let pg = unsafe { Page::owned(page) };
+            if pg.retire_expire() == 0 {
+                continue;
+            }
+            if !pg.all_free() {
+                pg.set_retire_expire(0);
+                continue;
+            }
+            if pg.free() != pg.retire_free() {
+                // Blocks were handed out since the last look: in use,
+                // though empty right now. The grace starts over.
+                pg.set_retire_free(pg.free());
+                pg.set_retire_expire(RETIRE_CYCLES);
+            } else {
+                pg.set_retire_expire(pg.retire_expire() - 1);
+            }
+            if force || pg.retire_expire() == 0 {
+                pg.set_retire_expire(0);
+                // SAFETY: an empty page of this heap.
+                unsafe { self.page_free(page) };
+            } else {
+                self.retired_min = self.retired_min.min(bin);
+                self.retired_max = self.retired_max.max(bin);
             }
         }
     }
@@ -485,14 +488,14 @@ impl Heap {
     #[inline]
     pub(crate) unsafe fn free_local(&mut self, page: *mut Page, block: *mut Block) {
         // SAFETY: as the caller guarantees.
-        unsafe {
-            let emptied = (*page).push_local(block);
-            if (*page).is_full_flagged() {
-                self.page_unfull(page);
-            }
-            if emptied {
-                self.page_retire(page);
-            }
+        let pg = unsafe { Page::owned(page) };
+        // SAFETY: as the caller guarantees.
+        let emptied = unsafe { pg.push_local(block) };
+        if pg.is_full_flagged() {
+            self.page_unfull(page);
+        }
+        if emptied {
+            self.page_retire(page);
         }
     }
 
@@ -541,13 +544,13 @@ impl Heap {
         while let Some(page) = cur {
             cur = self.next_page_any(page);
             // SAFETY: a live page of this heap.
-            unsafe {
-                (*page).collect(true);
-                if (*page).all_free() {
-                    self.page_free(page);
-                } else if (*page).is_full_flagged() && (*page).has_free() {
-                    self.page_unfull(page);
-                }
+            let pg = unsafe { Page::owned(page) };
+            pg.collect(true);
+            if pg.all_free() {
+                // SAFETY: an empty page of this heap.
+                unsafe { self.page_free(page) };
+            } else if pg.is_full_flagged() && pg.has_free() {
+                self.page_unfull(page);
             }
         }
         self.purge(force);
@@ -564,7 +567,8 @@ impl Heap {
     /// The page after `page` across all queues (read before `page` moves).
     fn next_page_any(&self, page: *mut Page) -> Option<*mut Page> {
         // SAFETY: `page` is a live page of this heap.
-        let (next, bin) = unsafe { ((*page).next, Self::bin_of_page(&*page)) };
+        let pg = unsafe { Page::owned(page) };
+        let (next, bin) = (pg.next(), Self::bin_of_page(pg));
         if !next.is_null() {
             return Some(next);
         }
@@ -590,13 +594,14 @@ impl Heap {
                 // SAFETY: a live page of this heap, removed from its queue
                 // before it is freed or abandoned.
                 unsafe {
+                    let pg = Page::owned(page);
                     // Only other threads' frees need counting; the owner's
                     // lists stay as they are for whoever adopts the page.
-                    (*page).collect_thread_free();
+                    pg.collect_thread_free();
                     self.queue_remove(bin, page);
-                    (*page).retire_expire = 0;
-                    (*page).clear_flag(FLAG_IN_FULL);
-                    if (*page).all_free() {
+                    pg.set_retire_expire(0);
+                    pg.clear_flag(FLAG_IN_FULL);
+                    if pg.all_free() {
                         arena::free_page(page);
                     } else {
                         arena::abandon(page);
@@ -617,8 +622,8 @@ impl Heap {
             let mut prev: *mut Page = ptr::null_mut();
             for page in q.iter() {
                 // SAFETY: live pages of this heap.
-                let p = unsafe { &*page };
-                assert_eq!(p.prev, prev, "queue links");
+                let p = unsafe { Page::owned(page) };
+                assert_eq!(p.prev(), prev, "queue links");
                 assert_eq!(Self::bin_of_page(p), bin, "page in the wrong queue");
                 assert_eq!(
                     p.heap.load(Ordering::Relaxed),

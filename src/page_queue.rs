@@ -2,7 +2,7 @@
 //! linked list through `Page::next` / `Page::prev`. The first page is where
 //! malloc allocates; `Heap` mirrors it into `pages_direct`.
 
-use crate::page::Page;
+use crate::page::{OwnedPage, Page};
 use core::ptr;
 
 #[repr(C)]
@@ -27,57 +27,53 @@ impl PageQueue {
     }
 
     /// # Safety
-    /// `page` is live and in no queue.
+    /// `page` is live and in no queue; the caller owns it and this queue's
+    /// pages (the queue belongs to the caller's heap).
     pub unsafe fn push_front(&mut self, page: *mut Page) {
-        // SAFETY: the caller guarantees `page` is live and unlinked; `first`
-        // is a live member of this queue or null.
-        unsafe {
-            (*page).prev = ptr::null_mut();
-            (*page).next = self.first;
-            if self.first.is_null() {
-                self.last = page;
-            } else {
-                (*self.first).prev = page;
-            }
+        // SAFETY: as the caller guarantees; `first` is a live member of
+        // this queue or null.
+        let (pg, first) = unsafe { (Page::owned(page), owned_or_null(self.first)) };
+        pg.set_prev(ptr::null_mut());
+        pg.set_next(self.first);
+        match first {
+            None => self.last = page,
+            Some(first) => first.set_prev(page),
         }
         self.first = page;
     }
 
     /// # Safety
-    /// `page` is live and in no queue.
+    /// As for [`PageQueue::push_front`].
     pub unsafe fn push_back(&mut self, page: *mut Page) {
         // SAFETY: as in `push_front`.
-        unsafe {
-            (*page).next = ptr::null_mut();
-            (*page).prev = self.last;
-            if self.last.is_null() {
-                self.first = page;
-            } else {
-                (*self.last).next = page;
-            }
+        let (pg, last) = unsafe { (Page::owned(page), owned_or_null(self.last)) };
+        pg.set_next(ptr::null_mut());
+        pg.set_prev(self.last);
+        match last {
+            None => self.first = page,
+            Some(last) => last.set_next(page),
         }
         self.last = page;
     }
 
     /// # Safety
-    /// `page` is a member of this queue.
+    /// `page` is a member of this queue, whose pages the caller owns.
     pub unsafe fn remove(&mut self, page: *mut Page) {
         // SAFETY: `page` and its neighbours are live members of this queue.
-        unsafe {
-            let (prev, next) = ((*page).prev, (*page).next);
-            if prev.is_null() {
-                self.first = next;
-            } else {
-                (*prev).next = next;
-            }
-            if next.is_null() {
-                self.last = prev;
-            } else {
-                (*next).prev = prev;
-            }
-            (*page).next = ptr::null_mut();
-            (*page).prev = ptr::null_mut();
+        let pg = unsafe { Page::owned(page) };
+        let (prev, next) = (pg.prev(), pg.next());
+        // SAFETY: as above.
+        match unsafe { owned_or_null(prev) } {
+            None => self.first = next,
+            Some(prev) => prev.set_next(next),
         }
+        // SAFETY: as above.
+        match unsafe { owned_or_null(next) } {
+            None => self.last = prev,
+            Some(next) => next.set_prev(prev),
+        }
+        pg.set_next(ptr::null_mut());
+        pg.set_prev(ptr::null_mut());
     }
 
     /// Iterate over the pages (the iterator reads `next` before yielding, so
@@ -98,8 +94,17 @@ impl Iterator for PageIter {
         if page.is_null() {
             return None;
         }
-        // SAFETY: queue members are live pages.
-        self.cur = unsafe { (*page).next };
+        // SAFETY: queue members are live pages of the iterating heap's thread.
+        self.cur = unsafe { Page::owned(page) }.next();
         Some(page)
     }
+}
+
+/// The owner's handle on a queue neighbour, None for null.
+///
+/// # Safety
+/// `page` is null or a live page the caller owns.
+unsafe fn owned_or_null(page: *mut Page) -> Option<OwnedPage> {
+    // SAFETY: as the caller guarantees.
+    (!page.is_null()).then(|| unsafe { Page::owned(page) })
 }

@@ -276,9 +276,9 @@ fn a_live_block_holding_the_free_mark_is_freed() {
     api::free(p);
     assert_eq!(total(Counter::InvalidFrees), before);
     // SAFETY: our own page.
-    let page = unsafe { &*free::page_of_owned(p) };
+    let page = unsafe { crate::page::Page::owned(free::page_of_owned(p)) };
     assert!(
-        free::is_on_free_list(page, p.cast()),
+        page.lists_contain(p.cast()),
         "the block went back on the page's list"
     );
     crate::thread::check_current();

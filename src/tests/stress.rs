@@ -215,8 +215,9 @@ fn walk_abandoned() -> usize {
     let mut live = 0;
     arena::for_each_abandoned(|page| {
         // SAFETY: an abandoned page stays in place while it is marked, and
-        // no other thread touches it in a quiescent process.
-        live += unsafe { (*page).check_invariants() };
+        // no other thread touches it in a quiescent process: the caller
+        // (holding the arena lock) acts as its owner.
+        live += unsafe { crate::page::Page::owned(page) }.check_invariants();
     });
     live
 }
