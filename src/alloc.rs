@@ -24,13 +24,13 @@ pub fn malloc(size: usize) -> *mut u8 {
     let heap = thread::heap_get();
     if size <= SMALL_SIZE_MAX {
         // SAFETY: `heap` is the thread's heap or the static empty heap; both
-        // have a valid direct entry for every word size up to SMALL_WSIZE_MAX.
-        unsafe {
-            let page = Page::owned((*heap).pages_direct[wsize_of(size)]);
-            let block = page.pop_free();
-            if !block.is_null() {
-                return block;
-            }
+        // have a valid direct entry for every word size up to SMALL_WSIZE_MAX,
+        // a page of that heap (or the empty page, whose `free` is null).
+        let page = unsafe { (*heap).pages_direct[wsize_of(size)] };
+        // SAFETY: as above: the calling thread's heap owns its direct pages.
+        let block = unsafe { Page::owned(page) }.pop_free();
+        if !block.is_null() {
+            return block;
         }
     }
     malloc_generic(size, heap, false)
@@ -94,12 +94,15 @@ fn malloc_singleton(heap: *mut Heap, size: usize, align: usize, zero: bool) -> *
 pub fn zalloc(size: usize) -> *mut u8 {
     let heap = thread::heap_get();
     if size <= SMALL_SIZE_MAX {
-        // SAFETY: as in `malloc`; `pop_from` is only reached with a free block.
-        unsafe {
-            let page = (*heap).pages_direct[wsize_of(size)];
-            if Page::owned(page).has_free() {
-                return (*heap).pop_from(page, size, true);
-            }
+        // SAFETY: as in `malloc`.
+        let page = unsafe { (*heap).pages_direct[wsize_of(size)] };
+        // SAFETY: as in `malloc`.
+        if unsafe { Page::owned(page) }.has_free() {
+            // SAFETY: the thread's live heap (not the empty heap: its page
+            // has a free block).
+            let heap = unsafe { &mut *heap };
+            // SAFETY: as above: a page of that heap, with a free block.
+            return unsafe { heap.pop_from(page, size, true) };
         }
     }
     malloc_generic(size, heap, true)
@@ -145,13 +148,12 @@ pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
             }
             let aligned = (block as usize).next_multiple_of(align) as *mut u8;
             if aligned != block {
-                // SAFETY: `block` is a live block we just allocated, and
-                // `aligned` lies at least 16 bytes into it.
-                unsafe {
-                    let page = free::page_of_owned(block);
-                    Page::owned(page).set_flag(FLAG_HAS_ALIGNED);
-                    free::mark_aligned(aligned);
-                }
+                // SAFETY: `block` is a live block we just allocated from our heap.
+                let page = unsafe { free::page_of_owned(block) };
+                // SAFETY: as above: its page is ours.
+                unsafe { Page::owned(page) }.set_flag(FLAG_HAS_ALIGNED);
+                // SAFETY: `aligned` lies at least 16 bytes into our block.
+                unsafe { free::mark_aligned(aligned) };
             }
             return aligned;
         }

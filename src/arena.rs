@@ -163,39 +163,37 @@ fn take_span(
 
 /// Append a fresh chunk to the list. Lock held.
 fn push_chunk(st: &mut State, chunk: *mut Chunk) {
-    // SAFETY: `chunk` is a fresh, initialised chunk only we know; list
-    // members are live; we hold the lock.
-    unsafe {
-        let meta = Chunk::meta(chunk);
-        meta.prev = st.last;
-        meta.next = ptr::null_mut();
-        if st.last.is_null() {
-            st.first = chunk;
-        } else {
-            Chunk::meta(st.last).next = chunk;
-        }
+    // SAFETY: `chunk` is a fresh, initialised chunk only we know; we hold the lock.
+    let meta = unsafe { Chunk::meta(chunk) };
+    meta.prev = st.last;
+    meta.next = ptr::null_mut();
+    if st.last.is_null() {
+        st.first = chunk;
+    } else {
+        // SAFETY: list members are live; we hold the lock.
+        unsafe { Chunk::meta(st.last) }.next = chunk;
     }
     st.last = chunk;
     st.empty += 1;
 }
 
 fn unlink_chunk(st: &mut State, chunk: *mut Chunk) {
-    // SAFETY: `chunk` is on the list; we hold the lock.
-    unsafe {
-        let (prev, next) = {
-            let meta = Chunk::meta(chunk);
-            (meta.prev, meta.next)
-        };
-        if prev.is_null() {
-            st.first = next;
-        } else {
-            Chunk::meta(prev).next = next;
-        }
-        if next.is_null() {
-            st.last = prev;
-        } else {
-            Chunk::meta(next).prev = prev;
-        }
+    let (prev, next) = {
+        // SAFETY: `chunk` is on the list; we hold the lock.
+        let meta = unsafe { Chunk::meta(chunk) };
+        (meta.prev, meta.next)
+    };
+    if prev.is_null() {
+        st.first = next;
+    } else {
+        // SAFETY: its neighbours are live list members; we hold the lock.
+        unsafe { Chunk::meta(prev) }.next = next;
+    }
+    if next.is_null() {
+        st.last = prev;
+    } else {
+        // SAFETY: as above.
+        unsafe { Chunk::meta(next) }.prev = prev;
     }
 }
 
@@ -208,10 +206,9 @@ fn map_chunk(kind: ChunkKind, size: usize, align: usize) -> *mut Chunk {
     };
     let chunk = memory.base.cast::<Chunk>();
     if cfg!(feature = "secure") {
+        let guard = memory.base.wrapping_add(chunk::CHUNK_HEADER_SIZE);
         // SAFETY: the guard lies inside the fresh mapping, after the header.
-        unsafe {
-            platform::os_protect_none(memory.base.add(chunk::CHUNK_HEADER_SIZE), chunk::GUARD_SIZE)
-        };
+        unsafe { platform::os_protect_none(guard, chunk::GUARD_SIZE) };
     }
     // SAFETY: fresh memory of `size` bytes that only we know.
     unsafe { Chunk::init(chunk, kind, size, memory.is_zero) };
@@ -275,30 +272,30 @@ unsafe fn release_span(
     count: usize,
 ) -> *mut Chunk {
     // SAFETY: as the caller guarantees; we hold the lock.
-    unsafe {
-        Chunk::set_span(chunk, first, count, true);
-        (*Chunk::page(chunk, first))
-            .owner
-            .store(OWNER_NONE, Ordering::Release);
-        let meta = Chunk::meta(chunk);
-        let mask = run_mask(first, count);
-        debug_assert!(meta.free & mask == 0, "span freed twice");
-        meta.free |= mask;
-        st.dirty_slices += (mask & !meta.zero & !meta.dirty).count_ones() as usize;
-        meta.dirty |= mask & !meta.zero;
-        if meta.dirty != 0 && meta.purge_at == 0 {
-            meta.purge_at = platform::now_ms() + crate::options::purge_delay_ms();
-            PURGE_DUE.fetch_min(meta.purge_at, Ordering::Relaxed);
-        }
-        if meta.free == ALL_SLICES {
-            st.empty += 1;
-            if st.empty > spare_chunks() {
-                st.empty -= 1;
-                st.dirty_slices -= meta.dirty.count_ones() as usize;
-                unlink_chunk(st, chunk);
-                trim(st);
-                return chunk;
-            }
+    unsafe { Chunk::set_span(chunk, first, count, true) };
+    // SAFETY: a page header of the caller's live chunk.
+    unsafe { &*Chunk::page(chunk, first) }
+        .owner
+        .store(OWNER_NONE, Ordering::Release);
+    // SAFETY: as the caller guarantees.
+    let meta = unsafe { Chunk::meta(chunk) };
+    let mask = run_mask(first, count);
+    debug_assert!(meta.free & mask == 0, "span freed twice");
+    meta.free |= mask;
+    st.dirty_slices += (mask & !meta.zero & !meta.dirty).count_ones() as usize;
+    meta.dirty |= mask & !meta.zero;
+    if meta.dirty != 0 && meta.purge_at == 0 {
+        meta.purge_at = platform::now_ms() + crate::options::purge_delay_ms();
+        PURGE_DUE.fetch_min(meta.purge_at, Ordering::Relaxed);
+    }
+    if meta.free == ALL_SLICES {
+        st.empty += 1;
+        if st.empty > spare_chunks() {
+            st.empty -= 1;
+            st.dirty_slices -= meta.dirty.count_ones() as usize;
+            unlink_chunk(st, chunk);
+            trim(st);
+            return chunk;
         }
     }
     trim(st);
@@ -345,9 +342,10 @@ pub fn alloc_page(heap: *mut Heap, owner: usize, block_size: usize) -> *mut Page
             is_zero,
             (span.first, span.count),
             key,
-        );
-        Chunk::set_span(span.chunk, span.first, span.count, false);
-    }
+        )
+    };
+    // SAFETY: our span; we publish it to `free` last.
+    unsafe { Chunk::set_span(span.chunk, span.first, span.count, false) };
     stats::page_allocated(block_size, area);
     page
 }
@@ -391,11 +389,10 @@ pub fn alloc_singleton(size: usize, align: usize) -> Option<(*mut u8, bool)> {
         let (start, area) = Chunk::span_area(span.chunk, span.first, span.count);
         let page = Chunk::page(span.chunk, span.first);
         // SAFETY: the span is ours alone until `init` publishes the page.
-        unsafe {
-            let block = singleton_block(page, start, area, is_zero, span.first, span.count);
-            Chunk::set_span(span.chunk, span.first, span.count, false);
-            return Some((block, is_zero));
-        }
+        let block = unsafe { singleton_block(page, start, area, is_zero, span.first, span.count) };
+        // SAFETY: our span; we publish it to `free` last.
+        unsafe { Chunk::set_span(span.chunk, span.first, span.count, false) };
+        return Some((block, is_zero));
     }
     alloc_huge(size, align)
 }
@@ -421,18 +418,16 @@ fn alloc_huge(size: usize, align: usize) -> Option<(*mut u8, bool)> {
         }
     };
     // SAFETY: the chunk is ours alone (fresh, or taken out of the cache).
-    unsafe {
-        let meta = Chunk::meta(chunk);
-        let is_zero = meta.zero == ALL_SLICES;
-        meta.zero = 0;
-        meta.dirty = 0;
-        let start = (chunk as *mut u8).add(offset);
-        let area = (*chunk).size - offset;
-        Some((
-            singleton_block(Chunk::page(chunk, 0), start, area, is_zero, 0, 0),
-            is_zero,
-        ))
-    }
+    let meta = unsafe { Chunk::meta(chunk) };
+    let is_zero = meta.zero == ALL_SLICES;
+    meta.zero = 0;
+    meta.dirty = 0;
+    let start = (chunk as *mut u8).wrapping_add(offset);
+    // SAFETY: as above.
+    let area = unsafe { (*chunk).size } - offset;
+    // SAFETY: as above: its one page header is ours to make.
+    let block = unsafe { singleton_block(Chunk::page(chunk, 0), start, area, is_zero, 0, 0) };
+    Some((block, is_zero))
 }
 
 /// Make `page` a singleton page over `start..start + area` (its one block
@@ -498,11 +493,12 @@ fn take_cached_huge(total: usize, align: usize) -> Option<*mut Chunk> {
     stats::add(Counter::CacheHits, 1);
     // SAFETY: the chunk is ours now; the tail past `total` may hold memory
     // from a bigger block before: give it back.
-    unsafe {
-        let size = (*chunk).size;
-        if size > total && Chunk::meta(chunk).zero != ALL_SLICES {
-            platform::os_purge((chunk as *mut u8).add(total), size - total);
-        }
+    let size = unsafe { (*chunk).size };
+    // SAFETY: as above.
+    if size > total && unsafe { Chunk::meta(chunk) }.zero != ALL_SLICES {
+        let tail = (chunk as *mut u8).wrapping_add(total);
+        // SAFETY: the tail of our chunk, which no block uses.
+        unsafe { platform::os_purge(tail, size - total) };
     }
     Some(chunk)
 }
@@ -519,29 +515,30 @@ pub unsafe fn free_singleton(page: *mut Page) {
     // SAFETY: the chunk is live (the caller found it in the map and a
     // freed singleton stays mapped until the lock is dropped); an owner
     // of OWNER_SINGLETON under the lock means nobody else is freeing it.
-    let release = unsafe {
-        let p = &*page;
-        if p.owner.load(Ordering::Relaxed) != OWNER_SINGLETON {
-            drop(st);
-            crate::output::invalid_free(p.start(), "a block that is already free (double free)");
-            return;
-        }
-        stats::page_freed(p.area_bytes());
-        if (*chunk).kind == ChunkKind::Normal {
-            let (first, count) = p.span();
-            release_span(&mut st, chunk, first, count)
-        } else {
-            p.owner.store(OWNER_NONE, Ordering::Release);
-            let meta = Chunk::meta(chunk);
-            meta.cached_at = platform::now_ms();
-            meta.dirty = ALL_SLICES;
-            meta.zero = 0;
-            PURGE_DUE.fetch_min(
-                meta.cached_at + crate::options::purge_delay_ms(),
-                Ordering::Relaxed,
-            );
-            cache_huge(&mut st, chunk)
-        }
+    let p = unsafe { &*page };
+    if p.owner.load(Ordering::Relaxed) != OWNER_SINGLETON {
+        drop(st);
+        crate::output::invalid_free(p.start(), "a block that is already free (double free)");
+        return;
+    }
+    stats::page_freed(p.area_bytes());
+    // SAFETY: as above.
+    let release = if unsafe { (*chunk).kind } == ChunkKind::Normal {
+        let (first, count) = p.span();
+        // SAFETY: our singleton span of the live chunk; lock held.
+        unsafe { release_span(&mut st, chunk, first, count) }
+    } else {
+        p.owner.store(OWNER_NONE, Ordering::Release);
+        // SAFETY: a live huge chunk; lock held.
+        let meta = unsafe { Chunk::meta(chunk) };
+        meta.cached_at = platform::now_ms();
+        meta.dirty = ALL_SLICES;
+        meta.zero = 0;
+        PURGE_DUE.fetch_min(
+            meta.cached_at + crate::options::purge_delay_ms(),
+            Ordering::Relaxed,
+        );
+        cache_huge(&mut st, chunk)
     };
     drop(st);
     if !release.is_null() {
@@ -575,12 +572,11 @@ fn cache_huge(st: &mut State, chunk: *mut Chunk) -> *mut Chunk {
 /// Bytes of a huge chunk's body that may be resident (0 once purged).
 fn huge_dirty_bytes(chunk: *mut Chunk) -> usize {
     // SAFETY: a live huge chunk the caller holds (lock held or ours alone).
-    unsafe {
-        if Chunk::meta(chunk).dirty != 0 {
-            (*chunk).size - CHUNK_INFO_SIZE
-        } else {
-            0
-        }
+    if unsafe { Chunk::meta(chunk) }.dirty != 0 {
+        // SAFETY: as above.
+        unsafe { (*chunk).size - CHUNK_INFO_SIZE }
+    } else {
+        0
     }
 }
 
@@ -590,14 +586,14 @@ fn purge_huge(st: &mut State, chunk: *mut Chunk) {
     if bytes == 0 {
         return;
     }
+    let body = (chunk as *mut u8).wrapping_add(CHUNK_INFO_SIZE);
     // SAFETY: a cached chunk: nobody uses its memory; we hold the lock.
-    unsafe {
-        let zeroed = platform::os_purge((chunk as *mut u8).add(CHUNK_INFO_SIZE), bytes);
-        stats::add(Counter::Purged, bytes as i64);
-        let meta = Chunk::meta(chunk);
-        meta.dirty = 0;
-        meta.zero = if zeroed { ALL_SLICES } else { 0 };
-    }
+    let zeroed = unsafe { platform::os_purge(body, bytes) };
+    stats::add(Counter::Purged, bytes as i64);
+    // SAFETY: as above.
+    let meta = unsafe { Chunk::meta(chunk) };
+    meta.dirty = 0;
+    meta.zero = if zeroed { ALL_SLICES } else { 0 };
     st.dirty_huge -= bytes;
 }
 
@@ -629,10 +625,9 @@ fn trim(st: &mut State) {
         let mut chunk = st.first;
         while !chunk.is_null() && st.dirty_slices * SLICE_SIZE > budget {
             // SAFETY: listed chunks are live; we hold the lock.
-            unsafe {
-                st.dirty_slices -= purge_chunk(chunk, 0, true);
-                chunk = Chunk::meta(chunk).next;
-            }
+            st.dirty_slices -= unsafe { purge_chunk(chunk, 0, true) };
+            // SAFETY: as above.
+            chunk = unsafe { Chunk::meta(chunk) }.next;
         }
         break;
     }
@@ -651,27 +646,26 @@ fn trim(st: &mut State) {
 pub unsafe fn abandon(page: *mut Page) {
     let chunk = Chunk::of_page(page);
     // SAFETY: as the caller guarantees.
-    unsafe {
-        let p = Page::owned(page);
-        let used = p.used();
-        let bin = bin_of_size(p.block_size());
-        {
-            let _st = ARENA.lock();
-            p.heap.store(ptr::null_mut(), Ordering::Relaxed);
-            p.abandoned_used.store(used, Ordering::Relaxed);
-            p.owner.store(OWNER_ABANDONED, Ordering::Release);
-            Chunk::meta(chunk).abandoned |= 1 << p.span().0;
-            ABANDONED[bin].fetch_add(1, Ordering::Relaxed);
-            ABANDONED_TOTAL.fetch_add(1, Ordering::Relaxed);
-        }
-        stats::add(Counter::Abandoned, 1);
-        // Frees that pushed before `owner` changed saw a live owner and will
-        // not check; frees after it do (`free_abandoned_if_empty`). The fence
-        // pairs with the pushers' CAS, so one side sees the other.
-        fence(Ordering::SeqCst);
-        if p.thread_free.count() == used as usize {
-            free_abandoned_if_empty(page);
-        }
+    let p = unsafe { Page::owned(page) };
+    let used = p.used();
+    let bin = bin_of_size(p.block_size());
+    {
+        let _st = ARENA.lock();
+        p.heap.store(ptr::null_mut(), Ordering::Relaxed);
+        p.abandoned_used.store(used, Ordering::Relaxed);
+        p.owner.store(OWNER_ABANDONED, Ordering::Release);
+        // SAFETY: the page's chunk is live; we hold the lock.
+        unsafe { Chunk::meta(chunk) }.abandoned |= 1 << p.span().0;
+        ABANDONED[bin].fetch_add(1, Ordering::Relaxed);
+        ABANDONED_TOTAL.fetch_add(1, Ordering::Relaxed);
+    }
+    stats::add(Counter::Abandoned, 1);
+    // Frees that pushed before `owner` changed saw a live owner and will
+    // not check; frees after it do (`free_abandoned_if_empty`). The fence
+    // pairs with the pushers' CAS, so one side sees the other.
+    fence(Ordering::SeqCst);
+    if p.thread_free.count() == used as usize {
+        free_abandoned_if_empty(page);
     }
 }
 
@@ -686,19 +680,19 @@ pub fn free_abandoned_if_empty(page: *mut Page) {
         return;
     }
     // SAFETY: the chunk is live (in the map, lock held); its page headers
-    // are readable; an abandoned page is the lock holder's to change.
-    let release = unsafe {
-        let p = &*page;
-        if p.owner.load(Ordering::Acquire) != OWNER_ABANDONED
-            || p.thread_free.count() != p.abandoned_used.load(Ordering::Relaxed) as usize
-        {
-            return;
-        }
-        unmark_abandoned(page);
-        stats::page_freed(p.area_bytes());
-        let (first, count) = p.span();
-        release_span(&mut st, chunk, first, count)
-    };
+    // are readable.
+    let p = unsafe { &*page };
+    if p.owner.load(Ordering::Acquire) != OWNER_ABANDONED
+        || p.thread_free.count() != p.abandoned_used.load(Ordering::Relaxed) as usize
+    {
+        return;
+    }
+    // SAFETY: an abandoned page is the lock holder's to change.
+    unsafe { unmark_abandoned(page) };
+    stats::page_freed(p.area_bytes());
+    let (first, count) = p.span();
+    // SAFETY: as above; every block of the page is back.
+    let release = unsafe { release_span(&mut st, chunk, first, count) };
     drop(st);
     if !release.is_null() {
         // SAFETY: unlinked, every slice free.
@@ -712,12 +706,11 @@ pub fn free_abandoned_if_empty(page: *mut Page) {
 /// As stated.
 unsafe fn unmark_abandoned(page: *mut Page) {
     // SAFETY: as the caller guarantees.
-    unsafe {
-        let p = &*page;
-        Chunk::meta(Chunk::of_page(page)).abandoned &= !(1 << p.span().0);
-        ABANDONED[bin_of_size(p.block_size())].fetch_sub(1, Ordering::Relaxed);
-        ABANDONED_TOTAL.fetch_sub(1, Ordering::Relaxed);
-    }
+    let p = unsafe { &*page };
+    // SAFETY: as above: the page's chunk is live and we hold the lock.
+    unsafe { Chunk::meta(Chunk::of_page(page)) }.abandoned &= !(1 << p.span().0);
+    ABANDONED[bin_of_size(p.block_size())].fetch_sub(1, Ordering::Relaxed);
+    ABANDONED_TOTAL.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Are there abandoned pages of `bin` (a hint)?
@@ -740,11 +733,11 @@ pub fn adopt(heap: *mut Heap, owner: usize, block_size: usize) -> *mut Page {
         return ptr::null_mut();
     };
     // SAFETY: an abandoned page: the lock holder may change it.
-    unsafe {
-        unmark_abandoned(page);
-        (*page).heap.store(heap, Ordering::Relaxed);
-        (*page).owner.store(owner, Ordering::Release);
-    }
+    unsafe { unmark_abandoned(page) };
+    // SAFETY: as above.
+    let p = unsafe { &*page };
+    p.heap.store(heap, Ordering::Relaxed);
+    p.owner.store(owner, Ordering::Release);
     stats::add(Counter::Reclaimed, 1);
     page
 }
@@ -808,19 +801,19 @@ pub fn purge(force: bool) {
             let page = Chunk::page(chunk, bits.trailing_zeros() as usize);
             bits &= bits - 1;
             // SAFETY: an abandoned page of a live chunk, lock held.
-            unsafe {
-                let p = &*page;
-                if p.thread_free.count() == p.abandoned_used.load(Ordering::Relaxed) as usize
-                    && n_release < release.len()
-                {
-                    unmark_abandoned(page);
-                    stats::page_freed(p.area_bytes());
-                    let (first, count) = p.span();
-                    let r = release_span(&mut st, chunk, first, count);
-                    if !r.is_null() {
-                        release[n_release] = r;
-                        n_release += 1;
-                    }
+            let p = unsafe { &*page };
+            if p.thread_free.count() == p.abandoned_used.load(Ordering::Relaxed) as usize
+                && n_release < release.len()
+            {
+                // SAFETY: as above: abandoned pages are the lock holder's.
+                unsafe { unmark_abandoned(page) };
+                stats::page_freed(p.area_bytes());
+                let (first, count) = p.span();
+                // SAFETY: as above; every block of the page is back.
+                let r = unsafe { release_span(&mut st, chunk, first, count) };
+                if !r.is_null() {
+                    release[n_release] = r;
+                    n_release += 1;
                 }
             }
         }

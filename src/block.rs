@@ -131,7 +131,7 @@ impl Block {
     #[inline(always)]
     pub unsafe fn has_free_mark(block: *mut Block, mark: usize) -> bool {
         // SAFETY: as the caller guarantees; blocks are at least 16 bytes.
-        unsafe { block.cast::<usize>().add(1).read() == mark }
+        unsafe { mark_word(block).read() == mark }
     }
 
     /// Mark a block being freed: its second word holds `mark` while it is
@@ -143,7 +143,7 @@ impl Block {
     #[inline(always)]
     pub unsafe fn set_free_mark(block: *mut Block, mark: usize) {
         // SAFETY: as the caller guarantees.
-        unsafe { block.cast::<usize>().add(1).write(mark) }
+        unsafe { mark_word(block).write(mark) }
     }
 
     /// Clear the free mark of a block being handed out.
@@ -153,7 +153,7 @@ impl Block {
     #[inline(always)]
     pub unsafe fn clear_free_mark(block: *mut Block) {
         // SAFETY: as the caller guarantees.
-        unsafe { block.cast::<usize>().add(1).write(0) }
+        unsafe { mark_word(block).write(0) }
     }
 
     /// Length and last block of a list stored with `key`.
@@ -186,6 +186,12 @@ impl Block {
         }
         false
     }
+}
+
+/// A block's second word, where a free block holds its page's free mark.
+#[inline(always)]
+fn mark_word(block: *mut Block) -> *mut usize {
+    block.cast::<usize>().wrapping_add(1)
 }
 
 #[cfg(all(test, feature = "secure"))]

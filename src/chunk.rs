@@ -30,6 +30,7 @@
 use crate::constants::*;
 use crate::page::Page;
 use core::cell::UnsafeCell;
+use core::mem::offset_of;
 use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -139,13 +140,9 @@ impl Chunk {
     #[inline(always)]
     pub unsafe fn page_of(chunk: *mut Chunk, p: *const u8) -> *mut Page {
         let slice = (p as usize >> SLICE_SHIFT) & (SLICES_PER_CHUNK - 1);
+        let entry = field::<AtomicU32>(chunk, offset_of!(Chunk, span_of)).wrapping_add(slice);
         // SAFETY: the caller guarantees a live header; the index is below 64.
-        let offset = unsafe {
-            (*ptr::addr_of!((*chunk).span_of)
-                .cast::<AtomicU32>()
-                .add(slice))
-            .load(Ordering::Relaxed)
-        };
+        let offset = unsafe { (*entry).load(Ordering::Relaxed) };
         chunk.cast::<u8>().wrapping_add(offset as usize).cast()
     }
 
@@ -158,8 +155,9 @@ impl Chunk {
         for slice in first..first + count {
             let start = if free { slice } else { first };
             let value = (start * core::mem::size_of::<Page>()) as u32;
+            let entry = field::<AtomicU32>(chunk, offset_of!(Chunk, span_of)).wrapping_add(slice);
             // SAFETY: as the caller guarantees; slice < 64.
-            unsafe { (*chunk).span_of[slice].store(value, Ordering::Release) };
+            unsafe { (*entry).store(value, Ordering::Release) };
         }
     }
 
@@ -175,30 +173,32 @@ impl Chunk {
     /// # Safety
     /// `chunk` points at `size` bytes of mapped memory nobody else references.
     pub unsafe fn init(chunk: *mut Chunk, kind: ChunkKind, size: usize, is_zero: bool) {
-        // SAFETY: as the caller guarantees; raw field writes, no reference to
-        // the whole (possibly uninitialised) header.
-        unsafe {
-            for slice in 0..SLICES_PER_CHUNK {
-                ptr::write(Self::page(chunk, slice), Page::empty());
-                ptr::write(
-                    ptr::addr_of_mut!((*chunk).span_of[slice]),
-                    AtomicU32::new((slice * core::mem::size_of::<Page>()) as u32),
-                );
-            }
-            ptr::addr_of_mut!((*chunk).kind).write(kind);
-            ptr::addr_of_mut!((*chunk).size).write(size);
-            ptr::addr_of_mut!((*chunk).meta).write(UnsafeCell::new(ChunkMeta {
-                free: ALL_SLICES,
-                dirty: 0,
-                zero: if is_zero { ALL_SLICES } else { 0 },
-                abandoned: 0,
-                purge_at: 0,
-                next: ptr::null_mut(),
-                prev: ptr::null_mut(),
-                cached_at: 0,
-                class: CLASS_PAGES,
-            }));
+        // Raw field writes, no reference to the whole (uninitialised) header.
+        let span_of = field::<AtomicU32>(chunk, offset_of!(Chunk, span_of));
+        for slice in 0..SLICES_PER_CHUNK {
+            // SAFETY: as the caller guarantees; slice < 64.
+            unsafe { Self::page(chunk, slice).write(Page::empty()) };
+            let identity = AtomicU32::new((slice * core::mem::size_of::<Page>()) as u32);
+            // SAFETY: as above.
+            unsafe { span_of.wrapping_add(slice).write(identity) };
         }
+        // SAFETY: as above.
+        unsafe { field::<ChunkKind>(chunk, offset_of!(Chunk, kind)).write(kind) };
+        // SAFETY: as above.
+        unsafe { field::<usize>(chunk, offset_of!(Chunk, size)).write(size) };
+        let meta = UnsafeCell::new(ChunkMeta {
+            free: ALL_SLICES,
+            dirty: 0,
+            zero: if is_zero { ALL_SLICES } else { 0 },
+            abandoned: 0,
+            purge_at: 0,
+            next: ptr::null_mut(),
+            prev: ptr::null_mut(),
+            cached_at: 0,
+            class: CLASS_PAGES,
+        });
+        // SAFETY: as above.
+        unsafe { field::<UnsafeCell<ChunkMeta>>(chunk, offset_of!(Chunk, meta)).write(meta) };
     }
 
     /// The arena's bookkeeping of this chunk.
@@ -209,9 +209,16 @@ impl Chunk {
     #[allow(clippy::mut_from_ref)]
     #[inline]
     pub unsafe fn meta<'a>(chunk: *mut Chunk) -> &'a mut ChunkMeta {
+        let cell = field::<UnsafeCell<ChunkMeta>>(chunk, offset_of!(Chunk, meta));
         // SAFETY: as the caller guarantees.
-        unsafe { &mut *(*chunk).meta.get() }
+        unsafe { &mut *UnsafeCell::raw_get(cell) }
     }
+}
+
+/// The field at `offset` of the header at `chunk` (pointer arithmetic only).
+#[inline(always)]
+fn field<T>(chunk: *mut Chunk, offset: usize) -> *mut T {
+    chunk.cast::<u8>().wrapping_add(offset).cast()
 }
 
 /// Lowest index `i` such that bits `i..i + n` of `bits` are all set and

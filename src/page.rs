@@ -88,11 +88,11 @@ impl<T: Copy> Fixed<T> {
         unsafe { *self.0.get() }
     }
 
-    /// # Safety
-    /// The page is unpublished and the caller's alone.
+    /// Only `Page::init` calls it (this module), while the page is
+    /// unpublished and the caller's alone.
     #[inline(always)]
-    unsafe fn set(&self, v: T) {
-        // SAFETY: as the caller guarantees: no reader exists.
+    fn set(&self, v: T) {
+        // SAFETY: as stated: no reader exists while the page is unpublished.
         unsafe { *self.0.get() = v }
     }
 }
@@ -275,16 +275,14 @@ impl Page {
         // SAFETY: as the caller guarantees: until the Release store below,
         // nobody else reads this header, so the caller is its owner.
         let pg = unsafe { Page::owned(page) };
-        // SAFETY: as above; the fixed fields are written before publication.
-        unsafe {
-            pg.start.set(start);
-            pg.block_size.set(block_size);
-            pg.div_magic.set(u64::MAX / block_size as u64 + 1);
-            pg.reserved.set((area_size / block_size) as u32);
-            pg.slice.set(slice as u8);
-            pg.slices.set(slices as u8);
-            pg.key.set(key);
-        }
+        // The fixed fields, written before publication.
+        pg.start.set(start);
+        pg.block_size.set(block_size);
+        pg.div_magic.set(u64::MAX / block_size as u64 + 1);
+        pg.reserved.set((area_size / block_size) as u32);
+        pg.slice.set(slice as u8);
+        pg.slices.set(slices as u8);
+        pg.key.set(key);
         pg.set_free(ptr::null_mut());
         pg.set_local_free(ptr::null_mut());
         pg.set_used(0);
@@ -588,11 +586,10 @@ impl OwnedPage {
     /// `block` is a block start of this page that is currently handed out.
     #[inline(always)]
     pub unsafe fn push_local(self, block: *mut Block) -> bool {
-        // SAFETY: the caller hands the block back; it is ours to link and mark.
-        unsafe {
-            Block::set_free_mark(block, self.free_mark());
-            Block::set_next_with(block, self.local_free(), self.key());
-        }
+        // SAFETY: the caller hands the block back; it is ours to mark.
+        unsafe { Block::set_free_mark(block, self.free_mark()) };
+        // SAFETY: as above: ours to link.
+        unsafe { Block::set_next_with(block, self.local_free(), self.key()) };
         self.set_local_free(block);
         let used = self.used() - 1;
         self.set_used(used);
@@ -651,10 +648,9 @@ impl OwnedPage {
     /// `local_free` list?
     pub fn lists_contain(self, block: *mut Block) -> bool {
         // SAFETY: the owner's lists are well formed.
-        unsafe {
-            Block::list_contains(self.free(), block, self.key())
-                || Block::list_contains(self.local_free(), block, self.key())
-        }
+        let on_free = unsafe { Block::list_contains(self.free(), block, self.key()) };
+        // SAFETY: as above.
+        on_free || unsafe { Block::list_contains(self.local_free(), block, self.key()) }
     }
 
     // ------------------------------------------------------------ checking

@@ -30,9 +30,10 @@ impl PageQueue {
     /// `page` is live and in no queue; the caller owns it and this queue's
     /// pages (the queue belongs to the caller's heap).
     pub unsafe fn push_front(&mut self, page: *mut Page) {
-        // SAFETY: as the caller guarantees; `first` is a live member of
-        // this queue or null.
-        let (pg, first) = unsafe { (Page::owned(page), owned_or_null(self.first)) };
+        // SAFETY: as the caller guarantees.
+        let pg = unsafe { Page::owned(page) };
+        // SAFETY: `first` is a live member of this queue or null.
+        let first = unsafe { owned_or_null(self.first) };
         pg.set_prev(ptr::null_mut());
         pg.set_next(self.first);
         match first {
@@ -46,7 +47,9 @@ impl PageQueue {
     /// As for [`PageQueue::push_front`].
     pub unsafe fn push_back(&mut self, page: *mut Page) {
         // SAFETY: as in `push_front`.
-        let (pg, last) = unsafe { (Page::owned(page), owned_or_null(self.last)) };
+        let pg = unsafe { Page::owned(page) };
+        // SAFETY: `last` is a live member of this queue or null.
+        let last = unsafe { owned_or_null(self.last) };
         pg.set_next(ptr::null_mut());
         pg.set_prev(self.last);
         match last {

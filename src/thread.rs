@@ -114,8 +114,9 @@ fn heap_struct_alloc() -> *mut Heap {
     let size = core::mem::size_of::<Heap>().next_multiple_of(64);
     let count = HEAP_CHUNK / size;
     for i in 1..count {
+        let slot = chunk.base.wrapping_add(i * size).cast();
         // SAFETY: slot `i` lies inside the fresh chunk; pushing hands it to the pool.
-        unsafe { POOL.push(chunk.base.add(i * size).cast()) };
+        unsafe { POOL.push(slot) };
     }
     chunk.base.cast()
 }

@@ -39,15 +39,15 @@ pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
     let aligned = (start + align - 1) & !(align - 1);
     let head = aligned - start;
     let tail = map_size - head - size;
-    // SAFETY: both ranges lie inside the mapping just made and outside the
-    // aligned part we keep.
-    unsafe {
-        if head > 0 {
-            libc::munmap(raw, head);
-        }
-        if tail > 0 {
-            libc::munmap((aligned + size) as *mut libc::c_void, tail);
-        }
+    if head > 0 {
+        // SAFETY: the range lies inside the mapping just made, before the
+        // aligned part we keep.
+        unsafe { libc::munmap(raw, head) };
+    }
+    if tail > 0 {
+        // SAFETY: the range lies inside the mapping just made, after the
+        // aligned part we keep.
+        unsafe { libc::munmap((aligned + size) as *mut libc::c_void, tail) };
     }
     Some(OsMemory {
         base: aligned as *mut u8,
@@ -284,21 +284,25 @@ extern "C" {
 /// calling `getenv` (which may be interposed) or allocating.
 pub fn env_var(name: &[u8]) -> Option<&'static [u8]> {
     // SAFETY: `environ` is a NULL-terminated array of NUL-terminated strings
-    // that the C runtime keeps alive; we only read it.
-    unsafe {
-        let mut entry = environ;
-        if entry.is_null() {
+    // that the C runtime keeps alive; we only read it (and only at start-up,
+    // before the program could change it from another thread).
+    let mut entry = unsafe { environ };
+    if entry.is_null() {
+        return None;
+    }
+    loop {
+        // SAFETY: `entry` points into the array, at most at its NULL end.
+        let var = unsafe { *entry };
+        if var.is_null() {
             return None;
         }
-        while !(*entry).is_null() {
-            let s = core::ffi::CStr::from_ptr(*entry).to_bytes();
-            if s.len() > name.len() && s.starts_with(name) && s[name.len()] == b'=' {
-                return Some(&s[name.len() + 1..]);
-            }
-            entry = entry.add(1);
+        // SAFETY: a NUL-terminated string the runtime keeps alive.
+        let s = unsafe { core::ffi::CStr::from_ptr(var) }.to_bytes();
+        if s.len() > name.len() && s.starts_with(name) && s[name.len()] == b'=' {
+            return Some(&s[name.len() + 1..]);
         }
+        entry = entry.wrapping_add(1);
     }
-    None
 }
 
 /// Stop the process after a fatal error.
@@ -309,12 +313,17 @@ pub fn abort() -> ! {
 
 /// Set the C `errno` of the calling thread.
 pub fn set_errno(value: i32) {
-    // SAFETY: glibc's errno location is valid for the calling thread.
-    unsafe { *libc::__errno_location() = value };
+    // SAFETY: glibc's errno location has no preconditions and is valid for
+    // the calling thread.
+    let errno = unsafe { libc::__errno_location() };
+    // SAFETY: as above.
+    unsafe { *errno = value };
 }
 
 /// The C `errno` of the calling thread.
 pub fn errno() -> i32 {
-    // SAFETY: glibc's errno location is valid for the calling thread.
-    unsafe { *libc::__errno_location() }
+    // SAFETY: as in `set_errno`.
+    let errno = unsafe { libc::__errno_location() };
+    // SAFETY: as above.
+    unsafe { *errno }
 }
