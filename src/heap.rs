@@ -124,6 +124,11 @@ static POOL: TaggedStack<Heap> = TaggedStack::new();
 pub fn after_fork_in_child() {
     POOL.reset_readers();
     arena::reset_after_fork();
+    let heap = platform::heap_get();
+    if !is_empty_heap(heap) {
+        // SAFETY: the calling thread's live heap; it is the only thread.
+        unsafe { (*heap).reset_delayed_freeing_after_fork() };
+    }
 }
 
 impl StackNode for Heap {
@@ -655,6 +660,26 @@ impl Heap {
                 (*page).set_delayed_state(DelayedState::NoDelayedFree, false);
                 self.free_local(page, block);
                 block = next;
+            }
+        }
+    }
+
+    /// In the child after `fork`: a thread that was inside a delayed free to
+    /// this heap (`free::push_delayed_and_end`) is gone, leaving its page in
+    /// `DelayedFreeing`. Such a page is in the full queue (the freer saw
+    /// `UseDelayedFree`); it goes back to that state. A block pushed on the
+    /// delayed list before the fork is drained as usual; one not yet pushed
+    /// stays allocated (lost, like a span in an interrupted arena section).
+    fn reset_delayed_freeing_after_fork(&mut self) {
+        for page in self.all_pages() {
+            // SAFETY: live pages of this heap; no other thread exists.
+            unsafe {
+                let state = if (*page).is_full_flagged() {
+                    DelayedState::UseDelayedFree
+                } else {
+                    DelayedState::NoDelayedFree
+                };
+                (*page).thread_free.reset_delayed_freeing_after_fork(state);
             }
         }
     }
