@@ -7,14 +7,15 @@
 #   preload: linked against nothing special, run under LD_PRELOAD=LIBDIR/libmirs.so.
 # test_ctor runs in three more shapes per mode (ctor_lib linked, preloaded, dlopen'ed),
 # and test_bad_free once more per mode under MIRS_VERBOSE=1, where each foreign free
-# must print a "mirs: warning:" line.
+# must print a "mirs: warning:" line. test_misuse (issue 13's bugs, cases a-g) runs in
+# both modes and against the secure libraries, where its case e is asserted.
 #
 # Each test prints "N passed, N failed"; this script sums them and ends with the same
 # line. A crash, a timeout, a missing summary or a build error counts as one failure.
 # Exit status: 0 iff nothing failed.
 #
 # Environment: MIRS_SECURE_LIBDIR (libraries built with `secure`: test_bad_free runs
-# against them too, with its secure-only cases), CC (default cc), MIRS_STATIC_LIBS
+# against them too, with its secure-only cases, and test_misuse), CC (default cc), MIRS_STATIC_LIBS
 # (extra libraries for the static link, default "-lpthread": libmirs.a needs only libc, and libpthread before glibc 2.34), TEST_TIMEOUT
 # (seconds per run, default 300).
 set -u
@@ -114,7 +115,7 @@ echo "mirs C tests: LIBDIR=$LIBDIR, build dir $BUILD"
 PRELOAD=$LIBDIR/libmirs.so
 
 # ---- the plain tests, both modes -------------------------------------------------
-for t in test_api test_threads test_fork test_bad_free test_oom; do
+for t in test_api test_threads test_fork test_bad_free test_oom test_misuse; do
   if build "$BUILD/$t.static" -DMIRS_TEST_LINKED "$SRC/$t.c" "$LIBDIR/libmirs.a" "${STATIC_LIBS[@]}"; then
     run "$t [static]" env "$BUILD/$t.static"
   fi
@@ -169,6 +170,14 @@ if [[ -n $SECURE_LIBDIR ]]; then
       run "test_bad_free [secure preload, MIRS_ABORT_ON_ERROR=1]" \
         env LD_PRELOAD="$SECURE_LIBDIR/libmirs.so" MIRS_TEST_SECURE=1 MIRS_ABORT_ON_ERROR=1 \
         "$BUILD/test_bad_free.preload"
+    # test_misuse (issue 13's bugs) in full, case e (a 1-byte overflow into a free-list
+    # link) asserted: only `secure` checks links.
+    build "$BUILD/test_misuse.secure-static" -DMIRS_TEST_LINKED "$SRC/test_misuse.c" \
+      "$SECURE_LIBDIR/libmirs.a" "${STATIC_LIBS[@]}" &&
+      run "test_misuse [secure static]" env MIRS_TEST_SECURE=1 "$BUILD/test_misuse.secure-static"
+    [[ -x $BUILD/test_misuse.preload ]] &&
+      run "test_misuse [secure preload]" \
+        env LD_PRELOAD="$SECURE_LIBDIR/libmirs.so" MIRS_TEST_SECURE=1 "$BUILD/test_misuse.preload"
   else
     fail "MIRS_SECURE_LIBDIR=$SECURE_LIBDIR: libmirs.a or libmirs.so missing"
   fi

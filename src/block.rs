@@ -46,10 +46,14 @@ impl ListKey {
         }
     }
 
+    /// Between 8 and 42: a change to a stored link's low byte (a one-byte
+    /// overflow from the block below) moves the decoded pointer by a
+    /// multiple of 4 MiB (bits 22 and up), out of the page, where `pop_free`
+    /// refuses it; with a rotation of 57-63 it would stay inside.
     #[cfg(feature = "secure")]
     #[inline(always)]
     fn rotation(self) -> u32 {
-        (self.k[1] as u32 & 63) | 1
+        8 + (self.k[1] as u32 % 35)
     }
 
     /// `((p + k0) rotl r) ^ k1`: null is not stored as zero, and a word
@@ -169,22 +173,6 @@ impl Block {
             cur = unsafe { Block::next_with(cur, key) };
         }
         (count, tail)
-    }
-
-    /// Does the list starting at `head` (stored with `key`) contain `block`?
-    ///
-    /// # Safety
-    /// As for [`Block::count_and_tail`].
-    pub unsafe fn list_contains(head: *mut Block, block: *mut Block, key: ListKey) -> bool {
-        let mut cur = head;
-        while !cur.is_null() {
-            if cur == block {
-                return true;
-            }
-            // SAFETY: `cur` is a member of the list.
-            cur = unsafe { Block::next_with(cur, key) };
-        }
-        false
     }
 }
 

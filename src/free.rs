@@ -240,8 +240,36 @@ unsafe fn push_delayed_and_end(page: *mut Page, block: *mut Block) {
     unsafe {
         let heap: *mut Heap = (*page).heap.load(Ordering::Acquire);
         debug_assert!(!heap.is_null());
+        #[cfg(test)]
+        delayed_free_window(DelayedWindow::BeforePush, block);
         Heap::push_delayed(heap, block);
+        #[cfg(test)]
+        delayed_free_window(DelayedWindow::BeforeEnd, block);
         (*page).end_delayed_freeing();
+    }
+}
+
+/// Tests: where in [`push_delayed_and_end`]'s window the hook is called.
+#[cfg(test)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum DelayedWindow {
+    /// In `DelayedFreeing`, the block not yet on the heap's delayed list.
+    BeforePush,
+    /// The block on the delayed list, `DelayedFreeing` not yet left.
+    BeforeEnd,
+}
+
+/// Tests: called at both points of the delayed-free window (set once, then
+/// read with one atomic load), so a test can park a freeing thread there
+/// (`tests::fork_window`). Not compiled outside `cfg(test)`.
+#[cfg(test)]
+pub(crate) static DELAYED_FREE_HOOK: std::sync::OnceLock<fn(DelayedWindow, *mut Block)> =
+    std::sync::OnceLock::new();
+
+#[cfg(test)]
+fn delayed_free_window(at: DelayedWindow, block: *mut Block) {
+    if let Some(hook) = DELAYED_FREE_HOOK.get() {
+        hook(at, block);
     }
 }
 

@@ -481,6 +481,25 @@ impl Heap {
         }
     }
 
+    /// In the child after `fork`: a thread that was inside a delayed free to
+    /// this heap (`free::push_delayed_and_end`) is gone, leaving its page in
+    /// `DelayedFreeing`. Such a page is in the full queue (the freer saw
+    /// `UseDelayedFree`); it goes back to that state. A block pushed on the
+    /// delayed list before the fork is drained as usual; one not yet pushed
+    /// stays allocated (lost, like a span in an interrupted arena section).
+    pub(crate) fn reset_delayed_freeing_after_fork(&mut self) {
+        for page in self.all_pages() {
+            // SAFETY: live pages of this heap; no other thread exists.
+            let pg = unsafe { Page::owned(page) };
+            let state = if pg.is_full_flagged() {
+                DelayedState::UseDelayedFree
+            } else {
+                DelayedState::NoDelayedFree
+            };
+            pg.thread_free.reset_delayed_freeing_after_fork(state);
+        }
+    }
+
     /// Free a block of a page this heap owns.
     ///
     /// # Safety

@@ -645,12 +645,25 @@ impl OwnedPage {
     }
 
     /// Is `block` (a carved block of this page) on the owner's `free` or
-    /// `local_free` list?
+    /// `local_free` list? The walk trusts no link: it stops at one that is
+    /// not a block start of this page (an overflow from the block below)
+    /// and after `capacity` steps (a cycle), so a corrupted list costs a
+    /// wrong answer, never a crash or a hang.
     pub fn lists_contain(self, block: *mut Block) -> bool {
-        // SAFETY: the owner's lists are well formed.
-        let on_free = unsafe { Block::list_contains(self.free(), block, self.key()) };
-        // SAFETY: as above.
-        on_free || unsafe { Block::list_contains(self.local_free(), block, self.key()) }
+        [self.free(), self.local_free()].into_iter().any(|head| {
+            let mut cur = head;
+            for _ in 0..self.capacity() {
+                if cur == block {
+                    return true;
+                }
+                if cur.is_null() || !self.is_block_start(cur.cast()) {
+                    return false;
+                }
+                // SAFETY: a carved block start of this page on its list: free.
+                cur = unsafe { Block::next_with(cur, self.key()) };
+            }
+            false
+        })
     }
 
     // ------------------------------------------------------------ checking

@@ -30,11 +30,11 @@ use crate::tagged_stack::TaggedStack;
 use core::ffi::c_void;
 use core::ptr;
 
-#[cfg(not(feature = "hosted"))]
 #[path = "thread_table.rs"]
-pub(crate) mod table;
+mod table;
 #[cfg(not(feature = "hosted"))]
-pub(crate) use table::{reap_dead, reap_dead_threads};
+pub(crate) use table::reap_dead;
+pub(crate) use table::reap_dead_threads;
 
 // ------------------------------------------------------------------ the slot
 
@@ -81,7 +81,6 @@ pub(crate) fn heap_get() -> *mut Heap {
 /// Point the calling thread's slot at `heap`. False (embedded) when the
 /// heap table has no room even after reaping dead threads.
 fn heap_set(heap: *mut Heap) -> bool {
-    #[cfg(not(feature = "hosted"))]
     if !table::record(heap) {
         return false;
     }
@@ -141,11 +140,19 @@ extern "C" fn thread_exit_callback(value: *mut c_void) {
 }
 
 /// In the child after `fork`: the arena's lock may have been held by a
-/// thread that does not exist there, and a pop of the heap pool in progress
-/// in another thread would leave its reader count set forever.
+/// thread that does not exist there, a pop of the heap pool in progress in
+/// another thread would leave its reader count set forever, and a page of
+/// ours may be left in the middle of another thread's delayed free.
 extern "C" fn fork_child_callback() {
     POOL.reset_readers();
     arena::reset_after_fork();
+    // A thread that was inside a delayed free to our heap is gone, its page
+    // left in DelayedFreeing (which the owner would wait out forever).
+    let heap = heap_get();
+    if !heap::is_empty_heap(heap) {
+        // SAFETY: the calling thread's live heap; it is the only thread.
+        unsafe { (*heap).reset_delayed_freeing_after_fork() };
+    }
 }
 
 /// Read the options and register the callbacks when the library is loaded,
@@ -267,12 +274,6 @@ pub(crate) unsafe fn heap_abandon(heap: *mut Heap, current: bool) {
     // SAFETY: the heap is unreachable now: no page refers to it (all were
     // freed or abandoned with their heap pointer cleared).
     unsafe { POOL.push(heap) };
-}
-
-/// Hosted threads' exits are noticed by the platform's callback.
-#[cfg(feature = "hosted")]
-pub(crate) fn reap_dead_threads() -> bool {
-    false
 }
 
 // ------------------------------------------------------------------ out of memory

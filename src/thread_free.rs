@@ -158,6 +158,24 @@ impl ThreadFree {
         }
     }
 
+    /// In the child after `fork`, owner: a `DelayedFreeing` here was entered
+    /// by a thread that does not exist in the child and will never leave it
+    /// (the owner would wait for it forever in [`ThreadFree::set_state`]):
+    /// switch it to `state`. Any other state is kept.
+    pub fn reset_delayed_freeing_after_fork(&self, state: DelayedState) {
+        let mut tf = self.0.load(Ordering::Acquire);
+        while state_of(tf) == DelayedState::DelayedFreeing {
+            let new = (tf & !STATE_MASK) | state as usize;
+            match self
+                .0
+                .compare_exchange_weak(tf, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(cur) => tf = cur,
+            }
+        }
+    }
+
     /// Owner: take the whole stack and its length ((null, 0) if empty),
     /// keeping the state bits.
     pub fn take_all(&self) -> (*mut Block, usize) {

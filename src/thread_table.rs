@@ -1,6 +1,9 @@
-//! Embedded mode: the table that finds a thread's heap without
-//! thread-local storage, and reaps the heaps of threads that died without
-//! `mirs_thread_done()`.
+//! The table of live heaps by thread key: embedded, it finds a thread's
+//! heap without thread-local storage and lets mirs reap the heaps of
+//! threads that died without `mirs_thread_done()`; hosted, it catches the
+//! heap of a thread whose first allocation came after its last pthread key
+//! destructor round (no destructor runs for it): the next thread with the
+//! same id (glibc reuses a thread's descriptor only after it ended) reaps it.
 //!
 //! ```text
 //! key = platform::thread_key()             (the embedder's id << 1: bit 0 is the table state)
@@ -20,11 +23,18 @@
 //! by key, on the slow path only, so dead threads can be reaped.
 
 use crate::heap::{self, Heap};
-use crate::platform::{self, MAX_THREADS};
+use crate::platform;
+#[cfg(not(feature = "hosted"))]
+use crate::platform::MAX_THREADS;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
+#[cfg(not(feature = "hosted"))]
 const SLOTS: usize = (MAX_THREADS * 2).next_power_of_two();
+/// Hosted: heaps beyond this many live threads simply go unrecorded (all
+/// that costs is the late-destructor catch above). 32 KiB of `.bss`.
+#[cfg(feature = "hosted")]
+const SLOTS: usize = 2048;
 const SLOT_BITS: u32 = SLOTS.trailing_zeros();
 const NEVER_USED: usize = 0;
 const TOMBSTONE: usize = 1;
@@ -136,7 +146,7 @@ pub(crate) fn reap_dead() -> usize {
 }
 
 /// The calling thread's heap from the table (the empty heap if none).
-#[cfg(not(feature = "thread-local"))]
+#[cfg(all(not(feature = "hosted"), not(feature = "thread-local")))]
 #[inline(always)]
 pub(crate) fn heap_get() -> *mut Heap {
     let key = platform::thread_key();
@@ -148,7 +158,7 @@ pub(crate) fn heap_get() -> *mut Heap {
 }
 
 /// `heap_get` when the thread's key is not in its home slot.
-#[cfg(not(feature = "thread-local"))]
+#[cfg(all(not(feature = "hosted"), not(feature = "thread-local")))]
 #[cold]
 #[inline(never)]
 fn heap_probe(key: usize) -> *mut Heap {
@@ -158,7 +168,9 @@ fn heap_probe(key: usize) -> *mut Heap {
     }
 }
 
-static TABLE_FULL_REPORTED: AtomicBool = AtomicBool::new(false);
+#[cfg(not(feature = "hosted"))]
+static TABLE_FULL_REPORTED: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
 
 /// Record the calling thread's heap (or, with a static empty heap, forget
 /// it). False when the table has no room even after reaping dead threads.
@@ -185,16 +197,28 @@ pub(crate) fn record(heap: *mut Heap) -> bool {
         reap_slot(i, key);
     }
     if !insert(key, heap) && (reap_dead() == 0 || !insert(key, heap)) {
-        if !TABLE_FULL_REPORTED.swap(true, Ordering::Relaxed) {
-            crate::output::mirs_print!(
-                "mirs: error: thread table full ({} heaps, MIRS_MAX_THREADS={}): call \
-                 mirs_thread_done() at thread exit, install an alive hook, or raise \
-                 MIRS_MAX_THREADS\n",
-                SLOTS,
-                MAX_THREADS
-            );
-        }
-        return false;
+        return table_full();
     }
     true
+}
+
+/// Hosted: the heap works unrecorded (the slot is only a safety net).
+#[cfg(feature = "hosted")]
+fn table_full() -> bool {
+    true
+}
+
+/// Embedded: the thread gets no heap (its allocations fail), said once.
+#[cfg(not(feature = "hosted"))]
+fn table_full() -> bool {
+    if !TABLE_FULL_REPORTED.swap(true, Ordering::Relaxed) {
+        crate::output::mirs_print!(
+            "mirs: error: thread table full ({} heaps, MIRS_MAX_THREADS={}): call \
+             mirs_thread_done() at thread exit, install an alive hook, or raise \
+             MIRS_MAX_THREADS\n",
+            SLOTS,
+            MAX_THREADS
+        );
+    }
+    false
 }

@@ -176,6 +176,18 @@ pub fn thread_id() -> usize {
 static THREAD_KEY: AtomicUsize = AtomicUsize::new(0);
 static THREAD_KEY_READY: AtomicBool = AtomicBool::new(false);
 
+/// The calling thread's key in mirs's table of heaps: its id (the thread
+/// pointer is 16-byte aligned, so bit 0, which the table uses, is clear).
+#[inline(always)]
+pub fn thread_key() -> usize {
+    thread_id()
+}
+
+/// Hosted threads have no liveness hook: their exits are noticed.
+pub fn thread_alive(_id: usize) -> Option<bool> {
+    None
+}
+
 /// Once per process: `exit` runs at the end of every thread that set a
 /// value with [`set_thread_exit_value`] (a pthread key destructor), and
 /// `fork_child` in the child after every `fork`.
