@@ -37,13 +37,13 @@ use crate::chunk::{
 use crate::chunk_map;
 use crate::constants::*;
 use crate::heap::Heap;
-use crate::page::{Page, OWNER_ABANDONED, OWNER_NONE, OWNER_SINGLETON};
+use crate::page::{Page, OWNER_NONE, OWNER_SINGLETON};
 use crate::platform;
 use crate::size_class::{bin_of_size, BIN_COUNT};
 use crate::stats::{self, Counter};
 use crate::sync::SpinLock;
 use core::ptr;
-use core::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 struct State {
     /// Normal chunks, oldest first (older chunks are preferred for new
@@ -651,18 +651,16 @@ pub unsafe fn abandon(page: *mut Page) {
         {
             let _st = ARENA.lock();
             p.heap.store(ptr::null_mut(), Ordering::Relaxed);
-            p.abandoned_used.store(p.used, Ordering::Relaxed);
-            p.owner.store(OWNER_ABANDONED, Ordering::Release);
+            p.abandon_words().publish(p.used);
             Chunk::meta(chunk).abandoned |= 1 << p.slice;
             ABANDONED[bin].fetch_add(1, Ordering::Relaxed);
             ABANDONED_TOTAL.fetch_add(1, Ordering::Relaxed);
         }
         stats::add(Counter::Abandoned, 1);
-        // Frees that pushed before `owner` changed saw a live owner and will
-        // not check; frees after it do (`free_abandoned_if_empty`). The fence
-        // pairs with the pushers' CAS, so one side sees the other.
-        fence(Ordering::SeqCst);
-        if p.thread_free.count() == p.used as usize {
+        // Frees that saw a live owner do not check; frees after the
+        // publication do (`free_abandoned_if_empty`). One that falls between
+        // leaves the page for the sweep in `purge`.
+        if p.abandon_words().emptied_meanwhile(p.used) {
             free_abandoned_if_empty(page);
         }
     }
@@ -682,9 +680,7 @@ pub fn free_abandoned_if_empty(page: *mut Page) {
     // are readable; an abandoned page is the lock holder's to change.
     let release = unsafe {
         let p = &*page;
-        if p.owner.load(Ordering::Acquire) != OWNER_ABANDONED
-            || p.thread_free.count() != p.abandoned_used.load(Ordering::Relaxed) as usize
-        {
+        if !p.abandon_words().may_free() {
             return;
         }
         unmark_abandoned(page);
@@ -733,9 +729,10 @@ pub fn adopt(heap: *mut Heap, owner: usize, block_size: usize) -> *mut Page {
     };
     // SAFETY: an abandoned page: the lock holder may change it.
     unsafe {
+        debug_assert!((*page).abandon_words().may_adopt());
         unmark_abandoned(page);
         (*page).heap.store(heap, Ordering::Relaxed);
-        (*page).owner.store(owner, Ordering::Release);
+        (*page).abandon_words().adopt(owner);
     }
     stats::add(Counter::Reclaimed, 1);
     page
@@ -802,9 +799,7 @@ pub fn purge(force: bool) {
             // SAFETY: an abandoned page of a live chunk, lock held.
             unsafe {
                 let p = &*page;
-                if p.thread_free.count() == p.abandoned_used.load(Ordering::Relaxed) as usize
-                    && n_release < release.len()
-                {
+                if p.abandon_words().may_free() && n_release < release.len() {
                     unmark_abandoned(page);
                     stats::page_freed(p.reserved as usize * p.block_size);
                     let r = release_span(&mut st, chunk, p.slice as usize, p.slices as usize);

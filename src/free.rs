@@ -28,6 +28,7 @@ use crate::heap::Heap;
 use crate::output::invalid_free;
 use crate::page::{Page, Pushed, OWNER_ABANDONED, OWNER_NONE, OWNER_SINGLETON};
 use crate::platform;
+use crate::thread_free::AbandonedFree;
 use core::sync::atomic::Ordering;
 
 /// Free a block (null and foreign pointers are ignored).
@@ -185,14 +186,12 @@ unsafe fn free_generic(page: *mut Page, p: *mut u8) {
             let heap = (*page).heap.load(Ordering::Relaxed);
             (*heap).free_local(page, block);
         } else if owner == OWNER_ABANDONED {
-            // Read before the push: afterwards the page may be gone.
-            let used = (*page).abandoned_used.load(Ordering::Relaxed) as usize;
-            match (*page).push_thread_free(block) {
-                Pushed::Count(count) if count == used => arena::free_abandoned_if_empty(page),
-                Pushed::Count(_) => {}
+            match (*page).abandon_words().free_into(block, (*page).key) {
+                AbandonedFree::Last => arena::free_abandoned_if_empty(page),
+                AbandonedFree::Pushed => {}
                 // Adopted meanwhile by a heap that found it full: hand the
                 // block to that heap, as for any full page.
-                Pushed::Delayed => push_delayed_and_end(page, block),
+                AbandonedFree::Delayed => push_delayed_and_end(page, block),
             }
         } else {
             free_block_mt(page, block);
@@ -220,13 +219,15 @@ unsafe fn free_block_mt(page: *mut Page, block: *mut Block) {
 /// # Safety
 /// The caller's push on `page` returned `Pushed::Delayed` and `block` is ours.
 unsafe fn push_delayed_and_end(page: *mut Page, block: *mut Block) {
-    // SAFETY: the heap is kept alive while the page is in DelayedFreeing.
+    // SAFETY: the page is in DelayedFreeing, entered by our push of `block`:
+    // its heap is alive until `hand_over` leaves that state.
     unsafe {
-        let heap: *mut Heap = (*page).heap.load(Ordering::Acquire);
-        debug_assert!(!heap.is_null());
-        Heap::push_delayed(heap, block);
-        (*page).end_delayed_freeing();
-    }
+        crate::delayed::hand_over(
+            &(*page).thread_free,
+            || Heap::delayed_list((*page).heap.load(Ordering::Acquire)),
+            block,
+        )
+    };
 }
 
 /// Debug builds and `secure` builds: is `block` already on the owner's free

@@ -5,7 +5,7 @@
 //!  pages_direct[wsize]  -> first page of the bin for each word size <= 128
 //!  queues[bin]          -> pages of a bin (first = allocating page)
 //!  queues[BIN_FULL]     -> pages with no free block (UseDelayedFree set)
-//!  thread_delayed_free  -> atomic list: frees into full pages by other threads
+//!  thread_delayed_free  -> DelayedList: frees into full pages by other threads
 //! ```
 //!
 //! The heap owns pages, never chunks: it takes them from the arena (an
@@ -25,6 +25,7 @@
 use crate::arena;
 use crate::block::Block;
 use crate::constants::*;
+use crate::delayed::DelayedList;
 use crate::page::{DelayedState, Page, FLAG_IN_FULL};
 use crate::page_queue::PageQueue;
 use crate::platform;
@@ -35,7 +36,7 @@ use crate::stats::{self, Counter};
 use crate::tagged_stack::{StackNode, TaggedStack};
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 #[repr(C)]
 pub struct Heap {
@@ -44,7 +45,7 @@ pub struct Heap {
     // --- slow path ---
     pub(crate) thread_id: usize,
     pub(crate) queues: [PageQueue; BIN_COUNT],
-    pub(crate) thread_delayed_free: AtomicPtr<Block>,
+    pub(crate) thread_delayed_free: DelayedList,
     /// Slow-path calls so far (drives periodic work).
     pub(crate) generic_count: u64,
     /// Bins whose first page may be retiring.
@@ -52,8 +53,6 @@ pub struct Heap {
     pub(crate) retired_max: usize,
     /// Next time (ms) purging is worth a look.
     pub(crate) next_purge_at: u64,
-    /// Link in the pool of unused heap structs.
-    pool_next: *mut Heap,
     /// State of the heap's random stream (secret page keys with `secure`).
     random: u64,
 }
@@ -84,12 +83,11 @@ const fn empty_heap() -> Heap {
         pages_direct: [EMPTY_PAGE.0.get(); PAGES_DIRECT],
         thread_id: 0,
         queues: empty_queues(),
-        thread_delayed_free: AtomicPtr::new(ptr::null_mut()),
+        thread_delayed_free: DelayedList::new(),
         generic_count: 0,
         retired_min: BIN_FULL,
         retired_max: 0,
         next_purge_at: 0,
-        pool_next: ptr::null_mut(),
         random: 0,
     }
 }
@@ -118,7 +116,17 @@ fn empty_page() -> *mut Page {
 
 // ------------------------------------------------------------------ heap pool
 
-static POOL: TaggedStack<Heap> = TaggedStack::new();
+/// A heap struct's place in platform memory. The pool's link lies outside
+/// the `Heap`, so (re)initialising a heap with a whole-struct write never
+/// touches the word a stale pop of the pool may be reading at that moment.
+#[repr(C)]
+struct HeapSlot {
+    /// First, so a slot's address is its heap's.
+    heap: core::mem::MaybeUninit<Heap>,
+    pool_next: AtomicUsize,
+}
+
+static POOL: TaggedStack<HeapSlot> = TaggedStack::new();
 
 /// In the child after `fork`: threads that were popping a stack are gone.
 pub fn after_fork_in_child() {
@@ -126,11 +134,20 @@ pub fn after_fork_in_child() {
     arena::reset_after_fork();
 }
 
-impl StackNode for Heap {
-    unsafe fn next_slot(node: *mut Self) -> *mut *mut Self {
-        // SAFETY: the caller passes a live heap struct.
-        unsafe { ptr::addr_of_mut!((*node).pool_next) }
+impl StackNode for HeapSlot {
+    unsafe fn link<'a>(node: *mut Self) -> &'a AtomicUsize {
+        // SAFETY: the caller passes a slot of a heap chunk (never unmapped).
+        unsafe { &(*node).pool_next }
     }
+}
+
+/// Give an unused heap struct back to the pool.
+///
+/// # Safety
+/// `heap` came from [`heap_struct_alloc`] and nothing uses it any more.
+unsafe fn heap_struct_free(heap: *mut Heap) {
+    // SAFETY: as the caller guarantees: a slot of a heap chunk, ours.
+    unsafe { POOL.push(heap.cast::<HeapSlot>()) };
 }
 
 const HEAP_CHUNK: usize = 64 * 1024;
@@ -139,17 +156,17 @@ const HEAP_CHUNK: usize = 64 * 1024;
 /// platform memory (the surplus goes to the pool). Never unmapped, so the
 /// pool's pops may always read a node.
 fn heap_struct_alloc() -> *mut Heap {
-    if let Some(heap) = POOL.pop() {
-        return heap;
+    if let Some(slot) = POOL.pop() {
+        return slot.cast();
     }
     let Some(chunk) = platform::os_alloc_aligned(HEAP_CHUNK, OS_PAGE_SIZE) else {
         return ptr::null_mut();
     };
-    let size = core::mem::size_of::<Heap>().next_multiple_of(64);
+    let size = core::mem::size_of::<HeapSlot>().next_multiple_of(64);
     let count = HEAP_CHUNK / size;
     for i in 1..count {
         // SAFETY: slot `i` lies inside the fresh chunk; pushing hands it to the pool.
-        unsafe { POOL.push(chunk.base.add(i * size).cast()) };
+        unsafe { POOL.push(chunk.base.add(i * size).cast::<HeapSlot>()) };
     }
     chunk.base.cast()
 }
@@ -191,7 +208,7 @@ fn heap_init_thread() -> *mut Heap {
     if !platform::heap_set(heap) {
         // Embedded: no room to record the heap (thread table full).
         // SAFETY: the struct is unused and unpublished.
-        unsafe { POOL.push(heap) };
+        unsafe { heap_struct_free(heap) };
         return ptr::null_mut();
     }
     platform::register_thread_exit(heap);
@@ -246,7 +263,7 @@ pub(crate) unsafe fn heap_abandon(heap: *mut Heap, current: bool) {
     }
     // SAFETY: the heap is unreachable now: no page refers to it (all were
     // freed or abandoned with their heap pointer cleared).
-    unsafe { POOL.push(heap) };
+    unsafe { heap_struct_free(heap) };
 }
 
 // ------------------------------------------------------------------ allocation
@@ -639,22 +656,19 @@ impl Heap {
 
     /// Free the blocks other threads handed over because their page was full.
     pub(crate) fn drain_delayed_free(&mut self) {
-        if self.thread_delayed_free.load(Ordering::Relaxed).is_null() {
-            return;
-        }
-        let mut block = self
-            .thread_delayed_free
-            .swap(ptr::null_mut(), Ordering::Acquire);
-        while !block.is_null() {
-            // SAFETY: blocks on the delayed list are handed-out block starts
-            // of pages of this heap (the pusher checked), published with Release.
+        // SAFETY: blocks on the delayed list are handed-out block starts of
+        // pages of this heap (the pusher checked), live until freed here.
+        let blocks = unsafe {
+            self.thread_delayed_free.drain(|block| {
+                ptr::addr_of!((*crate::free::page_of_owned(block.cast())).thread_free)
+            })
+        };
+        // Each block comes after its pusher left DelayedFreeing.
+        for block in blocks {
+            // SAFETY: as above; the block is ours now.
             unsafe {
-                let next = Block::next(block);
                 let page = crate::free::page_of_owned(block.cast());
-                // Wait out the pusher's DelayedFreeing before touching the page.
-                (*page).set_delayed_state(DelayedState::NoDelayedFree, false);
                 self.free_local(page, block);
-                block = next;
             }
         }
     }
@@ -677,23 +691,15 @@ impl Heap {
         }
     }
 
-    /// Push a block on this heap's delayed list (any thread).
+    /// This heap's delayed list, for a freer in `DelayedFreeing`
+    /// (`delayed::hand_over`).
     ///
     /// # Safety
-    /// `block` is a handed-out block start of a page of this heap, owned by
-    /// the caller, and this heap is alive (the page is in `DelayedFreeing`).
-    pub(crate) unsafe fn push_delayed(heap: *mut Heap, block: *mut Block) {
-        // SAFETY: the heap is alive while the page is in DelayedFreeing.
-        let list = unsafe { &(*heap).thread_delayed_free };
-        let mut head = list.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: we own the block until the CAS publishes it.
-            unsafe { Block::set_next(block, head) };
-            match list.compare_exchange_weak(head, block, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(cur) => head = cur,
-            }
-        }
+    /// `heap` is alive (the freer's page is in `DelayedFreeing`).
+    pub(crate) unsafe fn delayed_list(heap: *mut Heap) -> *const DelayedList {
+        debug_assert!(!heap.is_null());
+        // SAFETY: as the caller guarantees.
+        unsafe { ptr::addr_of!((*heap).thread_delayed_free) }
     }
 
     // -------------------------------------------------------------- collection

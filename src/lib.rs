@@ -8,6 +8,7 @@
 //! | [`global_alloc`]  | `mirs::Mirs`, the Rust `GlobalAlloc`                      |
 //! | [`alloc`], [`mod@free`] | malloc / zalloc / calloc / realloc / aligned; free      |
 //! | [`heap`]          | thread-local heap: direct pages, bin queues, delayed free |
+//! | `thread_free`, `delayed` | the lock-free lists other threads free into (loom-modelled) |
 //! | [`page`], [`page_queue`], [`block`] | free / local_free / thread_free lists   |
 //! | `arena`, `chunk`, `chunk_map` (crate-private) | shared chunks of 64 KiB slices, spans, abandoned pages, purge |
 //! | [`platform`]      | memory, thread identity, TLS slot, output (hosted/embedded) |
@@ -60,6 +61,7 @@ pub(crate) mod arena;
 pub(crate) mod chunk;
 #[cfg(not(loom))]
 pub(crate) mod chunk_map;
+pub(crate) mod delayed;
 pub mod tagged_stack;
 pub mod thread_free;
 

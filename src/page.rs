@@ -35,7 +35,8 @@ use crate::heap::Heap;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
-pub use crate::thread_free::{DelayedState, Pushed, ThreadFree};
+use crate::thread_free::AbandonWords;
+pub use crate::thread_free::{DelayedState, Pushed, ThreadFree, OWNER_ABANDONED};
 
 /// Page is in the heap's full queue.
 pub const FLAG_IN_FULL: u8 = 1;
@@ -44,9 +45,6 @@ pub const FLAG_HAS_ALIGNED: u8 = 2;
 
 /// `owner` of a page header that is not a page (its span is free).
 pub const OWNER_NONE: usize = 0;
-/// `owner` of a page whose thread exited while it held live blocks; any
-/// thread needing its size class may adopt it (`arena::adopt`).
-pub const OWNER_ABANDONED: usize = usize::MAX - 1;
 /// `owner` of a one-block page (singleton span or huge chunk): no heap owns
 /// it; whichever thread frees the block frees the span.
 pub const OWNER_SINGLETON: usize = usize::MAX;
@@ -451,6 +449,15 @@ impl Page {
     /// `override_never`.
     pub fn set_delayed_state(&self, state: DelayedState, override_never: bool) {
         self.thread_free.set_state(state, override_never);
+    }
+
+    /// The atomics of the abandoned-page protocol (any thread).
+    pub(crate) fn abandon_words(&self) -> AbandonWords<'_> {
+        AbandonWords {
+            owner: &self.owner,
+            abandoned_used: &self.abandoned_used,
+            thread_free: &self.thread_free,
+        }
     }
 
     // ------------------------------------------------------------ checking
