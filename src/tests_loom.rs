@@ -72,10 +72,11 @@ fn start(main_yields: bool) {
 
 // ------------------------------------------------------------------ blocks
 
-/// A freed block: the first word is the `Block` link.
+/// A freed block: the first word is the `Block` link (a loom cell under
+/// `--cfg loom`, so every link access of the real lists is checked too).
 #[repr(C)]
 struct TBlock {
-    link: *mut Block,
+    link: Block,
     /// What the last user wrote; the owner must see it after taking the block.
     payload: UnsafeCell<usize>,
 }
@@ -84,7 +85,7 @@ fn new_blocks(n: usize) -> Vec<usize> {
     (0..n)
         .map(|_| {
             Box::into_raw(Box::new(TBlock {
-                link: ptr::null_mut(),
+                link: Block::for_model(),
                 payload: UnsafeCell::new(0),
             })) as usize
         })
