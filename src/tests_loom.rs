@@ -29,11 +29,37 @@ use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use std::{boxed::Box, ptr, vec::Vec};
+use std::{boxed::Box, vec::Vec};
 
-/// Preemption bound: 3 finds every deliberately planted bug we tried (see
-/// the report) and keeps the suite around a second.
-const PREEMPTIONS: usize = 3;
+/// Preemption bound. 3 already finds every bug we planted (a relaxed CAS or
+/// swap in `ThreadFree` or `DelayedList`, no wait in the drain, leaving
+/// `DelayedFreeing` before the push, no owner test in `may_free`, no ABA
+/// tag, no `await_readers`); 4 explores about four times as many
+/// interleavings and keeps the models near ten seconds (5: a minute).
+const PREEMPTIONS: usize = 4;
+
+/// How often each outcome of a model happened over all its interleavings:
+/// each must happen at least once, or the model no longer reaches the case
+/// it was written for.
+struct Outcomes<const N: usize>([std::sync::atomic::AtomicUsize; N]);
+
+impl<const N: usize> Outcomes<N> {
+    const fn new() -> Self {
+        Outcomes([const { std::sync::atomic::AtomicUsize::new(0) }; N])
+    }
+
+    fn hit(&self, i: usize) {
+        self.0[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn assert_all(&self, names: [&str; N]) {
+        for (n, name) in self.0.iter().zip(names) {
+            let n = n.load(std::sync::atomic::Ordering::Relaxed);
+            std::eprintln!("  outcome {name}: {n}");
+            assert!(n > 0, "no interleaving reached: {name}");
+        }
+    }
+}
 
 /// Check `f` twice: once as written, once with the main thread yielding
 /// where its concurrent part starts (`f` gets the flag and passes it to
@@ -268,6 +294,7 @@ fn loom_delayed_free() {
         let mut seen = Vec::new();
         start(y);
         heap.drain(&tf, &blocks, &mut seen);
+        let delayed_early = seen.len();
         take_stack(tf.take_all(), &blocks, &mut seen);
         tf.set_state(DelayedState::NoDelayedFree, false);
         // Nobody can enter DelayedFreeing from NoDelayedFree, and set_state
@@ -276,13 +303,29 @@ fn loom_delayed_free() {
         for h in handles {
             h.join().unwrap();
         }
+        let before = seen.len();
         heap.drain(&tf, &blocks, &mut seen);
+        // At most one free took the delayed path (the first push from
+        // UseDelayedFree; none if the owner reset the state first).
+        let delayed_late = seen.len() - before;
+        assert!(
+            delayed_early + delayed_late <= 1,
+            "one delayed free at most"
+        );
         take_stack(tf.take_all(), &blocks, &mut seen);
         assert_each_once(&mut seen, &blocks);
         assert_eq!(tf.state(), DelayedState::NoDelayedFree);
+        DELAYED.hit(delayed_early + 2 * delayed_late);
         free_blocks(&blocks);
     });
+    DELAYED.assert_all([
+        "no delayed free (state reset first)",
+        "delayed free drained while the freers ran",
+        "delayed free drained after the join",
+    ]);
 }
+
+static DELAYED: Outcomes<3> = Outcomes::new();
 
 // ------------------------------------------------------------------ 3. NeverDelayedFree
 
@@ -504,14 +547,13 @@ impl AbPage {
     }
 
     /// `arena::abandon` (lock, publish, unlock, then the abandoner's check).
-    fn abandon(&self, live: u32) {
+    /// Returns whether this call freed the page.
+    fn abandon(&self, live: u32) -> bool {
         {
             let _arena = self.arena.lock().unwrap();
             self.words().publish(live);
         }
-        if self.words().emptied_meanwhile(live) {
-            self.free_if_empty();
-        }
+        self.words().emptied_meanwhile(live) && self.free_if_empty()
     }
 
     /// `arena::free_abandoned_if_empty` and the sweep in `arena::purge`:
@@ -545,23 +587,25 @@ impl AbPage {
     /// `free::free_generic` for a thread that does not own the page:
     /// dispatch on the owner word (Acquire), then the real free path.
     /// `heap` is the adopter's heap (`page.heap` once adopted).
-    fn free(&self, heap: &TestHeap, blocks: &[usize], i: usize) {
+    /// Returns whether this call freed the page.
+    fn free(&self, heap: &TestHeap, blocks: &[usize], i: usize) -> bool {
         let b = blocks[i] as *mut Block;
         write_payload(blocks[i], i + 1);
         let owner = self.owner.load(Ordering::Acquire);
         assert_ne!(owner, OWNER_NONE, "page freed while a block was live");
-        if owner == OWNER_ABANDONED {
-            // SAFETY: the block is ours, the page saw abandoned.
-            match unsafe { self.words().free_into(b, ListKey::PLAIN) } {
-                AbandonedFree::Last => {
-                    self.free_if_empty();
-                }
-                AbandonedFree::Pushed => {}
-                // SAFETY: our push entered DelayedFreeing.
-                AbandonedFree::Delayed => unsafe { hand_over(&self.tf, || heap.list(), b) },
-            }
-        } else {
+        if owner != OWNER_ABANDONED {
             free_mt(&self.tf, heap, blocks, i);
+            return false;
+        }
+        // SAFETY: the block is ours, the page seen abandoned.
+        match unsafe { self.words().free_into(b, ListKey::PLAIN) } {
+            AbandonedFree::Last => self.free_if_empty(),
+            AbandonedFree::Pushed => false,
+            AbandonedFree::Delayed => {
+                // SAFETY: our push entered DelayedFreeing.
+                unsafe { hand_over(&self.tf, || heap.list(), b) };
+                false
+            }
         }
     }
 }
@@ -587,20 +631,33 @@ fn loom_abandoned_page_last_free() {
             })
             .collect();
         start(y);
-        page.abandon(2);
-        for h in handles {
-            h.join().unwrap();
-        }
+        let by_abandoner = page.abandon(2);
+        let by_freer = handles.into_iter().any(|h| h.join().unwrap());
         assert!(page.pages_freed() <= 1);
-        page.free_if_empty();
+        let by_sweep = page.free_if_empty();
         assert_eq!(page.pages_freed(), 1, "freed exactly once");
+        LAST_FREE.hit(if by_abandoner {
+            0
+        } else if by_freer {
+            1
+        } else {
+            assert!(by_sweep);
+            2
+        });
         assert!(!page.free_if_empty(), "a freed page is not freed again");
         let mut seen = Vec::new();
         take_stack(page.tf.take_all(), &blocks, &mut seen);
         assert_each_once(&mut seen, &blocks);
         free_blocks(&blocks);
     });
+    LAST_FREE.assert_all([
+        "freed by the abandoner",
+        "by the last freer",
+        "by the sweep",
+    ]);
 }
+
+static LAST_FREE: Outcomes<3> = Outcomes::new();
 
 /// An abandoned page with one live block: a thread frees that block while
 /// another adopts the page (as `Heap::find_page`: adopt, re-enable delayed
@@ -629,7 +686,9 @@ fn loom_abandoned_page_adopt_vs_last_free() {
                 page.tf.set_state(DelayedState::UseDelayedFree, false);
             }
         }
-        h.join().unwrap();
+        let collected = seen.len();
+        let freed_by_freer = h.join().unwrap();
+        assert_eq!(freed_by_freer, page.pages_freed() == 1);
         assert_eq!(
             page.pages_freed() + adopted as usize,
             1,
@@ -638,12 +697,29 @@ fn loom_abandoned_page_adopt_vs_last_free() {
         if adopted {
             // The adopter's next slow path: delayed frees, then its page.
             heap.drain(&page.tf, &blocks, &mut seen);
+            let delayed = seen.len() - collected;
             take_stack(page.tf.take_all(), &blocks, &mut seen);
+            ADOPT.hit(if collected == 1 {
+                1
+            } else if delayed == 1 {
+                2
+            } else {
+                3
+            });
         } else {
             assert_eq!(page.owner.load(Ordering::Relaxed), OWNER_NONE);
             take_stack(page.tf.take_all(), &blocks, &mut seen);
+            ADOPT.hit(0);
         }
         assert_each_once(&mut seen, &blocks);
         free_blocks(&blocks);
     });
+    ADOPT.assert_all([
+        "freed by the last free",
+        "adopted, block collected at adoption",
+        "adopted, block through the delayed list",
+        "adopted, block on thread_free later",
+    ]);
 }
+
+static ADOPT: Outcomes<4> = Outcomes::new();
