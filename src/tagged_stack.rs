@@ -59,7 +59,6 @@ fn unpack_tag(word: usize) -> usize {
     word >> ADDR_BITS
 }
 
-#[cfg(not(loom))]
 impl<T: StackNode> Default for TaggedStack<T> {
     fn default() -> Self {
         Self::new()
