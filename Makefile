@@ -133,6 +133,7 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --lib --features $(LIB_FEATURES) -- -D warnings
 	$(CARGO) clippy --all-targets --features thread-local,header -- -D warnings
+	RUSTFLAGS="$(LOOM_FLAGS)" CARGO_TARGET_DIR=target/loom $(CARGO) clippy --lib --profile test -- -D warnings
 ifeq ($(HAVE_STABLE),yes)
 	CARGO_TARGET_DIR=target/stable $(STABLE) clippy --all-targets -- -D warnings
 	cd tests/global_alloc && CARGO_TARGET_DIR=../../target/stable-global-alloc $(STABLE) clippy --all-targets -- -D warnings

@@ -37,13 +37,13 @@ use crate::chunk::{
 use crate::chunk_map;
 use crate::constants::*;
 use crate::heap::Heap;
-use crate::page::{Page, OWNER_ABANDONED, OWNER_NONE, OWNER_SINGLETON};
+use crate::page::{Page, OWNER_NONE, OWNER_SINGLETON};
 use crate::platform;
 use crate::size_class::{bin_of_size, BIN_COUNT};
 use crate::stats::{self, Counter};
 use crate::sync::SpinLock;
 use core::ptr;
-use core::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 struct State {
     /// Normal chunks, oldest first (older chunks are preferred for new
@@ -652,19 +652,17 @@ pub unsafe fn abandon(page: *mut Page) {
     {
         let _st = ARENA.lock();
         p.heap.store(ptr::null_mut(), Ordering::Relaxed);
-        p.abandoned_used.store(used, Ordering::Relaxed);
-        p.owner.store(OWNER_ABANDONED, Ordering::Release);
+        p.abandon_words().publish(used);
         // SAFETY: the page's chunk is live; we hold the lock.
         unsafe { Chunk::meta(chunk) }.abandoned |= 1 << p.span().0;
         ABANDONED[bin].fetch_add(1, Ordering::Relaxed);
         ABANDONED_TOTAL.fetch_add(1, Ordering::Relaxed);
     }
     stats::add(Counter::Abandoned, 1);
-    // Frees that pushed before `owner` changed saw a live owner and will
-    // not check; frees after it do (`free_abandoned_if_empty`). The fence
-    // pairs with the pushers' CAS, so one side sees the other.
-    fence(Ordering::SeqCst);
-    if p.thread_free.count() == used as usize {
+    // Frees that saw a live owner do not check; frees after the
+    // publication do (`free_abandoned_if_empty`). One that falls between
+    // leaves the page for the sweep in `purge`.
+    if p.abandon_words().emptied_meanwhile(used) {
         free_abandoned_if_empty(page);
     }
 }
@@ -682,9 +680,7 @@ pub fn free_abandoned_if_empty(page: *mut Page) {
     // SAFETY: the chunk is live (in the map, lock held); its page headers
     // are readable.
     let p = unsafe { &*page };
-    if p.owner.load(Ordering::Acquire) != OWNER_ABANDONED
-        || p.thread_free.count() != p.abandoned_used.load(Ordering::Relaxed) as usize
-    {
+    if !p.abandon_words().may_free() {
         return;
     }
     // SAFETY: an abandoned page is the lock holder's to change.
@@ -736,8 +732,9 @@ pub fn adopt(heap: *mut Heap, owner: usize, block_size: usize) -> *mut Page {
     unsafe { unmark_abandoned(page) };
     // SAFETY: as above.
     let p = unsafe { &*page };
+    debug_assert!(p.abandon_words().may_adopt());
     p.heap.store(heap, Ordering::Relaxed);
-    p.owner.store(owner, Ordering::Release);
+    p.abandon_words().adopt(owner);
     stats::add(Counter::Reclaimed, 1);
     page
 }
@@ -802,9 +799,7 @@ pub fn purge(force: bool) {
             bits &= bits - 1;
             // SAFETY: an abandoned page of a live chunk, lock held.
             let p = unsafe { &*page };
-            if p.thread_free.count() == p.abandoned_used.load(Ordering::Relaxed) as usize
-                && n_release < release.len()
-            {
+            if p.abandon_words().may_free() && n_release < release.len() {
                 // SAFETY: as above: abandoned pages are the lock holder's.
                 unsafe { unmark_abandoned(page) };
                 stats::page_freed(p.area_bytes());

@@ -14,7 +14,12 @@ use core::ptr;
 
 #[repr(C)]
 pub struct Block {
+    #[cfg(not(loom))]
     next: usize,
+    /// Under loom a tracked cell, so the models see every link read and
+    /// write of the real lists (a read not ordered after the write is reported).
+    #[cfg(loom)]
+    next: loom::cell::UnsafeCell<usize>,
 }
 
 /// How a page stores free-list links (zero-sized without `secure`).
@@ -115,7 +120,7 @@ impl Block {
     #[inline(always)]
     pub unsafe fn next_with(block: *mut Block, key: ListKey) -> *mut Block {
         // SAFETY: the caller guarantees a free block, whose first word is the link.
-        key.decode(unsafe { (*block).next })
+        key.decode(unsafe { Block::load_link(block) })
     }
 
     /// # Safety
@@ -123,7 +128,50 @@ impl Block {
     #[inline(always)]
     pub unsafe fn set_next_with(block: *mut Block, next: *mut Block, key: ListKey) {
         // SAFETY: the caller owns the block; writing its first word is in bounds.
-        unsafe { (*block).next = key.encode(next) }
+        unsafe { Block::store_link(block, key.encode(next)) }
+    }
+
+    /// # Safety
+    /// `block` points at a readable word.
+    #[cfg(not(loom))]
+    #[inline(always)]
+    unsafe fn load_link(block: *mut Block) -> usize {
+        // SAFETY: as the caller guarantees.
+        unsafe { (*block).next }
+    }
+
+    /// # Safety
+    /// `block` points at a writable word the caller owns.
+    #[cfg(not(loom))]
+    #[inline(always)]
+    unsafe fn store_link(block: *mut Block, v: usize) {
+        // SAFETY: as the caller guarantees.
+        unsafe { (*block).next = v }
+    }
+
+    /// # Safety
+    /// `block` points at a live `Block` made by [`Block::for_model`].
+    #[cfg(loom)]
+    unsafe fn load_link(block: *mut Block) -> usize {
+        // SAFETY: as the caller guarantees; loom checks the read is ordered
+        // after the last write.
+        unsafe { (*block).next.with(|p| *p) }
+    }
+
+    /// # Safety
+    /// As for the loom `load_link`.
+    #[cfg(loom)]
+    unsafe fn store_link(block: *mut Block, v: usize) {
+        // SAFETY: as the caller guarantees; loom checks the write races with nothing.
+        unsafe { (*block).next.with_mut(|p| *p = v) }
+    }
+
+    /// A free block for the loom models (a tracked link, null).
+    #[cfg(loom)]
+    pub fn for_model() -> Block {
+        Block {
+            next: loom::cell::UnsafeCell::new(0),
+        }
     }
 
     /// Does the block's second word hold `mark`, the value every free block

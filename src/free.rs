@@ -28,6 +28,7 @@ use crate::heap::Heap;
 use crate::output::invalid_free;
 use crate::page::{Page, Pushed, OWNER_ABANDONED, OWNER_NONE, OWNER_SINGLETON};
 use crate::platform;
+use crate::thread_free::AbandonedFree;
 use core::sync::atomic::Ordering;
 
 /// Free a block. Null is ignored; a pointer that is not a live mirs block
@@ -201,14 +202,12 @@ unsafe fn free_generic(p: *mut u8, page: *mut Page) {
         }
         Block::set_free_mark(block, (*page).free_mark());
         if owner == OWNER_ABANDONED {
-            // Read before the push: afterwards the page may be gone.
-            let used = (*page).abandoned_used.load(Ordering::Relaxed) as usize;
-            match (*page).push_thread_free(block) {
-                Pushed::Count(count) if count == used => arena::free_abandoned_if_empty(page),
-                Pushed::Count(_) => {}
+            match (*page).abandon_words().free_into(block, (*page).key()) {
+                AbandonedFree::Last => arena::free_abandoned_if_empty(page),
+                AbandonedFree::Pushed => {}
                 // Adopted meanwhile by a heap that found it full: hand the
                 // block to that heap, as for any full page.
-                Pushed::Delayed => push_delayed_and_end(page, block),
+                AbandonedFree::Delayed => push_delayed_and_end(page, block),
             }
         } else {
             free_block_mt(page, block);
@@ -236,41 +235,15 @@ unsafe fn free_block_mt(page: *mut Page, block: *mut Block) {
 /// # Safety
 /// The caller's push on `page` returned `Pushed::Delayed` and `block` is ours.
 unsafe fn push_delayed_and_end(page: *mut Page, block: *mut Block) {
-    // SAFETY: the heap is kept alive while the page is in DelayedFreeing.
+    // SAFETY: the page is in DelayedFreeing, entered by our push of `block`:
+    // its heap is alive until `hand_over` leaves that state.
     unsafe {
-        let heap: *mut Heap = (*page).heap.load(Ordering::Acquire);
-        debug_assert!(!heap.is_null());
-        #[cfg(test)]
-        delayed_free_window(DelayedWindow::BeforePush, block);
-        Heap::push_delayed(heap, block);
-        #[cfg(test)]
-        delayed_free_window(DelayedWindow::BeforeEnd, block);
-        (*page).end_delayed_freeing();
-    }
-}
-
-/// Tests: where in [`push_delayed_and_end`]'s window the hook is called.
-#[cfg(test)]
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum DelayedWindow {
-    /// In `DelayedFreeing`, the block not yet on the heap's delayed list.
-    BeforePush,
-    /// The block on the delayed list, `DelayedFreeing` not yet left.
-    BeforeEnd,
-}
-
-/// Tests: called at both points of the delayed-free window (set once, then
-/// read with one atomic load), so a test can park a freeing thread there
-/// (`tests::fork_window`). Not compiled outside `cfg(test)`.
-#[cfg(test)]
-pub(crate) static DELAYED_FREE_HOOK: std::sync::OnceLock<fn(DelayedWindow, *mut Block)> =
-    std::sync::OnceLock::new();
-
-#[cfg(test)]
-fn delayed_free_window(at: DelayedWindow, block: *mut Block) {
-    if let Some(hook) = DELAYED_FREE_HOOK.get() {
-        hook(at, block);
-    }
+        crate::delayed::hand_over(
+            &(*page).thread_free,
+            || Heap::delayed_list((*page).heap.load(Ordering::Acquire)),
+            block,
+        )
+    };
 }
 
 #[cold]

@@ -5,7 +5,7 @@
 //!  pages_direct[wsize]  -> first page of the bin for each word size <= 128
 //!  queues[bin]          -> pages of a bin (first = allocating page)
 //!  queues[BIN_FULL]     -> pages with no free block (UseDelayedFree set)
-//!  thread_delayed_free  -> atomic list: frees into full pages by other threads
+//!  thread_delayed_free  -> DelayedList: frees into full pages by other threads
 //! ```
 //!
 //! The heap owns pages, never chunks: it takes them from the arena (an
@@ -25,16 +25,17 @@
 use crate::arena;
 use crate::block::Block;
 use crate::constants::*;
+use crate::delayed::DelayedList;
 use crate::page::{DelayedState, OwnedPage, Page, FLAG_IN_FULL};
 use crate::page_queue::PageQueue;
 use crate::platform;
 use crate::size_class::{
     bin_block_size, bin_of_size, bin_of_wsize, wsize_of, BIN_COUNT, BIN_FULL, BIN_HUGE,
 };
-use crate::tagged_stack::StackNode;
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+#[cfg(any(test, feature = "internals"))]
+use core::sync::atomic::Ordering;
 
 #[repr(C)]
 pub struct Heap {
@@ -43,7 +44,7 @@ pub struct Heap {
     // --- slow path ---
     pub(crate) thread_id: usize,
     pub(crate) queues: [PageQueue; BIN_COUNT],
-    pub(crate) thread_delayed_free: AtomicPtr<Block>,
+    pub(crate) thread_delayed_free: DelayedList,
     /// Slow-path calls so far (drives periodic work).
     pub(crate) generic_count: u64,
     /// Bins whose first page may be retiring.
@@ -51,8 +52,6 @@ pub struct Heap {
     pub(crate) retired_max: usize,
     /// Next time (ms) purging is worth a look.
     pub(crate) next_purge_at: u64,
-    /// Link in the pool of unused heap structs.
-    pool_next: *mut Heap,
     /// State of the heap's random stream (secret page keys with `secure`).
     random: u64,
 }
@@ -83,12 +82,11 @@ const fn empty_heap() -> Heap {
         pages_direct: [EMPTY_PAGE.0.get(); PAGES_DIRECT],
         thread_id: 0,
         queues: empty_queues(),
-        thread_delayed_free: AtomicPtr::new(ptr::null_mut()),
+        thread_delayed_free: DelayedList::new(),
         generic_count: 0,
         retired_min: BIN_FULL,
         retired_max: 0,
         next_purge_at: 0,
-        pool_next: ptr::null_mut(),
         random: 0,
     }
 }
@@ -113,13 +111,6 @@ pub fn is_empty_heap(heap: *const Heap) -> bool {
 
 fn empty_page() -> *mut Page {
     EMPTY_PAGE.0.get()
-}
-
-impl StackNode for Heap {
-    unsafe fn next_slot(node: *mut Self) -> *mut *mut Self {
-        // SAFETY: the caller passes a live heap struct.
-        unsafe { ptr::addr_of_mut!((*node).pool_next) }
-    }
 }
 
 impl Heap {
@@ -461,22 +452,19 @@ impl Heap {
 
     /// Free the blocks other threads handed over because their page was full.
     pub(crate) fn drain_delayed_free(&mut self) {
-        if self.thread_delayed_free.load(Ordering::Relaxed).is_null() {
-            return;
-        }
-        let mut block = self
-            .thread_delayed_free
-            .swap(ptr::null_mut(), Ordering::Acquire);
-        while !block.is_null() {
-            // SAFETY: blocks on the delayed list are handed-out block starts
-            // of pages of this heap (the pusher checked), published with Release.
+        // SAFETY: blocks on the delayed list are handed-out block starts of
+        // pages of this heap (the pusher checked), live until freed here.
+        let blocks = unsafe {
+            self.thread_delayed_free.drain(|block| {
+                ptr::addr_of!((*crate::free::page_of_owned(block.cast())).thread_free)
+            })
+        };
+        // Each block comes after its pusher left DelayedFreeing.
+        for block in blocks {
+            // SAFETY: as above; the block is ours now.
             unsafe {
-                let next = Block::next(block);
                 let page = crate::free::page_of_owned(block.cast());
-                // Wait out the pusher's DelayedFreeing before touching the page.
-                (*page).set_delayed_state(DelayedState::NoDelayedFree, false);
                 self.free_local(page, block);
-                block = next;
             }
         }
     }
@@ -518,23 +506,15 @@ impl Heap {
         }
     }
 
-    /// Push a block on this heap's delayed list (any thread).
+    /// This heap's delayed list, for a freer in `DelayedFreeing`
+    /// (`delayed::hand_over`).
     ///
     /// # Safety
-    /// `block` is a handed-out block start of a page of this heap, owned by
-    /// the caller, and this heap is alive (the page is in `DelayedFreeing`).
-    pub(crate) unsafe fn push_delayed(heap: *mut Heap, block: *mut Block) {
-        // SAFETY: the heap is alive while the page is in DelayedFreeing.
-        let list = unsafe { &(*heap).thread_delayed_free };
-        let mut head = list.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: we own the block until the CAS publishes it.
-            unsafe { Block::set_next(block, head) };
-            match list.compare_exchange_weak(head, block, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(cur) => head = cur,
-            }
-        }
+    /// `heap` is alive (the freer's page is in `DelayedFreeing`).
+    pub(crate) unsafe fn delayed_list(heap: *mut Heap) -> *const DelayedList {
+        debug_assert!(!heap.is_null());
+        // SAFETY: as the caller guarantees.
+        unsafe { ptr::addr_of!((*heap).thread_delayed_free) }
     }
 
     // -------------------------------------------------------------- collection

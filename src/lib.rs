@@ -18,7 +18,7 @@
 //! | `heap`                          | thread-local heap: direct pages, bin queues, delayed free |
 //! | `page`, `page_queue`            | a page: free / local_free / thread_free lists        |
 //! | `arena`, `chunk`, `chunk_map`   | shared chunks of 64 KiB slices, spans, abandoned pages, purge |
-//! | `thread_free`, `block`, `tagged_stack` | the atomic free stack, free-list links, the pool stack |
+//! | `thread_free`, `delayed`, `block`, `tagged_stack` | the lock-free lists other threads free into (loom-modelled), free-list links, the pool stack |
 //! | `stats`, `options`, `output`    | statistics, `MIRS_*` options, printing (fixed buffer, `write(2)`) |
 //! | `platform`                      | memory, time, thread id, output, errno, thread-exit/fork callbacks |
 //! | `size_class`, `constants`, `sync` | bins, the sizes that tie everything together, atomics (loom) |
@@ -60,6 +60,7 @@ pub(crate) mod size_class;
 pub(crate) mod sync;
 
 pub(crate) mod block;
+pub(crate) mod delayed;
 pub(crate) mod tagged_stack;
 pub(crate) mod thread_free;
 

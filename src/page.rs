@@ -44,7 +44,8 @@ use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
-pub use crate::thread_free::{DelayedState, Pushed, ThreadFree};
+use crate::thread_free::AbandonWords;
+pub use crate::thread_free::{DelayedState, Pushed, ThreadFree, OWNER_ABANDONED};
 
 /// Page is in the heap's full queue.
 pub const FLAG_IN_FULL: u8 = 1;
@@ -53,9 +54,6 @@ pub const FLAG_HAS_ALIGNED: u8 = 2;
 
 /// `owner` of a page header that is not a page (its span is free).
 pub const OWNER_NONE: usize = 0;
-/// `owner` of a page whose thread exited while it held live blocks; any
-/// thread needing its size class may adopt it (`arena::adopt`).
-pub const OWNER_ABANDONED: usize = usize::MAX - 1;
 /// `owner` of a one-block page (singleton span or huge chunk): no heap owns
 /// it; whichever thread frees the block frees the span.
 pub const OWNER_SINGLETON: usize = usize::MAX;
@@ -395,7 +393,7 @@ impl Page {
     /// `thread_free` with one CAS, or, when the page is in its heap's full
     /// queue, claim the right to hand it to the heap's delayed list.
     /// Returns `Pushed::Delayed` when the caller must do that (see
-    /// [`Page::end_delayed_freeing`]), else the stack's new length.
+    /// `delayed::hand_over`), else the stack's new length.
     ///
     /// # Safety
     /// `block` is a handed-out block start of this page, owned by the caller.
@@ -404,9 +402,13 @@ impl Page {
         unsafe { self.thread_free.push(block, self.key()) }
     }
 
-    /// Leave the `DelayedFreeing` state entered by [`Page::push_thread_free`].
-    pub fn end_delayed_freeing(&self) {
-        self.thread_free.end_delayed_freeing();
+    /// The atomics of the abandoned-page protocol (any thread).
+    pub(crate) fn abandon_words(&self) -> AbandonWords<'_> {
+        AbandonWords {
+            owner: &self.owner,
+            abandoned_used: &self.abandoned_used,
+            thread_free: &self.thread_free,
+        }
     }
 
     /// Owner: switch the delayed-free state, waiting out a non-owner that is

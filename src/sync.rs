@@ -3,9 +3,9 @@
 //! the real code.
 
 #[cfg(not(loom))]
-pub use core::sync::atomic::{AtomicUsize, Ordering};
+pub use core::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 #[cfg(loom)]
-pub use loom::sync::atomic::{AtomicUsize, Ordering};
+pub use loom::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 /// Wait a moment in a spin loop for another thread to make progress (loom
 /// needs every spin loop to yield, or it never schedules the other thread).

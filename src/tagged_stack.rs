@@ -10,21 +10,27 @@
 //! `head.next` before another thread popped and re-pushed the same node fails
 //! its CAS instead of installing a stale `next` (the ABA problem).
 //!
+//! A pop reads the `next` link of a node another thread may be popping and
+//! re-pushing at the same moment, so links are atomics ([`StackNode::link`]),
+//! written only through the stack: no plain access to a link can race. The
+//! value a stale pop reads is thrown away by its failing CAS.
+//!
 //! Nodes are never unmapped while a pop may still read them: callers either
 //! never unmap nodes (heap metadata) or wait with [`TaggedStack::await_readers`]
-//! before unmapping (chunks).
+//! before unmapping.
 
 use crate::sync::{AtomicUsize, Ordering};
-use core::ptr;
 
 const ADDR_BITS: u32 = 48;
 const ADDR_MASK: usize = (1 << ADDR_BITS) - 1;
 
-/// A node links to the next through a word of its own.
+/// A node links to the next through an atomic word of its own, which only
+/// the stack reads or writes (while the node is on the stack, or may still
+/// be read by a pop that loaded it: until [`TaggedStack::await_readers`]).
 pub trait StackNode {
     /// # Safety
-    /// `node` is a live node.
-    unsafe fn next_slot(node: *mut Self) -> *mut *mut Self;
+    /// `node` is a live node (mapped, and valid for the returned reference's use).
+    unsafe fn link<'a>(node: *mut Self) -> &'a AtomicUsize;
 }
 
 pub struct TaggedStack<T> {
@@ -53,7 +59,6 @@ fn unpack_tag(word: usize) -> usize {
     word >> ADDR_BITS
 }
 
-#[cfg(not(loom))]
 impl<T: StackNode> Default for TaggedStack<T> {
     fn default() -> Self {
         Self::new()
@@ -84,8 +89,10 @@ impl<T: StackNode> TaggedStack<T> {
         debug_assert!(unpack_node(pack(node as usize, 0)) == node as usize);
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
-            // SAFETY: we own `node` until the CAS publishes it.
-            unsafe { *T::next_slot(node) = unpack_node(head) as *mut T };
+            // SAFETY: the caller passes a live node it owns.
+            let link = unsafe { T::link(node) };
+            // Relaxed: the Release CAS below publishes it.
+            link.store(unpack_node(head), Ordering::Relaxed);
             let new = pack(node as usize, unpack_tag(head).wrapping_add(1));
             match self
                 .head
@@ -111,9 +118,10 @@ impl<T: StackNode> TaggedStack<T> {
             }
             // SAFETY: `node` was on the stack when we loaded `head`; it may
             // have been popped since, but it stays mapped while `readers` is
-            // non-zero. A stale `next` is rejected by the tag in the CAS.
-            let next = unsafe { ptr::read_volatile(T::next_slot(node)) };
-            let new = pack(next as usize, unpack_tag(head).wrapping_add(1));
+            // non-zero, and its link is an atomic. A stale `next` is
+            // rejected by the tag in the CAS.
+            let next = unsafe { T::link(node) }.load(Ordering::Relaxed);
+            let new = pack(next, unpack_tag(head).wrapping_add(1));
             match self
                 .head
                 .compare_exchange_weak(head, new, Ordering::SeqCst, Ordering::SeqCst)
@@ -154,13 +162,13 @@ mod tests {
     use std::{boxed::Box, sync::Arc, thread, vec::Vec};
 
     struct Node {
-        next: *mut Node,
+        next: AtomicUsize,
         value: usize,
     }
     impl StackNode for Node {
-        unsafe fn next_slot(node: *mut Self) -> *mut *mut Self {
+        unsafe fn link<'a>(node: *mut Self) -> &'a AtomicUsize {
             // SAFETY: the caller passes a live node.
-            unsafe { ptr::addr_of_mut!((*node).next) }
+            unsafe { &(*node).next }
         }
     }
 
@@ -170,7 +178,7 @@ mod tests {
         let nodes: Vec<*mut Node> = (0..3)
             .map(|v| {
                 Box::into_raw(Box::new(Node {
-                    next: ptr::null_mut(),
+                    next: AtomicUsize::new(0),
                     value: v,
                 }))
             })
@@ -202,7 +210,7 @@ mod tests {
         const PER: usize = 2000;
         for v in 0..4 * PER {
             let n = Box::into_raw(Box::new(Node {
-                next: ptr::null_mut(),
+                next: AtomicUsize::new(0),
                 value: v,
             }));
             // SAFETY: fresh node.

@@ -1,6 +1,11 @@
 //! Model tests of the lock-free protocols with loom: every interleaving (up
-//! to a preemption bound) of the real `ThreadFree`, `TaggedStack` and
-//! abandoned-state code, with loom's atomics (see `sync.rs`).
+//! to a preemption bound) of the real code, with loom's atomics (see
+//! `sync.rs`): `ThreadFree` (push, collect, delayed states), the heap's
+//! `DelayedList` with `delayed::hand_over` and `DelayedList::drain`, the
+//! abandoned-page rule (`AbandonWords`), and `TaggedStack`. What a model
+//! writes itself is only what the allocator's callers do between those
+//! calls (dispatch on the owner word, taking the arena lock, which a loom
+//! mutex stands in for), each next to the function it stands for.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom -Z tls-model=initial-exec" cargo test --release --lib loom
@@ -11,20 +16,50 @@
 //! taking it: loom reports a causality violation if the protocol's orderings
 //! do not make the handover a happens-before edge. Likewise the modelled heap
 //! and stack nodes are "unmapped" with a tracked write, so any later or
-//! unordered read of them is reported.
+//! unordered read of them is reported. Every model checks that each block
+//! arrives exactly once.
 
-use crate::block::Block;
+use crate::block::{Block, ListKey};
+use crate::delayed::{hand_over, DelayedList};
 use crate::tagged_stack::{StackNode, TaggedStack};
-use crate::thread_free::{DelayedState, Pushed, ThreadFree};
+use crate::thread_free::{
+    AbandonWords, AbandonedFree, DelayedState, Pushed, ThreadFree, OWNER_ABANDONED,
+};
 use loom::cell::UnsafeCell;
-use loom::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use std::{boxed::Box, ptr, vec::Vec};
+use std::{boxed::Box, vec::Vec};
 
-/// Preemption bound: 3 finds every deliberately planted bug we tried (see
-/// the report) and keeps the suite around a second.
-const PREEMPTIONS: usize = 3;
+/// Preemption bound. 3 already finds every bug we planted (a relaxed CAS or
+/// swap in `ThreadFree` or `DelayedList`, no wait in the drain, leaving
+/// `DelayedFreeing` before the push, no owner test in `may_free`, no ABA
+/// tag, no `await_readers`); 4 explores about four times as many
+/// interleavings and keeps the models near ten seconds (5: a minute).
+const PREEMPTIONS: usize = 4;
+
+/// How often each outcome of a model happened over all its interleavings:
+/// each must happen at least once, or the model no longer reaches the case
+/// it was written for.
+struct Outcomes<const N: usize>([std::sync::atomic::AtomicUsize; N]);
+
+impl<const N: usize> Outcomes<N> {
+    const fn new() -> Self {
+        Outcomes([const { std::sync::atomic::AtomicUsize::new(0) }; N])
+    }
+
+    fn hit(&self, i: usize) {
+        self.0[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn assert_all(&self, names: [&str; N]) {
+        for (n, name) in self.0.iter().zip(names) {
+            let n = n.load(std::sync::atomic::Ordering::Relaxed);
+            std::eprintln!("  outcome {name}: {n}");
+            assert!(n > 0, "no interleaving reached: {name}");
+        }
+    }
+}
 
 /// Check `f` twice: once as written, once with the main thread yielding
 /// where its concurrent part starts (`f` gets the flag and passes it to
@@ -63,10 +98,11 @@ fn start(main_yields: bool) {
 
 // ------------------------------------------------------------------ blocks
 
-/// A freed block: the first word is the `Block` link.
+/// A freed block: the first word is the `Block` link (a loom cell under
+/// `--cfg loom`, so every link access of the real lists is checked too).
 #[repr(C)]
 struct TBlock {
-    link: *mut Block,
+    link: Block,
     /// What the last user wrote; the owner must see it after taking the block.
     payload: UnsafeCell<usize>,
 }
@@ -75,7 +111,7 @@ fn new_blocks(n: usize) -> Vec<usize> {
     (0..n)
         .map(|_| {
             Box::into_raw(Box::new(TBlock {
-                link: ptr::null_mut(),
+                link: Block::for_model(),
                 payload: UnsafeCell::new(0),
             })) as usize
         })
@@ -95,7 +131,6 @@ fn write_payload(b: usize, v: usize) {
     unsafe { &(*(b as *mut TBlock)).payload }.with_mut(|p| unsafe { *p = v });
 }
 
-/// Walk a list the caller took, check payloads, append to `seen`.
 /// Walk a stack taken with `ThreadFree::take_all`; its length word must
 /// match the blocks on it.
 fn take_stack((head, len): (*mut Block, usize), blocks: &[usize], seen: &mut Vec<usize>) {
@@ -110,19 +145,26 @@ fn take_stack((head, len): (*mut Block, usize), blocks: &[usize], seen: &mut Vec
 
 fn take_list(mut cur: *mut Block, blocks: &[usize], seen: &mut Vec<usize>) {
     while !cur.is_null() {
-        let b = cur as usize;
-        let i = blocks
-            .iter()
-            .position(|&x| x == b)
-            .expect("foreign block on a list");
-        assert!(!seen.contains(&b), "block seen twice");
-        // SAFETY: a live test block, now owned by the caller.
-        let v = unsafe { &(*(b as *mut TBlock)).payload }.with(|p| unsafe { *p });
-        assert_eq!(v, i + 1, "owner does not see the freeing thread's write");
-        seen.push(b);
-        // SAFETY: a member of the list the caller owns.
-        cur = unsafe { Block::next(cur) };
+        // SAFETY: a member of the list the caller owns; read before `take_one`.
+        let next = unsafe { Block::next(cur) };
+        take_one(cur, blocks, seen);
+        cur = next;
     }
+}
+
+/// The owner takes block `b`: one of ours, not seen before, carrying its
+/// freeing thread's write.
+fn take_one(b: *mut Block, blocks: &[usize], seen: &mut Vec<usize>) {
+    let b = b as usize;
+    let i = blocks
+        .iter()
+        .position(|&x| x == b)
+        .expect("foreign block on a list");
+    assert!(!seen.contains(&b), "block seen twice");
+    // SAFETY: a live test block, now owned by the caller.
+    let v = unsafe { &(*(b as *mut TBlock)).payload }.with(|p| unsafe { *p });
+    assert_eq!(v, i + 1, "owner does not see the freeing thread's write");
+    seen.push(b);
 }
 
 fn assert_each_once(seen: &mut Vec<usize>, blocks: &[usize]) {
@@ -132,10 +174,10 @@ fn assert_each_once(seen: &mut Vec<usize>, blocks: &[usize]) {
     assert_eq!(*seen, all, "a block was lost or duplicated");
 }
 
-/// The heap's side of delayed free: its delayed list and its lifetime.
+/// The heap's side of delayed free: its real delayed list, and its lifetime.
 struct TestHeap {
     /// As `Heap::thread_delayed_free`.
-    delayed: AtomicPtr<Block>,
+    delayed: DelayedList,
     /// The heap's memory: written (freed) by the owner when the thread exits.
     alive: UnsafeCell<bool>,
 }
@@ -143,62 +185,47 @@ struct TestHeap {
 impl TestHeap {
     fn new() -> Self {
         TestHeap {
-            delayed: AtomicPtr::new(ptr::null_mut()),
+            delayed: DelayedList::new(),
             alive: UnsafeCell::new(true),
         }
     }
 
-    /// A non-owner touches the heap: it must be alive and the owner's
-    /// freeing write must not race with this read.
-    fn assert_alive(&self) {
+    /// A non-owner reads the heap (`page.heap` in `push_delayed_and_end`):
+    /// it must be alive and the owner's freeing write must not race with
+    /// this read.
+    fn list(&self) -> *const DelayedList {
         // SAFETY: loom's tracked cell; the read is what the model checks.
         assert!(self.alive.with(|a| unsafe { *a }), "heap used after free");
+        &self.delayed
     }
 
-    /// As `Heap::push_delayed`.
-    fn push_delayed(&self, block: *mut Block) {
-        self.assert_alive();
-        let mut head = self.delayed.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: we own the block until the CAS publishes it.
-            unsafe { Block::set_next(block, head) };
-            match self.delayed.compare_exchange_weak(
-                head,
-                block,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(cur) => head = cur,
-            }
-        }
-        self.assert_alive();
-    }
-
-    /// As `Heap::drain_delayed_free` for one page: swap the list, wait out
-    /// the pusher (`set_state(NoDelayedFree)`) before using each block.
+    /// `Heap::drain_delayed_free` for blocks of the page whose word is `tf`.
     fn drain(&self, tf: &ThreadFree, blocks: &[usize], seen: &mut Vec<usize>) {
-        let mut cur = self.delayed.swap(ptr::null_mut(), Ordering::Acquire);
-        while !cur.is_null() {
-            // SAFETY: a block on the list we took.
-            let next = unsafe { Block::next(cur) };
-            tf.set_state(DelayedState::NoDelayedFree, false);
-            // SAFETY: unlink it so `take_list` sees just this block.
-            unsafe { Block::set_next(cur, ptr::null_mut()) };
-            take_list(cur, blocks, seen);
-            cur = next;
+        // SAFETY: every block of the model lies in the one page `tf` belongs to.
+        for b in unsafe { self.delayed.drain(|_| tf as *const ThreadFree) } {
+            // `drain` reset the state after the pusher left DelayedFreeing.
+            assert_ne!(tf.state(), DelayedState::DelayedFreeing);
+            take_one(b, blocks, seen);
         }
+    }
+
+    /// The thread exits: the heap's memory goes away (a tracked write that
+    /// any unordered read races with).
+    fn free(&self) {
+        // SAFETY: loom's tracked cell.
+        self.alive.with_mut(|a| unsafe { *a = false });
     }
 }
 
-/// A non-owner frees block `i` into the page (as `free_block_mt`).
+/// A non-owner frees block `i` into the page whose word is `tf`, as
+/// `free::free_block_mt`: push, or hand over to the heap's delayed list.
 fn free_mt(tf: &ThreadFree, heap: &TestHeap, blocks: &[usize], i: usize) {
-    let b = blocks[i];
-    write_payload(b, i + 1);
+    let b = blocks[i] as *mut Block;
+    write_payload(blocks[i], i + 1);
     // SAFETY: the block is ours (handed out, now being freed).
-    if unsafe { tf.push(b as *mut Block, crate::block::ListKey::PLAIN) } == Pushed::Delayed {
-        heap.push_delayed(b as *mut Block);
-        tf.end_delayed_freeing();
+    if unsafe { tf.push(b, ListKey::PLAIN) } == Pushed::Delayed {
+        // SAFETY: our push entered DelayedFreeing; the heap lives until we leave it.
+        unsafe { hand_over(tf, || heap.list(), b) };
     }
 }
 
@@ -267,6 +294,7 @@ fn loom_delayed_free() {
         let mut seen = Vec::new();
         start(y);
         heap.drain(&tf, &blocks, &mut seen);
+        let delayed_early = seen.len();
         take_stack(tf.take_all(), &blocks, &mut seen);
         tf.set_state(DelayedState::NoDelayedFree, false);
         // Nobody can enter DelayedFreeing from NoDelayedFree, and set_state
@@ -275,13 +303,29 @@ fn loom_delayed_free() {
         for h in handles {
             h.join().unwrap();
         }
+        let before = seen.len();
         heap.drain(&tf, &blocks, &mut seen);
+        // At most one free took the delayed path (the first push from
+        // UseDelayedFree; none if the owner reset the state first).
+        let delayed_late = seen.len() - before;
+        assert!(
+            delayed_early + delayed_late <= 1,
+            "one delayed free at most"
+        );
         take_stack(tf.take_all(), &blocks, &mut seen);
         assert_each_once(&mut seen, &blocks);
         assert_eq!(tf.state(), DelayedState::NoDelayedFree);
+        DELAYED.hit(delayed_early + 2 * delayed_late);
         free_blocks(&blocks);
     });
+    DELAYED.assert_all([
+        "no delayed free (state reset first)",
+        "delayed free drained while the freers ran",
+        "delayed free drained after the join",
+    ]);
 }
+
+static DELAYED: Outcomes<3> = Outcomes::new();
 
 // ------------------------------------------------------------------ 3. NeverDelayedFree
 
@@ -305,9 +349,7 @@ fn loom_never_delayed_free_heap_lifetime() {
         tf.set_state(DelayedState::NeverDelayedFree, false);
         assert_eq!(tf.state(), DelayedState::NeverDelayedFree);
         heap.drain(&tf, &blocks, &mut seen);
-        // The heap goes away: a tracked write that any unordered read races with.
-        // SAFETY: loom's tracked cell; an unordered access races with this write.
-        heap.alive.with_mut(|a| unsafe { *a = false });
+        heap.free();
         h.join().unwrap();
         // The abandoned page is collected later by whoever reclaims it.
         take_stack(tf.take_all(), &blocks, &mut seen);
@@ -352,14 +394,14 @@ fn loom_never_delayed_free_override() {
 // ------------------------------------------------------------------ 4. TaggedStack
 
 struct Node {
-    next: *mut Node,
+    next: AtomicUsize,
     /// The node's memory is mapped; cleared (a tracked write) when the test
-    /// "unmaps" it. Every access through `next_slot` reads it.
+    /// "unmaps" it. Every access through `link` reads it.
     mapped: UnsafeCell<bool>,
 }
 
 impl StackNode for Node {
-    unsafe fn next_slot(node: *mut Self) -> *mut *mut Self {
+    unsafe fn link<'a>(node: *mut Self) -> &'a AtomicUsize {
         // SAFETY: the node was allocated by the test and is freed only after
         // every thread joined.
         unsafe {
@@ -367,7 +409,7 @@ impl StackNode for Node {
                 (*node).mapped.with(|m| *m),
                 "stack read a node after it was unmapped"
             );
-            ptr::addr_of_mut!((*node).next)
+            &(*node).next
         }
     }
 }
@@ -376,7 +418,7 @@ fn new_nodes(stack: &TaggedStack<Node>, n: usize) -> Vec<usize> {
     let nodes: Vec<usize> = (0..n)
         .map(|_| {
             Box::into_raw(Box::new(Node {
-                next: ptr::null_mut(),
+                next: AtomicUsize::new(0),
                 mapped: UnsafeCell::new(true),
             })) as usize
         })
@@ -463,86 +505,221 @@ fn loom_tagged_stack_await_readers() {
 
 // ------------------------------------------------------------------ 5. abandoned pages
 
-/// The page side of `arena::abandon` / `free_abandoned_if_empty` and the
-/// abandoned branch of `free_generic`: the owner abandons a page holding
-/// two live blocks while two other threads free them. The arena lock is a
-/// mutex here; `thread_free` is the real code. The page must be freed at
-/// most once by the threads and exactly once after the sweep (the
-/// `arena::purge` pass), and never while a block is still live.
-const OWNED: usize = 7;
-const ABANDONED: usize = 1;
-const FREED: usize = 0;
-
+/// The three atomics of a page header that the abandoned-page rule uses,
+/// and the arena lock (a loom mutex counting the pages it freed).
 struct AbPage {
     owner: AtomicUsize,
-    used: AtomicUsize,
+    abandoned_used: AtomicU32,
     tf: ThreadFree,
-    lock: loom::sync::Mutex<usize>, // pages freed
+    /// How many blocks the model hands out: the page may be freed only
+    /// once all of them are on `thread_free` (the model's own count, not
+    /// the page's).
+    handed_out: usize,
+    /// `arena::ARENA`: held around `publish`, `adopt` and freeing a page.
+    arena: loom::sync::Mutex<usize>,
 }
 
+/// The exiting owner's thread id (others' ids are never stored).
+const OWNER: usize = 7;
+/// The adopter's thread id.
+const ADOPTER: usize = 9;
+const OWNER_NONE: usize = 0;
+
 impl AbPage {
-    /// `free_abandoned_if_empty`: re-check under the lock.
-    fn free_if_empty(&self) {
-        let mut freed = self.lock.lock().unwrap();
-        if self.owner.load(Ordering::Acquire) == ABANDONED
-            && self.tf.count() == self.used.load(Ordering::Relaxed)
+    fn new(owner: usize, state: DelayedState, handed_out: usize) -> Self {
+        let page = AbPage {
+            owner: AtomicUsize::new(owner),
+            abandoned_used: AtomicU32::new(0),
+            tf: ThreadFree::new(),
+            handed_out,
+            arena: loom::sync::Mutex::new(0),
+        };
+        page.tf.set_state(state, true);
+        page
+    }
+
+    fn words(&self) -> AbandonWords<'_> {
+        AbandonWords {
+            owner: &self.owner,
+            abandoned_used: &self.abandoned_used,
+            thread_free: &self.tf,
+        }
+    }
+
+    /// `arena::abandon` (lock, publish, unlock, then the abandoner's check).
+    /// Returns whether this call freed the page.
+    fn abandon(&self, live: u32) -> bool {
         {
-            assert_eq!(self.tf.count(), 2, "freed with a live block");
-            self.owner.store(FREED, Ordering::Release);
-            *freed += 1;
+            let _arena = self.arena.lock().unwrap();
+            self.words().publish(live);
+        }
+        self.words().emptied_meanwhile(live) && self.free_if_empty()
+    }
+
+    /// `arena::free_abandoned_if_empty` and the sweep in `arena::purge`:
+    /// re-check under the lock, then free the span (`release_span` sets
+    /// `OWNER_NONE`). Returns whether this call freed the page.
+    fn free_if_empty(&self) -> bool {
+        let mut freed = self.arena.lock().unwrap();
+        if !self.words().may_free() {
+            return false;
+        }
+        assert_eq!(self.tf.count(), self.handed_out, "freed with a live block");
+        self.owner.store(OWNER_NONE, Ordering::Release);
+        *freed += 1;
+        true
+    }
+
+    /// `arena::adopt` for one page: true if `new_owner` got it.
+    fn adopt(&self, new_owner: usize) -> bool {
+        let _arena = self.arena.lock().unwrap();
+        if !self.words().may_adopt() {
+            return false;
+        }
+        self.words().adopt(new_owner);
+        true
+    }
+
+    fn pages_freed(&self) -> usize {
+        *self.arena.lock().unwrap()
+    }
+
+    /// `free::free_generic` for a thread that does not own the page:
+    /// dispatch on the owner word (Acquire), then the real free path.
+    /// `heap` is the adopter's heap (`page.heap` once adopted).
+    /// Returns whether this call freed the page.
+    fn free(&self, heap: &TestHeap, blocks: &[usize], i: usize) -> bool {
+        let b = blocks[i] as *mut Block;
+        write_payload(blocks[i], i + 1);
+        let owner = self.owner.load(Ordering::Acquire);
+        assert_ne!(owner, OWNER_NONE, "page freed while a block was live");
+        if owner != OWNER_ABANDONED {
+            free_mt(&self.tf, heap, blocks, i);
+            return false;
+        }
+        // SAFETY: the block is ours, the page seen abandoned.
+        match unsafe { self.words().free_into(b, ListKey::PLAIN) } {
+            AbandonedFree::Last => self.free_if_empty(),
+            AbandonedFree::Pushed => false,
+            AbandonedFree::Delayed => {
+                // SAFETY: our push entered DelayedFreeing.
+                unsafe { hand_over(&self.tf, || heap.list(), b) };
+                false
+            }
         }
     }
 }
 
+/// The owner abandons a page holding two live blocks while two other
+/// threads free them (each sees the owner live or abandoned). The real
+/// `publish` / `emptied_meanwhile` / `free_into` / `may_free` decide; the
+/// page must be freed at most once by the threads, never with a block still
+/// out, exactly once after the sweep (`arena::purge`, which catches a free
+/// that raced with the abandonment), and each block must be on its
+/// `thread_free` exactly once.
 #[test]
 fn loom_abandoned_page_last_free() {
     model(|y| {
-        let page = Arc::new(AbPage {
-            owner: AtomicUsize::new(OWNED),
-            used: AtomicUsize::new(0),
-            tf: ThreadFree::new(),
-            lock: loom::sync::Mutex::new(0),
-        });
-        page.tf.set_state(DelayedState::NeverDelayedFree, false);
+        // collect_abandon set NeverDelayedFree before abandoning.
+        let page = Arc::new(AbPage::new(OWNER, DelayedState::NeverDelayedFree, 2));
+        let heap = Arc::new(TestHeap::new());
         let blocks = Arc::new(new_blocks(2));
         let handles: Vec<_> = (0..2)
             .map(|i| {
-                let (page, blocks) = (page.clone(), blocks.clone());
-                thread::spawn(move || {
-                    // The abandoned branch of free_generic: read, then push.
-                    let owner = page.owner.load(Ordering::Acquire);
-                    let used = page.used.load(Ordering::Relaxed);
-                    // SAFETY: the block is ours until the push publishes it.
-                    let pushed = unsafe {
-                        page.tf
-                            .push(blocks[i] as *mut Block, crate::block::ListKey::PLAIN)
-                    };
-                    if let Pushed::Count(n) = pushed {
-                        if owner == ABANDONED && n == used {
-                            page.free_if_empty();
-                        }
-                    }
-                })
+                let (page, heap, blocks) = (page.clone(), heap.clone(), blocks.clone());
+                thread::spawn(move || page.free(&heap, &blocks, i))
             })
             .collect();
         start(y);
-        // arena::abandon
-        {
-            let _g = page.lock.lock().unwrap();
-            page.used.store(2, Ordering::Relaxed);
-            page.owner.store(ABANDONED, Ordering::Release);
-        }
-        loom::sync::atomic::fence(Ordering::SeqCst);
-        if page.tf.count() == 2 {
-            page.free_if_empty();
-        }
-        for h in handles {
-            h.join().unwrap();
-        }
-        assert!(*page.lock.lock().unwrap() <= 1);
-        // The sweep frees a page whose last free raced with the abandonment.
-        page.free_if_empty();
-        assert_eq!(*page.lock.lock().unwrap(), 1, "freed exactly once");
+        let by_abandoner = page.abandon(2);
+        let by_freer = handles.into_iter().any(|h| h.join().unwrap());
+        assert!(page.pages_freed() <= 1);
+        let by_sweep = page.free_if_empty();
+        assert_eq!(page.pages_freed(), 1, "freed exactly once");
+        LAST_FREE.hit(if by_abandoner {
+            0
+        } else if by_freer {
+            1
+        } else {
+            assert!(by_sweep);
+            2
+        });
+        assert!(!page.free_if_empty(), "a freed page is not freed again");
+        let mut seen = Vec::new();
+        take_stack(page.tf.take_all(), &blocks, &mut seen);
+        assert_each_once(&mut seen, &blocks);
         free_blocks(&blocks);
     });
+    LAST_FREE.assert_all([
+        "freed by the abandoner",
+        "by the last freer",
+        "by the sweep",
+    ]);
 }
+
+static LAST_FREE: Outcomes<3> = Outcomes::new();
+
+/// An abandoned page with one live block: a thread frees that block while
+/// another adopts the page (as `Heap::find_page`: adopt, re-enable delayed
+/// frees with the override, collect; found full, it goes to the full queue
+/// with `UseDelayedFree`). Either the free is the last one and frees the
+/// page, or the adopter gets it and the block reaches the adopter (on
+/// `thread_free` or through its delayed list), never both, never neither.
+#[test]
+fn loom_abandoned_page_adopt_vs_last_free() {
+    model(|y| {
+        let page = Arc::new(AbPage::new(OWNER, DelayedState::NeverDelayedFree, 1));
+        page.abandon(1);
+        let heap = Arc::new(TestHeap::new());
+        let blocks = Arc::new(new_blocks(1));
+        let h = {
+            let (page, heap, blocks) = (page.clone(), heap.clone(), blocks.clone());
+            thread::spawn(move || page.free(&heap, &blocks, 0))
+        };
+        let mut seen = Vec::new();
+        start(y);
+        let adopted = page.adopt(ADOPTER);
+        if adopted {
+            page.tf.set_state(DelayedState::NoDelayedFree, true);
+            take_stack(page.tf.take_all(), &blocks, &mut seen);
+            if seen.is_empty() {
+                page.tf.set_state(DelayedState::UseDelayedFree, false);
+            }
+        }
+        let collected = seen.len();
+        let freed_by_freer = h.join().unwrap();
+        assert_eq!(freed_by_freer, page.pages_freed() == 1);
+        assert_eq!(
+            page.pages_freed() + adopted as usize,
+            1,
+            "the page is freed or adopted, exactly one of them"
+        );
+        if adopted {
+            // The adopter's next slow path: delayed frees, then its page.
+            heap.drain(&page.tf, &blocks, &mut seen);
+            let delayed = seen.len() - collected;
+            take_stack(page.tf.take_all(), &blocks, &mut seen);
+            ADOPT.hit(if collected == 1 {
+                1
+            } else if delayed == 1 {
+                2
+            } else {
+                3
+            });
+        } else {
+            assert_eq!(page.owner.load(Ordering::Relaxed), OWNER_NONE);
+            take_stack(page.tf.take_all(), &blocks, &mut seen);
+            ADOPT.hit(0);
+        }
+        assert_each_once(&mut seen, &blocks);
+        free_blocks(&blocks);
+    });
+    ADOPT.assert_all([
+        "freed by the last free",
+        "adopted, block collected at adoption",
+        "adopted, block through the delayed list",
+        "adopted, block on thread_free later",
+    ]);
+}
+
+static ADOPT: Outcomes<4> = Outcomes::new();

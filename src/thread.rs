@@ -26,7 +26,8 @@ use crate::constants::OS_PAGE_SIZE;
 use crate::heap::{self, Heap, EMPTY_HEAP_PTR, EXITING_HEAP_PTR};
 use crate::platform;
 use crate::stats::{self, Counter};
-use crate::tagged_stack::TaggedStack;
+use crate::sync::AtomicUsize;
+use crate::tagged_stack::{StackNode, TaggedStack};
 use core::ffi::c_void;
 use core::ptr;
 
@@ -96,7 +97,24 @@ fn heap_set(heap: *mut Heap) -> bool {
 
 // ------------------------------------------------------------------ heap pool
 
-static POOL: TaggedStack<Heap> = TaggedStack::new();
+/// A heap struct's place in platform memory. The pool's link lies outside
+/// the `Heap`, so (re)initialising a heap with a whole-struct write never
+/// touches the word a stale pop of the pool may be reading at that moment.
+#[repr(C)]
+struct HeapSlot {
+    /// First, so a slot's address is its heap's.
+    heap: core::mem::MaybeUninit<Heap>,
+    pool_next: AtomicUsize,
+}
+
+impl StackNode for HeapSlot {
+    unsafe fn link<'a>(node: *mut Self) -> &'a AtomicUsize {
+        // SAFETY: the caller passes a slot of a heap chunk (never unmapped).
+        unsafe { &(*node).pool_next }
+    }
+}
+
+static POOL: TaggedStack<HeapSlot> = TaggedStack::new();
 
 const HEAP_CHUNK: usize = 64 * 1024;
 
@@ -104,20 +122,29 @@ const HEAP_CHUNK: usize = 64 * 1024;
 /// platform memory (the surplus goes to the pool). Never unmapped, so the
 /// pool's pops may always read a node.
 fn heap_struct_alloc() -> *mut Heap {
-    if let Some(heap) = POOL.pop() {
-        return heap;
+    if let Some(slot) = POOL.pop() {
+        return slot.cast();
     }
     let Some(chunk) = platform::os_alloc_aligned(HEAP_CHUNK, OS_PAGE_SIZE) else {
         return ptr::null_mut();
     };
-    let size = core::mem::size_of::<Heap>().next_multiple_of(64);
+    let size = core::mem::size_of::<HeapSlot>().next_multiple_of(64);
     let count = HEAP_CHUNK / size;
     for i in 1..count {
-        let slot = chunk.base.wrapping_add(i * size).cast();
+        let slot = chunk.base.wrapping_add(i * size).cast::<HeapSlot>();
         // SAFETY: slot `i` lies inside the fresh chunk; pushing hands it to the pool.
         unsafe { POOL.push(slot) };
     }
     chunk.base.cast()
+}
+
+/// Give an unused heap struct back to the pool.
+///
+/// # Safety
+/// `heap` came from [`heap_struct_alloc`] and nothing uses it any more.
+unsafe fn heap_struct_free(heap: *mut Heap) {
+    // SAFETY: as the caller guarantees: a slot of a heap chunk, ours.
+    unsafe { POOL.push(heap.cast::<HeapSlot>()) };
 }
 
 // ------------------------------------------------------------------ process life
@@ -200,7 +227,7 @@ fn heap_init_thread() -> *mut Heap {
     if !heap_set(heap) {
         // Embedded: no room to record the heap (thread table full).
         // SAFETY: the struct is unused and unpublished.
-        unsafe { POOL.push(heap) };
+        unsafe { heap_struct_free(heap) };
         return ptr::null_mut();
     }
     platform::set_thread_exit_value(heap.cast());
@@ -273,7 +300,7 @@ pub(crate) unsafe fn heap_abandon(heap: *mut Heap, current: bool) {
     }
     // SAFETY: the heap is unreachable now: no page refers to it (all were
     // freed or abandoned with their heap pointer cleared).
-    unsafe { POOL.push(heap) };
+    unsafe { heap_struct_free(heap) };
 }
 
 // ------------------------------------------------------------------ out of memory

@@ -23,10 +23,14 @@
 //!   between reading the heap and leaving `DelayedFreeing`, so after setting
 //!   `NeverDelayedFree` the heap may go away.
 //!
+//! The abandoned-page rule (the last free into an abandoned page frees it)
+//! lives here too, in [`AbandonWords`]: it is a rule about this word's
+//! length and two other atomics of the page, and needs nothing else of it.
+//!
 //! A type of its own so the loom model tests (`tests_loom`) run this code.
 
 use crate::block::{Block, ListKey};
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{fence, AtomicU32, AtomicUsize, Ordering};
 
 /// What a non-owner does with a block it frees into this page, kept in the
 /// low two bits of `thread_free`.
@@ -250,5 +254,112 @@ impl ThreadFree {
 impl Default for ThreadFree {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+// ------------------------------------------------------------------ abandoned pages
+
+/// `owner` of a page whose thread exited while it held live blocks; any
+/// thread needing its size class may adopt it (`arena::adopt`).
+pub const OWNER_ABANDONED: usize = usize::MAX - 1;
+
+/// The three atomics of a page that the abandoned-page protocol uses, and
+/// the protocol's steps. Every caller (`arena::abandon`, `arena::adopt`,
+/// `arena::free_abandoned_if_empty`, the sweep in `arena::purge`, and the
+/// abandoned branch of `free::free_generic`) goes through these methods, and
+/// so do the loom models.
+///
+/// ```text
+/// owner exits:   lock { publish(live) }  then  emptied_meanwhile(live)?  -> free the page
+/// a freer:       owner == OWNER_ABANDONED?  free_into(block) == Last     -> free the page
+/// free the page: lock { may_free()? -> release the span }
+/// adopter:       lock { may_adopt()? -> adopt(owner) }, then collect thread_free
+/// sweep:         lock { may_free()? -> release the span } for every abandoned page
+/// ```
+///
+/// Invariant: while `owner == OWNER_ABANDONED`, the page's live blocks are
+/// `abandoned_used - |thread_free|`; no block is added to the page, so the
+/// length word only grows, and it equals `abandoned_used` exactly when every
+/// block is back. A freer's push that makes the two equal is the last free,
+/// but it frees the page only after the re-check under the arena lock, since
+/// an adopter may have taken the page in between. A free that raced with
+/// the abandonment itself (it saw the old owner, so it does not check, and
+/// pushed after the abandoner's check) leaves the page for the sweep.
+pub struct AbandonWords<'a> {
+    pub owner: &'a AtomicUsize,
+    pub abandoned_used: &'a AtomicU32,
+    pub thread_free: &'a ThreadFree,
+}
+
+/// What [`AbandonWords::free_into`] did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AbandonedFree {
+    /// Pushed on `thread_free`; blocks are still out.
+    Pushed,
+    /// Pushed, and it was the last live block: the caller tries to free the
+    /// page (`arena::free_abandoned_if_empty`, which re-checks).
+    Last,
+    /// The page was adopted meanwhile by a heap that found it full: as
+    /// [`Pushed::Delayed`], the caller hands the block to that heap.
+    Delayed,
+}
+
+impl AbandonWords<'_> {
+    /// Owner, its heap going away, arena lock held: the page has `live`
+    /// blocks out (counting those on `thread_free`) and its delayed state
+    /// is `NeverDelayedFree`. Records the count, then publishes the owner
+    /// word with Release, so a freer that sees `OWNER_ABANDONED` (Acquire)
+    /// sees the count.
+    pub fn publish(&self, live: u32) {
+        self.abandoned_used.store(live, Ordering::Relaxed);
+        self.owner.store(OWNER_ABANDONED, Ordering::Release);
+    }
+
+    /// The abandoner, after [`AbandonWords::publish`] and out of the lock:
+    /// have all `live` blocks come back already (frees that saw the old
+    /// owner do not check)? The SeqCst fence keeps the length load after
+    /// the publication on weakly ordered machines.
+    pub fn emptied_meanwhile(&self, live: u32) -> bool {
+        fence(Ordering::SeqCst);
+        self.thread_free.count() == live as usize
+    }
+
+    /// Free `block` into a page the caller saw abandoned (its `owner` load,
+    /// Acquire, read `OWNER_ABANDONED`). The live count is read before the
+    /// push: after it, the page may be gone.
+    ///
+    /// # Safety
+    /// `block` is a handed-out block of this page, owned by the caller, and
+    /// `key` is the page's list key.
+    pub unsafe fn free_into(&self, block: *mut Block, key: ListKey) -> AbandonedFree {
+        let live = self.abandoned_used.load(Ordering::Relaxed) as usize;
+        // SAFETY: as the caller guarantees.
+        match unsafe { self.thread_free.push(block, key) } {
+            Pushed::Count(n) if n == live => AbandonedFree::Last,
+            Pushed::Count(_) => AbandonedFree::Pushed,
+            Pushed::Delayed => AbandonedFree::Delayed,
+        }
+    }
+
+    /// Arena lock held: is the page still abandoned with every block back,
+    /// so the lock holder may free it? (The lock holder frees it before
+    /// releasing the lock, which makes every later call answer false.)
+    pub fn may_free(&self) -> bool {
+        self.owner.load(Ordering::Acquire) == OWNER_ABANDONED
+            && self.thread_free.count() == self.abandoned_used.load(Ordering::Relaxed) as usize
+    }
+
+    /// Arena lock held: is the page abandoned (so it may be adopted)?
+    pub fn may_adopt(&self) -> bool {
+        self.owner.load(Ordering::Acquire) == OWNER_ABANDONED
+    }
+
+    /// Arena lock held, [`AbandonWords::may_adopt`] true: the page is
+    /// `new_owner`'s from now on (the page's `heap` is set before this
+    /// Release store). The adopter then collects `thread_free` and switches
+    /// the delayed state back with `set_state(_, true)`.
+    pub fn adopt(&self, new_owner: usize) {
+        debug_assert!(self.may_adopt());
+        self.owner.store(new_owner, Ordering::Release);
     }
 }

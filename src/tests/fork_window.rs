@@ -13,7 +13,7 @@
 use super::api;
 use crate::alloc;
 use crate::block::Block;
-use crate::free::{DelayedWindow, DELAYED_FREE_HOOK};
+use crate::delayed::{DelayedWindow, DELAYED_FREE_HOOK};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
