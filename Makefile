@@ -133,6 +133,10 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --lib --features $(LIB_FEATURES) -- -D warnings
 	$(CARGO) clippy --all-targets --features thread-local,header -- -D warnings
+	$(CARGO) clippy --all-targets --features secure -- -D warnings
+	$(CARGO) clippy --lib --features $(LIB_FEATURES),secure -- -D warnings
+	$(CARGO) clippy --lib --no-default-features -- -D warnings
+	$(CARGO) clippy --lib --no-default-features --features thread-local,static-region -- -D warnings
 	RUSTFLAGS="$(LOOM_FLAGS)" CARGO_TARGET_DIR=target/loom $(CARGO) clippy --lib --profile test -- -D warnings
 ifeq ($(HAVE_STABLE),yes)
 	CARGO_TARGET_DIR=target/stable $(STABLE) clippy --all-targets -- -D warnings

@@ -107,15 +107,6 @@ const _: () = {
 };
 
 impl Chunk {
-    /// The chunk whose header is at `base`.
-    ///
-    /// # Safety
-    /// The chunk map lists a live chunk at `base`.
-    #[inline(always)]
-    pub unsafe fn at(base: usize) -> *mut Chunk {
-        base as *mut Chunk
-    }
-
     /// The chunk a page header lives in.
     #[inline(always)]
     pub fn of_page(page: *const Page) -> *mut Chunk {

@@ -135,9 +135,11 @@ pub unsafe fn hand_over(
     #[cfg(all(test, not(loom)))]
     delayed_free_window(DelayedWindow::BeforePush, block);
     // SAFETY: as the caller guarantees: the heap (and its list) is alive
-    // until we leave DelayedFreeing below; the block is ours to give up, and
-    // its page stays mapped (it holds a block only the heap can free now).
-    unsafe { (*list).push(block) };
+    // until we leave DelayedFreeing below.
+    let list = unsafe { &*list };
+    // SAFETY: the block is ours to give up, and its page stays mapped (it
+    // holds a block only the heap can free now).
+    unsafe { list.push(block) };
     #[cfg(all(test, not(loom)))]
     delayed_free_window(DelayedWindow::BeforeEnd, block);
     thread_free.end_delayed_freeing();

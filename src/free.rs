@@ -48,32 +48,36 @@ pub unsafe fn free(p: *mut u8) {
     }
     // SAFETY: the chunk map says a live normal chunk's header is at `base`,
     // and `p` lies in its 4 MiB; the page header is inside that header.
-    unsafe {
-        let chunk = Chunk::at(base);
-        let page = Chunk::page_of(chunk, p);
-        if (*page).owner.load(Ordering::Relaxed) == platform::thread_id() {
-            // We own the page: its owner fields are ours.
-            let pg = Page::owned(page);
-            // A marked block is (almost surely) free already: the slow path
-            // looks it up on the lists.
-            if pg.is_plain_block_start(p) && !pg.is_marked_free(p.cast()) {
-                // An emptied page is retired (cold), unless it already is: a
-                // retiring page that keeps being used is noticed by the heap.
-                if pg.push_local(p.cast()) && pg.retire_expire() == 0 {
-                    retire_page(page);
-                }
-                return;
+    let page = unsafe { Chunk::page_of(base as *mut Chunk, p) };
+    // SAFETY: as above: a page header of a live chunk.
+    if unsafe { &*page }.owner.load(Ordering::Relaxed) == platform::thread_id() {
+        // SAFETY: we own the page: its owner fields are ours.
+        let pg = unsafe { Page::owned(page) };
+        // A marked block is (almost surely) free already: the slow path
+        // looks it up on the lists. (A plain block start of our page is
+        // readable: the mark test reads inside it.)
+        // SAFETY: as said; `p` is the caller's to free.
+        if pg.is_plain_block_start(p) && !unsafe { pg.is_marked_free(p.cast()) } {
+            // An emptied page is retired (cold), unless it already is: a
+            // retiring page that keeps being used is noticed by the heap.
+            // SAFETY: a handed-out block start of our page.
+            if unsafe { pg.push_local(p.cast()) } && pg.retire_expire() == 0 {
+                retire_page(page);
             }
+            return;
         }
-        free_generic(p, page);
     }
+    // SAFETY: a page in use (or not: free_generic checks) of a live chunk.
+    unsafe { free_generic(p, page) }
 }
 
 #[cold]
 #[inline(never)]
 fn retire_page(page: *mut Page) {
-    // SAFETY: the calling thread owns the page, so its heap is the thread's live heap.
-    unsafe { (*(*page).heap.load(Ordering::Relaxed)).page_retire(page) };
+    // SAFETY: the calling thread owns the page, a page of a live chunk.
+    let heap = unsafe { &*page }.heap.load(Ordering::Relaxed);
+    // SAFETY: so its heap is the thread's live heap.
+    unsafe { (*heap).page_retire(page) };
 }
 
 /// Pointers whose 4 MiB region is not a normal chunk's start: null,
@@ -105,14 +109,12 @@ pub(crate) fn resolve(p: *const u8) -> Option<*mut Page> {
         base = chunk_map::chunk_containing(p as usize)?;
         kind = chunk_map::kind_at(base);
     }
-    // SAFETY: the map lists a live chunk at `base` spanning `p`.
-    let page = unsafe {
-        let chunk = Chunk::at(base);
-        if kind == chunk_map::HUGE {
-            Chunk::page(chunk, 0)
-        } else {
-            Chunk::page_of(chunk, p)
-        }
+    let chunk = base as *mut Chunk;
+    let page = if kind == chunk_map::HUGE {
+        Chunk::page(chunk, 0)
+    } else {
+        // SAFETY: the map lists a live chunk at `base` spanning `p`.
+        unsafe { Chunk::page_of(chunk, p) }
     };
     // SAFETY: a page header of a live chunk.
     let owner = unsafe { (*page).owner.load(Ordering::Acquire) };
@@ -134,12 +136,13 @@ fn block_of(page: &Page, owner: usize, p: *mut u8, consume: bool) -> Option<*mut
         let block = page.block_containing(p)?;
         // Only the pointer malloc_aligned handed out, not any interior one.
         if p as usize - block as usize >= ALIGN_MARK_MIN {
+            let mark = p.wrapping_sub(8).cast::<u64>();
             // SAFETY: `p - 8` lies inside the carved block (at least 16 bytes in).
-            let marked = unsafe { p.sub(8).cast::<u64>().read() } == align_mark(p);
+            let marked = unsafe { mark.read() } == align_mark(p);
             if marked {
                 if consume {
                     // SAFETY: as above; the block is being freed.
-                    unsafe { p.sub(8).cast::<u64>().write(0) };
+                    unsafe { mark.write(0) };
                 }
                 return Some(block);
             }
@@ -164,8 +167,9 @@ fn align_mark(p: *const u8) -> u64 {
 /// # Safety
 /// `p` lies at least 16 bytes into a live block the caller owns.
 pub(crate) unsafe fn mark_aligned(p: *mut u8) {
+    let mark = p.wrapping_sub(8).cast::<u64>();
     // SAFETY: as the caller guarantees; the 8 bytes below `p` are padding.
-    unsafe { p.sub(8).cast::<u64>().write(align_mark(p)) };
+    unsafe { mark.write(align_mark(p)) };
 }
 
 /// (`p` first: free's argument register stays where it is.)
@@ -175,43 +179,55 @@ pub(crate) unsafe fn mark_aligned(p: *mut u8) {
 #[cold]
 #[inline(never)]
 unsafe fn free_generic(p: *mut u8, page: *mut Page) {
-    // SAFETY: as the caller guarantees.
-    unsafe {
-        let owner = (*page).owner.load(Ordering::Acquire);
-        if owner == OWNER_NONE {
-            return invalid_free(p, "a pointer into an unused page");
-        }
-        let Some(block) = block_of(&*page, owner, p, true) else {
-            return invalid_free(p, "a pointer that is not the start of a block");
-        };
-        if owner == OWNER_SINGLETON {
-            return arena::free_singleton(page);
-        }
-        if owner == platform::thread_id() {
-            let heap = (*page).heap.load(Ordering::Relaxed);
-            if (*page).is_marked_free(block) && is_free_block(heap, page, block) {
-                return double_free(block);
-            }
-            return (*heap).free_local(page, block);
-        }
-        // Another thread's or an abandoned page: its lists are not ours to
-        // walk, so the mark decides (a live block's second word holds it
-        // only if the program stored the page header's address there).
-        if (*page).is_marked_free(block) {
+    // SAFETY: as the caller guarantees: a page header of a live chunk
+    // (all its fields are atomics or cells: `&Page` aliases nothing).
+    let pg = unsafe { &*page };
+    let owner = pg.owner.load(Ordering::Acquire);
+    if owner == OWNER_NONE {
+        return invalid_free(p, "a pointer into an unused page");
+    }
+    let Some(block) = block_of(pg, owner, p, true) else {
+        return invalid_free(p, "a pointer that is not the start of a block");
+    };
+    if owner == OWNER_SINGLETON {
+        // SAFETY: a live singleton page whose block `p` is.
+        return unsafe { arena::free_singleton(page) };
+    }
+    // SAFETY (for the mark tests below): `block` is a carved block start of
+    // the page, which the caller frees: no other thread writes it.
+    if owner == platform::thread_id() {
+        let heap = pg.heap.load(Ordering::Relaxed);
+        // SAFETY: see above; our page, a page of our heap.
+        if unsafe { pg.is_marked_free(block) } && unsafe { is_free_block(heap, page, block) } {
             return double_free(block);
         }
-        Block::set_free_mark(block, (*page).free_mark());
-        if owner == OWNER_ABANDONED {
-            match (*page).abandon_words().free_into(block, (*page).key()) {
-                AbandonedFree::Last => arena::free_abandoned_if_empty(page),
-                AbandonedFree::Pushed => {}
-                // Adopted meanwhile by a heap that found it full: hand the
-                // block to that heap, as for any full page.
-                AbandonedFree::Delayed => push_delayed_and_end(page, block),
-            }
-        } else {
-            free_block_mt(page, block);
+        // SAFETY: our page's heap is our live heap.
+        let heap = unsafe { &mut *heap };
+        // SAFETY: our heap's page; `block` a handed-out block start of it.
+        return unsafe { heap.free_local(page, block) };
+    }
+    // Another thread's or an abandoned page: its lists are not ours to
+    // walk, so the mark decides (a live block's second word holds it
+    // only if the program stored the page header's address there).
+    // SAFETY: see above.
+    if unsafe { pg.is_marked_free(block) } {
+        return double_free(block);
+    }
+    // SAFETY: see above.
+    unsafe { Block::set_free_mark(block, pg.free_mark()) };
+    if owner == OWNER_ABANDONED {
+        // SAFETY: the caller's block of a page we saw abandoned.
+        match unsafe { pg.abandon_words().free_into(block, pg.key()) } {
+            AbandonedFree::Last => arena::free_abandoned_if_empty(page),
+            AbandonedFree::Pushed => {}
+            // Adopted meanwhile by a heap that found it full: hand the
+            // block to that heap, as for any full page.
+            // SAFETY: `free_into` entered DelayedFreeing with our block.
+            AbandonedFree::Delayed => unsafe { push_delayed_and_end(page, block) },
         }
+    } else {
+        // SAFETY: the caller's block of another thread's page.
+        unsafe { free_block_mt(page, block) };
     }
 }
 
@@ -220,12 +236,13 @@ unsafe fn free_generic(p: *mut u8, page: *mut Page) {
 /// # Safety
 /// `block` is a handed-out block start of `page`, now owned by the caller.
 unsafe fn free_block_mt(page: *mut Page, block: *mut Block) {
-    // SAFETY: as the caller guarantees; `heap` is read only in the
-    // DelayedFreeing state, during which the owner keeps the heap alive.
-    unsafe {
-        if (*page).push_thread_free(block) == Pushed::Delayed {
-            push_delayed_and_end(page, block);
-        }
+    // SAFETY: as the caller guarantees: a page header of a live chunk.
+    let pg = unsafe { &*page };
+    // SAFETY: as the caller guarantees.
+    if unsafe { pg.push_thread_free(block) } == Pushed::Delayed {
+        // SAFETY: our push entered DelayedFreeing; `heap` is read only in
+        // that state, during which the owner keeps the heap alive.
+        unsafe { push_delayed_and_end(page, block) };
     }
 }
 
@@ -237,13 +254,12 @@ unsafe fn free_block_mt(page: *mut Page, block: *mut Block) {
 unsafe fn push_delayed_and_end(page: *mut Page, block: *mut Block) {
     // SAFETY: the page is in DelayedFreeing, entered by our push of `block`:
     // its heap is alive until `hand_over` leaves that state.
-    unsafe {
-        crate::delayed::hand_over(
-            &(*page).thread_free,
-            || Heap::delayed_list((*page).heap.load(Ordering::Acquire)),
-            block,
-        )
-    };
+    let pg = unsafe { &*page };
+    // SAFETY: as above: `list()` is called in DelayedFreeing, while the
+    // heap is alive.
+    let list = || unsafe { Heap::delayed_list(pg.heap.load(Ordering::Acquire)) };
+    // SAFETY: as above; the block is ours to give up.
+    unsafe { crate::delayed::hand_over(&pg.thread_free, list, block) };
 }
 
 #[cold]
@@ -261,12 +277,11 @@ fn double_free(block: *mut Block) {
 unsafe fn is_free_block(heap: *mut Heap, page: *mut Page, block: *mut Block) -> bool {
     // SAFETY: as the caller guarantees; the owner may collect its page and
     // drain its delayed list (which moves its blocks to their pages' lists).
-    unsafe {
-        (*heap).drain_delayed_free();
-        let pg = Page::owned(page);
-        pg.collect_thread_free();
-        pg.lists_contain(block)
-    }
+    unsafe { (*heap).drain_delayed_free() };
+    // SAFETY: as the caller guarantees.
+    let pg = unsafe { Page::owned(page) };
+    pg.collect_thread_free();
+    pg.lists_contain(block)
 }
 
 /// The page of a live block this thread just allocated from its heap (a

@@ -188,14 +188,13 @@ impl Heap {
         let block = pg.pop_free();
         debug_assert!(!block.is_null());
         if zero {
-            // SAFETY: a block of at least `min(size, block_size)` bytes, ours.
-            unsafe {
-                if is_zero {
-                    // Fresh memory: only the link word was written.
-                    block.cast::<usize>().write(0);
-                } else {
-                    ptr::write_bytes(block, 0, size.min(pg.block_size()));
-                }
+            if is_zero {
+                // Fresh memory: only the link word was written.
+                // SAFETY: a block of at least `min(size, block_size)` bytes, ours.
+                unsafe { block.cast::<usize>().write(0) };
+            } else {
+                // SAFETY: as above.
+                unsafe { ptr::write_bytes(block, 0, size.min(pg.block_size())) };
             }
         }
         block
@@ -280,10 +279,9 @@ impl Heap {
             return ptr::null_mut();
         }
         // SAFETY: a fresh page of this heap in no queue.
-        unsafe {
-            Page::owned(page).extend();
-            self.queue_push_front(bin, page);
-        }
+        unsafe { Page::owned(page) }.extend();
+        // SAFETY: as above.
+        unsafe { self.queue_push_front(bin, page) };
         page
     }
 
@@ -340,31 +338,31 @@ impl Heap {
 
     fn move_to_full(&mut self, page: *mut Page) {
         // SAFETY: `page` is in its bin queue of this heap.
-        unsafe {
-            let pg = Page::owned(page);
-            let bin = Self::bin_of_page(pg);
-            self.queue_remove(bin, page);
-            pg.set_flag(FLAG_IN_FULL);
-            self.queues[BIN_FULL].push_back(page);
-        }
+        let pg = unsafe { Page::owned(page) };
+        let bin = Self::bin_of_page(pg);
+        // SAFETY: as above.
+        unsafe { self.queue_remove(bin, page) };
+        pg.set_flag(FLAG_IN_FULL);
+        // SAFETY: ours, in no queue now.
+        unsafe { self.queues[BIN_FULL].push_back(page) };
     }
 
     /// A full page got a free block back: return it to its bin queue (at the
     /// end, so the current allocation page stays first).
     pub(crate) fn page_unfull(&mut self, page: *mut Page) {
         // SAFETY: `page` is in this heap's full queue.
-        unsafe {
-            let pg = Page::owned(page);
-            debug_assert!(pg.is_full_flagged());
-            self.queues[BIN_FULL].remove(page);
-            pg.clear_flag(FLAG_IN_FULL);
-            pg.set_delayed_state(DelayedState::NoDelayedFree, false);
-            let bin = Self::bin_of_page(pg);
-            let was_empty = self.queues[bin].is_empty();
-            self.queues[bin].push_back(page);
-            if was_empty {
-                self.update_direct(bin);
-            }
+        let pg = unsafe { Page::owned(page) };
+        debug_assert!(pg.is_full_flagged());
+        // SAFETY: as above.
+        unsafe { self.queues[BIN_FULL].remove(page) };
+        pg.clear_flag(FLAG_IN_FULL);
+        pg.set_delayed_state(DelayedState::NoDelayedFree, false);
+        let bin = Self::bin_of_page(pg);
+        let was_empty = self.queues[bin].is_empty();
+        // SAFETY: ours, in no queue now.
+        unsafe { self.queues[bin].push_back(page) };
+        if was_empty {
+            self.update_direct(bin);
         }
     }
 
@@ -397,13 +395,13 @@ impl Heap {
     /// `page` is a live page of this heap with no live blocks.
     unsafe fn page_free(&mut self, page: *mut Page) {
         // SAFETY: as the caller guarantees.
-        unsafe {
-            let pg = Page::owned(page);
-            let bin = Self::bin_of_page(pg);
-            self.queue_remove(bin, page);
-            pg.set_delayed_state(DelayedState::NoDelayedFree, true);
-            arena::free_page(page);
-        }
+        let pg = unsafe { Page::owned(page) };
+        let bin = Self::bin_of_page(pg);
+        // SAFETY: as above: in its queue.
+        unsafe { self.queue_remove(bin, page) };
+        pg.set_delayed_state(DelayedState::NoDelayedFree, true);
+        // SAFETY: ours, in no queue, with no live block.
+        unsafe { arena::free_page(page) };
         // Freeing pages is when memory becomes purgeable: a program that
         // frees a burst and then goes quiet still gives it back.
         self.purge(false);
@@ -452,20 +450,21 @@ impl Heap {
 
     /// Free the blocks other threads handed over because their page was full.
     pub(crate) fn drain_delayed_free(&mut self) {
-        // SAFETY: blocks on the delayed list are handed-out block starts of
-        // pages of this heap (the pusher checked), live until freed here.
-        let blocks = unsafe {
-            self.thread_delayed_free.drain(|block| {
-                ptr::addr_of!((*crate::free::page_of_owned(block.cast())).thread_free)
-            })
+        let thread_free_of = |block: *mut Block| {
+            // SAFETY: blocks on the delayed list are handed-out block starts
+            // of pages of this heap (the pusher checked), live until freed here.
+            let page = unsafe { crate::free::page_of_owned(block.cast()) };
+            // SAFETY: a page header of a live chunk.
+            ptr::addr_of!(unsafe { &*page }.thread_free)
         };
+        // SAFETY: as above: each block's page is live while it is listed.
+        let blocks = unsafe { self.thread_delayed_free.drain(thread_free_of) };
         // Each block comes after its pusher left DelayedFreeing.
         for block in blocks {
             // SAFETY: as above; the block is ours now.
-            unsafe {
-                let page = crate::free::page_of_owned(block.cast());
-                self.free_local(page, block);
-            }
+            let page = unsafe { crate::free::page_of_owned(block.cast()) };
+            // SAFETY: as above: a handed-out block of our heap's page.
+            unsafe { self.free_local(page, block) };
         }
     }
 
@@ -592,19 +591,21 @@ impl Heap {
             for page in self.queues[bin].iter() {
                 // SAFETY: a live page of this heap, removed from its queue
                 // before it is freed or abandoned.
-                unsafe {
-                    let pg = Page::owned(page);
-                    // Only other threads' frees need counting; the owner's
-                    // lists stay as they are for whoever adopts the page.
-                    pg.collect_thread_free();
-                    self.queue_remove(bin, page);
-                    pg.set_retire_expire(0);
-                    pg.clear_flag(FLAG_IN_FULL);
-                    if pg.all_free() {
-                        arena::free_page(page);
-                    } else {
-                        arena::abandon(page);
-                    }
+                let pg = unsafe { Page::owned(page) };
+                // Only other threads' frees need counting; the owner's
+                // lists stay as they are for whoever adopts the page.
+                pg.collect_thread_free();
+                // SAFETY: as above.
+                unsafe { self.queue_remove(bin, page) };
+                pg.set_retire_expire(0);
+                pg.clear_flag(FLAG_IN_FULL);
+                if pg.all_free() {
+                    // SAFETY: ours, in no queue, with no live block.
+                    unsafe { arena::free_page(page) };
+                } else {
+                    // SAFETY: ours, in no queue, NeverDelayedFree (step 1),
+                    // `used` counts what is live or on thread_free.
+                    unsafe { arena::abandon(page) };
                 }
             }
         }

@@ -40,6 +40,15 @@
 // The loom build compiles only the atomic building blocks, not what uses them.
 #![cfg_attr(loom, allow(dead_code))]
 #![deny(unsafe_op_in_unsafe_fn)]
+// Every unsafe block holds one operation and says why it is sound (tests,
+// which exercise the library, are exempt).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::undocumented_unsafe_blocks,
+        clippy::multiple_unsafe_ops_per_block
+    )
+)]
 #![allow(clippy::missing_safety_doc)] // every unsafe fn has a `# Safety` section in prose
 
 #[cfg(any(test, all(feature = "hosted", not(feature = "thread-local"))))]

@@ -250,11 +250,15 @@ pub fn abort() -> ! {
 
 pub fn set_errno(value: i32) {
     // SAFETY: the embedder's libc defines errno for the calling thread.
-    unsafe { *__errno_location() = value };
+    let errno = unsafe { __errno_location() };
+    // SAFETY: as above: a valid location.
+    unsafe { *errno = value };
 }
 
 #[cfg(test)]
 pub fn errno() -> i32 {
     // SAFETY: as in `set_errno`.
-    unsafe { *__errno_location() }
+    let errno = unsafe { __errno_location() };
+    // SAFETY: as above.
+    unsafe { *errno }
 }
