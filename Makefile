@@ -127,6 +127,7 @@ bench-arceos:
 	python3 c_tests/arceos/arceos.py bench --runs $(or $(ARCEOS_RUNS),5)
 
 lint:
+	python3 tools/module_graph.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) fmt --manifest-path tests/global_alloc/Cargo.toml -- --check
 	$(CARGO) fmt --manifest-path bench/rust/Cargo.toml -- --check

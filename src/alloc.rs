@@ -149,7 +149,7 @@ pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
             let aligned = (block as usize).next_multiple_of(align) as *mut u8;
             if aligned != block {
                 // SAFETY: `block` is a live block we just allocated from our heap.
-                let page = unsafe { free::page_of_owned(block) };
+                let page = unsafe { crate::chunk::Chunk::page_of_block(block) };
                 // SAFETY: as above: its page is ours.
                 unsafe { Page::owned(page) }.set_flag(FLAG_HAS_ALIGNED);
                 // SAFETY: `aligned` lies at least 16 bytes into our block.

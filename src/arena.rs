@@ -36,8 +36,7 @@ use crate::chunk::{
 };
 use crate::chunk_map;
 use crate::constants::*;
-use crate::heap::Heap;
-use crate::page::{Page, OWNER_NONE, OWNER_SINGLETON};
+use crate::page::{OwnerHeap, Page, OWNER_NONE, OWNER_SINGLETON};
 use crate::platform;
 use crate::size_class::{bin_of_size, BIN_COUNT};
 use crate::stats::{self, Counter};
@@ -201,7 +200,7 @@ fn unlink_chunk(st: &mut State, chunk: *mut Chunk) {
 /// `align`), its header initialised and entered in the chunk map. Called
 /// without the lock (the platform may take its own).
 fn map_chunk(kind: ChunkKind, size: usize, align: usize) -> *mut Chunk {
-    let Some(memory) = platform::os_alloc_aligned(size, align) else {
+    let Some(memory) = platform::os_alloc_chunk(size, align, chunk_map::can_insert) else {
         return ptr::null_mut();
     };
     let chunk = memory.base.cast::<Chunk>();
@@ -316,7 +315,12 @@ fn spare_chunks() -> usize {
 /// A page for blocks of `block_size` (a size class), owned by the thread
 /// `owner` through `heap`, with its first blocks not yet carved; null when
 /// out of memory.
-pub fn alloc_page(heap: *mut Heap, owner: usize, block_size: usize) -> *mut Page {
+pub fn alloc_page(
+    heap: *mut OwnerHeap,
+    owner: usize,
+    block_size: usize,
+    key: crate::block::ListKey,
+) -> *mut Page {
     debug_assert!(block_size <= LARGE_OBJ_SIZE_MAX);
     let n = page_slices(block_size);
     let Some(span) = alloc_span(CLASS_PAGES, n, Some(n)) else {
@@ -325,11 +329,6 @@ pub fn alloc_page(heap: *mut Heap, owner: usize, block_size: usize) -> *mut Page
     let is_zero = span.is_zero;
     let (start, area) = Chunk::span_area(span.chunk, span.first, span.count);
     let page = Chunk::page(span.chunk, span.first);
-    #[cfg(feature = "secure")]
-    // SAFETY: the caller's live heap.
-    let key = crate::block::ListKey::new(unsafe { (*heap).random_words() });
-    #[cfg(not(feature = "secure"))]
-    let key = crate::block::ListKey::PLAIN;
     // SAFETY: the span is ours alone until `init` publishes the page.
     unsafe {
         Page::init(
@@ -504,12 +503,13 @@ fn take_cached_huge(total: usize, align: usize) -> Option<*mut Chunk> {
 }
 
 /// Free the block of a singleton page (any thread). `p` was checked to be
-/// the block's start.
+/// the block's start. False when the page was no singleton any more under
+/// the lock (another thread freed it first: a double free).
 ///
 /// # Safety
 /// `page` is a live singleton page whose block is `p`, handed to us by the
 /// caller's free.
-pub unsafe fn free_singleton(page: *mut Page) {
+pub unsafe fn free_singleton(page: *mut Page) -> bool {
     let chunk = Chunk::of_page(page);
     let mut st = ARENA.lock();
     // SAFETY: the chunk is live (the caller found it in the map and a
@@ -517,9 +517,7 @@ pub unsafe fn free_singleton(page: *mut Page) {
     // of OWNER_SINGLETON under the lock means nobody else is freeing it.
     let p = unsafe { &*page };
     if p.owner.load(Ordering::Relaxed) != OWNER_SINGLETON {
-        drop(st);
-        crate::output::invalid_free(p.start(), "a block that is already free (double free)");
-        return;
+        return false;
     }
     stats::page_freed(p.area_bytes());
     // SAFETY: as above.
@@ -545,6 +543,7 @@ pub unsafe fn free_singleton(page: *mut Page) {
         // SAFETY: off every list and cache, nothing in use.
         unsafe { unmap_chunk(release) };
     }
+    true
 }
 
 /// Put a freed huge chunk in the cache; returns the chunk to unmap (it, or
@@ -718,7 +717,7 @@ pub fn has_abandoned(bin: usize) -> bool {
 /// Take an abandoned page of blocks of `block_size` for the thread `owner`
 /// (whose heap is `heap`); null when there is none. The page's
 /// `thread_free` is collected by the caller.
-pub fn adopt(heap: *mut Heap, owner: usize, block_size: usize) -> *mut Page {
+pub fn adopt(heap: *mut OwnerHeap, owner: usize, block_size: usize) -> *mut Page {
     let bin = bin_of_size(block_size);
     if !has_abandoned(bin) {
         return ptr::null_mut();

@@ -137,6 +137,18 @@ impl Chunk {
         chunk.cast::<u8>().wrapping_add(offset as usize).cast()
     }
 
+    /// The page of a block this thread just allocated from its heap (a
+    /// size-class block, so in a normal chunk's first 4 MiB).
+    ///
+    /// # Safety
+    /// `p` is a block start returned by this thread's heap for a size class.
+    #[inline(always)]
+    pub unsafe fn page_of_block(p: *mut u8) -> *mut Page {
+        let chunk = (p as usize & !CHUNK_MASK) as *mut Chunk;
+        // SAFETY: as the caller guarantees: a live normal chunk.
+        unsafe { Chunk::page_of(chunk, p) }
+    }
+
     /// Point `span_of` of slices `first..first + count` at `first` (a
     /// span is made) or, with `free`, at themselves (it is freed).
     ///

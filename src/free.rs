@@ -25,7 +25,6 @@ use crate::chunk::Chunk;
 use crate::chunk_map;
 use crate::constants::CHUNK_MASK;
 use crate::heap::Heap;
-use crate::output::invalid_free;
 use crate::page::{Page, Pushed, OWNER_ABANDONED, OWNER_NONE, OWNER_SINGLETON};
 use crate::platform;
 use crate::thread_free::AbandonedFree;
@@ -75,7 +74,7 @@ pub unsafe fn free(p: *mut u8) {
 #[inline(never)]
 fn retire_page(page: *mut Page) {
     // SAFETY: the calling thread owns the page, a page of a live chunk.
-    let heap = unsafe { &*page }.heap.load(Ordering::Relaxed);
+    let heap = Heap::of_page(unsafe { &*page });
     // SAFETY: so its heap is the thread's live heap.
     unsafe { (*heap).page_retire(page) };
 }
@@ -191,12 +190,16 @@ unsafe fn free_generic(p: *mut u8, page: *mut Page) {
     };
     if owner == OWNER_SINGLETON {
         // SAFETY: a live singleton page whose block `p` is.
-        return unsafe { arena::free_singleton(page) };
+        if !unsafe { arena::free_singleton(page) } {
+            // Freed by another thread meanwhile.
+            double_free(block);
+        }
+        return;
     }
     // SAFETY (for the mark tests below): `block` is a carved block start of
     // the page, which the caller frees: no other thread writes it.
     if owner == platform::thread_id() {
-        let heap = pg.heap.load(Ordering::Relaxed);
+        let heap = Heap::of_page(pg);
         // SAFETY: see above; our page, a page of our heap.
         if unsafe { pg.is_marked_free(block) } && unsafe { is_free_block(heap, page, block) } {
             return double_free(block);
@@ -257,9 +260,19 @@ unsafe fn push_delayed_and_end(page: *mut Page, block: *mut Block) {
     let pg = unsafe { &*page };
     // SAFETY: as above: `list()` is called in DelayedFreeing, while the
     // heap is alive.
-    let list = || unsafe { Heap::delayed_list(pg.heap.load(Ordering::Acquire)) };
+    let list = || unsafe { Heap::delayed_list(Heap::of_page_acquire(pg)) };
     // SAFETY: as above; the block is ours to give up.
     unsafe { crate::delayed::hand_over(&pg.thread_free, list, block) };
+}
+
+/// A free (or realloc) of a pointer that is not a live block mirs handed
+/// out: counted, reported with `MIRS_VERBOSE=1` (aborting with
+/// `MIRS_ABORT_ON_ERROR=1`), and otherwise ignored.
+#[cold]
+#[inline(never)]
+pub(crate) fn invalid_free(p: *mut u8, what: &str) {
+    crate::stats::add(crate::stats::Counter::InvalidFrees, 1);
+    crate::output::warning!("free of {} ignored: {:p}", what, p);
 }
 
 #[cold]
@@ -284,17 +297,6 @@ unsafe fn is_free_block(heap: *mut Heap, page: *mut Page, block: *mut Block) -> 
     pg.lists_contain(block)
 }
 
-/// The page of a live block this thread just allocated from its heap (a
-/// size-class block in a normal chunk).
-///
-/// # Safety
-/// `p` is a block start returned by this thread's heap for a size class.
-pub unsafe fn page_of_owned(p: *mut u8) -> *mut Page {
-    let chunk = (p as usize & !CHUNK_MASK) as *mut Chunk;
-    // SAFETY: size-class blocks lie in a normal chunk's first 4 MiB.
-    unsafe { Chunk::page_of(chunk, p) }
-}
-
 /// The usable size at `p` when `p` is a pointer mirs handed out and has
 /// not had back (a singleton in use, or a carved block start, or aligned
 /// pointer into one, without the free mark; for the owner thread exactly,
@@ -317,6 +319,6 @@ pub(crate) unsafe fn live_usable_size(p: *const u8) -> Option<usize> {
         return None;
     }
     // SAFETY: our own page, a page of our heap.
-    let free = unsafe { is_free_block(page_ref.heap.load(Ordering::Relaxed), page, block) };
+    let free = unsafe { is_free_block(Heap::of_page(page_ref), page, block) };
     (!free).then_some(size)
 }

@@ -26,7 +26,7 @@ use crate::arena;
 use crate::block::Block;
 use crate::constants::*;
 use crate::delayed::DelayedList;
-use crate::page::{DelayedState, OwnedPage, Page, FLAG_IN_FULL};
+use crate::page::{DelayedState, OwnedPage, OwnerHeap, Page, FLAG_IN_FULL};
 use crate::page_queue::PageQueue;
 use crate::platform;
 use crate::size_class::{
@@ -34,7 +34,6 @@ use crate::size_class::{
 };
 use core::cell::UnsafeCell;
 use core::ptr;
-#[cfg(any(test, feature = "internals"))]
 use core::sync::atomic::Ordering;
 
 #[repr(C)]
@@ -200,9 +199,41 @@ impl Heap {
         block
     }
 
+    /// The key a new page of this heap stores its lists with: secret and
+    /// per page with `secure`, plain otherwise.
+    fn page_key(&mut self) -> crate::block::ListKey {
+        #[cfg(feature = "secure")]
+        {
+            crate::block::ListKey::new(self.random_words())
+        }
+        #[cfg(not(feature = "secure"))]
+        {
+            crate::block::ListKey::PLAIN
+        }
+    }
+
+    /// The heap owning `page` (null for abandoned and singleton pages).
+    #[inline(always)]
+    pub(crate) fn of_page(page: &Page) -> *mut Heap {
+        page.heap.load(Ordering::Relaxed).cast()
+    }
+
+    /// As [`Heap::of_page`], for a freer in `DelayedFreeing`: the load
+    /// pairs with the owner's Release store of `heap` when it adopted the page.
+    #[inline(always)]
+    pub(crate) fn of_page_acquire(page: &Page) -> *mut Heap {
+        page.heap.load(Ordering::Acquire).cast()
+    }
+
+    /// `heap` as the pages see it.
+    #[inline(always)]
+    pub(crate) fn as_owner(heap: *mut Heap) -> *mut OwnerHeap {
+        heap.cast()
+    }
+
     /// Two random words (splitmix64): secret keys for a page's free lists.
     #[cfg_attr(not(feature = "secure"), allow(dead_code))]
-    pub(crate) fn random_words(&mut self) -> [usize; 2] {
+    fn random_words(&mut self) -> [usize; 2] {
         let mut word = || {
             self.random = self.random.wrapping_add(0x9e37_79b9_7f4a_7c15);
             let mut z = self.random;
@@ -248,7 +279,7 @@ impl Heap {
         let block_size = bin_block_size(bin);
         let me = self as *mut Heap;
         loop {
-            let page = arena::adopt(me, self.thread_id, block_size);
+            let page = arena::adopt(Heap::as_owner(me), self.thread_id, block_size);
             if page.is_null() {
                 break;
             }
@@ -274,7 +305,8 @@ impl Heap {
             // SAFETY: ours, in no queue.
             unsafe { self.queues[BIN_FULL].push_back(page) };
         }
-        let page = arena::alloc_page(me, self.thread_id, block_size);
+        let key = self.page_key();
+        let page = arena::alloc_page(Heap::as_owner(me), self.thread_id, block_size, key);
         if page.is_null() {
             return ptr::null_mut();
         }
@@ -453,7 +485,7 @@ impl Heap {
         let thread_free_of = |block: *mut Block| {
             // SAFETY: blocks on the delayed list are handed-out block starts
             // of pages of this heap (the pusher checked), live until freed here.
-            let page = unsafe { crate::free::page_of_owned(block.cast()) };
+            let page = unsafe { crate::chunk::Chunk::page_of_block(block.cast()) };
             // SAFETY: a page header of a live chunk.
             ptr::addr_of!(unsafe { &*page }.thread_free)
         };
@@ -462,7 +494,7 @@ impl Heap {
         // Each block comes after its pusher left DelayedFreeing.
         for block in blocks {
             // SAFETY: as above; the block is ours now.
-            let page = unsafe { crate::free::page_of_owned(block.cast()) };
+            let page = unsafe { crate::chunk::Chunk::page_of_block(block.cast()) };
             // SAFETY: as above: a handed-out block of our heap's page.
             unsafe { self.free_local(page, block) };
         }
@@ -625,10 +657,7 @@ impl Heap {
                 let p = unsafe { Page::owned(page) };
                 assert_eq!(p.prev(), prev, "queue links");
                 assert_eq!(Self::bin_of_page(p), bin, "page in the wrong queue");
-                assert_eq!(
-                    p.heap.load(Ordering::Relaxed),
-                    self as *const Heap as *mut Heap
-                );
+                assert_eq!(Heap::of_page(&p), self as *const Heap as *mut Heap);
                 assert_eq!(p.owner.load(Ordering::Relaxed), self.thread_id);
                 live += p.check_invariants();
                 prev = page;

@@ -146,7 +146,7 @@ pub fn collect(force: bool) {
 /// Print statistics to stderr (a fixed buffer and `write(2)`).
 #[cfg(not(loom))]
 pub fn stats_print() {
-    stats::print();
+    stats::print(arena::cached_count());
 }
 
 #[cfg(all(test, not(loom)))]

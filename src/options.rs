@@ -48,6 +48,8 @@ pub fn init() {
     }
 }
 
+/// (Read at process exit, which only the hosted platform sees.)
+#[cfg_attr(not(feature = "hosted"), allow(dead_code))]
 pub fn show_stats() -> bool {
     SHOW_STATS.load(Ordering::Relaxed)
 }

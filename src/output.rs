@@ -124,12 +124,3 @@ pub fn take_warning_budget() -> bool {
         )
         .is_ok()
 }
-
-/// A free (or realloc) of a pointer that is not a live block mirs handed
-/// out: counted, reported with `MIRS_VERBOSE=1`, and otherwise ignored.
-#[cold]
-#[inline(never)]
-pub(crate) fn invalid_free(p: *mut u8, what: &str) {
-    crate::stats::add(crate::stats::Counter::InvalidFrees, 1);
-    warning!("free of {} ignored: {:p}", what, p);
-}

@@ -39,7 +39,6 @@
 
 use crate::block::{Block, ListKey};
 use crate::constants::{MAX_EXTEND_SIZE, MIN_EXTEND};
-use crate::heap::Heap;
 use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
@@ -57,6 +56,10 @@ pub const OWNER_NONE: usize = 0;
 /// `owner` of a one-block page (singleton span or huge chunk): no heap owns
 /// it; whichever thread frees the block frees the span.
 pub const OWNER_SINGLETON: usize = usize::MAX;
+
+/// The heap that owns a page, as the page sees it: an opaque type (the page
+/// layer sits below the heap; `heap.rs` converts).
+pub enum OwnerHeap {}
 
 /// A field only the page's owner touches; see [`OwnedPage`].
 #[repr(transparent)]
@@ -121,7 +124,7 @@ pub struct Page {
     block_size: Fixed<usize>,
     // --- cold ---
     pub(crate) thread_free: ThreadFree,
-    pub(crate) heap: AtomicPtr<Heap>,
+    pub(crate) heap: AtomicPtr<OwnerHeap>,
     /// Bytes from `start` that hold carved blocks: `capacity * block_size`.
     carved: AtomicUsize,
     capacity: Owned<u32>,
@@ -261,7 +264,7 @@ impl Page {
     pub unsafe fn init(
         page: *mut Page,
         owner: usize,
-        heap: *mut Heap,
+        heap: *mut OwnerHeap,
         block_size: usize,
         start: *mut u8,
         area_size: usize,

@@ -150,8 +150,9 @@ impl core::fmt::Display for Bytes {
     }
 }
 
-/// Print the statistics to stderr.
-pub fn print() {
+/// Print the statistics to stderr; `cached` is the number of chunks the
+/// arena keeps for reuse (the caller asks it: statistics sit below the arena).
+pub fn print(cached: usize) {
     let mut w = Writer::new();
     let _ = writeln!(w, "mirs: statistics (version {})", crate::VERSION_STRING);
     let _ = writeln!(
@@ -194,7 +195,7 @@ pub fn print() {
         "chunks/memory",
         Bytes(total(Counter::Purged)),
         total(Counter::CacheHits),
-        crate::arena::cached_count(),
+        cached,
         total(Counter::Abandoned),
         total(Counter::Reclaimed),
         total(Counter::ThreadsDone),
@@ -230,11 +231,4 @@ pub fn print() {
         total(Counter::Threads).max(1),
         Bytes(peak(Counter::PageBytes)),
     );
-}
-
-/// Run from `.fini_array` (hosted) at process exit.
-pub fn at_process_exit() {
-    if crate::options::show_stats() {
-        print();
-    }
 }

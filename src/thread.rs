@@ -201,7 +201,9 @@ static AT_LOAD: extern "C" fn() = {
 #[link_section = ".fini_array"]
 static AT_EXIT: extern "C" fn() = {
     extern "C" fn at_exit() {
-        stats::at_process_exit();
+        if crate::options::show_stats() {
+            crate::stats_print();
+        }
     }
     at_exit
 };

@@ -112,9 +112,19 @@ pub extern "C" fn mirs_page_provider_set(
 }
 
 pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
-    // Out of memory is handled above, in the allocation slow path
-    // (`heap::recover`), which also reaps dead threads' heaps.
-    let found = memory::alloc(size, align)?;
+    os_alloc_chunk(size, align, |_, _| true)
+}
+
+/// Memory for a chunk, at an address where `placeable(base, size)` holds
+/// (the caller's chunk map can record it). Out of memory is handled above,
+/// in the allocation slow path (`thread::recover`), which also reaps dead
+/// threads' heaps.
+pub fn os_alloc_chunk(
+    size: usize,
+    align: usize,
+    placeable: fn(usize, usize) -> bool,
+) -> Option<OsMemory> {
+    let found = memory::alloc(size, align, placeable)?;
     Some(OsMemory {
         base: found.0 as *mut u8,
         is_zero: found.1,

@@ -199,10 +199,15 @@ impl State {
     }
 
     /// `count` units aligned to `align` from some region: (address, is_zero).
-    /// Segments (`for_chunk`) go only where the chunk map can record them.
-    fn take_units(&mut self, count: usize, align: usize, for_chunk: bool) -> Option<(usize, bool)> {
+    /// Chunks go only where `placeable` says (the chunk map can record them).
+    fn take_units(
+        &mut self,
+        count: usize,
+        align: usize,
+        placeable: Option<fn(usize, usize) -> bool>,
+    ) -> Option<(usize, bool)> {
         let size = count << CHUNK_SHIFT;
-        let fits = |addr: usize| !for_chunk || crate::chunk_map::can_insert(addr, size);
+        let fits = |addr: usize| placeable.is_none_or(|ok| ok(addr, size));
         for region in &mut self.regions[..self.count] {
             if let Some(unit) = region.find(count, align, fits) {
                 region.mark(unit, count, true);
@@ -237,7 +242,7 @@ impl State {
                     return Some(start);
                 }
             }
-            let (unit, _) = self.take_units(1, CHUNK_SIZE, false)?;
+            let (unit, _) = self.take_units(1, CHUNK_SIZE, None)?;
             if !self.add_meta(unit, unit + CHUNK_SIZE) {
                 self.give_units(unit, CHUNK_SIZE);
                 return None;
@@ -360,7 +365,11 @@ fn provider_free(addr: usize, size: usize) {
 /// Chunk memory from the provider, at an address the chunk map can
 /// record (a provider whose memory spans more than 4 GiB may hand out
 /// colliding runs: those are kept aside while asking again, then returned).
-fn provider_chunk(size: usize, align: usize) -> Option<(usize, bool)> {
+fn provider_chunk(
+    size: usize,
+    align: usize,
+    placeable: fn(usize, usize) -> bool,
+) -> Option<(usize, bool)> {
     const TRIES: usize = 4;
     let mut rejected = [0usize; TRIES];
     let mut found = None;
@@ -368,7 +377,7 @@ fn provider_chunk(size: usize, align: usize) -> Option<(usize, bool)> {
         let Some(p) = provider_alloc(size, align) else {
             break;
         };
-        if crate::chunk_map::can_insert(p, size) {
+        if placeable(p, size) {
             found = Some((p, false));
             break;
         }
@@ -392,17 +401,21 @@ pub fn region_add(base: usize, size: usize, zeroed: bool) -> bool {
 
 /// Memory for a chunk (`align >= CHUNK_SIZE`) or for metadata (smaller
 /// alignment, never freed): regions first, then the page provider.
-pub fn alloc(size: usize, align: usize) -> Option<(usize, bool)> {
+pub fn alloc(
+    size: usize,
+    align: usize,
+    placeable: fn(usize, usize) -> bool,
+) -> Option<(usize, bool)> {
     if align >= CHUNK_SIZE || size >= CHUNK_SIZE {
         let align = align.max(CHUNK_SIZE);
         let units = size.div_ceil(CHUNK_SIZE);
         if let Some(found) = MEMORY.with(|s| {
             ensure_static(s);
-            s.take_units(units, align, true)
+            s.take_units(units, align, Some(placeable))
         }) {
             return Some(found);
         }
-        return provider_chunk(size.next_multiple_of(OS_PAGE_SIZE), align);
+        return provider_chunk(size.next_multiple_of(OS_PAGE_SIZE), align, placeable);
     }
     if let Some(p) = MEMORY.with(|s| {
         ensure_static(s);

@@ -8,6 +8,16 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 // ---------------------------------------------------------------- memory
 
+/// Memory for a chunk: as [`os_alloc_aligned`]. (`placeable` says where
+/// the caller can use a chunk; any user-space address suits it hosted.)
+pub fn os_alloc_chunk(
+    size: usize,
+    align: usize,
+    _placeable: fn(usize, usize) -> bool,
+) -> Option<OsMemory> {
+    os_alloc_aligned(size, align)
+}
+
 /// Map `size` bytes aligned to `align` (a power of two, at least the OS page).
 /// Over-maps by `align` and unmaps the slack on both sides.
 pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {

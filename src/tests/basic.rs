@@ -2,7 +2,7 @@
 
 use super::api;
 use crate::constants::*;
-use crate::{alloc, free, platform};
+use crate::{alloc, platform};
 use std::sync::atomic::Ordering;
 use std::vec::Vec;
 
@@ -268,7 +268,7 @@ fn a_live_block_holding_the_free_mark_is_freed() {
     use crate::stats::{total, Counter};
     let p = alloc::malloc(64);
     // SAFETY: a live block of this thread's heap.
-    let mark = unsafe { (*free::page_of_owned(p)).free_mark() };
+    let mark = unsafe { (*crate::chunk::Chunk::page_of_block(p)).free_mark() };
     // SAFETY: our 64-byte block.
     unsafe { p.cast::<usize>().add(1).write(mark) };
     let before = total(Counter::InvalidFrees);
@@ -276,7 +276,7 @@ fn a_live_block_holding_the_free_mark_is_freed() {
     api::free(p);
     assert_eq!(total(Counter::InvalidFrees), before);
     // SAFETY: our own page.
-    let page = unsafe { crate::page::Page::owned(free::page_of_owned(p)) };
+    let page = unsafe { crate::page::Page::owned(crate::chunk::Chunk::page_of_block(p)) };
     assert!(
         page.lists_contain(p.cast()),
         "the block went back on the page's list"

@@ -95,7 +95,7 @@ fn fork_in_delayed_free_window(at: DelayedWindow) {
     let first = alloc::malloc(SIZE);
     assert!(!first.is_null());
     // SAFETY: a size-class block this thread's heap just returned.
-    let page = unsafe { crate::free::page_of_owned(first) };
+    let page = unsafe { crate::chunk::Chunk::page_of_block(first) };
     let mut blocks: Vec<*mut u8> = std::vec![first];
     // SAFETY: a page of this thread's heap, read by its owner.
     while !unsafe { crate::page::Page::owned(page) }.is_full_flagged() && blocks.len() < 10_000 {
