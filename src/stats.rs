@@ -57,7 +57,7 @@ static STATS: [Stat; COUNTERS] = [const {
 static BIN_PAGES: [AtomicU64; BIN_COUNT] = [const { AtomicU64::new(0) }; BIN_COUNT];
 static BIN_BLOCKS: [AtomicU64; BIN_COUNT] = [const { AtomicU64::new(0) }; BIN_COUNT];
 
-pub fn add(counter: Counter, delta: i64) {
+pub(crate) fn add(counter: Counter, delta: i64) {
     let s = &STATS[counter as usize];
     let now = s.current.fetch_add(delta, Ordering::Relaxed) + delta;
     if delta > 0 {
@@ -87,18 +87,18 @@ fn bin_index(block_size: usize) -> usize {
     }
 }
 
-pub fn page_allocated(block_size: usize, area: usize) {
+pub(crate) fn page_allocated(block_size: usize, area: usize) {
     add(Counter::Pages, 1);
     add(Counter::PageBytes, area as i64);
     BIN_PAGES[bin_index(block_size)].fetch_add(1, Ordering::Relaxed);
 }
 
-pub fn page_freed(area: usize) {
+pub(crate) fn page_freed(area: usize) {
     add(Counter::Pages, -1);
     add(Counter::PageBytes, -(area as i64));
 }
 
-pub fn blocks_carved(block_size: usize, count: usize) {
+pub(crate) fn blocks_carved(block_size: usize, count: usize) {
     BIN_BLOCKS[bin_index(block_size)].fetch_add(count as u64, Ordering::Relaxed);
 }
 
@@ -152,7 +152,7 @@ impl core::fmt::Display for Bytes {
 
 /// Print the statistics to stderr; `cached` is the number of chunks the
 /// arena keeps for reuse (the caller asks it: statistics sit below the arena).
-pub fn print(cached: usize) {
+pub(crate) fn print(cached: usize) {
     let mut w = Writer::new();
     let _ = writeln!(w, "mirs: statistics (version {})", crate::VERSION_STRING);
     let _ = writeln!(
