@@ -761,7 +761,7 @@ fn find_abandoned(st: &State, mut pick: impl FnMut(*mut Page) -> bool) -> Option
 }
 
 /// Visit every abandoned page (tests: the process must be quiescent).
-#[cfg(test)]
+#[cfg(all(test, feature = "hosted"))]
 pub fn for_each_abandoned(mut f: impl FnMut(*mut Page)) {
     let st = ARENA.lock();
     find_abandoned(&st, |page| {

@@ -283,15 +283,18 @@ pub fn malloc_generic(heap: *mut Heap, size: usize, zero: bool) -> *mut u8 {
     if h.generic_count % PURGE_CHECK_INTERVAL == 0 {
         h.purge(false);
     }
-    let mut page = h.find_page(size);
+    let mut page = h.find_page(heap, size);
     if page.is_null() && recover(heap) {
-        page = h.find_page(size);
+        // SAFETY: as above. `recover` reached the heap through `heap`,
+        // which ends `h`: the reference is taken afresh.
+        page = unsafe { &mut *heap }.find_page(heap, size);
     }
     if page.is_null() {
         return out_of_memory();
     }
-    // SAFETY: `find_page` returns a page of this heap with a free block.
-    unsafe { h.pop_from(page, size, zero) }
+    // SAFETY: `find_page` returns a page of this heap with a free block;
+    // a fresh reference, as `h` may have ended in `recover`.
+    unsafe { (*heap).pop_from(page, size, zero) }
 }
 
 /// An allocation after the thread's heap was abandoned (see
@@ -405,7 +408,14 @@ impl Heap {
     /// A page of `size`'s bin with a free block, or null (out of memory):
     /// a page of the heap's queue, else an abandoned page of the bin, else
     /// a fresh one.
-    fn find_page(&mut self, size: usize) -> *mut Page {
+    ///
+    /// `me` is this heap's own pointer (what the thread's heap slot holds),
+    /// recorded in the pages as their heap: a pointer derived from `&mut
+    /// self` would be invalidated by the next `&mut` taken from the slot,
+    /// and later frees reach the heap through the page (Miri, Stacked
+    /// Borrows).
+    fn find_page(&mut self, me: *mut Heap, size: usize) -> *mut Page {
+        debug_assert!(ptr::eq(me, self));
         let bin = bin_of_size(size);
         let mut cur = self.queues[bin].first;
         while !cur.is_null() {
@@ -435,7 +445,6 @@ impl Heap {
             cur = next;
         }
         let block_size = bin_block_size(bin);
-        let me = self as *mut Heap;
         loop {
             let page = arena::adopt(me, self.thread_id, block_size);
             if page.is_null() {

@@ -112,7 +112,11 @@ pub fn stats_print() {
     stats::print();
 }
 
-#[cfg(all(test, not(loom)))]
+// The whole-allocator tests run on the hosted platform; without `hosted`,
+// the embedded core is tested on a fake embedder (also what Miri runs).
+#[cfg(all(test, not(loom), feature = "hosted"))]
 mod tests;
+#[cfg(all(test, not(loom), not(feature = "hosted")))]
+mod tests_embedded;
 #[cfg(all(test, loom))]
 mod tests_loom;

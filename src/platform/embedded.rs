@@ -422,10 +422,22 @@ pub fn spin_yield() {
 
 /// No clock, and none needed: time only schedules purges, and embedded
 /// memory is never purged. Standing still, nothing ages into a purge (which
-/// would be wasted work here) and no shared counter is touched.
+/// would be wasted work here) and no shared counter is touched. The crate's
+/// tests move it by hand ([`TEST_CLOCK_MS`]), so purge scheduling runs.
 pub fn now_ms() -> u64 {
-    0
+    #[cfg(test)]
+    {
+        TEST_CLOCK_MS.load(Ordering::Relaxed)
+    }
+    #[cfg(not(test))]
+    {
+        0
+    }
 }
+
+/// The clock of the crate's own tests (`src/tests_embedded.rs`), in ms.
+#[cfg(test)]
+pub static TEST_CLOCK_MS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 pub fn write_stderr(bytes: &[u8]) {
     if bytes.is_empty() {
