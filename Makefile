@@ -58,12 +58,14 @@ test: test-rust test-stable test-loom test-c test-real test-retention test-glibc
 	@echo "make test: all suites passed"
 
 # Nightly: the default features (std's thread_local!) with the header check,
-# then the C libraries' configuration (#[thread_local]), plain and secure.
+# then the C libraries' configuration (#[thread_local]), plain and secure;
+# the embedded core on a fake embedder (src/tests_embedded.rs, as test-miri).
 test-rust:
 	$(CARGO) test --lib --features header
 	$(CARGO) test --release --lib --features thread-local
 	$(CARGO) test --release --lib --features thread-local,secure
 	$(CARGO) build --no-default-features --features panic-handler --lib
+	$(CARGO) test --no-default-features --lib
 
 # Stable: what a Rust user gets. The library's own tests (one process per
 # test, tests/stable_lib_tests.sh), a std program with mirs::Mirs as its
@@ -142,6 +144,7 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --lib --features $(LIB_FEATURES) -- -D warnings
 	$(CARGO) clippy --all-targets --features thread-local,header -- -D warnings
+	$(CARGO) clippy --all-targets --no-default-features -- -D warnings
 ifeq ($(HAVE_STABLE),yes)
 	CARGO_TARGET_DIR=target/stable $(STABLE) clippy --all-targets -- -D warnings
 	cd tests/global_alloc && CARGO_TARGET_DIR=../../target/stable-global-alloc $(STABLE) clippy --all-targets -- -D warnings
