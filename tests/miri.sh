@@ -2,7 +2,7 @@
 # Miri over the single-threaded core: src/tests_embedded.rs (the embedded
 # platform on a fake embedder: memory from one System allocation, a
 # counter for a clock, threads numbered from 1), `cargo miri test` on the
-# tests named `embedded_*`. Installs the pinned nightly's miri and rust-src
+# tests named `embedded_*`, without and with `secure`. Installs the pinned nightly's miri and rust-src
 # through rustup and builds Miri's sysroot (`cargo miri setup`, which
 # fetches the standard library's dependencies from crates.io) when needed;
 # prints one `SKIP test-miri: <reason>` line and succeeds when any of that
@@ -52,7 +52,13 @@ echo "test-miri: $TOOLCHAIN's Miri ready in $((ready - start)) s"
 # harness runs each test in a child process, which Miri cannot spawn.
 export MIRIFLAGS="-Zmiri-permissive-provenance ${MIRIFLAGS:-}"
 export CARGO_PROFILE_DEV_PANIC=unwind
-"$CARGO" "+$TOOLCHAIN" miri test --no-default-features --lib embedded_ -- --test-threads=1
-rc=$?
+# The default build, then `secure` (encoded free-list links, random carving
+# order): both are single-threaded code paths of the same core.
+rc=0
+for features in "" secure; do
+  echo "test-miri: features: ${features:-(none)}"
+  "$CARGO" "+$TOOLCHAIN" miri test --no-default-features ${features:+--features "$features"} \
+    --lib embedded_ -- --test-threads=1 || rc=1
+done
 echo "test-miri: $(($(date +%s) - ready)) s under Miri, $(($(date +%s) - start)) s in all"
 exit $rc
