@@ -88,7 +88,7 @@ pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
             if block.is_null() {
                 return block;
             }
-            let aligned = (block as usize).next_multiple_of(align) as *mut u8;
+            let aligned = block.map_addr(|a| a.next_multiple_of(align));
             if aligned != block {
                 // SAFETY: `block` is a live block we just allocated, and
                 // `aligned` lies at least 16 bytes into it.

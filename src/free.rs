@@ -266,7 +266,7 @@ pub(crate) fn is_on_free_list(page: &Page, block: *mut Block) -> bool {
 /// # Safety
 /// `p` is a block start returned by this thread's heap for a size class.
 pub unsafe fn page_of_owned(p: *mut u8) -> *mut Page {
-    let chunk = (p as usize & !CHUNK_MASK) as *mut Chunk;
+    let chunk = p.map_addr(|a| a & !CHUNK_MASK).cast::<Chunk>();
     // SAFETY: size-class blocks lie in a normal chunk's first 4 MiB.
     unsafe { Chunk::page_of(chunk, p) }
 }
