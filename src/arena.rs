@@ -329,11 +329,9 @@ pub fn alloc_page(heap: *mut Heap, owner: usize, block_size: usize) -> *mut Page
     let (start, area) = Chunk::span_area(span.chunk, span.first, span.count);
     let page = Chunk::page(span.chunk, span.first);
     // SAFETY: the span is ours alone until `init` publishes the page.
+    // (`heap` is only recorded: the caller holds `&mut` to it; with
+    // `secure` it sets the page's key before carving.)
     unsafe {
-        #[cfg(feature = "secure")]
-        {
-            (*page).key = crate::block::ListKey::new((*heap).random_words());
-        }
         (*page).init(
             owner, heap, block_size, start, area, is_zero, span.first, span.count,
         );

@@ -475,8 +475,14 @@ impl Heap {
         if page.is_null() {
             return ptr::null_mut();
         }
-        // SAFETY: a fresh page of this heap in no queue.
+        // SAFETY: a fresh page of this heap in no queue, no block carved.
         unsafe {
+            // Set here, not in the arena: reaching the heap through `me`
+            // while `&mut self` lives is undefined behaviour (Miri).
+            #[cfg(feature = "secure")]
+            {
+                (*page).key = crate::block::ListKey::new(self.random_words());
+            }
             (*page).extend();
             self.queue_push_front(bin, page);
         }

@@ -452,6 +452,8 @@ fn embedded_double_frees_are_refused() {
 fn embedded_out_of_memory_recovers() {
     let _embedder = embedder();
     crate::collect(true);
+    let retired: Vec<*mut u8> = (0..2).map(|_| alloc::malloc(8000)).collect();
+    retired.iter().for_each(|&p| fill(p, 8000, 5));
     let mut huge = Vec::new();
     loop {
         let p = alloc::malloc(CHUNK_SIZE - 64 * 1024);
@@ -481,6 +483,15 @@ fn embedded_out_of_memory_recovers() {
     };
     assert_eq!(platform::errno(), crate::c_api::ENOMEM);
     heap::check_current();
+    // Pages emptied by free stay with the heap for a while (retired):
+    // out of memory, `recover` hands them back and the request is served.
+    retired.into_iter().for_each(free::free);
+    let p = alloc::malloc(3000);
+    assert!(
+        !p.is_null(),
+        "malloc(3000) from the emptied pages ({failed} fitted before)"
+    );
+    small.push(p);
     free::free(huge.pop().expect("at least one chunk"));
     let p = alloc::malloc(3000);
     assert!(

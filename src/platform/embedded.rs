@@ -81,7 +81,7 @@ extern "C" {
 /// the rest of the program.
 #[no_mangle]
 pub unsafe extern "C" fn mirs_region_add(base: *mut c_void, size: usize) -> bool {
-    !base.is_null() && memory::region_add(base as usize, size, false)
+    !base.is_null() && memory::region_add(base.cast::<u8>(), size, false)
 }
 
 /// Cap the memory mirs holds from the page provider at `bytes` (0: no
@@ -113,7 +113,7 @@ pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
     // (`heap::recover`), which also reaps dead threads' heaps.
     let found = memory::alloc(size, align)?;
     Some(OsMemory {
-        base: found.0 as *mut u8,
+        base: found.0,
         is_zero: found.1,
     })
 }
@@ -121,7 +121,7 @@ pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
 /// # Safety
 /// The range came from [`os_alloc_aligned`] (a chunk) and is unused.
 pub unsafe fn os_free(base: *mut u8, size: usize) {
-    memory::free(base as usize, size);
+    memory::free(base, size);
 }
 
 /// Embedded memory stays with mirs: nothing to purge, nothing zeroed.
