@@ -6,7 +6,8 @@
 #                     (static and LD_PRELOAD), real programs under LD_PRELOAD,
 #                     memory retention vs glibc (test-retention), glibc's own
 #                     malloc tests (test-glibc), embedded mode on the host
-#                     (test-embedded) and ArceOS in QEMU (test-arceos)
+#                     (test-embedded), Miri over the embedded core (test-miri)
+#                     and ArceOS in QEMU (test-arceos)
 #   make embedded     embedded libmirs.a for x86_64/riscv64/aarch64 bare metal
 #   make test-arceos  ArceOS unikernels, axlibc switched to mirs, booted in QEMU
 #                     (ARCEOS_APPS="stress" or "stress:mirs": just those)
@@ -37,7 +38,7 @@ LOOM_FLAGS := --cfg loom -Z tls-model=initial-exec
 # The crate is an rlib for Rust users; the C libraries are built on request.
 C_LIBS   := staticlib,cdylib
 
-.PHONY: all libs libs-secure header test test-rust test-stable test-loom test-c test-real test-retention test-glibc lint \
+.PHONY: all libs libs-secure header test test-rust test-stable test-loom test-c test-real test-retention test-glibc test-miri lint \
         fuzz test-fuzz soak \
         test-embedded embedded test-arceos bench-arceos \
         bench bench-peers bench-fastpath bench-rust install clean
@@ -53,16 +54,18 @@ header:
 libs:
 	$(CARGO) rustc --release --lib --features $(LIB_FEATURES) --crate-type $(C_LIBS)
 
-test: test-rust test-stable test-loom test-c test-real test-retention test-glibc test-embedded test-fuzz test-arceos
+test: test-rust test-stable test-loom test-c test-real test-retention test-glibc test-embedded test-miri test-fuzz test-arceos
 	@echo "make test: all suites passed"
 
 # Nightly: the default features (std's thread_local!) with the header check,
-# then the C libraries' configuration (#[thread_local]), plain and secure.
+# then the C libraries' configuration (#[thread_local]), plain and secure;
+# the embedded core on a fake embedder (src/tests_embedded.rs, as test-miri).
 test-rust:
 	$(CARGO) test --lib --features header
 	$(CARGO) test --release --lib --features thread-local
 	$(CARGO) test --release --lib --features thread-local,secure
 	$(CARGO) build --no-default-features --features panic-handler --lib
+	$(CARGO) test --no-default-features --lib
 
 # Stable: what a Rust user gets. The library's own tests (one process per
 # test, tests/stable_lib_tests.sh), a std program with mirs::Mirs as its
@@ -115,6 +118,14 @@ test-embedded:
 	OPTIONAL_TARGETS=1 c_tests/embedded/build_targets.sh
 	c_tests/embedded/run_embedded_tests.sh
 
+# Miri (undefined behaviour: aliasing, provenance, uninitialised reads, leaks)
+# over the single-threaded core, on the embedded platform driven by a fake
+# embedder (src/tests_embedded.rs: memory from one System allocation, a
+# counter for a clock). tests/miri.sh installs the pinned nightly's miri
+# through rustup; prints `SKIP test-miri: <reason>` when it cannot.
+test-miri:
+	CARGO="$(CARGO)" tests/miri.sh
+
 # ArceOS (docs/arceos.md): the published ArceOS crates fetched by cargo,
 # axlibc switched to mirs by c_tests/arceos/switch_axlibc.py (over the glue
 # crate arceos-glue/), C apps booted in QEMU (TCG, SMP=2, 128 MiB); all
@@ -136,7 +147,7 @@ lint:
 	$(CARGO) clippy --all-targets --features thread-local,header -- -D warnings
 	$(CARGO) clippy --all-targets --features secure -- -D warnings
 	$(CARGO) clippy --lib --features $(LIB_FEATURES),secure -- -D warnings
-	$(CARGO) clippy --lib --no-default-features -- -D warnings
+	$(CARGO) clippy --all-targets --no-default-features -- -D warnings
 	$(CARGO) clippy --lib --no-default-features --features thread-local,static-region -- -D warnings
 	RUSTFLAGS="$(LOOM_FLAGS)" CARGO_TARGET_DIR=target/loom $(CARGO) clippy --lib --profile test -- -D warnings
 ifeq ($(HAVE_STABLE),yes)

@@ -50,11 +50,11 @@ fn malloc_generic(size: usize, heap: *mut Heap, zero: bool) -> *mut u8 {
     if heap.is_null() {
         return out_of_memory();
     }
-    // SAFETY: the calling thread's live heap.
-    let h = unsafe { &mut *heap };
-    let mut block = h.malloc_slow(size, zero);
+    // SAFETY: the calling thread's live heap, as its slot holds it.
+    let mut block = unsafe { Heap::malloc_slow(heap, size, zero) };
     if block.is_null() && thread::recover(heap) {
-        block = h.malloc_from_page(size, zero);
+        // SAFETY: as above (`recover` used the heap: no reference survives).
+        block = unsafe { Heap::malloc_from_page(heap, size, zero) };
     }
     if exiting {
         // SAFETY: `heap_for_alloc` made it for this one allocation.
@@ -146,7 +146,7 @@ pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
             if block.is_null() {
                 return block;
             }
-            let aligned = (block as usize).next_multiple_of(align) as *mut u8;
+            let aligned = block.map_addr(|a| a.next_multiple_of(align));
             if aligned != block {
                 // SAFETY: `block` is a live block we just allocated from our heap.
                 let page = unsafe { crate::chunk::Chunk::page_of_block(block) };

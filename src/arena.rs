@@ -330,6 +330,8 @@ pub fn alloc_page(
     let (start, area) = Chunk::span_area(span.chunk, span.first, span.count);
     let page = Chunk::page(span.chunk, span.first);
     // SAFETY: the span is ours alone until `init` publishes the page.
+    // (`heap` is only recorded: the caller holds `&mut` to it; with
+    // `secure` it sets the page's key before carving.)
     unsafe {
         Page::init(
             page,
@@ -758,7 +760,7 @@ fn find_abandoned(st: &State, mut pick: impl FnMut(*mut Page) -> bool) -> Option
 }
 
 /// Visit every abandoned page (tests: the process must be quiescent).
-#[cfg(test)]
+#[cfg(all(test, feature = "hosted"))]
 pub fn for_each_abandoned(mut f: impl FnMut(*mut Page)) {
     let st = ARENA.lock();
     find_abandoned(&st, |page| {

@@ -110,7 +110,11 @@ impl Chunk {
     /// The chunk a page header lives in.
     #[inline(always)]
     pub fn of_page(page: *const Page) -> *mut Chunk {
-        ((page as usize) & !CHUNK_MASK) as *mut Chunk
+        // Keeps the page pointer's provenance (Miri checks accesses through
+        // it against the chunk's memory, not whatever was exposed there).
+        page.map_addr(|a| a & !CHUNK_MASK)
+            .cast::<Chunk>()
+            .cast_mut()
     }
 
     /// The page header at slice `slice`.
@@ -166,9 +170,11 @@ impl Chunk {
 
     /// Start and byte length of the area of a span of `count` slices at `first`.
     pub fn span_area(chunk: *mut Chunk, first: usize, count: usize) -> (*mut u8, usize) {
-        let start = chunk as usize + (first << SLICE_SHIFT);
         let skip = if first == 0 { CHUNK_INFO_SIZE } else { 0 };
-        ((start + skip) as *mut u8, (count << SLICE_SHIFT) - skip)
+        let start = chunk
+            .cast::<u8>()
+            .wrapping_add((first << SLICE_SHIFT) + skip);
+        (start, (count << SLICE_SHIFT) - skip)
     }
 
     /// Initialise the header of fresh memory that is ours alone.

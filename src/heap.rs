@@ -139,30 +139,43 @@ impl Heap {
     /// The heap's part of the allocation slow path: the deferred work
     /// (delayed frees, retired pages, purging), then a page of `size`'s bin
     /// with a free block. Null when no page can be had (the caller recovers
-    /// and tries once more).
-    pub(crate) fn malloc_slow(&mut self, size: usize, zero: bool) -> *mut u8 {
-        self.generic_count += 1;
-        self.drain_delayed_free();
+    /// and tries once more). Takes the heap by its raw pointer: pages keep
+    /// that pointer, so it must not come from a `&mut` that a later one
+    /// would end (Stacked Borrows; Miri found it).
+    ///
+    /// # Safety
+    /// `heap` is the calling thread's live heap, as its slot holds it.
+    pub(crate) unsafe fn malloc_slow(heap: *mut Heap, size: usize, zero: bool) -> *mut u8 {
+        // SAFETY: as the caller guarantees; the reference ends below.
+        let h = unsafe { &mut *heap };
+        h.generic_count += 1;
+        h.drain_delayed_free();
         // Retiring pages age by one step every few slow-path calls; emptying a
         // page again restarts its grace, so only idle pages go back.
-        if self.generic_count.is_multiple_of(RETIRE_STEP) {
-            self.collect_retired(false);
+        if h.generic_count.is_multiple_of(RETIRE_STEP) {
+            h.collect_retired(false);
         }
-        if self.generic_count.is_multiple_of(PURGE_CHECK_INTERVAL) {
-            self.purge(false);
+        if h.generic_count.is_multiple_of(PURGE_CHECK_INTERVAL) {
+            h.purge(false);
         }
-        self.malloc_from_page(size, zero)
+        // SAFETY: as above.
+        unsafe { Heap::malloc_from_page(heap, size, zero) }
     }
 
     /// A block of `size` from a page of this heap (queue, abandoned, fresh);
     /// null when there is none.
-    pub(crate) fn malloc_from_page(&mut self, size: usize, zero: bool) -> *mut u8 {
-        let page = self.find_page(size);
+    ///
+    /// # Safety
+    /// As for [`Heap::malloc_slow`].
+    pub(crate) unsafe fn malloc_from_page(heap: *mut Heap, size: usize, zero: bool) -> *mut u8 {
+        // SAFETY: as the caller guarantees: a fresh reference.
+        let h = unsafe { &mut *heap };
+        let page = h.find_page(heap, size);
         if page.is_null() {
             return ptr::null_mut();
         }
         // SAFETY: `find_page` returns a page of this heap with a free block.
-        unsafe { self.pop_from(page, size, zero) }
+        unsafe { h.pop_from(page, size, zero) }
     }
 }
 
@@ -247,7 +260,14 @@ impl Heap {
     /// A page of `size`'s bin with a free block, or null (out of memory):
     /// a page of the heap's queue, else an abandoned page of the bin, else
     /// a fresh one.
-    fn find_page(&mut self, size: usize) -> *mut Page {
+    ///
+    /// `me` is this heap's own pointer (what the thread's heap slot holds),
+    /// recorded in the pages as their heap: a pointer derived from `&mut
+    /// self` would be invalidated by the next `&mut` taken from the slot,
+    /// and later frees reach the heap through the page (Miri, Stacked
+    /// Borrows).
+    fn find_page(&mut self, me: *mut Heap, size: usize) -> *mut Page {
+        debug_assert!(ptr::eq(me, self));
         let bin = bin_of_size(size);
         let mut cur = self.queues[bin].first;
         while !cur.is_null() {
@@ -277,7 +297,6 @@ impl Heap {
             cur = next;
         }
         let block_size = bin_block_size(bin);
-        let me = self as *mut Heap;
         loop {
             let page = arena::adopt(Heap::as_owner(me), self.thread_id, block_size);
             if page.is_null() {

@@ -149,7 +149,13 @@ pub fn stats_print() {
     stats::print(arena::cached_count());
 }
 
+// The whole-allocator tests run on the hosted platform; without `hosted`,
+// the embedded core is tested on a fake embedder (also what Miri runs).
 #[cfg(all(test, not(loom)))]
+mod test_api;
+#[cfg(all(test, not(loom), feature = "hosted"))]
 mod tests;
+#[cfg(all(test, not(loom), not(feature = "hosted")))]
+mod tests_embedded;
 #[cfg(all(test, loom))]
 mod tests_loom;

@@ -84,7 +84,7 @@ extern "C" {
 /// the rest of the program.
 #[no_mangle]
 pub unsafe extern "C" fn mirs_region_add(base: *mut c_void, size: usize) -> bool {
-    !base.is_null() && memory::region_add(base as usize, size, false)
+    !base.is_null() && memory::region_add(base.cast::<u8>(), size, false)
 }
 
 /// Cap the memory mirs holds from the page provider at `bytes` (0: no
@@ -126,7 +126,7 @@ pub fn os_alloc_chunk(
 ) -> Option<OsMemory> {
     let found = memory::alloc(size, align, placeable)?;
     Some(OsMemory {
-        base: found.0 as *mut u8,
+        base: found.0,
         is_zero: found.1,
     })
 }
@@ -134,7 +134,7 @@ pub fn os_alloc_chunk(
 /// # Safety
 /// The range came from [`os_alloc_aligned`] (a chunk) and is unused.
 pub unsafe fn os_free(base: *mut u8, size: usize) {
-    memory::free(base as usize, size);
+    memory::free(base, size);
 }
 
 /// Embedded memory stays with mirs: nothing to purge, nothing zeroed.
@@ -143,6 +143,12 @@ pub unsafe fn os_free(base: *mut u8, size: usize) {
 /// The range is unused.
 pub unsafe fn os_purge(_base: *mut u8, _size: usize) -> bool {
     false
+}
+
+/// Bytes of region memory registered so far (tests).
+#[cfg(test)]
+pub fn region_bytes() -> usize {
+    memory::region_bytes()
 }
 
 // ---------------------------------------------------------------- thread identity
@@ -233,10 +239,22 @@ pub fn spin_yield() {
 
 /// No clock, and none needed: time only schedules purges, and embedded
 /// memory is never purged. Standing still, nothing ages into a purge (which
-/// would be wasted work here) and no shared counter is touched.
+/// would be wasted work here) and no shared counter is touched. The crate's
+/// tests move it by hand ([`TEST_CLOCK_MS`]), so purge scheduling runs.
 pub fn now_ms() -> u64 {
-    0
+    #[cfg(test)]
+    {
+        TEST_CLOCK_MS.load(Ordering::Relaxed)
+    }
+    #[cfg(not(test))]
+    {
+        0
+    }
 }
+
+/// The clock of the crate's own tests (`src/tests_embedded.rs`), in ms.
+#[cfg(test)]
+pub static TEST_CLOCK_MS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 pub fn write_stderr(bytes: &[u8]) {
     if bytes.is_empty() {

@@ -19,7 +19,12 @@
 //!   region is full, and gets its memory back when the chunk is freed.
 //!
 //! Nothing is ever purged: memory stays with mirs (cached) or returns to
-//! the region or provider. One short spin lock guards the bitmaps; it is
+//! the region or provider.
+//!
+//! Addresses are handled as integers (bitmaps, alignment), but what is
+//! handed out is a pointer derived from the region's (or the provider's)
+//! own pointer with `with_addr`, so it keeps that memory's provenance: Miri
+//! then checks every access mirs makes through it against the region. One short spin lock guards the bitmaps; it is
 //! taken only on the chunk slow path,
 //! never by `malloc` or `free` fast paths.
 
@@ -39,6 +44,9 @@ const MAX_META: usize = 2 * MAX_REGIONS + 8;
 
 #[derive(Clone, Copy)]
 struct Region {
+    /// The pointer the region was handed over with: provenance for what
+    /// is carved from it.
+    origin: *mut u8,
     /// First 4 MiB unit.
     base: usize,
     units: usize,
@@ -51,6 +59,7 @@ struct Region {
 
 impl Region {
     const EMPTY: Region = Region {
+        origin: core::ptr::null_mut(),
         base: 0,
         units: 0,
         fresh: 0,
@@ -102,8 +111,8 @@ impl Region {
 struct State {
     regions: [Region; MAX_REGIONS],
     count: usize,
-    /// Metadata ranges: `(next, end)`.
-    meta: [(usize, usize); MAX_META],
+    /// Metadata ranges: `(next, end, origin)` (origin: provenance, as in `Region`).
+    meta: [(usize, usize, *mut u8); MAX_META],
     #[cfg_attr(not(feature = "static-region"), allow(dead_code))]
     static_added: bool,
 }
@@ -121,7 +130,7 @@ static MEMORY: Locked = Locked {
     state: UnsafeCell::new(State {
         regions: [Region::EMPTY; MAX_REGIONS],
         count: 0,
-        meta: [(0, 0); MAX_META],
+        meta: [(0, 0, core::ptr::null_mut()); MAX_META],
         static_added: false,
     }),
 };
@@ -149,7 +158,7 @@ impl Locked {
 impl State {
     /// Keep `start..end` (page-rounded inwards) for metadata; false when it
     /// holds no page or the table of ranges is full.
-    fn add_meta(&mut self, start: usize, end: usize) -> bool {
+    fn add_meta(&mut self, origin: *mut u8, start: usize, end: usize) -> bool {
         let start = start.next_multiple_of(OS_PAGE_SIZE);
         let end = end & !(OS_PAGE_SIZE - 1);
         if end <= start {
@@ -157,7 +166,7 @@ impl State {
         }
         match self.meta.iter_mut().find(|m| m.0 >= m.1) {
             Some(slot) => {
-                *slot = (start, end);
+                *slot = (start, end, origin);
                 true
             }
             None => false,
@@ -166,7 +175,8 @@ impl State {
 
     /// Record a region; false when the table of regions is full or the
     /// region holds no 4 MiB unit and no page of slack.
-    fn add_region(&mut self, start: usize, size: usize, zeroed: bool) -> bool {
+    fn add_region(&mut self, origin: *mut u8, size: usize, zeroed: bool) -> bool {
+        let start = origin.addr();
         let Some(end) = start.checked_add(size) else {
             return false;
         };
@@ -179,15 +189,16 @@ impl State {
             0
         };
         if units == 0 {
-            return self.add_meta(start, end);
+            return self.add_meta(origin, start, end);
         }
         if self.count == MAX_REGIONS {
             return false;
         }
         let units_end = first + (units << CHUNK_SHIFT);
-        self.add_meta(start, first);
-        self.add_meta(units_end, end);
+        self.add_meta(origin, start, first);
+        self.add_meta(origin, units_end, end);
         self.regions[self.count] = Region {
+            origin,
             base: first,
             units,
             fresh: 0,
@@ -205,7 +216,7 @@ impl State {
         count: usize,
         align: usize,
         placeable: Option<fn(usize, usize) -> bool>,
-    ) -> Option<(usize, bool)> {
+    ) -> Option<(*mut u8, bool)> {
         let size = count << CHUNK_SHIFT;
         let fits = |addr: usize| placeable.is_none_or(|ok| ok(addr, size));
         for region in &mut self.regions[..self.count] {
@@ -213,7 +224,8 @@ impl State {
                 region.mark(unit, count, true);
                 let is_zero = region.zeroed && unit >= region.fresh;
                 region.fresh = region.fresh.max(unit + count);
-                return Some((region.base + (unit << CHUNK_SHIFT), is_zero));
+                let addr = region.base + (unit << CHUNK_SHIFT);
+                return Some((region.origin.with_addr(addr), is_zero));
             }
         }
         None
@@ -233,18 +245,18 @@ impl State {
     }
 
     /// Metadata from a slack range, refilled from a whole unit when needed.
-    fn take_meta(&mut self, size: usize, align: usize) -> Option<usize> {
+    fn take_meta(&mut self, size: usize, align: usize) -> Option<*mut u8> {
         for _ in 0..2 {
             for m in self.meta.iter_mut() {
                 let start = m.0.next_multiple_of(align);
                 if start < m.1 && m.1 - start >= size {
                     m.0 = start + size;
-                    return Some(start);
+                    return Some(m.2.with_addr(start));
                 }
             }
             let (unit, _) = self.take_units(1, CHUNK_SIZE, None)?;
-            if !self.add_meta(unit, unit + CHUNK_SIZE) {
-                self.give_units(unit, CHUNK_SIZE);
+            if !self.add_meta(unit, unit.addr(), unit.addr() + CHUNK_SIZE) {
+                self.give_units(unit.addr(), CHUNK_SIZE);
                 return None;
             }
         }
@@ -282,7 +294,7 @@ fn ensure_static(state: &mut State) {
     #[cfg(feature = "static-region")]
     if !state.static_added {
         state.static_added = true;
-        let base = static_region::REGION.0.get() as usize;
+        let base = static_region::REGION.0.get().cast::<u8>();
         state.add_region(base, static_region::SIZE, true);
     }
     #[cfg(not(feature = "static-region"))]
@@ -324,7 +336,7 @@ pub fn set_provider_limit(bytes: usize) {
     PROVIDER_LIMIT.store(limit, Ordering::Relaxed);
 }
 
-fn provider_alloc(size: usize, align: usize) -> Option<usize> {
+fn provider_alloc(size: usize, align: usize) -> Option<*mut u8> {
     let f = PROVIDER_ALLOC.load(Ordering::Acquire);
     if f == 0 {
         return None;
@@ -339,11 +351,11 @@ fn provider_alloc(size: usize, align: usize) -> Option<usize> {
     // SAFETY: a non-zero value was stored from a `PageAlloc` function pointer.
     let alloc: PageAlloc = unsafe { core::mem::transmute::<usize, PageAlloc>(f) };
     // SAFETY: the embedder's hook; the contract is documented on `PageAlloc`.
-    let p = unsafe { alloc(size, align) } as usize;
-    if p != 0 && p.is_multiple_of(align) {
+    let p = unsafe { alloc(size, align) }.cast::<u8>();
+    if !p.is_null() && p.addr().is_multiple_of(align) {
         return Some(p);
     }
-    if p != 0 {
+    if !p.is_null() {
         provider_free(p, size);
     } else {
         PROVIDER_HELD.fetch_sub(size, Ordering::AcqRel);
@@ -351,13 +363,13 @@ fn provider_alloc(size: usize, align: usize) -> Option<usize> {
     None
 }
 
-fn provider_free(addr: usize, size: usize) {
+fn provider_free(addr: *mut u8, size: usize) {
     let f = PROVIDER_FREE.load(Ordering::Acquire);
     if f != 0 {
         // SAFETY: as in `provider_alloc`.
         let free: PageFree = unsafe { core::mem::transmute::<usize, PageFree>(f) };
         // SAFETY: `addr..addr+size` came from the provider's alloc.
-        unsafe { free(addr as *mut c_void, size) };
+        unsafe { free(addr.cast::<c_void>(), size) };
     }
     PROVIDER_HELD.fetch_sub(size, Ordering::AcqRel);
 }
@@ -369,21 +381,21 @@ fn provider_chunk(
     size: usize,
     align: usize,
     placeable: fn(usize, usize) -> bool,
-) -> Option<(usize, bool)> {
+) -> Option<(*mut u8, bool)> {
     const TRIES: usize = 4;
-    let mut rejected = [0usize; TRIES];
+    let mut rejected = [core::ptr::null_mut::<u8>(); TRIES];
     let mut found = None;
     for slot in rejected.iter_mut() {
         let Some(p) = provider_alloc(size, align) else {
             break;
         };
-        if placeable(p, size) {
+        if placeable(p.addr(), size) {
             found = Some((p, false));
             break;
         }
         *slot = p;
     }
-    for &p in rejected.iter().filter(|&&p| p != 0) {
+    for &p in rejected.iter().filter(|p| !p.is_null()) {
         provider_free(p, size);
     }
     found
@@ -392,7 +404,7 @@ fn provider_chunk(
 // ---------------------------------------------------------------- the platform functions
 
 /// Hand over a region; false when it cannot be used (see `mirs_region_add`).
-pub fn region_add(base: usize, size: usize, zeroed: bool) -> bool {
+pub fn region_add(base: *mut u8, size: usize, zeroed: bool) -> bool {
     MEMORY.with(|s| {
         ensure_static(s);
         s.add_region(base, size, zeroed)
@@ -405,7 +417,7 @@ pub fn alloc(
     size: usize,
     align: usize,
     placeable: fn(usize, usize) -> bool,
-) -> Option<(usize, bool)> {
+) -> Option<(*mut u8, bool)> {
     if align >= CHUNK_SIZE || size >= CHUNK_SIZE {
         let align = align.max(CHUNK_SIZE);
         let units = size.div_ceil(CHUNK_SIZE);
@@ -426,9 +438,20 @@ pub fn alloc(
     provider_alloc(size.next_multiple_of(OS_PAGE_SIZE), align.max(OS_PAGE_SIZE)).map(|p| (p, false))
 }
 
+/// Bytes of region memory (all regions), for tests.
+#[cfg(test)]
+pub fn region_bytes() -> usize {
+    MEMORY.with(|s| {
+        s.regions[..s.count]
+            .iter()
+            .map(|r| r.units << CHUNK_SHIFT)
+            .sum()
+    })
+}
+
 /// Give chunk memory back (to its region, else to the page provider).
-pub fn free(addr: usize, size: usize) {
-    if !MEMORY.with(|s| s.give_units(addr, size)) {
+pub fn free(addr: *mut u8, size: usize) {
+    if !MEMORY.with(|s| s.give_units(addr.addr(), size)) {
         provider_free(addr, size.next_multiple_of(OS_PAGE_SIZE));
     }
 }
