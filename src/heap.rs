@@ -32,6 +32,8 @@ use crate::platform;
 use crate::size_class::{
     bin_block_size, bin_of_size, bin_of_wsize, wsize_of, BIN_COUNT, BIN_FULL, BIN_HUGE,
 };
+use crate::sync::AtomicUsize;
+use crate::tagged_stack::StackNode;
 use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::Ordering;
@@ -43,7 +45,9 @@ pub struct Heap {
     // --- slow path ---
     pub(crate) thread_id: usize,
     pub(crate) queues: [PageQueue; BIN_COUNT],
-    pub(crate) thread_delayed_free: DelayedList,
+    /// This heap's delayed list, in its slot next to it (null for the
+    /// static heaps, which own no page).
+    delayed: *const DelayedList,
     /// Slow-path calls so far (drives periodic work).
     pub(crate) generic_count: u64,
     /// Bins whose first page may be retiring.
@@ -81,7 +85,7 @@ const fn empty_heap() -> Heap {
         pages_direct: [EMPTY_PAGE.0.get(); PAGES_DIRECT],
         thread_id: 0,
         queues: empty_queues(),
-        thread_delayed_free: DelayedList::new(),
+        delayed: ptr::null(),
         generic_count: 0,
         retired_min: BIN_FULL,
         retired_max: 0,
@@ -112,24 +116,57 @@ fn empty_page() -> *mut Page {
     EMPTY_PAGE.0.get()
 }
 
+/// Where a heap lives in platform memory: the `Heap` (the owner's, which it
+/// reaches through `&mut`) and, outside it, the words other threads touch:
+/// its delayed list and the heap pool's link. A freer in `DelayedFreeing`
+/// pushes on the list while the owner may hold `&mut Heap`, and a stale pop
+/// of the pool may read the link while the heap is re-initialised: neither
+/// word may lie inside the `Heap`.
+#[repr(C)]
+pub(crate) struct HeapSlot {
+    /// First, so a slot's address is its heap's.
+    heap: core::mem::MaybeUninit<Heap>,
+    delayed: DelayedList,
+    pool_next: AtomicUsize,
+}
+
+impl StackNode for HeapSlot {
+    unsafe fn link<'a>(node: *mut Self) -> &'a AtomicUsize {
+        // SAFETY: the caller passes a slot of a heap chunk (never unmapped).
+        unsafe { &(*node).pool_next }
+    }
+}
+
+impl HeapSlot {
+    /// The slot of a heap made by [`Heap::init_at`] (pointer arithmetic).
+    pub(crate) fn of(heap: *mut Heap) -> *mut HeapSlot {
+        heap.cast()
+    }
+}
+
 impl Heap {
-    /// Make `heap` a fresh heap of thread `thread_id`.
+    /// Make the heap of `slot` a fresh heap of thread `thread_id`, with an
+    /// empty delayed list; returns it.
     ///
     /// # Safety
-    /// `heap` points at an unused, suitably aligned heap struct the caller
-    /// owns; it is initialised by a whole-struct write before any read.
-    pub(crate) unsafe fn init_at(heap: *mut Heap, thread_id: usize, seed: u64) {
-        // SAFETY: as the caller guarantees.
-        unsafe {
-            ptr::write(
-                heap,
-                Heap {
-                    thread_id,
-                    random: seed,
-                    ..empty_heap()
-                },
-            )
+    /// `slot` points at an unused heap slot the caller owns; the heap is
+    /// initialised by a whole-struct write before any read.
+    pub(crate) unsafe fn init_at(slot: *mut HeapSlot, thread_id: usize, seed: u64) -> *mut Heap {
+        // SAFETY: as the caller guarantees (a place, nothing is read).
+        let delayed = unsafe { ptr::addr_of!((*slot).delayed) };
+        // SAFETY: as the caller guarantees: nobody else references the
+        // list (the heap's pages are gone, its last drain emptied it).
+        unsafe { delayed.cast_mut().write(DelayedList::new()) };
+        let heap = slot.cast::<Heap>();
+        let fresh = Heap {
+            thread_id,
+            random: seed,
+            delayed,
+            ..empty_heap()
         };
+        // SAFETY: as the caller guarantees.
+        unsafe { heap.write(fresh) };
+        heap
     }
 }
 
@@ -508,8 +545,15 @@ impl Heap {
             // SAFETY: a page header of a live chunk.
             ptr::addr_of!(unsafe { &*page }.thread_free)
         };
+        let list = self.delayed;
+        if list.is_null() {
+            return;
+        }
+        // SAFETY: our slot's list (outside the `Heap`, so `&mut self` does
+        // not cover it), valid while the heap is.
+        let list = unsafe { &*list };
         // SAFETY: as above: each block's page is live while it is listed.
-        let blocks = unsafe { self.thread_delayed_free.drain(thread_free_of) };
+        let blocks = unsafe { list.drain(thread_free_of) };
         // Each block comes after its pusher left DelayedFreeing.
         for block in blocks {
             // SAFETY: as above; the block is ours now.
@@ -564,7 +608,7 @@ impl Heap {
     pub(crate) unsafe fn delayed_list(heap: *mut Heap) -> *const DelayedList {
         debug_assert!(!heap.is_null());
         // SAFETY: as the caller guarantees.
-        unsafe { ptr::addr_of!((*heap).thread_delayed_free) }
+        unsafe { ptr::addr_of!((*HeapSlot::of(heap)).delayed) }
     }
 
     // -------------------------------------------------------------- collection

@@ -23,11 +23,10 @@
 
 use crate::arena;
 use crate::constants::OS_PAGE_SIZE;
-use crate::heap::{self, Heap, EMPTY_HEAP_PTR, EXITING_HEAP_PTR};
+use crate::heap::{self, Heap, HeapSlot, EMPTY_HEAP_PTR, EXITING_HEAP_PTR};
 use crate::platform;
 use crate::stats::{self, Counter};
-use crate::sync::AtomicUsize;
-use crate::tagged_stack::{StackNode, TaggedStack};
+use crate::tagged_stack::TaggedStack;
 use core::ffi::c_void;
 use core::ptr;
 
@@ -97,33 +96,16 @@ fn heap_set(heap: *mut Heap) -> bool {
 
 // ------------------------------------------------------------------ heap pool
 
-/// A heap struct's place in platform memory. The pool's link lies outside
-/// the `Heap`, so (re)initialising a heap with a whole-struct write never
-/// touches the word a stale pop of the pool may be reading at that moment.
-#[repr(C)]
-struct HeapSlot {
-    /// First, so a slot's address is its heap's.
-    heap: core::mem::MaybeUninit<Heap>,
-    pool_next: AtomicUsize,
-}
-
-impl StackNode for HeapSlot {
-    unsafe fn link<'a>(node: *mut Self) -> &'a AtomicUsize {
-        // SAFETY: the caller passes a slot of a heap chunk (never unmapped).
-        unsafe { &(*node).pool_next }
-    }
-}
-
 static POOL: TaggedStack<HeapSlot> = TaggedStack::new();
 
 const HEAP_CHUNK: usize = 64 * 1024;
 
-/// An unused heap struct: from the pool, or carved from a fresh chunk of
+/// An unused heap slot: from the pool, or carved from a fresh chunk of
 /// platform memory (the surplus goes to the pool). Never unmapped, so the
 /// pool's pops may always read a node.
-fn heap_struct_alloc() -> *mut Heap {
+fn heap_slot_alloc() -> *mut HeapSlot {
     if let Some(slot) = POOL.pop() {
-        return slot.cast();
+        return slot;
     }
     let Some(chunk) = platform::os_alloc_aligned(HEAP_CHUNK, OS_PAGE_SIZE) else {
         return ptr::null_mut();
@@ -138,13 +120,13 @@ fn heap_struct_alloc() -> *mut Heap {
     chunk.base.cast()
 }
 
-/// Give an unused heap struct back to the pool.
+/// Give an unused heap back to the pool.
 ///
 /// # Safety
-/// `heap` came from [`heap_struct_alloc`] and nothing uses it any more.
+/// `heap` lives in a slot from [`heap_slot_alloc`] and nothing uses it any more.
 unsafe fn heap_struct_free(heap: *mut Heap) {
     // SAFETY: as the caller guarantees: a slot of a heap chunk, ours.
-    unsafe { POOL.push(heap.cast::<HeapSlot>()) };
+    unsafe { POOL.push(HeapSlot::of(heap)) };
 }
 
 // ------------------------------------------------------------------ process life
@@ -214,18 +196,18 @@ static AT_EXIT: extern "C" fn() = {
 #[cold]
 fn heap_init_thread() -> *mut Heap {
     process_init();
-    let heap = heap_struct_alloc();
-    if heap.is_null() {
+    let slot = heap_slot_alloc();
+    if slot.is_null() {
         return ptr::null_mut();
     }
     // Only `secure` needs entropy (secret list keys): no getrandom otherwise.
     let seed = if cfg!(feature = "secure") {
-        platform::random_seed() ^ heap as u64
+        platform::random_seed() ^ slot as u64
     } else {
-        heap as u64
+        slot as u64
     };
-    // SAFETY: `heap` points at an unused, suitably aligned heap struct we own.
-    unsafe { Heap::init_at(heap, platform::thread_id(), seed) };
+    // SAFETY: `slot` is an unused heap slot we own.
+    let heap = unsafe { Heap::init_at(slot, platform::thread_id(), seed) };
     if !heap_set(heap) {
         // Embedded: no room to record the heap (thread table full).
         // SAFETY: the struct is unused and unpublished.
