@@ -1,10 +1,12 @@
 //! `free`, and the one routine that resolves a pointer to its page.
 //!
 //! Fast path (owner thread, page not full, no aligned blocks, `p` a block
-//! start): mask to the chunk, one byte test in the chunk map, one load of the
-//! slice's page header offset, compare the page's owner with our thread id,
-//! bounds and divisibility test, push on the page's `local_free`. Everything
-//! else goes through `free_generic`, which acts on the page's owner:
+//! start, not marked free): mask to the chunk; compare it with our heap's
+//! `chunk_hint` (else one byte test in the chunk map); one load of the
+//! slice's page header offset; compare the page's owner with our thread id;
+//! bounds and divisibility test; the free-mark test; mark and push on the
+//! page's `local_free`. 32 instructions to `ret` on the hinted path.
+//! Everything else goes through `free_generic`, which acts on the page's owner:
 //! - ours (page full, or with aligned blocks): the heap frees it;
 //! - another thread's: pushed on the page's `thread_free` (one CAS), or,
 //!   when that page is full, on its heap's delayed list;
@@ -13,11 +15,13 @@
 //! - a singleton (one block in its own span or huge chunk): freed at once
 //!   by whichever thread frees it.
 //!
-//! Validation policy: a pointer is freed only if it resolves to a page in
-//! use and is the start of one of its carved blocks (or, in a page that
-//! handed out over-aligned pointers, lies inside one; a singleton's only
-//! block must be given exactly). Anything else is counted, reported with
-//! `MIRS_VERBOSE=1` and ignored, never linked into a list.
+//! Validation policy (docs/design.md): a pointer is freed only if it is a
+//! live block: it resolves to a page in use, is the start of one of its
+//! carved blocks (or the exact over-aligned pointer malloc_aligned handed
+//! out; a singleton's only block must be given exactly), and does not carry
+//! the free mark (confirmed on the lists by the owner). Anything else is
+//! counted, reported with `MIRS_VERBOSE=1` and ignored, never linked into a
+//! list.
 
 use crate::arena;
 use crate::block::Block;
