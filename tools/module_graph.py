@@ -13,7 +13,7 @@ import re
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
-SKIP = {"tests.rs", "tests_loom.rs", "tests_embedded.rs", "lib.rs", "panic.rs"}
+SKIP = {"tests.rs", "tests_loom.rs", "tests_embedded.rs", "test_api.rs", "lib.rs", "panic.rs"}
 ALIAS = {"thread_table": "thread", "embedded_memory": "platform"}
 
 
