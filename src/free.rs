@@ -46,7 +46,7 @@ use core::sync::atomic::Ordering;
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
     let base = p as usize & !CHUNK_MASK;
-    if !in_hinted_chunk(base) && !chunk_map::is_chunk(base) {
+    if !chunk_map::is_chunk(base) {
         return free_outside_chunk_start(p);
     }
     // SAFETY: the chunk map says a live normal chunk's header is at `base`,
@@ -72,27 +72,6 @@ pub unsafe fn free(p: *mut u8) {
     }
     // SAFETY: a page in use (or not: free_generic checks) of a live chunk.
     unsafe { free_generic(p, page) }
-}
-
-/// Is `base` the chunk of a page the calling thread's heap owns (its
-/// `chunk_hint`)? Then it is a live normal chunk and the chunk map need not
-/// be asked: most frees are of blocks the freeing thread allocated. Only
-/// where the heap slot is a plain thread-local (one load); the embedded
-/// heap table would cost more than the map.
-#[inline(always)]
-fn in_hinted_chunk(base: usize) -> bool {
-    #[cfg(any(feature = "hosted", feature = "thread-local"))]
-    {
-        let heap = crate::thread::heap_get();
-        // SAFETY: the calling thread's heap (or a static empty heap, whose
-        // hint matches no chunk); only this thread writes its hint.
-        base == unsafe { (*heap).chunk_hint }
-    }
-    #[cfg(not(any(feature = "hosted", feature = "thread-local")))]
-    {
-        let _ = base;
-        false
-    }
 }
 
 #[cold]

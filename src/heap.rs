@@ -40,10 +40,6 @@ use core::sync::atomic::Ordering;
 
 #[repr(C)]
 pub struct Heap {
-    /// The free fast path: the base of a normal chunk holding a page this
-    /// heap owns (so the chunk is mapped for as long as the hint stands), or
-    /// `NO_CHUNK`. A free into that chunk skips the chunk-map lookup.
-    pub(crate) chunk_hint: usize,
     // --- the malloc fast path reads only this ---
     pub(crate) pages_direct: [*mut Page; PAGES_DIRECT],
     // --- slow path ---
@@ -84,13 +80,8 @@ const fn empty_queues() -> [PageQueue; BIN_COUNT] {
     q
 }
 
-/// `chunk_hint` of a heap that has no page: no chunk base (those are 4 MiB
-/// aligned) equals it.
-pub(crate) const NO_CHUNK: usize = usize::MAX;
-
 const fn empty_heap() -> Heap {
     Heap {
-        chunk_hint: NO_CHUNK,
         pages_direct: [EMPTY_PAGE.0.get(); PAGES_DIRECT],
         thread_id: 0,
         queues: empty_queues(),
@@ -328,7 +319,6 @@ impl Heap {
             }
             if page.has_free() {
                 page.set_retire_expire(0);
-                self.chunk_hint = crate::chunk::Chunk::of_page(cur) as usize;
                 return cur;
             }
             // No room: from now on other threads tell us when they free here.
@@ -338,7 +328,6 @@ impl Heap {
             if page.has_free() {
                 page.set_delayed_state(DelayedState::NoDelayedFree, false);
                 page.set_retire_expire(0);
-                self.chunk_hint = crate::chunk::Chunk::of_page(cur) as usize;
                 return cur;
             }
             self.move_to_full(cur);
@@ -364,7 +353,6 @@ impl Heap {
             if pg.has_free() {
                 // SAFETY: ours, in no queue.
                 unsafe { self.queue_push_front(bin, page) };
-                self.chunk_hint = crate::chunk::Chunk::of_page(page) as usize;
                 return page;
             }
             // Adopted but full: it waits in the full queue like our own.
@@ -382,7 +370,6 @@ impl Heap {
         unsafe { Page::owned(page) }.extend();
         // SAFETY: as above.
         unsafe { self.queue_push_front(bin, page) };
-        self.chunk_hint = crate::chunk::Chunk::of_page(page) as usize;
         page
     }
 
@@ -501,10 +488,6 @@ impl Heap {
         // SAFETY: as above: in its queue.
         unsafe { self.queue_remove(bin, page) };
         pg.set_delayed_state(DelayedState::NoDelayedFree, true);
-        if crate::chunk::Chunk::of_page(page) as usize == self.chunk_hint {
-            // This page may have been the one that kept the chunk mapped.
-            self.chunk_hint = NO_CHUNK;
-        }
         // SAFETY: ours, in no queue, with no live block.
         unsafe { arena::free_page(page) };
         // Freeing pages is when memory becomes purgeable: a program that
