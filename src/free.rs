@@ -1,11 +1,11 @@
 //! `free`, and the one routine that resolves a pointer to its page.
 //!
 //! Fast path (owner thread, page not full, no aligned blocks, `p` a block
-//! start, not marked free): mask to the chunk; compare it with our heap's
-//! `chunk_hint` (else one byte test in the chunk map); one load of the
-//! slice's page header offset; compare the page's owner with our thread id;
-//! bounds and divisibility test; the free-mark test; mark and push on the
-//! page's `local_free`. 32 instructions to `ret` on the hinted path.
+//! start, not marked free): mask to the chunk; one byte test in the chunk
+//! map (two dependent loads); one load of the slice's page header offset;
+//! compare the page's owner with our thread id; bounds and divisibility
+//! test; the free-mark test; mark and push on the page's `local_free`: 40
+//! instructions to `ret`.
 //! Everything else goes through `free_generic`, which acts on the page's owner:
 //! - ours (page full, or with aligned blocks): the heap frees it;
 //! - another thread's: pushed on the page's `thread_free` (one CAS), or,
