@@ -295,23 +295,7 @@ fn embedded_huge_blocks_round_trip_and_are_cached() {
 fn embedded_free_lists_hold_their_invariants_through_collect() {
     let _embedder = embedder();
     let pages_before = current(Counter::Pages);
-    let blocks: Vec<*mut u8> = (0..1200).map(|i| alloc::malloc(8 + i % 300)).collect();
-    assert_eq!(crate::thread::check_current(), blocks.len());
-    for (i, &p) in blocks.iter().enumerate() {
-        if i % 3 == 0 {
-            api::free(p);
-        }
-    }
-    crate::collect(false);
-    let kept = blocks.len() - blocks.len().div_ceil(3);
-    assert_eq!(crate::thread::check_current(), kept);
-    for (i, &p) in blocks.iter().enumerate() {
-        if i % 3 != 0 {
-            api::free(p);
-        }
-    }
-    crate::collect(true);
-    assert_eq!(crate::thread::check_current(), 0);
+    api::invariants_hold_through_collect(1200);
     assert_eq!(
         current(Counter::Pages),
         pages_before,

@@ -286,25 +286,7 @@ fn a_live_block_holding_the_free_mark_is_freed() {
 
 #[test]
 fn page_invariants_hold_through_collect() {
-    let blocks: Vec<*mut u8> = (0..10_000).map(|i| alloc::malloc(8 + i % 300)).collect();
-    assert_eq!(crate::thread::check_current(), blocks.len());
-    for (i, &p) in blocks.iter().enumerate() {
-        if i % 3 == 0 {
-            api::free(p);
-        }
-    }
-    crate::collect(false);
-    assert_eq!(
-        crate::thread::check_current(),
-        blocks.len() - blocks.len().div_ceil(3)
-    );
-    for (i, &p) in blocks.iter().enumerate() {
-        if i % 3 != 0 {
-            api::free(p);
-        }
-    }
-    crate::collect(true);
-    assert_eq!(crate::thread::check_current(), 0);
+    api::invariants_hold_through_collect(10_000);
 }
 
 #[test]
