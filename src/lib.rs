@@ -155,6 +155,8 @@ pub fn stats_print() {
 mod test_api;
 #[cfg(all(test, not(loom), feature = "hosted"))]
 mod tests;
+// The fake embedder's hook definitions are not the C API:
+/// cbindgen:ignore
 #[cfg(all(test, not(loom), not(feature = "hosted")))]
 mod tests_embedded;
 #[cfg(all(test, loom))]
