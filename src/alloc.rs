@@ -119,11 +119,35 @@ pub fn calloc(count: usize, size: usize) -> *mut u8 {
 /// Allocate `size` bytes aligned to `align` (a power of two up to
 /// `ALIGNMENT_MAX`); null otherwise.
 pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
+    alloc_aligned(size, align, false)
+}
+
+/// `malloc_aligned` with the block zeroed; memory known to be zero (fresh
+/// from the OS) is not cleared again.
+pub fn zalloc_aligned(size: usize, align: usize) -> *mut u8 {
+    alloc_aligned(size, align, true)
+}
+
+/// `malloc` or `zalloc`.
+#[inline(always)]
+fn alloc_small(size: usize, zero: bool) -> *mut u8 {
+    if zero {
+        zalloc(size)
+    } else {
+        malloc(size)
+    }
+}
+
+/// Both aligned allocations: the natural-alignment case and huge blocks go
+/// through the zeroing paths (which skip memory known to be zero); an
+/// over-allocated block (at most `LARGE_OBJ_SIZE_MAX`) is cleared over the
+/// `size` bytes handed out.
+fn alloc_aligned(size: usize, align: usize, zero: bool) -> *mut u8 {
     if !align.is_power_of_two() || align > ALIGNMENT_MAX || size > MAX_ALLOC_SIZE {
         return out_of_memory();
     }
     if align <= WORD_SIZE {
-        return malloc(size);
+        return alloc_small(size, zero);
     }
     // Natural alignment: page areas start OS-page aligned, so blocks of a
     // size class that is a multiple of `align` are all aligned.
@@ -133,7 +157,7 @@ pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
         if natural <= LARGE_OBJ_SIZE_MAX
             && bin_block_size(bin_of_size(natural)).is_multiple_of(align)
         {
-            let p = malloc(natural);
+            let p = alloc_small(natural, zero);
             debug_assert!((p as usize).is_multiple_of(align));
             return p;
         }
@@ -155,16 +179,20 @@ pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
                 // SAFETY: `aligned` lies at least 16 bytes into our block.
                 unsafe { free::mark_aligned(aligned) };
             }
+            if zero {
+                // SAFETY: `aligned` has at least `size` writable bytes of our block.
+                unsafe { ptr::write_bytes(aligned, 0, size) };
+            }
             return aligned;
         }
     }
     // The largest: a span or huge chunk of its own, the block placed at the alignment.
-    aligned_huge(size, align)
+    aligned_huge(size, align, zero)
 }
 
 #[cold]
-fn aligned_huge(size: usize, align: usize) -> *mut u8 {
-    malloc_singleton(thread::heap_get(), size, align, false)
+fn aligned_huge(size: usize, align: usize, zero: bool) -> *mut u8 {
+    malloc_singleton(thread::heap_get(), size, align, zero)
 }
 
 /// Resize a block, in place when the new size fits and is not wastefully
@@ -224,42 +252,3 @@ pub unsafe fn owns(p: *const u8) -> bool {
 }
 
 const _: () = assert!(core::mem::size_of::<Block>() == WORD_SIZE);
-
-/// `malloc_aligned` with the block zeroed; memory known to be zero (fresh
-/// from the OS) is not cleared again. The natural-alignment case and huge
-/// blocks go through the zeroing paths; an over-allocated block (at most
-/// `LARGE_OBJ_SIZE_MAX`) is cleared over the `size` bytes handed out.
-pub fn zalloc_aligned(size: usize, align: usize) -> *mut u8 {
-    if !align.is_power_of_two() || align > ALIGNMENT_MAX || size > MAX_ALLOC_SIZE {
-        return out_of_memory();
-    }
-    if align <= WORD_SIZE {
-        return zalloc(size);
-    }
-    // As in `malloc_aligned`.
-    let size = size.max(1);
-    if align <= OS_PAGE_SIZE && size <= LARGE_OBJ_SIZE_MAX {
-        let natural = size.next_multiple_of(align);
-        if natural <= LARGE_OBJ_SIZE_MAX
-            && bin_block_size(bin_of_size(natural)).is_multiple_of(align)
-        {
-            return zalloc(natural);
-        }
-    }
-    if size.saturating_add(align - 1) > LARGE_OBJ_SIZE_MAX {
-        return zalloc_aligned_huge(size, align);
-    }
-    let p = malloc_aligned(size, align);
-    if !p.is_null() {
-        // SAFETY: `p` has at least `size` writable bytes.
-        unsafe { ptr::write_bytes(p, 0, size) };
-    }
-    p
-}
-
-/// `aligned_huge` for `zalloc_aligned`: a span or huge chunk of its own,
-/// cleared only if it is not known to read as zero.
-#[cold]
-fn zalloc_aligned_huge(size: usize, align: usize) -> *mut u8 {
-    malloc_singleton(thread::heap_get(), size, align, true)
-}

@@ -45,3 +45,35 @@ pub fn invariants_hold_through_collect(n: usize) {
     crate::collect(true);
     assert_eq!(crate::thread::check_current(), 0);
 }
+
+/// Free pointers mirs must refuse (stack, static, interior, uncarved,
+/// inside a singleton): each is counted and ignored, the blocks around
+/// them stay intact and free cleanly afterwards.
+pub fn invalid_frees_are_refused() {
+    use crate::stats::{total, Counter};
+    let before = total(Counter::InvalidFrees);
+    let mut on_stack = [0u8; 64];
+    free(on_stack.as_mut_ptr());
+    static mut STATIC_BYTES: [u8; 64] = [0; 64];
+    free(core::ptr::addr_of_mut!(STATIC_BYTES).cast());
+    let p = crate::alloc::malloc(64);
+    free(p.wrapping_add(8)); // interior pointer
+    let q = crate::alloc::malloc(64);
+    free(q.wrapping_add(16 * 1024)); // not yet carved part of the page
+    let huge = crate::alloc::malloc(5 << 20);
+    free(huge.wrapping_add(16)); // inside a singleton: not its start
+    assert_eq!(total(Counter::InvalidFrees) - before, 5);
+    assert!(owns(p) && !owns(on_stack.as_ptr()) && !owns(p.wrapping_add(8)));
+    // The page is intact: the next blocks are distinct and usable.
+    let r = crate::alloc::malloc(64);
+    assert!(r != p && r != q);
+    for x in [p, q, r, huge] {
+        free(x);
+    }
+    assert_eq!(
+        total(Counter::InvalidFrees) - before,
+        5,
+        "the right pointers free cleanly"
+    );
+    crate::thread::check_current();
+}
