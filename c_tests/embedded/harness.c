@@ -24,6 +24,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define MAX_IDS (1u << 16)
@@ -141,3 +142,15 @@ __attribute__((constructor)) static void harness_init(void)
 }
 
 bool harness_thread_done_mode(void) { return thread_done_mode; }
+
+void *harness_trim_to_alignment(void *raw, size_t span, size_t size, size_t align)
+{
+    uintptr_t base = (uintptr_t)raw;
+    uintptr_t start = (base + align - 1) & ~(uintptr_t)(align - 1);
+    if (start > base)
+        munmap(raw, start - base);
+    size_t tail = base + span - (start + size);
+    if (tail)
+        munmap((void *)(start + size), tail);
+    return (void *)start;
+}

@@ -18,5 +18,8 @@ size_t harness_thread_id(void);
 bool harness_thread_done_mode(void);
 /* Install (true) or remove the alive hook. */
 void harness_set_alive_hook(bool on);
+/* Keep the `align`-aligned run of `size` bytes of the fresh mapping
+   `raw..raw+span` (span >= size + align) and unmap the rest; its start. */
+void *harness_trim_to_alignment(void *raw, size_t span, size_t size, size_t align);
 
 #endif

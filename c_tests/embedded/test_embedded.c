@@ -361,14 +361,9 @@ static void *provider_alloc(size_t size, size_t align)
         atomic_fetch_sub(&provider_out, (long)size);
         return NULL;
     }
-    uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
-    if (start > (uintptr_t)raw)
-        munmap(raw, start - (uintptr_t)raw);
-    size_t tail = (uintptr_t)raw + span - (start + size);
-    if (tail)
-        munmap((void *)(start + size), tail);
+    void *start = harness_trim_to_alignment(raw, span, size, align);
     atomic_fetch_add(&provider_allocs, 1);
-    return (void *)start;
+    return start;
 }
 
 static void provider_free(void *p, size_t size)

@@ -115,17 +115,12 @@ static void *provider_alloc(size_t size, size_t align)
     unsigned char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED)
         return NULL;
-    uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
-    if (start > (uintptr_t)raw)
-        munmap(raw, start - (uintptr_t)raw);
-    size_t tail = (uintptr_t)raw + span - (start + size);
-    if (tail)
-        munmap((void *)(start + size), tail);
+    void *start = harness_trim_to_alignment(raw, span, size, align);
     long out = atomic_fetch_add(&provider_out, (long)size) + (long)size;
     long peak = atomic_load(&provider_peak);
     while (out > peak && !atomic_compare_exchange_weak(&provider_peak, &peak, out))
         ;
-    return (void *)start;
+    return start;
 }
 
 static void provider_free(void *p, size_t size)
