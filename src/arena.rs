@@ -460,7 +460,7 @@ unsafe fn singleton_block(
         )
     };
     pg.extend();
-    stats::page_allocated(area, area);
+    stats::singleton_allocated(area);
     pg.pop_free()
 }
 
@@ -521,7 +521,7 @@ pub unsafe fn free_singleton(page: *mut Page) -> bool {
     if p.owner.load(Ordering::Relaxed) != OWNER_SINGLETON {
         return false;
     }
-    stats::page_freed(p.area_bytes());
+    stats::singleton_freed(p.area_bytes());
     // SAFETY: as above.
     let release = if unsafe { (*chunk).kind } == ChunkKind::Normal {
         let (first, count) = p.span();
@@ -759,8 +759,8 @@ fn find_abandoned(st: &State, mut pick: impl FnMut(*mut Page) -> bool) -> Option
     None
 }
 
-/// Visit every abandoned page (tests: the process must be quiescent).
-#[cfg(all(test, feature = "hosted"))]
+/// Visit every abandoned page, lock held (tests, whose process must be
+/// quiescent, and the statistics report, which reads only its atomics).
 pub fn for_each_abandoned(mut f: impl FnMut(*mut Page)) {
     let st = ARENA.lock();
     find_abandoned(&st, |page| {
