@@ -93,7 +93,7 @@ libs:
 	$(CARGO) rustc --release --lib --features $(LIB_FEATURES) --crate-type $(C_LIBS) -- $(CDYLIB_ARGS)
 	ln -sf libmirs.so $(RELEASE)/$(SONAME)
 
-test: test-rust test-stable test-loom test-c test-real test-retention test-glibc test-embedded test-miri test-fuzz test-arceos
+test: test-rust test-stable test-loom test-c test-install test-package test-real test-retention test-glibc test-embedded test-miri test-fuzz test-arceos
 	@echo "make test: all suites passed"
 
 # Nightly: the default features (std's thread_local!) with the header check,
@@ -126,8 +126,12 @@ test-loom:
 	CARGO_PROFILE_RELEASE_PANIC=unwind RUSTFLAGS="$(LOOM_FLAGS)" CARGO_TARGET_DIR=target/loom \
 	  $(CARGO) test --release --lib loom
 
+# The C tests (static and LD_PRELOAD), then the options and the statistics
+# report (c_tests/options_stats.py: every option by environment and API, the
+# JSON's live bytes, python3 with threads).
 test-c: libs libs-secure
 	MIRS_SECURE_LIBDIR=target/secure/release c_tests/run_c_tests.sh $(RELEASE)
+	python3 c_tests/options_stats.py $(RELEASE)
 
 test-real: libs
 	c_tests/real_programs.sh $(RELEASE)

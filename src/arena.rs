@@ -347,7 +347,8 @@ pub fn alloc_page(
     };
     // SAFETY: our span; we publish it to `free` last.
     unsafe { Chunk::set_span(span.chunk, span.first, span.count, false) };
-    stats::page_allocated(block_size, area);
+    // The page's block area (`area_bytes`), as `free_page` subtracts it.
+    stats::page_allocated(block_size, area / block_size * block_size);
     page
 }
 
