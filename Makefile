@@ -69,7 +69,7 @@ all: header-if-stale libs
 # feature `header`), and the digest of its inputs recorded.
 header:
 	MIRS_UPDATE_HEADER=1 $(CARGO) check --lib --features header
-	echo "$(header_digest)" > include/mirs.h.inputs
+	@echo "$(header_digest)" > include/mirs.h.inputs && echo "include/mirs.h.inputs: digest of the header's inputs recorded"
 
 # cbindgen only when the header's inputs changed since it was generated.
 header-if-stale:

@@ -162,21 +162,48 @@ pub fn init() {
     }
 }
 
+/// One warning line, formatted on the stack and written to the platform's
+/// error output directly (`output` reads the options: it cannot be used here).
+struct Line {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl core::fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
 #[cold]
 fn warn_bad_value(d: &Desc, v: &[u8]) {
+    use core::fmt::Write;
     let name = core::str::from_utf8(d.env).unwrap_or("?");
     // At most 64 bytes of the value, shown as text when it is text.
     let shown = core::str::from_utf8(&v[..v.len().min(64)]).unwrap_or("(not UTF-8)");
-    match d.kind {
-        Kind::Bool => crate::output::mirs_print!(
-            "mirs: warning: {name}={shown:?} is not 0/1 (no/yes, false/true, off/on): keeping the default {}\n",
+    let mut line = Line {
+        buf: [0; 256],
+        len: 0,
+    };
+    let _ = match d.kind {
+        Kind::Bool => write!(
+            line,
+            "mirs: warning: {name}={shown:?} is not 0/1 (no/yes, false/true, off/on): keeping the default {}",
             d.default
         ),
-        Kind::Int { max, unit } => crate::output::mirs_print!(
-            "mirs: warning: {name}={shown:?} is not a number of {unit} from 0 to {max}: keeping the default {}\n",
+        Kind::Int { max, unit } => write!(
+            line,
+            "mirs: warning: {name}={shown:?} is not a number of {unit} from 0 to {max}: keeping the default {}",
             d.default
         ),
-    }
+    };
+    // The newline even when the line was cut.
+    line.len = line.len.min(line.buf.len() - 1);
+    line.buf[line.len] = b'\n';
+    crate::platform::write_stderr(&line.buf[..line.len + 1]);
 }
 
 /// The option numbered `n` (as in `mirs_option_t`).

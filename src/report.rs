@@ -263,6 +263,7 @@ pub fn write_json(w: &mut impl Write) -> fmt::Result {
 
 /// Bytes in use, for `mallinfo2` and `malloc_info`: the live bytes the
 /// report can count, plus the pages of other running threads (whole).
+#[cfg_attr(not(feature = "override"), allow(dead_code))]
 pub fn bytes_in_use() -> usize {
     let s = snapshot();
     (s.live + s.other_threads) as usize
@@ -274,7 +275,8 @@ pub fn print_text() {
     let _ = write_text(&mut w);
 }
 
-/// Print the JSON object to the platform's error output.
+/// Print the JSON object to the platform's error output (at exit, hosted).
+#[cfg_attr(not(feature = "hosted"), allow(dead_code))]
 pub fn print_json() {
     let mut w = crate::output::Writer::new();
     let _ = write_json(&mut w);

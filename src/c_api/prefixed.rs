@@ -173,7 +173,7 @@ pub extern "C" fn mirs_option_get(option: c_int) -> c_long {
         .ok()
         .and_then(crate::options::from_index)
     {
-        Some(o) => crate::options::get(o) as c_long,
+        Some(o) => c_long::try_from(crate::options::get(o)).unwrap_or(c_long::MAX),
         None => -1,
     }
 }
@@ -181,12 +181,14 @@ pub extern "C" fn mirs_option_get(option: c_int) -> c_long {
 /// Set `option` (a `mirs_option_t`) to `value`: 0, or EINVAL (nothing
 /// changed) for an unknown option or a value out of its range.
 #[no_mangle]
+// `long` is 32 bits on some targets, where the conversion is not the identity.
+#[allow(clippy::useless_conversion)]
 pub extern "C" fn mirs_option_set(option: c_int, value: c_long) -> c_int {
     match usize::try_from(option)
         .ok()
         .and_then(crate::options::from_index)
     {
-        Some(o) if crate::options::set(o, value as i64) => 0,
+        Some(o) if crate::options::set(o, i64::from(value)) => 0,
         _ => EINVAL,
     }
 }
