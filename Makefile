@@ -6,8 +6,9 @@
 #                     (static and LD_PRELOAD), real programs under LD_PRELOAD,
 #                     memory retention vs glibc (test-retention), glibc's own
 #                     malloc tests (test-glibc), embedded mode on the host
-#                     (test-embedded), Miri over the embedded core (test-miri)
-#                     and ArceOS in QEMU (test-arceos)
+#                     (test-embedded), Miri over the embedded core (test-miri),
+#                     ArceOS in QEMU (test-arceos), a staged install
+#                     (test-install) and the crate package (test-package)
 #   make embedded     embedded libmirs.a for x86_64/riscv64/aarch64 bare metal
 #   make test-arceos  ArceOS unikernels, axlibc switched to mirs, booted in QEMU
 #                     (ARCEOS_APPS="stress" or "stress:mirs": just those)
