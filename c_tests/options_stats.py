@@ -167,6 +167,9 @@ def main():
               f"{before} -> {during} (+{during - before}), allocated {alloc[0]}")
         check(after == before, "live bytes return when freed", f"{before} -> {after}")
         check(all(r["other_threads_page_bytes"] == 0 for r in reports), "single thread: every page read")
+        check(all(r["page_bytes"]["current"] <= r["committed_bytes"] <= r["reserved_bytes"]["current"]
+                  for r in reports), "page bytes <= committed <= reserved",
+              str([(r["page_bytes"]["current"], r["committed_bytes"], r["reserved_bytes"]["current"]) for r in reports]))
         sizes = reports[1]["size_classes"]
         check(sum(c["live_bytes"] for c in sizes) + reports[1]["singleton_bytes"]["current"] == during,
               "size classes add up to live bytes")

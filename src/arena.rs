@@ -922,6 +922,13 @@ pub fn cached_count() -> usize {
     st.empty + st.huge_cache.iter().filter(|c| !c.is_null()).count()
 }
 
+/// Free memory not yet purged (free slices and cached huge chunks that were
+/// written to), for the statistics report's committed bytes.
+pub fn dirty_bytes() -> usize {
+    let st = ARENA.lock();
+    st.dirty_slices * SLICE_SIZE + st.dirty_huge
+}
+
 // ------------------------------------------------------------------ fork
 
 /// In the child after `fork` (single-threaded now): a thread of the parent

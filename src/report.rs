@@ -14,7 +14,9 @@
 //! only their owners' to read (their `used` counts change on the fast paths,
 //! which keep no shared counter): they are reported whole, as
 //! `other_threads_page_bytes`. In a single-threaded program, or after the
-//! other threads have exited, `live` is exact.
+//! other threads have exited, `live` is exact. Committed bytes are the page
+//! memory plus the free memory the arena has not purged yet (what may be
+//! resident); reserved bytes are all that is mapped.
 
 use crate::heap::{self, Heap};
 use crate::page::Page;
@@ -42,6 +44,9 @@ pub struct Snapshot {
     pub other_threads: u64,
     /// Chunks the arena keeps for reuse.
     pub cached_chunks: u64,
+    /// Bytes that may be resident: pages handed out plus free memory not
+    /// yet purged (mapped memory never written or purged since is not).
+    pub committed: u64,
 }
 
 fn add_page(bins: &mut [BinUse; BIN_COUNT], block_size: usize, area: usize, live_blocks: usize) {
@@ -87,6 +92,7 @@ pub fn snapshot() -> Snapshot {
         other_threads: page_bytes.saturating_sub(seen + singletons),
         bins,
         cached_chunks: crate::arena::cached_count() as u64,
+        committed: page_bytes + crate::arena::dirty_bytes() as u64,
     }
 }
 
@@ -122,6 +128,12 @@ pub fn write_text(w: &mut impl Write) -> fmt::Result {
         }
     }
     let page_bytes = current(Counter::PageBytes).max(0) as u64;
+    writeln!(
+        w,
+        "{:<22} {:>12} (page memory and free memory not yet purged)",
+        "committed",
+        Bytes(s.committed as i64)
+    )?;
     writeln!(
         w,
         "{:<22} {:>12} ({}% of page memory){}",
@@ -212,6 +224,7 @@ pub fn write_json(w: &mut impl Write) -> fmt::Result {
     write!(w, "\"live_bytes\": {}, ", s.live)?;
     write!(w, "\"other_threads_page_bytes\": {}, ", s.other_threads)?;
     write!(w, "\"reserved_bytes\": {}, ", Triple(Counter::Reserved))?;
+    write!(w, "\"committed_bytes\": {}, ", s.committed)?;
     write!(w, "\"page_bytes\": {}, ", Triple(Counter::PageBytes))?;
     write!(
         w,
