@@ -62,8 +62,24 @@ fn header(crate_dir: &str, out_dir: &str) {
     println!("cargo:rerun-if-changed=src/platform");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=MIRS_UPDATE_HEADER");
-    let config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml"))
+    let mut config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml"))
         .expect("cbindgen.toml parses");
+    // The compile-time version, from Cargo.toml (as mirs_version() at run time).
+    let part = |name: &str| std::env::var(name).expect("cargo sets the version parts");
+    let (major, minor, patch) = (
+        part("CARGO_PKG_VERSION_MAJOR"),
+        part("CARGO_PKG_VERSION_MINOR"),
+        part("CARGO_PKG_VERSION_PATCH"),
+    );
+    let version = format!(
+        "\n// The version of this header (mirs_version() returns the library's:\n\
+         // MIRS_VERSION_MAJOR * 10000 + MIRS_VERSION_MINOR * 100 + MIRS_VERSION_PATCH).\n\
+         #define MIRS_VERSION_MAJOR {major}\n\
+         #define MIRS_VERSION_MINOR {minor}\n\
+         #define MIRS_VERSION_PATCH {patch}\n\
+         #define MIRS_VERSION (MIRS_VERSION_MAJOR * 10000 + MIRS_VERSION_MINOR * 100 + MIRS_VERSION_PATCH)"
+    );
+    config.after_includes = Some(config.after_includes.unwrap_or_default() + &version);
     let bindings = cbindgen::Builder::new()
         .with_crate(crate_dir)
         .with_config(config)

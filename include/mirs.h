@@ -9,6 +9,29 @@
 #if !defined(MIRS_EMBEDDED) && !defined(MIRS_HOSTED)
 #define MIRS_HOSTED 1
 #endif
+// The version of this header (mirs_version() returns the library's:
+// MIRS_VERSION_MAJOR * 10000 + MIRS_VERSION_MINOR * 100 + MIRS_VERSION_PATCH).
+#define MIRS_VERSION_MAJOR 0
+#define MIRS_VERSION_MINOR 1
+#define MIRS_VERSION_PATCH 0
+#define MIRS_VERSION (MIRS_VERSION_MAJOR * 10000 + MIRS_VERSION_MINOR * 100 + MIRS_VERSION_PATCH)
+
+// The run-time options (mirs(3) and the README list them with their
+// `MIRS_*` environment variables, defaults and ranges).
+typedef enum mirs_option_t {
+  // Print the statistics table to stderr at process exit (0 or 1).
+  MIRS_OPTION_SHOW_STATS = 0,
+  // Print warnings (invalid and double frees, ...) to stderr (0 or 1).
+  MIRS_OPTION_VERBOSE = 1,
+  // Abort on a detected invalid or double free (0 or 1).
+  MIRS_OPTION_ABORT_ON_ERROR = 2,
+  // Milliseconds before unused memory goes back to the OS (0 to 10^9).
+  MIRS_OPTION_PURGE_DELAY = 3,
+  // Print the statistics as JSON to stderr at process exit (0 or 1).
+  MIRS_OPTION_STATS_JSON = 4,
+  // Warnings printed at most (0 to 10^9).
+  MIRS_OPTION_MAX_WARNINGS = 5,
+} mirs_option_t;
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,6 +97,23 @@ void mirs_stats_print(void);
 // The version: major * 10000 + minor * 100 + patch.
 int mirs_version(void);
 
+// The statistics as one JSON object (integers; byte counts in bytes; see
+// mirs(3)) written to `buf`, NUL-terminated and truncated to `len` bytes.
+// Returns the JSON's length without the NUL, as `snprintf` does: a result
+// `>= len` means `buf` was too small (`mirs_stats_json(NULL, 0)` asks the
+// size; leave some room, the figures may grow meanwhile).
+//
+// # Safety
+// `buf` is NULL with `len` 0, or valid for writes of `len` bytes.
+size_t mirs_stats_json(char *buf, size_t len);
+
+// The value of `option` (a `mirs_option_t`); -1 for an unknown option.
+long mirs_option_get(int option);
+
+// Set `option` (a `mirs_option_t`) to `value`: 0, or EINVAL (nothing
+// changed) for an unknown option or a value out of its range.
+int mirs_option_set(int option, long value);
+
 #if !defined(MIRS_HOSTED)
 // The calling thread (task) is exiting: its heap is collected, pages with
 // live blocks are abandoned for other threads to adopt, and its table slot
@@ -87,10 +127,6 @@ void mirs_thread_done(void);
 // blocks stay valid and are adopted by whoever frees or allocates next).
 // Returns how many were reclaimed; 0 without an alive hook.
 size_t mirs_thread_reap(void);
-#endif
-
-#if defined(MIRS_HOSTED)
-extern int pthread_setcancelstate(int state, int *oldstate);
 #endif
 
 #if !defined(MIRS_HOSTED)

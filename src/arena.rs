@@ -347,7 +347,8 @@ pub fn alloc_page(
     };
     // SAFETY: our span; we publish it to `free` last.
     unsafe { Chunk::set_span(span.chunk, span.first, span.count, false) };
-    stats::page_allocated(block_size, area);
+    // The page's block area (`area_bytes`), as `free_page` subtracts it.
+    stats::page_allocated(block_size, area / block_size * block_size);
     page
 }
 
@@ -460,7 +461,7 @@ unsafe fn singleton_block(
         )
     };
     pg.extend();
-    stats::page_allocated(area, area);
+    stats::singleton_allocated(area);
     pg.pop_free()
 }
 
@@ -521,7 +522,7 @@ pub unsafe fn free_singleton(page: *mut Page) -> bool {
     if p.owner.load(Ordering::Relaxed) != OWNER_SINGLETON {
         return false;
     }
-    stats::page_freed(p.area_bytes());
+    stats::singleton_freed(p.area_bytes());
     // SAFETY: as above.
     let release = if unsafe { (*chunk).kind } == ChunkKind::Normal {
         let (first, count) = p.span();
@@ -759,8 +760,8 @@ fn find_abandoned(st: &State, mut pick: impl FnMut(*mut Page) -> bool) -> Option
     None
 }
 
-/// Visit every abandoned page (tests: the process must be quiescent).
-#[cfg(all(test, feature = "hosted"))]
+/// Visit every abandoned page, lock held (tests, whose process must be
+/// quiescent, and the statistics report, which reads only its atomics).
 pub fn for_each_abandoned(mut f: impl FnMut(*mut Page)) {
     let st = ARENA.lock();
     find_abandoned(&st, |page| {
@@ -919,6 +920,13 @@ pub fn release_caches() -> bool {
 pub fn cached_count() -> usize {
     let st = ARENA.lock();
     st.empty + st.huge_cache.iter().filter(|c| !c.is_null()).count()
+}
+
+/// Free memory not yet purged (free slices and cached huge chunks that were
+/// written to), for the statistics report's committed bytes.
+pub fn dirty_bytes() -> usize {
+    let st = ARENA.lock();
+    st.dirty_slices * SLICE_SIZE + st.dirty_huge
 }
 
 // ------------------------------------------------------------------ fork

@@ -19,7 +19,8 @@
 //! | `page`, `page_queue`            | a page: free / local_free / thread_free lists        |
 //! | `arena`, `chunk`, `chunk_map`   | shared chunks of 64 KiB slices, spans, abandoned pages, purge |
 //! | `thread_free`, `delayed`, `block`, `tagged_stack` | the lock-free lists other threads free into (loom-modelled), free-list links, the pool stack |
-//! | `stats`, `options`, `output`    | statistics, `MIRS_*` options, printing (fixed buffer, `write(2)`) |
+//! | `report`                        | the statistics report: text table and JSON, live bytes read at reporting time |
+//! | `stats`, `options`, `output`    | statistics counters, `MIRS_*` options, printing (fixed buffer, `write(2)`) |
 //! | `platform`                      | memory, time, thread id, output, errno, thread-exit/fork callbacks |
 //! | `size_class`, `constants`, `sync` | bins, the sizes that tie everything together, atomics (loom) |
 //!
@@ -106,6 +107,8 @@ pub(crate) mod output;
 #[cfg(not(loom))]
 pub(crate) mod platform;
 #[cfg(not(loom))]
+pub(crate) mod report;
+#[cfg(not(loom))]
 pub mod stats;
 
 #[cfg(all(feature = "panic-handler", not(test)))]
@@ -132,8 +135,24 @@ pub mod internals {
     }
 }
 
-/// `major * 10000 + minor * 100 + patch`.
-pub const VERSION: i32 = 100;
+/// `major * 10000 + minor * 100 + patch`, from Cargo.toml's version (as
+/// `MIRS_VERSION` in `include/mirs.h`).
+pub const VERSION: i32 = parse_version_part(env!("CARGO_PKG_VERSION_MAJOR")) * 10000
+    + parse_version_part(env!("CARGO_PKG_VERSION_MINOR")) * 100
+    + parse_version_part(env!("CARGO_PKG_VERSION_PATCH"));
+
+/// A decimal version component (at compile time).
+const fn parse_version_part(s: &str) -> i32 {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut v = 0;
+    while i < b.len() {
+        assert!(b[i].is_ascii_digit(), "version parts are decimal");
+        v = v * 10 + (b[i] - b'0') as i32;
+        i += 1;
+    }
+    v
+}
 pub const VERSION_STRING: &str = env!("CARGO_PKG_VERSION");
 
 /// Collect the calling thread's heap: free lists, empty pages, and with
@@ -146,7 +165,27 @@ pub fn collect(force: bool) {
 /// Print statistics to stderr (a fixed buffer and `write(2)`).
 #[cfg(not(loom))]
 pub fn stats_print() {
-    stats::print(arena::cached_count());
+    report::print_text();
+}
+
+/// The statistics as JSON into `buf` (NUL-terminated, truncated to fit);
+/// returns the JSON's length in bytes without the NUL (as `snprintf`): a
+/// result `>= buf.len()` means the buffer was too small.
+#[cfg(not(loom))]
+pub fn stats_json(buf: &mut [u8]) -> usize {
+    report::json_into(buf)
+}
+
+/// At process exit (hosted): the statistics asked for by `MIRS_SHOW_STATS`
+/// (text) and `MIRS_STATS_JSON` (JSON).
+#[cfg(all(not(loom), feature = "hosted"))]
+pub(crate) fn stats_at_exit() {
+    if options::get(options::Opt::ShowStats) != 0 {
+        report::print_text();
+    }
+    if options::get(options::Opt::StatsJson) != 0 {
+        report::print_json();
+    }
 }
 
 // The whole-allocator tests run on the hosted platform; without `hosted`,

@@ -75,6 +75,38 @@ impl<S: Sink> Drop for Writer<S> {
     }
 }
 
+/// A short string formatted on the stack (for padding a composite value);
+/// what does not fit in its 32 bytes is an error.
+pub(crate) struct StackStr {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl StackStr {
+    pub(crate) const fn new() -> StackStr {
+        StackStr {
+            buf: [0; 32],
+            len: 0,
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
+    }
+}
+
+impl fmt::Write for StackStr {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
 /// Print a line to the platform's error output: `mirs_print!("x = {}", x)`.
 macro_rules! mirs_print {
     ($($arg:tt)*) => {{
@@ -99,8 +131,8 @@ pub(crate) use warning;
 /// Report an error in the calling program. With `MIRS_ABORT_ON_ERROR=1` it
 /// is printed and the process aborts (`SIGABRT` when hosted, as glibc does
 /// on a detected double free); otherwise it is printed only with
-/// `MIRS_VERBOSE=1`, at most a few hundred times, so a program that frees
-/// garbage in a loop cannot flood its output.
+/// `MIRS_VERBOSE=1`, at most `MIRS_MAX_WARNINGS` times (256), so a program
+/// that frees garbage in a loop cannot flood its output.
 #[cold]
 #[inline(never)]
 pub(crate) fn report_error(what: fmt::Arguments<'_>) {
@@ -113,14 +145,16 @@ pub(crate) fn report_error(what: fmt::Arguments<'_>) {
     }
 }
 
-static WARNINGS_LEFT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(256);
+static WARNINGS_PRINTED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
+/// May one more warning be printed (`MIRS_MAX_WARNINGS`, default 256)?
 pub fn take_warning_budget() -> bool {
-    WARNINGS_LEFT
+    let max = crate::options::max_warnings();
+    WARNINGS_PRINTED
         .fetch_update(
             core::sync::atomic::Ordering::Relaxed,
             core::sync::atomic::Ordering::Relaxed,
-            |n| n.checked_sub(1),
+            |n| (n < max).then_some(n + 1),
         )
         .is_ok()
 }

@@ -2,10 +2,10 @@
 //! carved, purges, abandon/reclaim), straight into global atomics: they are
 //! rare enough that contention does not matter, and the malloc/free fast
 //! paths stay free of counters.
-//! Printing goes through `output::Writer` (a fixed buffer and `write(2)`).
+//! The report (text and JSON, `report.rs`) reads them and formats with
+//! integers only.
 
-use crate::output::Writer;
-use crate::size_class::{bin_block_size, BIN_COUNT, BIN_HUGE};
+use crate::size_class::{BIN_COUNT, BIN_HUGE};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -36,9 +36,12 @@ pub enum Counter {
     InvalidFrees,
     /// Secure mode: free-list links that did not decode to a block.
     CorruptLists,
+    /// Bytes of singleton pages (one large or huge block each, handed out
+    /// whole): live until freed.
+    SingletonBytes,
 }
 
-const COUNTERS: usize = Counter::CorruptLists as usize + 1;
+const COUNTERS: usize = Counter::SingletonBytes as usize + 1;
 
 struct Stat {
     current: AtomicI64,
@@ -78,7 +81,8 @@ pub fn total(counter: Counter) -> i64 {
     STATS[counter as usize].total.load(Ordering::Relaxed)
 }
 
-fn bin_index(block_size: usize) -> usize {
+/// The statistics bin of pages of `block_size` (`BIN_HUGE` for anything larger).
+pub(crate) fn bin_index(block_size: usize) -> usize {
     let bin = crate::size_class::bin_of_size(block_size);
     if bin >= BIN_HUGE {
         BIN_HUGE
@@ -98,6 +102,28 @@ pub(crate) fn page_freed(area: usize) {
     add(Counter::PageBytes, -(area as i64));
 }
 
+/// A singleton page of `area` bytes (its one block) was handed out.
+pub(crate) fn singleton_allocated(area: usize) {
+    page_allocated(area, area);
+    add(Counter::SingletonBytes, area as i64);
+}
+
+/// A singleton page of `area` bytes was freed.
+pub(crate) fn singleton_freed(area: usize) {
+    page_freed(area);
+    add(Counter::SingletonBytes, -(area as i64));
+}
+
+/// Pages handed out for blocks of `bin` so far.
+pub fn bin_pages(bin: usize) -> u64 {
+    BIN_PAGES[bin].load(Ordering::Relaxed)
+}
+
+/// Blocks of `bin` carved from fresh page memory so far.
+pub fn bin_blocks_carved(bin: usize) -> u64 {
+    BIN_BLOCKS[bin].load(Ordering::Relaxed)
+}
+
 pub(crate) fn blocks_carved(block_size: usize, count: usize) {
     BIN_BLOCKS[bin_index(block_size)].fetch_add(count as u64, Ordering::Relaxed);
 }
@@ -108,127 +134,55 @@ pub fn blocks_carved_total() -> u64 {
     BIN_BLOCKS.iter().map(|b| b.load(Ordering::Relaxed)).sum()
 }
 
-/// A byte count printed with a binary unit; honours width and alignment.
-struct Bytes(i64);
-
-/// A short string formatted on the stack (for padding a composite value).
-struct StackStr {
-    buf: [u8; 32],
-    len: usize,
-}
-
-impl core::fmt::Write for StackStr {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let end = self.len + s.len();
-        if end > self.buf.len() {
-            return Err(core::fmt::Error);
-        }
-        self.buf[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
+/// A byte count printed with a binary unit and one decimal (integer
+/// arithmetic: no floats in the allocator); honours width and alignment.
+pub(crate) struct Bytes(pub i64);
 
 impl core::fmt::Display for Bytes {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let v = self.0;
-        let a = v.unsigned_abs();
-        let mut s = StackStr {
-            buf: [0; 32],
-            len: 0,
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let a = self.0.unsigned_abs();
+        let mut s = crate::output::StackStr::new();
+        let unit = [(30, "GiB"), (20, "MiB"), (10, "KiB")]
+            .into_iter()
+            .find(|&(shift, _)| a >= 10 << shift);
+        let _ = match unit {
+            Some((shift, name)) => {
+                // Tenths, rounded to nearest.
+                let tenths = (a * 10 + (1 << (shift - 1))) >> shift;
+                write!(s, "{sign}{}.{} {name}", tenths / 10, tenths % 10)
+            }
+            None => write!(s, "{sign}{a} B"),
         };
-        let _ = if a >= 10 << 30 {
-            write!(s, "{:.1} GiB", v as f64 / (1u64 << 30) as f64)
-        } else if a >= 10 << 20 {
-            write!(s, "{:.1} MiB", v as f64 / (1u64 << 20) as f64)
-        } else if a >= 10 << 10 {
-            write!(s, "{:.1} KiB", v as f64 / 1024.0)
-        } else {
-            write!(s, "{v} B")
-        };
-        f.pad(core::str::from_utf8(&s.buf[..s.len]).unwrap_or("?"))
+        f.pad(s.as_str())
     }
 }
 
-/// Print the statistics to stderr; `cached` is the number of chunks the
-/// arena keeps for reuse (the caller asks it: statistics sit below the arena).
-pub(crate) fn print(cached: usize) {
-    let mut w = Writer::new();
-    let _ = writeln!(w, "mirs: statistics (version {})", crate::VERSION_STRING);
-    let _ = writeln!(
-        w,
-        "{:<22} {:>12} {:>12} {:>12}",
-        "", "current", "peak", "total"
-    );
-    let rows: [(&str, Counter, bool); 6] = [
-        ("chunks", Counter::Chunks, false),
-        ("reserved", Counter::Reserved, true),
-        ("pages", Counter::Pages, false),
-        ("page memory", Counter::PageBytes, true),
-        ("threads", Counter::Threads, false),
-        ("invalid frees", Counter::InvalidFrees, false),
-    ];
-    for (name, c, bytes) in rows {
-        if bytes {
-            let _ = writeln!(
-                w,
-                "{:<22} {:>12} {:>12} {:>12}",
-                name,
-                Bytes(current(c)),
-                Bytes(peak(c)),
-                Bytes(total(c))
-            );
-        } else {
-            let _ = writeln!(
-                w,
-                "{:<22} {:>12} {:>12} {:>12}",
-                name,
-                current(c),
-                peak(c),
-                total(c)
-            );
-        }
+/// `n` followed by `one` or `many`: "1 thread", "2 threads".
+pub(crate) struct Plural(pub i64, pub &'static str, pub &'static str);
+
+impl core::fmt::Display for Plural {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let word = if self.0 == 1 { self.1 } else { self.2 };
+        write!(f, "{} {word}", self.0)
     }
-    let _ = writeln!(
-        w,
-        "{:<22} purged {}, cache hits {}, cached {}, abandoned {}, reclaimed {}, threads done {}",
-        "chunks/memory",
-        Bytes(total(Counter::Purged)),
-        total(Counter::CacheHits),
-        cached,
-        total(Counter::Abandoned),
-        total(Counter::Reclaimed),
-        total(Counter::ThreadsDone),
-    );
-    let _ = writeln!(
-        w,
-        "{:<22} {:>12} {:>12}",
-        "size class", "pages", "blocks carved"
-    );
-    for bin in 1..BIN_COUNT {
-        let pages = BIN_PAGES[bin].load(Ordering::Relaxed);
-        if pages == 0 {
-            continue;
-        }
-        let blocks = BIN_BLOCKS[bin].load(Ordering::Relaxed);
-        if bin == BIN_HUGE {
-            let _ = writeln!(w, "  {:<20} {:>12} {:>12}", "huge", pages, blocks);
-        } else {
-            let _ = writeln!(
-                w,
-                "  {:<20} {:>12} {:>12}",
-                Bytes(bin_block_size(bin) as i64),
-                pages,
-                blocks
-            );
-        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Bytes, Plural};
+    use std::format;
+
+    #[test]
+    fn integer_formatting() {
+        assert_eq!(format!("{}", Bytes(0)), "0 B");
+        assert_eq!(format!("{}", Bytes(10239)), "10239 B");
+        assert_eq!(format!("{}", Bytes(10240)), "10.0 KiB");
+        assert_eq!(format!("{}", Bytes(15 << 20)), "15.0 MiB");
+        assert_eq!(format!("{}", Bytes((10 << 20) + (1 << 19))), "10.5 MiB");
+        assert_eq!(format!("{}", Bytes(-(12 << 30))), "-12.0 GiB");
+        assert_eq!(format!("{:>10}", Bytes(100)), "     100 B");
+        assert_eq!(format!("{}", Plural(1, "thread", "threads")), "1 thread");
+        assert_eq!(format!("{}", Plural(2, "thread", "threads")), "2 threads");
     }
-    let _ = writeln!(
-        w,
-        "mirs: served {} blocks from {} pages to {} threads, peak page memory {}",
-        blocks_carved_total(),
-        total(Counter::Pages),
-        total(Counter::Threads).max(1),
-        Bytes(peak(Counter::PageBytes)),
-    );
 }

@@ -183,9 +183,7 @@ static AT_LOAD: extern "C" fn() = {
 #[link_section = ".fini_array"]
 static AT_EXIT: extern "C" fn() = {
     extern "C" fn at_exit() {
-        if crate::options::show_stats() {
-            crate::stats_print();
-        }
+        crate::stats_at_exit();
     }
     at_exit
 };

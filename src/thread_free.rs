@@ -208,7 +208,8 @@ impl ThreadFree {
         (block_of(tf), count_of(tf))
     }
 
-    /// The stack's length, for invariant checks with no concurrent frees.
+    /// The stack's length (invariant checks with no concurrent frees; the
+    /// statistics report, for which a moment's value is enough).
     pub fn count(&self) -> usize {
         count_of(self.0.load(Ordering::Acquire))
     }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # build_targets.sh: the embedded libmirs.a (no `hosted`) for the bare-metal targets,
 # with and without `override`, and the check that each leaves undefined only the
-# documented hooks (mirs_hook_thread_id, mirs_hook_write) and __errno_location.
+# documented hooks (mirs_hook_thread_id, mirs_hook_write) and __errno_location,
+# and that mirs's own objects refer to no float or 128-bit helper (no_float.sh).
 # Also builds the rlib an embedder such as ArceOS's axlibc depends on (no panic
 # handler, no static region) and the thread-local variant.
 #
@@ -63,6 +64,11 @@ for t in $available; do
       failed=1
     else
       printf 'ok   %-28s %-12s nm -u: %s\n' "$t" "$variant" "$undefined"
+    fi
+    # No float or 128-bit helper in mirs's own objects (integer-only statistics).
+    if ! "$ROOT/c_tests/embedded/no_float.sh" "$lib"; then
+      echo "FAIL $t $variant: float or 128-bit helpers referenced"
+      failed=1
     fi
   done
   # What an embedder's Cargo build uses: the rlib, no panic handler, no static

@@ -157,20 +157,24 @@ pub struct Mallinfo2 {
 }
 
 /// `arena`: bytes mapped; `ordblks`: pages in use; `hblks`: chunks mapped;
-/// `usmblks`: peak page memory; `uordblks`: page memory in use (pages handed
-/// to heaps, whole: mirs counts no bytes on the fast paths); `fordblks`:
-/// mapped but not in a page. The others are 0 (no fastbins, no per-chunk mmap).
+/// `hblkhd`: bytes of singleton pages (large and huge blocks); `usmblks`:
+/// peak page memory; `uordblks`: bytes in use (the live bytes of the
+/// statistics report: exact for the calling thread's heap, exited threads'
+/// pages and large blocks; other running threads' pages counted whole, as
+/// only their owners can read them); `fordblks`: mapped and not in use. The
+/// others are 0 (no fastbins). Slow (walks the caller's pages): for
+/// reporting, not for every allocation.
 #[no_mangle]
 pub extern "C" fn mallinfo2() -> Mallinfo2 {
     use crate::stats::{current, peak, Counter};
     let reserved = current(Counter::Reserved).max(0) as usize;
-    let in_use = current(Counter::PageBytes).max(0) as usize;
+    let in_use = crate::report::bytes_in_use();
     Mallinfo2 {
         arena: reserved,
         ordblks: current(Counter::Pages).max(0) as usize,
         smblks: 0,
         hblks: current(Counter::Chunks).max(0) as usize,
-        hblkhd: 0,
+        hblkhd: current(Counter::SingletonBytes).max(0) as usize,
         usmblks: peak(Counter::PageBytes).max(0) as usize,
         fsmblks: 0,
         uordblks: in_use,
@@ -227,8 +231,9 @@ impl crate::output::Sink for FileSink {
 
 /// glibc's `malloc_info`: the statistics as XML on `fp`, in glibc's element
 /// shape: one `<heap>` for the process; `<sizes>` empty, since mirs keeps no
-/// per-size free counts; `total type="rest"`: `size` = mapped bytes in no
-/// page (`fordblks`), `count` = pages in use; `system`/`aspace`: bytes
+/// per-size free counts; `total type="rest"`: `size` = mapped bytes not in
+/// use (`fordblks`: `system` minus `size` is the bytes in use, `uordblks`),
+/// `count` = pages in use; `system`/`aspace`: bytes
 /// mapped (`max`: the peak). `options` must be 0 (else EINVAL, as glibc).
 ///
 /// The XML is formatted into a fixed stack buffer and handed to the stream

@@ -3,7 +3,7 @@
 
 use super::{EINVAL, ENOMEM};
 use crate::alloc;
-use core::ffi::{c_int, c_void};
+use core::ffi::{c_char, c_int, c_long, c_void};
 
 /// Allocate `size` bytes; NULL with errno ENOMEM on failure.
 #[no_mangle]
@@ -127,4 +127,68 @@ pub extern "C" fn mirs_stats_print() {
 #[no_mangle]
 pub extern "C" fn mirs_version() -> c_int {
     crate::VERSION
+}
+
+/// The statistics as one JSON object (integers; byte counts in bytes; see
+/// mirs(3)) written to `buf`, NUL-terminated and truncated to `len` bytes.
+/// Returns the JSON's length without the NUL, as `snprintf` does: a result
+/// `>= len` means `buf` was too small (`mirs_stats_json(NULL, 0)` asks the
+/// size; leave some room, the figures may grow meanwhile).
+///
+/// # Safety
+/// `buf` is NULL with `len` 0, or valid for writes of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mirs_stats_json(buf: *mut c_char, len: usize) -> usize {
+    if buf.is_null() || len == 0 {
+        return crate::stats_json(&mut []);
+    }
+    // SAFETY: the caller passes `len` writable bytes at `buf`.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
+    crate::stats_json(out)
+}
+
+/// The run-time options (mirs(3) and the README list them with their
+/// `MIRS_*` environment variables, defaults and ranges).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+pub enum mirs_option_t {
+    /// Print the statistics table to stderr at process exit (0 or 1).
+    MIRS_OPTION_SHOW_STATS = 0,
+    /// Print warnings (invalid and double frees, ...) to stderr (0 or 1).
+    MIRS_OPTION_VERBOSE = 1,
+    /// Abort on a detected invalid or double free (0 or 1).
+    MIRS_OPTION_ABORT_ON_ERROR = 2,
+    /// Milliseconds before unused memory goes back to the OS (0 to 10^9).
+    MIRS_OPTION_PURGE_DELAY = 3,
+    /// Print the statistics as JSON to stderr at process exit (0 or 1).
+    MIRS_OPTION_STATS_JSON = 4,
+    /// Warnings printed at most (0 to 10^9).
+    MIRS_OPTION_MAX_WARNINGS = 5,
+}
+
+/// The value of `option` (a `mirs_option_t`); -1 for an unknown option.
+#[no_mangle]
+pub extern "C" fn mirs_option_get(option: c_int) -> c_long {
+    match usize::try_from(option)
+        .ok()
+        .and_then(crate::options::from_index)
+    {
+        Some(o) => c_long::try_from(crate::options::get(o)).unwrap_or(c_long::MAX),
+        None => -1,
+    }
+}
+
+/// Set `option` (a `mirs_option_t`) to `value`: 0, or EINVAL (nothing
+/// changed) for an unknown option or a value out of its range.
+#[no_mangle]
+// `long` is 32 bits on some targets, where the conversion is not the identity.
+#[allow(clippy::useless_conversion)]
+pub extern "C" fn mirs_option_set(option: c_int, value: c_long) -> c_int {
+    match usize::try_from(option)
+        .ok()
+        .and_then(crate::options::from_index)
+    {
+        Some(o) if crate::options::set(o, i64::from(value)) => 0,
+        _ => EINVAL,
+    }
 }
