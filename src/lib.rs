@@ -82,6 +82,8 @@ pub(crate) mod chunk_map;
 #[cfg(not(loom))]
 pub(crate) mod page;
 #[cfg(not(loom))]
+pub(crate) mod page_map;
+#[cfg(not(loom))]
 pub(crate) mod page_queue;
 
 #[cfg(not(loom))]
