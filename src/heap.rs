@@ -337,6 +337,14 @@ impl Heap {
             self.move_to_full(cur);
             cur = next;
         }
+        self.find_page_elsewhere(me, bin)
+    }
+
+    /// `find_page` when no page of the bin's queue has room: an abandoned
+    /// page of the bin, else a fresh one (cold: kept out of the queue walk,
+    /// which the slow path takes every time a page's list runs dry).
+    #[inline(never)]
+    fn find_page_elsewhere(&mut self, me: *mut Heap, bin: usize) -> *mut Page {
         let block_size = bin_block_size(bin);
         loop {
             let page = arena::adopt(Heap::as_owner(me), self.thread_id, block_size);
