@@ -18,7 +18,8 @@ Counts, not times: repeatable whatever else the machine runs. Allocators:
 mirs (target/release/libmirs.so) and the C mimalloc v3 / v2 override
 libraries of bench/build_peers.sh, each through LD_PRELOAD.
 
-Usage: bench/ops_instr.py [--quick]   (make bench-ops)
+Usage: bench/ops_instr.py [--quick] [--lib NAME=PATH ...]   (make bench-ops)
+       --lib adds an allocator (e.g. an older libmirs.so to compare with).
 """
 import os
 import subprocess
@@ -89,7 +90,8 @@ def d1_misses(lib, prog, threads, work, tmp):
 def main():
     quick = "--quick" in sys.argv
     build()
-    allocs = [(n, l) for n, l in ALLOCATORS if os.path.exists(l)]
+    extra = [a.split("=", 1) for i, a in enumerate(sys.argv) if i > 0 and sys.argv[i - 1] == "--lib"]
+    allocs = [(n, l) for n, l in ALLOCATORS if os.path.exists(l)] + [(n, os.path.abspath(l)) for n, l in extra]
     for n, l in ALLOCATORS:
         if not os.path.exists(l):
             print("ops_instr: %s skipped (%s missing: make libs / make bench-peers)" % (n, l))
