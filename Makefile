@@ -41,7 +41,7 @@ C_LIBS   := staticlib,cdylib
 .PHONY: all libs libs-secure header test test-rust test-stable test-loom test-c test-real test-retention test-glibc test-miri lint \
         fuzz test-fuzz soak \
         test-embedded embedded test-arceos bench-arceos \
-        bench bench-peers bench-fastpath bench-rust install clean
+        bench bench-peers bench-fastpath bench-ops bench-python bench-rust install clean
 
 all: header
 
@@ -187,6 +187,16 @@ endif
 
 bench-fastpath: libs bench-peers
 	bench/fastpath_instr.sh
+
+# Exact per-call costs on fixed work (callgrind, cachegrind): malloc and
+# free instructions per call, L1 misses per malloc+free, bench_malloc_thread
+# and larson at 1 and 2 threads, mirs beside C mimalloc v3 and v2.
+bench-ops: libs bench-peers
+	python3 bench/ops_instr.py $(if $(QUICK),--quick)
+
+# Peak RSS of a 32-thread Python json workload under each allocator.
+bench-python: libs bench-peers
+	python3 bench/python_threads.py --runs $(or $(RUNS),3)
 
 install: header
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
