@@ -62,7 +62,7 @@ header_digest = $$({ cat $(HEADER_INPUTS); grep '^version' Cargo.toml; } | sha25
 .PHONY: all libs libs-secure header header-if-stale header-check test test-rust test-stable test-loom test-c test-real test-retention test-glibc test-miri lint \
         fuzz test-fuzz soak \
         test-embedded embedded test-arceos bench-arceos \
-        bench bench-peers bench-fastpath bench-rust install uninstall test-install test-package clean
+        bench bench-peers bench-fastpath bench-ops bench-python bench-rust install uninstall test-install test-package clean
 
 all: header-if-stale libs
 
@@ -232,6 +232,16 @@ endif
 
 bench-fastpath: libs bench-peers
 	bench/fastpath_instr.sh
+
+# Exact per-call costs on fixed work (callgrind, cachegrind): malloc and
+# free instructions per call, L1 misses per malloc+free, bench_malloc_thread
+# and larson at 1 and 2 threads, mirs beside C mimalloc v3 and v2.
+bench-ops: libs bench-peers
+	python3 bench/ops_instr.py $(if $(QUICK),--quick)
+
+# Peak RSS of a 32-thread Python json workload under each allocator.
+bench-python: libs bench-peers
+	python3 bench/python_threads.py --runs $(or $(RUNS),3)
 
 # Install copies what `make` built and compiles nothing (it may run as root):
 #   LIBDIR/libmirs.so.X.Y.Z, libmirs.so.X -> it, libmirs.so -> libmirs.so.X,

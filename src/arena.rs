@@ -37,6 +37,7 @@ use crate::chunk::{
 use crate::chunk_map;
 use crate::constants::*;
 use crate::page::{OwnerHeap, Page, OWNER_NONE, OWNER_SINGLETON};
+use crate::page_map;
 use crate::platform;
 use crate::size_class::{bin_of_size, BIN_COUNT};
 use crate::stats::{self, Counter};
@@ -216,6 +217,14 @@ fn map_chunk(kind: ChunkKind, size: usize, align: usize) -> *mut Chunk {
         unsafe { platform::os_free(memory.base, size) };
         return ptr::null_mut();
     }
+    if kind == ChunkKind::Normal
+        && !page_map::insert_chunk(chunk as usize, |s| Chunk::page(chunk, s))
+    {
+        chunk_map::remove(chunk as usize, size);
+        // SAFETY: we just mapped it and nobody else knows it.
+        unsafe { platform::os_free(memory.base, size) };
+        return ptr::null_mut();
+    }
     stats::add(Counter::Reserved, size as i64);
     stats::add(Counter::Chunks, 1);
     chunk
@@ -228,6 +237,10 @@ fn map_chunk(kind: ChunkKind, size: usize, align: usize) -> *mut Chunk {
 unsafe fn unmap_chunk(chunk: *mut Chunk) {
     // SAFETY: as the caller guarantees.
     let size = unsafe { (*chunk).size };
+    // SAFETY: as above.
+    if unsafe { (*chunk).kind } == ChunkKind::Normal {
+        page_map::remove_chunk(chunk as usize);
+    }
     chunk_map::remove(chunk as usize, size);
     stats::add(Counter::Reserved, -(size as i64));
     stats::add(Counter::Chunks, -1);

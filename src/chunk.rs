@@ -166,6 +166,8 @@ impl Chunk {
             // SAFETY: as the caller guarantees; slice < 64.
             unsafe { (*entry).store(value, Ordering::Release) };
         }
+        let page = |slice| Chunk::page(chunk, if free { slice } else { first });
+        crate::page_map::set(chunk as usize, first, count, page);
     }
 
     /// Start and byte length of the area of a span of `count` slices at `first`.

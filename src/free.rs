@@ -1,11 +1,10 @@
 //! `free`, and the one routine that resolves a pointer to its page.
 //!
-//! Fast path (owner thread, page not full, no aligned blocks, `p` a block
-//! start, not marked free): mask to the chunk; one byte test in the chunk
-//! map (two dependent loads); one load of the slice's page header offset;
-//! compare the page's owner with our thread id; bounds and divisibility
-//! test; the free-mark test; mark and push on the page's `local_free`: 40
-//! instructions to `ret`.
+//! Fast path (owner thread, no aligned blocks, `p` a block start, not
+//! marked free): the page map gives the page (two dependent loads; a static
+//! ownerless header for memory that is not a normal chunk's); compare the page's owner with our
+//! thread id; bounds and divisibility test; the free-mark test; mark and
+//! push on the page's `local_free`.
 //! Everything else goes through `free_generic`, which acts on the page's owner:
 //! - ours (page full, or with aligned blocks): the heap frees it;
 //! - another thread's: pushed on the page's `thread_free` (one CAS), or,
@@ -30,6 +29,7 @@ use crate::chunk_map;
 use crate::constants::CHUNK_MASK;
 use crate::heap::Heap;
 use crate::page::{Page, Pushed, OWNER_ABANDONED, OWNER_NONE, OWNER_SINGLETON};
+use crate::page_map;
 use crate::platform;
 use crate::thread_free::AbandonedFree;
 use core::sync::atomic::Ordering;
@@ -45,20 +45,16 @@ use core::sync::atomic::Ordering;
 /// see).
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    let base = p as usize & !CHUNK_MASK;
-    if !chunk_map::is_chunk(base) {
-        return free_outside_chunk_start(p);
-    }
-    // SAFETY: the chunk map says a live normal chunk's header is at `base`,
-    // and `p` lies in its 4 MiB; the page header is inside that header.
-    let page = unsafe { Chunk::page_of(base as *mut Chunk, p) };
-    // SAFETY: as above: a page header of a live chunk.
+    let page = page_map::page_of(p);
+    // SAFETY: the page map holds headers of live normal chunks, or the
+    // static ownerless one (the test fails for it: slow path).
     if unsafe { &*page }.owner.load(Ordering::Relaxed) == platform::thread_id() {
         // SAFETY: we own the page: its owner fields are ours.
         let pg = unsafe { Page::owned(page) };
-        // A marked block is (almost surely) free already: the slow path
-        // looks it up on the lists. (A plain block start of our page is
-        // readable: the mark test reads inside it.)
+        // `p` must be one of the page's carved block starts before anything
+        // at `p` is read (this also rejects a pointer whose slice entry it
+        // only aliases, page_map.rs). A marked block is (almost surely)
+        // free already: the slow path looks it up on the lists.
         // SAFETY: as said; `p` is the caller's to free.
         if pg.is_plain_block_start(p) && !unsafe { pg.is_marked_free(p.cast()) } {
             // An emptied page is retired (cold), unless it already is: a
@@ -70,7 +66,11 @@ pub unsafe fn free(p: *mut u8) {
             return;
         }
     }
-    // SAFETY: a page in use (or not: free_generic checks) of a live chunk.
+    if page == page_map::no_page() {
+        return free_outside_chunk_start(p);
+    }
+    // SAFETY: a page of a live chunk (free_generic checks that `p` is one
+    // of its blocks).
     unsafe { free_generic(p, page) }
 }
 
@@ -83,8 +83,7 @@ fn retire_page(page: *mut Page) {
     unsafe { (*heap).page_retire(page) };
 }
 
-/// Pointers whose 4 MiB region is not a normal chunk's start: null,
-/// foreign, or a huge block.
+/// Pointers in no normal chunk's slice: null, foreign, or a huge block.
 #[cold]
 #[inline(never)]
 fn free_outside_chunk_start(p: *mut u8) {

@@ -55,7 +55,7 @@ pub struct Heap {
     pub(crate) retired_max: usize,
     /// Next time (ms) purging is worth a look.
     pub(crate) next_purge_at: u64,
-    /// State of the heap's random stream (secret page keys with `secure`).
+    /// State of the heap's random stream (secret page keys).
     random: u64,
 }
 
@@ -207,12 +207,19 @@ impl Heap {
     pub(crate) unsafe fn malloc_from_page(heap: *mut Heap, size: usize, zero: bool) -> *mut u8 {
         // SAFETY: as the caller guarantees: a fresh reference.
         let h = unsafe { &mut *heap };
-        let page = h.find_page(heap, size);
-        if page.is_null() {
-            return ptr::null_mut();
+        loop {
+            let page = h.find_page(heap, size);
+            if page.is_null() {
+                return ptr::null_mut();
+            }
+            // SAFETY: `find_page` returns a page of this heap with a free block.
+            let block = unsafe { h.pop_from(page, size, zero) };
+            // Null only when the page's free list was found damaged and
+            // dropped: the page has fewer blocks now; look again.
+            if !block.is_null() {
+                return block;
+            }
         }
-        // SAFETY: `find_page` returns a page of this heap with a free block.
-        unsafe { h.pop_from(page, size, zero) }
     }
 }
 
@@ -225,7 +232,8 @@ pub(crate) fn out_of_memory() -> *mut u8 {
 }
 
 impl Heap {
-    /// Pop a block from `page` (which has one), zeroing it when asked.
+    /// Pop a block from `page` (which has one), zeroing it when asked; null
+    /// when its list turned out damaged.
     ///
     /// # Safety
     /// `page` belongs to this heap and `page.free` is not empty.
@@ -235,7 +243,9 @@ impl Heap {
         let pg = unsafe { Page::owned(page) };
         let is_zero = pg.free_is_zero();
         let block = pg.pop_free();
-        debug_assert!(!block.is_null());
+        if block.is_null() {
+            return block; // a damaged list, dropped (OwnedPage::pop_free)
+        }
         if zero {
             if is_zero {
                 // Fresh memory: only the link word was written.
@@ -250,16 +260,9 @@ impl Heap {
     }
 
     /// The key a new page of this heap stores its lists with: secret and
-    /// per page with `secure`, plain otherwise.
+    /// per page (block.rs).
     fn page_key(&mut self) -> crate::block::ListKey {
-        #[cfg(feature = "secure")]
-        {
-            crate::block::ListKey::new(self.random_words())
-        }
-        #[cfg(not(feature = "secure"))]
-        {
-            crate::block::ListKey::PLAIN
-        }
+        crate::block::ListKey::new(self.random_words())
     }
 
     /// The heap owning `page` (null for abandoned and singleton pages).
@@ -282,7 +285,6 @@ impl Heap {
     }
 
     /// Two random words (splitmix64): secret keys for a page's free lists.
-    #[cfg_attr(not(feature = "secure"), allow(dead_code))]
     fn random_words(&mut self) -> [usize; 2] {
         let mut word = || {
             self.random = self.random.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -312,9 +314,11 @@ impl Heap {
             let page = unsafe { Page::owned(cur) };
             let next = page.next();
             page.collect(false);
-            // Carve more even when frees refilled the list: a page in steady
-            // use then cycles through more blocks per slow-path visit.
-            if page.can_extend() {
+            // Carve more only when no freed block is waiting: reusing the
+            // blocks just freed keeps malloc in warm cache lines (carving
+            // ahead walked cold memory: 2.67 L1 misses per op against
+            // 1.97) and leaves the rest of the page untouched.
+            if !page.has_free() && page.can_extend() {
                 page.extend();
             }
             if page.has_free() {
@@ -333,6 +337,14 @@ impl Heap {
             self.move_to_full(cur);
             cur = next;
         }
+        self.find_page_elsewhere(me, bin)
+    }
+
+    /// `find_page` when no page of the bin's queue has room: an abandoned
+    /// page of the bin, else a fresh one (cold: kept out of the queue walk,
+    /// which the slow path takes every time a page's list runs dry).
+    #[inline(never)]
+    fn find_page_elsewhere(&mut self, me: *mut Heap, bin: usize) -> *mut Page {
         let block_size = bin_block_size(bin);
         loop {
             let page = arena::adopt(Heap::as_owner(me), self.thread_id, block_size);
@@ -347,7 +359,7 @@ impl Heap {
                 // Every block came back while it was abandoned: a fresh page.
                 pg.set_retire_expire(0);
             }
-            if pg.can_extend() {
+            if !pg.has_free() && pg.can_extend() {
                 pg.extend();
             }
             if pg.has_free() {
@@ -468,7 +480,7 @@ impl Heap {
         let bin = Self::bin_of_page(pg);
         if bin < BIN_HUGE && pg.block_size() <= RETIRE_SIZE_MAX && self.queues[bin].first == page {
             pg.set_retire_expire(RETIRE_CYCLES);
-            pg.set_retire_free(pg.free());
+            pg.note_retire_free();
             self.retired_min = self.retired_min.min(bin);
             self.retired_max = self.retired_max.max(bin);
             return;
@@ -517,10 +529,10 @@ impl Heap {
                 pg.set_retire_expire(0);
                 continue;
             }
-            if pg.free() != pg.retire_free() {
+            if pg.free_changed_since_retire() {
                 // Blocks were handed out since the last look: in use,
                 // though empty right now. The grace starts over.
-                pg.set_retire_free(pg.free());
+                pg.note_retire_free();
                 pg.set_retire_expire(RETIRE_CYCLES);
             } else {
                 pg.set_retire_expire(pg.retire_expire() - 1);

@@ -17,7 +17,7 @@
 //! | `thread`                        | the thread's heap slot, heap pool, thread exit, fork, out-of-memory recovery |
 //! | `heap`                          | thread-local heap: direct pages, bin queues, delayed free |
 //! | `page`, `page_queue`            | a page: free / local_free / thread_free lists        |
-//! | `arena`, `chunk`, `chunk_map`   | shared chunks of 64 KiB slices, spans, abandoned pages, purge |
+//! | `arena`, `chunk`, `chunk_map`, `page_map` | shared chunks of 64 KiB slices, spans, abandoned pages, purge; which regions are chunks; each slice's page |
 //! | `thread_free`, `delayed`, `block`, `tagged_stack` | the lock-free lists other threads free into (loom-modelled), free-list links, the pool stack |
 //! | `report`                        | the statistics report: text table and JSON, live bytes read at reporting time |
 //! | `stats`, `options`, `output`    | statistics counters, `MIRS_*` options, printing (fixed buffer, `write(2)`) |
@@ -82,6 +82,8 @@ pub(crate) mod chunk;
 pub(crate) mod chunk_map;
 #[cfg(not(loom))]
 pub(crate) mod page;
+#[cfg(not(loom))]
+pub(crate) mod page_map;
 #[cfg(not(loom))]
 pub(crate) mod page_queue;
 

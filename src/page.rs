@@ -121,30 +121,33 @@ pub struct Page {
     /// `off * div_magic < div_magic` (wrapping, for `off` below 2^32;
     /// Lemire, Kaser, Kurz 2019, "Faster remainder by direct computation").
     div_magic: Fixed<u64>,
-    block_size: Fixed<usize>,
+    /// How the free lists store links (secret per page: block.rs).
+    key: Fixed<ListKey>,
     // --- cold ---
+    block_size: Fixed<usize>,
     pub(crate) thread_free: ThreadFree,
     pub(crate) heap: AtomicPtr<OwnerHeap>,
     /// Bytes from `start` that hold carved blocks: `capacity * block_size`.
     carved: AtomicUsize,
-    capacity: Owned<u32>,
-    reserved: Fixed<u32>,
     /// Page queue links (bin queue or full queue of the owning heap).
     next: Owned<*mut Page>,
     prev: Owned<*mut Page>,
-    /// `free` when the page was last seen empty while retiring: a different
-    /// value later means it was used in between.
-    retire_free: Owned<*mut Block>,
+    /// The low half of `free` when the page was last seen empty while
+    /// retiring: a different value later means it was used in between (two
+    /// blocks of one page differ in their low 32 bits).
+    retire_free_low: Owned<u32>,
     /// Live blocks when the page was abandoned: once `thread_free` holds
     /// that many, every block is free and the page can go.
     pub(crate) abandoned_used: AtomicU32,
+    /// Blocks carved and blocks the area holds (at most 4,096: a 64 KiB
+    /// slice of 16-byte blocks).
+    capacity: Owned<u16>,
+    reserved: Fixed<u16>,
     /// Mirrors `FLAG_HAS_ALIGNED` for threads other than the owner.
     aligned: AtomicBool,
     /// First slice of the span and its length (0 for a huge chunk's page).
     slice: Fixed<u8>,
     slices: Fixed<u8>,
-    /// How the free lists store links (secret keys with `secure`).
-    key: Fixed<ListKey>,
 }
 
 // SAFETY: every field is an atomic or an `UnsafeCell` accessed by the
@@ -201,10 +204,10 @@ owned_fields! {
     retire_expire, set_retire_expire: u8;
     area_is_zero, set_area_is_zero: bool;
     fast_free_limit, set_fast_free_limit: usize;
-    capacity, set_capacity: u32;
+    capacity, set_capacity: u16;
     next, set_next: *mut Page;
     prev, set_prev: *mut Page;
-    retire_free, set_retire_free: *mut Block;
+    retire_free_low, set_retire_free_low: u32;
 }
 
 impl Page {
@@ -221,6 +224,7 @@ impl Page {
             start: Fixed::new(ptr::null_mut()),
             fast_free_limit: Owned::new(0),
             div_magic: Fixed::new(0),
+            key: Fixed::new(ListKey::PLAIN),
             block_size: Fixed::new(0),
             thread_free: ThreadFree::new(),
             heap: AtomicPtr::new(ptr::null_mut()),
@@ -229,12 +233,11 @@ impl Page {
             reserved: Fixed::new(0),
             next: Owned::new(ptr::null_mut()),
             prev: Owned::new(ptr::null_mut()),
-            retire_free: Owned::new(ptr::null_mut()),
+            retire_free_low: Owned::new(0),
             abandoned_used: AtomicU32::new(0),
             aligned: AtomicBool::new(false),
             slice: Fixed::new(0),
             slices: Fixed::new(0),
-            key: Fixed::new(ListKey::PLAIN),
         }
     }
 
@@ -280,7 +283,9 @@ impl Page {
         pg.start.set(start);
         pg.block_size.set(block_size);
         pg.div_magic.set(u64::MAX / block_size as u64 + 1);
-        pg.reserved.set((area_size / block_size) as u32);
+        let reserved = area_size / block_size;
+        debug_assert!(reserved <= u16::MAX as usize);
+        pg.reserved.set(reserved as u16);
         pg.slice.set(slice as u8);
         pg.slices.set(slices as u8);
         pg.key.set(key);
@@ -295,7 +300,7 @@ impl Page {
         pg.set_capacity(0);
         pg.set_next(ptr::null_mut());
         pg.set_prev(ptr::null_mut());
-        pg.set_retire_free(ptr::null_mut());
+        pg.set_retire_free_low(0);
         pg.carved.store(0, Ordering::Relaxed);
         pg.abandoned_used.store(0, Ordering::Relaxed);
         pg.aligned.store(false, Ordering::Relaxed);
@@ -321,7 +326,7 @@ impl Page {
 
     #[inline(always)]
     pub fn reserved(&self) -> u32 {
-        self.reserved.get()
+        u32::from(self.reserved.get())
     }
 
     /// Bytes of the page's block area (`reserved * block_size`).
@@ -461,8 +466,18 @@ impl OwnedPage {
         !self.free().is_null()
     }
 
+    /// Remember `free` as the page is seen empty while retiring.
+    pub fn note_retire_free(self) {
+        self.set_retire_free_low(self.free() as usize as u32);
+    }
+
+    /// Has `free` changed since [`OwnedPage::note_retire_free`]?
+    pub fn free_changed_since_retire(self) -> bool {
+        self.free() as usize as u32 != self.retire_free_low()
+    }
+
     pub fn can_extend(self) -> bool {
-        self.capacity() < self.reserved()
+        u32::from(self.capacity()) < self.reserved()
     }
 
     // ------------------------------------------------------------ allocate
@@ -471,55 +486,129 @@ impl OwnedPage {
     #[inline(always)]
     pub fn pop_free(self) -> *mut u8 {
         let block = self.free();
-        if !block.is_null() {
-            // SAFETY: `block` is on this page's free list, so it is a free block.
-            let next = unsafe { Block::next_with(block, self.key()) };
-            #[cfg(feature = "secure")]
-            // A link must decode to a carved block start of this page: an
-            // overwritten link (use after free, overflow) is caught before
-            // malloc follows it, even one that stays inside the page.
-            if !next.is_null() && !self.is_block_start(next.cast()) {
-                return self.free_list_corrupted(block);
+        // The head must lie in the page's carved area before its link is
+        // read: one subtraction and compare against the hot-line bound,
+        // which null fails too. A head that fails it is null (empty), a
+        // page with flags (its bound is 0: the cold path asks `carved`),
+        // or a link that was damaged while its block was free (a use after
+        // free, an overflow from the block below: it decodes far outside
+        // the page, block.rs).
+        if (block as usize).wrapping_sub(self.start() as usize) >= self.fast_free_limit() {
+            if block.is_null() {
+                return self.pop_local_free();
             }
-            self.set_free(next);
-            self.set_used(self.used() + 1);
-            // SAFETY: the block is ours now; blocks are at least two words.
-            unsafe { Block::clear_free_mark(block) };
-            // Debug and secure builds: clear the link too, so the block does
-            // not show internal pointers.
-            #[cfg(any(debug_assertions, feature = "secure"))]
-            // SAFETY: as above.
-            unsafe {
-                block.cast::<usize>().write(0)
-            };
+            return self.pop_checked();
         }
+        self.pop_head(block)
+    }
+
+    /// `free` is empty: take the owner's own frees (`local_free`) as the new
+    /// `free` and pop from it, without the slow path (a size freed and
+    /// allocated in turn would otherwise take it every time). Null when
+    /// there are none: the slow path collects other threads' frees, carves
+    /// or finds another page.
+    #[inline(always)]
+    fn pop_local_free(self) -> *mut u8 {
+        let local = self.local_free();
+        if local.is_null() {
+            return ptr::null_mut();
+        }
+        self.set_local_free(ptr::null_mut());
+        self.set_free(local);
+        self.set_free_is_zero(false);
+        if (local as usize).wrapping_sub(self.start() as usize) >= self.fast_free_limit() {
+            return self.pop_checked();
+        }
+        self.pop_head(local)
+    }
+
+    /// Unlink `block`, the valid head of `free`, and hand it out.
+    #[inline(always)]
+    fn pop_head(self, block: *mut Block) -> *mut u8 {
+        // SAFETY: `block` is on this page's free list, so it is a free block.
+        let next = unsafe { Block::next_with(block, self.key()) };
+        self.set_free(next);
+        self.set_used(self.used() + 1);
+        // SAFETY: the block is ours now; blocks are at least two words.
+        unsafe { Block::clear_free_mark(block) };
+        // Debug and secure builds: clear the link too, so the block does
+        // not show internal pointers.
+        #[cfg(any(debug_assertions, feature = "secure"))]
+        // SAFETY: as above.
+        unsafe {
+            block.cast::<usize>().write(0)
+        };
         block.cast()
     }
 
-    /// Secure mode: a link in `free` does not decode to a block of this page
-    /// (a use-after-free write). Hand out `block` (its own memory is still
-    /// ours) but drop the rest of the list rather than follow the link.
-    #[cfg(feature = "secure")]
+    /// `pop_free` when the head (not null) failed the fast test: the head
+    /// when it is a valid block after all (pages with flags); else the list is damaged: reported and dropped (its blocks
+    /// are lost to the page until it is freed), and null: the caller's slow
+    /// path finds a block elsewhere (`Heap::malloc_from_page`).
     #[cold]
-    fn free_list_corrupted(self, block: *mut Block) -> *mut u8 {
+    #[inline(never)]
+    fn pop_checked(self) -> *mut u8 {
+        let block = self.free();
+        if self.holds_link(block) {
+            return self.pop_head(block);
+        }
+        self.report_corrupted_list();
+        self.set_free(ptr::null_mut());
+        ptr::null_mut()
+    }
+
+    /// Could `next` be a block of this page's free lists? Default build: it
+    /// lies in the carved area; `secure`: it is a carved block start.
+    #[inline(always)]
+    fn holds_link(self, next: *mut Block) -> bool {
+        #[cfg(not(feature = "secure"))]
+        {
+            (next as usize).wrapping_sub(self.start() as usize) < self.carved()
+        }
+        #[cfg(feature = "secure")]
+        {
+            self.is_block_start(next.cast())
+        }
+    }
+
+    #[cold]
+    fn report_corrupted_list(self) {
         crate::stats::add(crate::stats::Counter::CorruptLists, 1);
         crate::output::warning!(
             "corrupted free list in page of {}-byte blocks: rest dropped",
             self.block_size()
         );
-        self.set_free(ptr::null_mut());
-        self.set_used(self.used() + 1);
-        // SAFETY: the block is ours now.
-        unsafe { Block::clear_free_mark(block) };
-        // The dropped blocks are lost to this page until it is freed.
-        block.cast()
+    }
+
+    /// The last block of the list at `head` (not null), walked with every
+    /// link checked: a link that leaves the page (damaged) ends the list
+    /// there, reported, and so does a walk longer than the page's capacity
+    /// (a cycle). The dropped blocks are lost to the page until it is freed.
+    fn checked_tail(self, head: *mut Block) -> *mut Block {
+        let mut cur = head;
+        for _ in 0..self.capacity() {
+            // SAFETY: `cur` is the head or a link that passed `holds_link`:
+            // a free block of this page.
+            let next = unsafe { Block::next_with(cur, self.key()) };
+            if next.is_null() {
+                return cur;
+            }
+            if !self.holds_link(next) {
+                break;
+            }
+            cur = next;
+        }
+        self.report_corrupted_list();
+        // SAFETY: as above; the list ends here now.
+        unsafe { Block::set_next_with(cur, ptr::null_mut(), self.key()) };
+        cur
     }
 
     /// Carve the next run of blocks onto the front of the `free` list.
     pub fn extend(self) {
         debug_assert!(self.can_extend());
         let bs = self.block_size();
-        let room = (self.reserved() - self.capacity()) as usize;
+        let room = (self.reserved() - u32::from(self.capacity())) as usize;
         let n = room.min((MAX_EXTEND_SIZE / bs).max(MIN_EXTEND));
         let first = self.start().wrapping_add(self.capacity() as usize * bs);
         #[cfg(not(feature = "secure"))]
@@ -541,7 +630,7 @@ impl OwnedPage {
         }
         #[cfg(feature = "secure")]
         self.extend_shuffled(first, n);
-        self.set_capacity(self.capacity() + n as u32);
+        self.set_capacity(self.capacity() + n as u16);
         let carved = self.capacity() as usize * bs;
         self.carved.store(carved, Ordering::Relaxed);
         if self.flags() == 0 {
@@ -613,8 +702,7 @@ impl OwnedPage {
             self.set_local_free(ptr::null_mut());
             self.set_free_is_zero(false);
         } else if force {
-            // SAFETY: `local_free` is a well-formed list owned by this thread.
-            let (_, tail) = unsafe { Block::count_and_tail(self.local_free(), self.key()) };
+            let tail = self.checked_tail(self.local_free());
             // SAFETY: `tail` is the last block of that list.
             unsafe { Block::set_next_with(tail, self.free(), self.key()) };
             self.set_free(self.local_free());
@@ -640,9 +728,9 @@ impl OwnedPage {
         } else if self.local_free().is_null() {
             self.set_local_free(head);
         } else {
-            // SAFETY: the stack was published by other threads with Release
-            // and we took it with Acquire; nobody else can reach it now.
-            let (_, tail) = unsafe { Block::count_and_tail(head, self.key()) };
+            // The stack was published by other threads with Release and we
+            // took it with Acquire; nobody else can reach it now.
+            let tail = self.checked_tail(head);
             // SAFETY: `tail` is the last block of the list we own.
             unsafe { Block::set_next_with(tail, self.local_free(), self.key()) };
             self.set_local_free(head);
@@ -678,7 +766,7 @@ impl OwnedPage {
     #[cfg(any(test, feature = "internals"))]
     pub fn check_invariants(self) -> usize {
         assert!(self.owner.load(Ordering::Relaxed) != OWNER_NONE);
-        assert!(self.capacity() <= self.reserved());
+        assert!(u32::from(self.capacity()) <= self.reserved());
         assert_eq!(self.carved(), self.capacity() as usize * self.block_size());
         // SAFETY: the owner's lists are well formed (that is what we check;
         // a broken list shows up as a failed membership assertion below).

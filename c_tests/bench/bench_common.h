@@ -97,6 +97,20 @@ static inline double bench_arg_double(int argc, char **argv, int i, double dflt)
 #endif
 }
 
+/* Fixed work for exact measurements (bench/ops_instr.py under callgrind and
+ * cachegrind): BENCH_ITERS=N makes a time-based benchmark do exactly N units
+ * of work per thread instead (its own unit: iterations, generations). 0 when
+ * unset: the benchmark runs for its time. */
+static inline uint64_t bench_fixed_work(void)
+{
+#ifdef MIRS_ARCEOS
+    return 0;
+#else
+    const char *s = getenv("BENCH_ITERS");
+    return s ? strtoull(s, NULL, 10) : 0;
+#endif
+}
+
 /* The one line run.py reads; `extra` is appended verbatim (may be ""). */
 static inline void bench_result(const char *name, long threads, double ops,
                                 double seconds, const char *extra)

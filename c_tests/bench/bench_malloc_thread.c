@@ -10,6 +10,7 @@
  * iterations (no alarm/signals: axlibc lacks them).
  *
  * Usage: bench_malloc_thread THREADS [SECONDS]
+ * BENCH_ITERS=N (a multiple of 256): exactly N iterations per thread instead.
  * Without arguments (ArceOS main gets none) NUM_THREADS / DURATION are used.
  */
 #include "bench_common.h"
@@ -82,7 +83,7 @@ static void *run_worker(void *arg)
     void *slots[WORKING_SET] = {0};
     /* Threads start at different table offsets so they do not move in step. */
     unsigned ri = w->id * 997, rs = w->id * 1327 % NUM_SIZES;
-    uint64_t iters = 0;
+    uint64_t iters = 0, fixed = bench_fixed_work();
 
     while (!atomic_load_explicit(&start_flag, memory_order_acquire))
         ;
@@ -107,7 +108,7 @@ static void *run_worker(void *arg)
         w->cpus |= 1u << current_cpu();
 #endif
         now = bench_now();
-    } while (now < deadline);
+    } while (fixed ? iters < fixed : now < deadline);
 
     for (int i = 0; i < WORKING_SET; i++)
         free(slots[i]);

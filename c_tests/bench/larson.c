@@ -10,6 +10,7 @@
  * are served by short-lived threads. Runs until SECONDS have passed.
  *
  * Usage: larson THREADS [SECONDS]
+ * BENCH_ITERS=N: exactly N generations per lane instead.
  */
 #include "bench_common.h"
 
@@ -57,7 +58,9 @@ static void *lane_worker(void *arg)
  * thread inheriting the previous one's blocks. */
 static void *lane_driver(void *arg)
 {
-    while (bench_now() < deadline) {
+    struct lane *l = arg;
+    uint64_t fixed = bench_fixed_work();
+    while (fixed ? l->generation < fixed : bench_now() < deadline) {
         pthread_t t;
         if (pthread_create(&t, NULL, lane_worker, arg) != 0) {
             fprintf(stderr, "larson: pthread_create failed\n");

@@ -365,9 +365,9 @@ fn owned_pointers_report_usable_sizes() {
     api::free(p);
 }
 
-#[cfg(feature = "secure")]
+/// Every build: a forged link is never followed (block.rs, page.rs).
 #[test]
-fn secure_free_lists_do_not_follow_a_forged_link() {
+fn free_lists_do_not_follow_a_forged_link() {
     use crate::stats::{total, Counter};
     let mut victim = [0u8; 256];
     let target = victim.as_mut_ptr();
@@ -391,6 +391,93 @@ fn secure_free_lists_do_not_follow_a_forged_link() {
     got.into_iter().for_each(api::free);
     api::free(keep);
     std::hint::black_box(&mut victim);
+}
+
+/// Every build: an overflow of 1 to 16 bytes from a live block into the
+/// free block above it (its link, then its free mark), with several byte
+/// values, never makes malloc hand out a pointer it did not carve, never
+/// hands out a block twice, and is reported.
+#[test]
+fn overflow_into_a_free_block_is_never_followed() {
+    use crate::stats::{total, Counter};
+    use std::collections::HashSet;
+    let before = total(Counter::CorruptLists);
+    for len in [1usize, 2, 3, 7, 8, 9, 16] {
+        for byte in [0x00u8, 0x41, 0xff] {
+            // 48-byte blocks of one page: `low` directly below `high`.
+            let mut run: Vec<*mut u8> = (0..64).map(|_| alloc::malloc(48)).collect();
+            let (low, hi) = run
+                .iter()
+                .find_map(|&l| {
+                    run.iter()
+                        .position(|&h| h as usize == l as usize + 48)
+                        .map(|j| (l, j))
+                })
+                .expect("two adjacent blocks among 64");
+            let high = run.remove(hi);
+            api::free(high);
+            // SAFETY: models the bug: `low` is live, writing past its end.
+            unsafe { low.add(48).write_bytes(byte, len) };
+            let mut seen = HashSet::new();
+            let mut got = Vec::new();
+            for _ in 0..300 {
+                let p = alloc::malloc(48);
+                assert!(
+                    api::owns(p),
+                    "len {len} byte {byte:#x}: malloc handed out {p:p}, not a block"
+                );
+                assert!(
+                    seen.insert(p as usize),
+                    "len {len} byte {byte:#x}: {p:p} handed out twice"
+                );
+                assert!(!run.contains(&p), "len {len} byte {byte:#x}: {p:p} is live");
+                got.push(p);
+            }
+            got.into_iter().chain(run).for_each(api::free);
+        }
+    }
+    // (No invariant walk here: the dropped blocks are missing from the
+    // damaged pages' lists by design.)
+    assert!(
+        total(Counter::CorruptLists) > before,
+        "the damaged links were noticed"
+    );
+}
+
+/// Freed blocks are reused before fresh ones are carved: once a page's
+/// carved blocks are all handed out, the blocks freed next are what malloc
+/// returns, and the page carves nothing more.
+#[test]
+fn malloc_reuses_freed_blocks_before_carving() {
+    use crate::chunk::Chunk;
+    use crate::page::Page;
+    let size = 208;
+    let first = alloc::malloc(size);
+    // SAFETY: a block this thread just allocated for a size class.
+    let page = unsafe { Chunk::page_of_block(first) };
+    // SAFETY: our own page.
+    let pg = || unsafe { Page::owned(page) };
+    let mut live = std::vec![first];
+    while !pg().free().is_null() || !pg().local_free().is_null() {
+        live.push(alloc::malloc(size));
+    }
+    let capacity = pg().capacity();
+    let freed: Vec<*mut u8> = live.drain(..10).collect();
+    freed.iter().for_each(|&p| api::free(p));
+    for _ in 0..10 {
+        let q = alloc::malloc(size);
+        assert!(
+            freed.contains(&q),
+            "malloc returned {q:p}, not one of the blocks just freed"
+        );
+        live.push(q);
+    }
+    assert_eq!(
+        pg().capacity(),
+        capacity,
+        "the page carved blocks while freed ones waited"
+    );
+    live.into_iter().for_each(api::free);
 }
 
 #[cfg(feature = "secure")]

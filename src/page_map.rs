@@ -1,0 +1,203 @@
+//! The page map: for every 64 KiB slice of a normal chunk, the header of
+//! the page (span) it belongs to; null for memory that is not a normal
+//! chunk's. `free` finds and validates its page with this one lookup.
+//!
+//! ```text
+//! address bits:  .. | top index (TOP_BITS) | leaf index (LEAF_BITS) | 16 bits in a slice
+//! TOP[t]:        null, or a leaf of LEAF page pointers (from the platform, never freed)
+//! leaf[i]:       the page header of slice i's span (its own header when the
+//!                slice is free: a header with no owner), else NO_PAGE
+//! ```
+//!
+//! `NO_PAGE` is a static header that no thread owns, so the free fast path's
+//! owner test fails for it without a null test of its own. The lookup is two
+//! dependent loads (top, leaf) and one null test (of the leaf), against
+//! the chunk map's two loads plus the chunk header's `span_of` load it
+//! replaces on the free path. The chunk map (chunk_map.rs) still answers
+//! everything else (huge chunks, interior pointers of huge blocks).
+//!
+//! The top index takes the address bits above the leaf's modulo the table:
+//! hosted, the table covers all of user space (47 or 48 bits) so no two
+//! chunks share an entry; embedded, a 256 GiB window (an 8 KiB table, like
+//! the chunk map's), and two chunks that would share an entry are 256 GiB
+//! apart, so they share a chunk-map slot too and the chunk map has already
+//! refused the second. A pointer outside the window (or above user space)
+//! may alias another slice's entry: the free path's block-start test
+//! (`p` must lie inside the page's carved area) rejects it before anything
+//! at `p` is read.
+//!
+//! Entries are written under the arena lock when a chunk is mapped, a span
+//! is made or freed, or a chunk is unmapped (Release), and read by any thread
+//! (Relaxed, as `span_of` was: the page header's own atomics order what is
+//! read through it).
+
+use crate::constants::{CHUNK_SHIFT, OS_PAGE_SIZE, SLICES_PER_CHUNK, SLICE_SHIFT};
+use crate::page::Page;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+#[cfg(feature = "hosted")]
+const LEAF_BITS: usize = 14; // 1 GiB of slices, a 128 KiB leaf
+#[cfg(not(feature = "hosted"))]
+const LEAF_BITS: usize = 12; // 256 MiB of slices, a 32 KiB leaf
+
+#[cfg(all(feature = "hosted", target_arch = "x86_64"))]
+const TOP_BITS: usize = 47 - SLICE_SHIFT - LEAF_BITS;
+#[cfg(all(feature = "hosted", not(target_arch = "x86_64")))]
+const TOP_BITS: usize = 48 - SLICE_SHIFT - LEAF_BITS;
+#[cfg(not(feature = "hosted"))]
+const TOP_BITS: usize = 38 - SLICE_SHIFT - LEAF_BITS;
+
+const LEAF: usize = 1 << LEAF_BITS;
+const TOP: usize = 1 << TOP_BITS;
+const LEAF_BYTES: usize = LEAF * core::mem::size_of::<AtomicPtr<Page>>();
+
+const _: () = {
+    // A chunk's slices lie in one leaf (chunks are chunk-aligned).
+    assert!(LEAF >= SLICES_PER_CHUNK && LEAF_BYTES.is_multiple_of(OS_PAGE_SIZE));
+    assert!(CHUNK_SHIFT > SLICE_SHIFT);
+};
+
+type Leaf = [AtomicPtr<Page>; LEAF];
+
+/// The entry of every slice outside normal chunks: an empty header (no
+/// owner, no blocks), never written.
+static NO_PAGE: Page = Page::empty();
+
+/// The value of an entry outside normal chunks ([`NO_PAGE`]).
+#[inline(always)]
+pub fn no_page() -> *mut Page {
+    ptr::addr_of!(NO_PAGE).cast_mut()
+}
+
+/// All null (`.bss`): untouched pages of it cost nothing hosted.
+static TOP_LEVEL: [AtomicPtr<Leaf>; TOP] = [const { AtomicPtr::new(ptr::null_mut()) }; TOP];
+
+#[inline(always)]
+fn indices(addr: usize) -> (usize, usize) {
+    let slice = addr >> SLICE_SHIFT;
+    ((slice >> LEAF_BITS) & (TOP - 1), slice & (LEAF - 1))
+}
+
+/// The page header recorded for the slice of `p`, or [`no_page`]. Not
+/// proof that `p` lies in that page (see the module comment): the caller
+/// checks `p` against the page's area before it reads at `p`.
+#[inline(always)]
+pub fn page_of(p: *const u8) -> *mut Page {
+    let (t, i) = indices(p as usize);
+    let leaf = TOP_LEVEL[t].load(Ordering::Relaxed);
+    if leaf.is_null() {
+        return no_page();
+    }
+    // SAFETY: a non-null top entry points at a leaf that is never freed;
+    // `i < LEAF`.
+    unsafe { (*leaf)[i].load(Ordering::Relaxed) }
+}
+
+/// The entry of the slice at `addr`, making its leaf; None when the platform
+/// has no memory for a leaf.
+fn entry_or_make(addr: usize) -> Option<&'static AtomicPtr<Page>> {
+    let (t, i) = indices(addr);
+    let top = &TOP_LEVEL[t];
+    let mut leaf = top.load(Ordering::Acquire);
+    if leaf.is_null() {
+        let fresh = crate::platform::os_alloc_aligned(LEAF_BYTES, OS_PAGE_SIZE)?;
+        let fresh_leaf = fresh.base.cast::<Leaf>();
+        for i in 0..LEAF {
+            // SAFETY: fresh memory of LEAF_BYTES that only we know; i < LEAF.
+            unsafe {
+                fresh_leaf
+                    .cast::<AtomicPtr<Page>>()
+                    .add(i)
+                    .write(AtomicPtr::new(no_page()))
+            };
+        }
+        match top.compare_exchange(
+            ptr::null_mut(),
+            fresh_leaf,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => leaf = fresh_leaf,
+            Err(winner) => {
+                // SAFETY: our fresh leaf lost the race; nobody else has seen it.
+                unsafe { crate::platform::os_free(fresh.base, LEAF_BYTES) };
+                leaf = winner;
+            }
+        }
+    }
+    // SAFETY: a leaf, never freed; `i < LEAF`.
+    Some(unsafe { &(*leaf)[i] })
+}
+
+/// The entry of the slice at `addr`, whose leaf exists (its chunk is recorded).
+fn entry(addr: usize) -> &'static AtomicPtr<Page> {
+    let (t, i) = indices(addr);
+    let leaf = TOP_LEVEL[t].load(Ordering::Acquire);
+    debug_assert!(!leaf.is_null());
+    // SAFETY: the caller's chunk was recorded, so its leaf exists and is
+    // never freed; `i < LEAF`.
+    unsafe { &(*leaf)[i] }
+}
+
+/// Record a freshly mapped normal chunk at `base`: each slice points at its
+/// own (ownerless) header `headers(slice)`. False when no leaf could be had
+/// (the chunk must then not be used).
+pub fn insert_chunk(base: usize, headers: impl Fn(usize) -> *mut Page) -> bool {
+    if entry_or_make(base).is_none() {
+        return false;
+    }
+    for slice in 0..SLICES_PER_CHUNK {
+        let e = entry(base + (slice << SLICE_SHIFT));
+        debug_assert!(
+            e.load(Ordering::Relaxed) == no_page(),
+            "page map entries collide"
+        );
+        e.store(headers(slice), Ordering::Release);
+    }
+    true
+}
+
+/// Point slices `first..first + count` of the recorded chunk at `base` at
+/// `page` (a span made, or with each slice's own header, freed).
+pub fn set(base: usize, first: usize, count: usize, page: impl Fn(usize) -> *mut Page) {
+    for slice in first..first + count {
+        entry(base + (slice << SLICE_SHIFT)).store(page(slice), Ordering::Release);
+    }
+}
+
+/// Forget the chunk at `base` (being unmapped).
+pub fn remove_chunk(base: usize) {
+    for slice in 0..SLICES_PER_CHUNK {
+        entry(base + (slice << SLICE_SHIFT)).store(no_page(), Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::constants::CHUNK_SIZE;
+
+    #[test]
+    fn insert_set_lookup_remove() {
+        // An address range no real mapping uses in the test process.
+        let base = (1usize << 45) + 7 * CHUNK_SIZE;
+        let header = |s: usize| (0x1000 + s * 0x80) as *mut Page;
+        assert_eq!(page_of(base as *const u8), no_page());
+        assert!(insert_chunk(base, header));
+        assert_eq!(page_of((base + 5) as *const u8), header(0));
+        assert_eq!(
+            page_of((base + (3 << SLICE_SHIFT) + 9) as *const u8),
+            header(3)
+        );
+        set(base, 2, 3, |_| header(2));
+        assert_eq!(page_of((base + (4 << SLICE_SHIFT)) as *const u8), header(2));
+        assert_eq!(page_of((base + (5 << SLICE_SHIFT)) as *const u8), header(5));
+        set(base, 2, 3, header);
+        assert_eq!(page_of((base + (4 << SLICE_SHIFT)) as *const u8), header(4));
+        // The next chunk is not recorded.
+        assert_eq!(page_of((base + CHUNK_SIZE) as *const u8), no_page());
+        remove_chunk(base);
+        assert_eq!(page_of((base + 5) as *const u8), no_page());
+    }
+}
