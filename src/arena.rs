@@ -30,6 +30,7 @@
 //! for a free slice, whose page header has `OWNER_NONE`; `abandoned` bit i is set iff `pages[i].owner
 //! == OWNER_ABANDONED`, and `ABANDONED[bin]` counts those bits per bin.
 
+use crate::address;
 use crate::chunk::{
     self, find_run, run_mask, Chunk, ChunkKind, ALL_SLICES, CHUNK_INFO_SIZE, CLASS_PAGES,
     CLASS_SINGLETONS,
@@ -205,6 +206,12 @@ fn map_chunk(kind: ChunkKind, size: usize, align: usize) -> *mut Chunk {
         return ptr::null_mut();
     };
     let chunk = memory.base.cast::<Chunk>();
+    if !address::same_half(memory.base as usize, size) {
+        // Its blocks could not go on thread_free stacks (address.rs).
+        // SAFETY: we just mapped it and nobody else knows it.
+        unsafe { platform::os_free(memory.base, size) };
+        return ptr::null_mut();
+    }
     if cfg!(feature = "secure") {
         let guard = memory.base.wrapping_add(chunk::CHUNK_HEADER_SIZE);
         // SAFETY: the guard lies inside the fresh mapping, after the header.

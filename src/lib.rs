@@ -65,6 +65,7 @@ compile_error!(
      links std, which has its own panic handler"
 );
 
+pub(crate) mod address;
 pub(crate) mod constants;
 pub(crate) mod size_class;
 pub(crate) mod sync;

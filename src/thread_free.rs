@@ -4,7 +4,7 @@
 //! ```text
 //! thread_free:  63 ..... 48 | 47 ...................... 2 | 1 0
 //!               length      | head block (8-aligned, bit   | DelayedState
-//!               of the stack| 47 sign-extended)            |
+//!               of the stack| 47 ..: address.rs)          |
 //! ```
 //!
 //! The protocol (every transition is one CAS on the whole word, so the block
@@ -29,6 +29,7 @@
 //!
 //! A type of its own so the loom model tests (`tests_loom`) run this code.
 
+use crate::address;
 use crate::block::{Block, ListKey};
 use crate::sync::{fence, AtomicU32, AtomicUsize, Ordering};
 
@@ -64,13 +65,13 @@ fn state_of(tf: usize) -> DelayedState {
 /// The stack's length lives in the top 16 bits, so the owner collects it
 /// without walking the blocks (they are in other cores' caches).
 const COUNT_SHIFT: u32 = 48;
-const ADDR_BITS_MASK: usize = (1 << COUNT_SHIFT) - 1;
+const ADDR_BITS_MASK: usize = address::ADDR_MASK;
+const _: () = assert!(COUNT_SHIFT == address::ADDR_BITS);
 
 #[inline(always)]
 fn block_of(tf: usize) -> *mut Block {
-    // Sign-extend bit 47: user and higher-half kernel addresses both work.
-    let addr = tf & ADDR_BITS_MASK & !STATE_MASK;
-    (((addr << (64 - COUNT_SHIFT)) as isize) >> (64 - COUNT_SHIFT)) as *mut Block
+    // The top bits come back from address.rs (user and kernel halves both).
+    address::unpack(tf & ADDR_BITS_MASK & !STATE_MASK) as *mut Block
 }
 
 #[inline(always)]
