@@ -53,18 +53,36 @@ AX_FEATURES = ["axfeat/defplat", "axfeat/sched-rr"]
 PROVIDER_MAX_MB = 64
 STATIC_REGION_MB = 32
 
+# C mimalloc (the reference peer): its C sources from this registry crate.
+MIMALLOC_SYS_VERSION = "0.1.49"
+MIMALLOC_TREE = "c_src/mimalloc/v2"
+# Source trees: axlibc as published, and switched to each glue crate.
+TREES = {"stock": None, "mirs": "arceos-glue", "mimalloc": "arceos-glue-mimalloc"}
+
 # variant: (tree, extra axlibc features, description)
 VARIANTS = {
     "stock": ("stock", [], "stock axlibc (kernel heap, size header)"),
+    "mimalloc": ("mimalloc", ["mimalloc-page-provider", "tls"],
+                 f"C mimalloc (libmimalloc-sys {MIMALLOC_SYS_VERSION}, v2), page provider capped at {PROVIDER_MAX_MB} MiB"),
     "mirs": ("mirs", ["mirs-page-provider"], f"mirs, page provider capped at {PROVIDER_MAX_MB} MiB"),
+    "mirs-tls": ("mirs", ["mirs-page-provider", "tls"],
+                 f"mirs, TLS thread identity (axlibc `tls`), page provider capped at {PROVIDER_MAX_MB} MiB"),
     "mirs-static": ("mirs", ["mirs-static-region"], f"mirs, {STATIC_REGION_MB} MiB static region"),
 }
 # app: (sources, extra CFLAGS, variants tested, boot timeout s)
 APPS = {
-    "api": (["c_tests/arceos/api.c"], [], ["mirs", "mirs-static"], 120),
+    "api": (["c_tests/arceos/api.c"], [], ["mirs", "mirs-tls", "mirs-static", "mimalloc"], 120),
     "stress": (["c_tests/arceos/stress.c"], [], ["stock", "mirs", "mirs-static"], 420),
 }
 BENCH_SRC = "c_tests/bench/bench_malloc_thread.c"
+# api checks a variant is known to fail, with the reason (docs/arceos.md):
+# they are reported, and do not fail the run.
+KNOWN_API_DIFFS = {
+    "mimalloc": {
+        "calloc overflow -> NULL+ENOMEM": "mimalloc's release build returns NULL without setting errno",
+        "memalign(48) -> 64-aligned": "mimalloc's memalign returns NULL for an alignment that is not a power of two",
+    },
+}
 
 
 def log(msg):
@@ -160,8 +178,22 @@ def cargo_env():
         CARGO_TARGET_DIR=str(CARGO_TARGET),
         MIRS_PROVIDER_MAX_MB=str(PROVIDER_MAX_MB),
         MIRS_STATIC_REGION_MB=str(STATIC_REGION_MB),
+        # arceos-glue-mimalloc's build.rs: where mimalloc's sources are and
+        # how axlibc's C is compiled (section 5 of docs/arceos.md).
+        MIMALLOC_ARCEOS_PROVIDER_MAX_MB=str(PROVIDER_MAX_MB),
+        MIMALLOC_ARCEOS_CFLAGS=" ".join(cflags("mimalloc") + ["-isystem", gcc_include()]),
     )
+    if MIMALLOC_SRC[0]:
+        env["MIMALLOC_ARCEOS_SRC"] = str(MIMALLOC_SRC[0])
     return env
+
+
+MIMALLOC_SRC = [None]  # set by fetch()
+
+
+def gcc_include():
+    """The compiler's own headers (stdatomic.h, stdarg.h): axlibc has none."""
+    return capture(["gcc", "-print-file-name=include"]).stdout.strip()
 
 
 def fetch():
@@ -181,6 +213,8 @@ publish = false
 axlibc = {{ version = "{v}", features = {json.dumps(LIB_FEATURES + ['defplat'])} }}
 arceos_posix_api = {{ version = "{v}", features = ["alloc", "multitask", "irq", "smp"] }}
 axfeat = {{ version = "{v}", features = ["defplat", "sched-rr", "alloc", "multitask"] }}
+# Fetched for its C sources only (never built): the C mimalloc variant.
+libmimalloc-sys = {{ version = "={MIMALLOC_SYS_VERSION}", default-features = false }}
 
 [workspace]
 """
@@ -194,6 +228,9 @@ axfeat = {{ version = "{v}", features = ["defplat", "sched-rr", "alloc", "multit
     found = {}
     for p in json.loads(meta.stdout)["packages"]:
         found.setdefault(p["name"], {})[p["version"]] = Path(p["manifest_path"]).parent
+    mi = found.get("libmimalloc-sys", {}).get(MIMALLOC_SYS_VERSION)
+    if mi is not None and (mi / MIMALLOC_TREE / "src/static.c").is_file():
+        MIMALLOC_SRC[0] = mi / MIMALLOC_TREE
     return found
 
 
@@ -260,8 +297,8 @@ def layout(tree, crates):
             (dest / "ulib/axlibc").mkdir(parents=True, exist_ok=True)
             shutil.copy2(axlibc / "Cargo.lock", dest / "ulib/axlibc/Cargo.lock")
         (axlibc / "Cargo.lock").unlink(missing_ok=True)
-        if tree == "mirs":
-            run([sys.executable, REPO / "c_tests/arceos/switch_axlibc.py", axlibc, REPO / "arceos-glue"],
+        if TREES[tree]:
+            run([sys.executable, REPO / "c_tests/arceos/switch_axlibc.py", axlibc, REPO / TREES[tree]],
                 stdout=subprocess.DEVNULL)
         sync_tree(staging, dest)
     return dest
@@ -343,7 +380,7 @@ def build_app(name, sources, extra_cflags, variant, lld):
     """target/arceos/out/<variant>/<name>.elf."""
     tree = VARIANTS[variant][0]
     out = WORK / "out" / variant
-    gcc_inc = capture(["gcc", "-print-file-name=include"]).stdout.strip()
+    gcc_inc = gcc_include()
     objs = []
     for s in sources:
         o = out / f"{name}-{Path(s).stem}.o"
@@ -386,15 +423,19 @@ def panic_line(text):
     return m.group(0).strip() if m else None
 
 
-def judge(app, text, timed_out):
+def judge(app, text, timed_out, variant=None):
     """(passed, one-line summary) of one boot."""
     panic = panic_line(text)
     if app == "api":
         m = re.search(r"api: (\d+) of (\d+) checks passed", text)
-        fails = re.findall(r"(?m)^api: FAIL .*$", text)
+        fails = re.findall(r"(?m)^api: FAIL (.*) \(-?\d+\)$", text)
         if m:
-            ok = m.group(1) == m.group(2) and not fails and not panic
-            return ok, f"{m.group(1)}/{m.group(2)} checks" + ("; " + "; ".join(fails) if fails else "")
+            known = KNOWN_API_DIFFS.get(variant, {})
+            unknown = [f for f in fails if f not in known]
+            ok = int(m.group(1)) + len(fails) - len(unknown) == int(m.group(2)) and not unknown and not panic
+            return ok, f"{m.group(1)}/{m.group(2)} checks" + \
+                ("; FAIL " + "; FAIL ".join(unknown) if unknown else "") + \
+                ("; known differences: " + "; ".join(f for f in fails if f in known) if len(fails) > len(unknown) else "")
     elif app == "stress":
         m = re.search(r"stress: ops=(\d+) nulls=(\d+) corrupt=(\d+) leaked=(-?\d+) create_failed=(\d+)", text)
         detail = re.search(r"stress: \d+ threads x .*", text)
@@ -418,7 +459,7 @@ def prepare():
     lld, t_install = prerequisites()
     t0 = time.time()
     crates = fetch()
-    for tree in ("stock", "mirs"):
+    for tree in TREES:
         layout(tree, crates)
     axconfig(crates)
     t_fetch = time.time() - t0
@@ -462,7 +503,7 @@ def cmd_test(args):
             t_build += time.time() - t0
         text, secs, timed_out = boot(elf, timeout)
         (WORK / "out" / variant / f"{app}.log").write_text(text)
-        ok, summary = judge(app, text, timed_out)
+        ok, summary = judge(app, text, timed_out, variant)
         passed += ok
         failed += not ok
         line = f"test-arceos: {'ok  ' if ok else 'FAIL'} {app:<7} {variant:<12} {secs:6.1f} s  {summary}"
