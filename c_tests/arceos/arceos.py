@@ -69,10 +69,15 @@ VARIANTS = {
                  f"mirs, TLS thread identity (axlibc `tls`), page provider capped at {PROVIDER_MAX_MB} MiB"),
     "mirs-static": ("mirs", ["mirs-static-region"], f"mirs, {STATIC_REGION_MB} MiB static region"),
 }
-# app: (sources, extra CFLAGS, variants tested, boot timeout s)
+# The footprint test: 8 threads in a 64 MiB guest, the provider capped at
+# 48 MiB (the rest is the kernel's: task stacks, its heap).
+SMALL_MEM, SMALL_CAP_MB = "64M", 48
+# app: (sources, extra CFLAGS, variants tested, boot timeout s, guest memory)
 APPS = {
-    "api": (["c_tests/arceos/api.c"], [], ["mirs", "mirs-tls", "mirs-static", "mimalloc"], 120),
-    "stress": (["c_tests/arceos/stress.c"], [], ["stock", "mirs", "mirs-static"], 420),
+    "api": (["c_tests/arceos/api.c"], [], ["mirs", "mirs-tls", "mirs-static", "mimalloc"], 120, MEM),
+    "stress": (["c_tests/arceos/stress.c"], [], ["stock", "mirs", "mirs-tls", "mirs-static", "mimalloc"], 420, MEM),
+    "stress8": (["c_tests/arceos/stress.c"], ["-DTHREADS=8", f"-DPROVIDER_CAP_MB={SMALL_CAP_MB}"],
+                ["mirs", "mirs-static"], 420, SMALL_MEM),
 }
 BENCH_SRC = "c_tests/bench/bench_malloc_thread.c"
 # api checks a variant is known to fail, with the reason (docs/arceos.md):
@@ -400,11 +405,16 @@ def children_cpu():
     return r.ru_utime + r.ru_stime
 
 
-def boot(elf, timeout):
+def boot(elf, timeout, mem=MEM, icount=False):
     """(serial output, seconds, timed out); BOOT_CPU holds the CPU seconds
-    QEMU used (its vCPU threads: about 2 per second when both vCPUs run)."""
-    cmd = ["qemu-system-x86_64", "-m", MEM, "-smp", str(SMP), "-machine", "q35", "-kernel", str(elf),
+    QEMU used (its vCPU threads: about 2 per second when both vCPUs run).
+    With `icount`, QEMU runs `-icount shift=0`: the guest clock advances one
+    nanosecond per guest instruction (all vCPUs in turn on one host thread),
+    so guest time measures instructions, whatever the host load."""
+    cmd = ["qemu-system-x86_64", "-m", mem, "-smp", str(SMP), "-machine", "q35", "-kernel", str(elf),
            "-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio"]
+    if icount:
+        cmd += ["-icount", "shift=0"]
     t0, c0 = time.time(), children_cpu()
     try:
         r = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
@@ -436,13 +446,18 @@ def judge(app, text, timed_out, variant=None):
             return ok, f"{m.group(1)}/{m.group(2)} checks" + \
                 ("; FAIL " + "; FAIL ".join(unknown) if unknown else "") + \
                 ("; known differences: " + "; ".join(f for f in fails if f in known) if len(fails) > len(unknown) else "")
-    elif app == "stress":
+    elif app.startswith("stress"):
         m = re.search(r"stress: ops=(\d+) nulls=(\d+) corrupt=(\d+) leaked=(-?\d+) create_failed=(\d+)", text)
         detail = re.search(r"stress: \d+ threads x .*", text)
         if m:
             ok = m.groups()[1:] == ("0", "0", "0", "0") and not panic
+            live = re.search(r"stress: peak live (\d+) KiB", text)
+            prov = re.search(r"stress: page provider peak (\d+) KiB \(cap (\d+) KiB\)", text)
+            mem = (f"; peak live {int(live.group(1)) / 1024:.1f} MiB" if live else "") + \
+                (f", provider peak {int(prov.group(1)) / 1024:.1f} MiB of {int(prov.group(2)) / 1024:.0f}"
+                 if prov else "")
             return ok, f"nulls={m.group(2)} corrupt={m.group(3)} leaked={m.group(4)} " \
-                       f"create_failed={m.group(5)} ({detail.group(0)[8:] if detail else ''})"
+                       f"create_failed={m.group(5)} ({detail.group(0)[8:] if detail else ''}{mem})"
         rounds = re.findall(r"stress: round (\d+) done", text)
         if rounds:
             return False, f"rounds done {rounds[-1]}; " + (panic or ("timed out" if timed_out else "no result"))
@@ -486,7 +501,7 @@ def cmd_test(args):
     built = {}
     for app, variant in wanted:
         t0 = time.time()
-        sources, extra, _, timeout = APPS[app]
+        sources, extra, _, timeout, mem = APPS[app]
         try:
             if variant not in built:
                 built[variant] = None
@@ -501,7 +516,7 @@ def cmd_test(args):
             continue
         finally:
             t_build += time.time() - t0
-        text, secs, timed_out = boot(elf, timeout)
+        text, secs, timed_out = boot(elf, timeout, mem=mem)
         (WORK / "out" / variant / f"{app}.log").write_text(text)
         ok, summary = judge(app, text, timed_out, variant)
         passed += ok
@@ -514,32 +529,71 @@ def cmd_test(args):
     return 0 if failed == 0 else 1
 
 
+BENCH_VARIANTS = ["stock", "mimalloc", "mirs", "mirs-tls"]
+
+
+def bench_elves(variants, threads, seconds, tag, lld):
+    elves = {}
+    for v in variants:
+        build_lib(v)
+        for n in threads:
+            elves[(v, n)] = build_app(
+                f"{tag}{n}", [BENCH_SRC],
+                ["-DMIRS_ARCEOS", f"-DNUM_THREADS={n}", f"-DDURATION={seconds}", f"-I{REPO / 'c_tests/bench'}"],
+                v, lld)
+    return elves
+
+
+def iterations(text):
+    m = re.search(r"total iterations: (\d+)", text)
+    return int(m.group(1)) if m else None
+
+
 def cmd_bench(args):
     try:
         lld, _ = prepare()
     except Skip as e:
         log(f"SKIP bench-arceos: {e}")
         return 0
-    variants = ["stock", "mirs"]
-    threads = [1, 2, 4]
-    elves = {}
+    variants = args.variants.split(",") if args.variants else BENCH_VARIANTS
     for v in variants:
-        build_lib(v)
-        for n in threads:
-            elves[(v, n)] = build_app(
-                f"bench{n}", [BENCH_SRC],
-                ["-DMIRS_ARCEOS", f"-DNUM_THREADS={n}", f"-DDURATION={args.seconds}", f"-I{REPO / 'c_tests/bench'}"],
-                v, lld)
+        if v not in VARIANTS:
+            sys.exit(f"bench-arceos: no variant {v!r} ({', '.join(VARIANTS)})")
+    threads = [1, 2, 4]
+    ithreads = [1, 2]
+    log(f"bench-arceos: building bench_malloc_thread for {', '.join(variants)}")
+    elves = bench_elves(variants, threads, args.seconds, "bench", lld)
+    ielves = bench_elves(variants, ithreads, args.icount_seconds, "ibench", lld) if args.icount_runs else {}
+
+    # 1. Guest instructions (QEMU -icount shift=0): each vCPU executes one
+    # instruction per guest nanosecond, so min(threads, vCPUs) x guest
+    # seconds x 1e9 instructions ran in the timed loop; divided by its
+    # iterations (one free + one malloc + the memset of the new block).
+    instr = {}
+    for (v, n), elf in ielves.items():
+        vals = []
+        for i in range(args.icount_runs):
+            text, secs, _ = boot(elf, 600, icount=True)
+            it = iterations(text)
+            vals.append(it)
+            log(f"bench-arceos: icount {v:<8} {n} thread{'s' if n > 1 else ' '} run {i + 1}: "
+                + (f"{it:,} iterations = {args.icount_seconds * 1e9 * min(n, SMP) / it:.2f} instructions each"
+                   if it else "FAILED: " + (panic_line(text) or "no result")) + f" ({secs:.1f} s)")
+        ok = [x for x in vals if x]
+        instr[(v, n)] = (args.icount_seconds * 1e9 * min(n, SMP) / statistics.median(ok), len(set(ok)) == 1) \
+            if len(ok) == len(vals) else None
+
+    # 2. Wall-clock throughput (TCG, both vCPUs on host threads): scaling.
     counts = {k: [] for k in elves}
     cpu = {k: [] for k in elves}
     one_cpu = {k: 0 for k in elves}
     for run_i in range(args.runs):
         for n in threads:
-            order = variants if run_i % 2 == 0 else variants[::-1]  # alternate who goes first
+            k = run_i % len(variants)
+            order = variants[k:] + variants[:k]  # rotate who goes first
             for v in order:
                 text, secs, _ = boot(elves[(v, n)], 120 + 10 * args.seconds)
-                m = re.search(r"total iterations: (\d+)", text)
-                val = int(m.group(1)) if m else None
+                val = iterations(text)
                 counts[(v, n)].append(val)
                 cpu[(v, n)].append(BOOT_CPU[0] / secs)
                 # Which vCPUs each thread was seen on (CPUID APIC ids, sampled every 256 iterations).
@@ -549,14 +603,30 @@ def cmd_bench(args):
                     union |= m
                 if n > 1 and masks and bin(union).count("1") == 1:
                     one_cpu[(v, n)] += 1
-                log(f"bench-arceos: run {run_i + 1} {v:<6} {n} threads: "
+                log(f"bench-arceos: run {run_i + 1} {v:<8} {n} threads: "
                     + (f"{val:,}" if val is not None else "FAILED: " + (panic_line(text) or "no result"))
                     + f"  (QEMU {BOOT_CPU[0]:.1f} CPU s in {secs:.1f} s"
                     + (f"; threads on vCPUs {' '.join(hex(m) for m in masks)}" if n > 1 and masks else "") + ")")
+
     table = []
-    table.append(f"bench_malloc_thread in ArceOS (QEMU TCG, SMP={SMP}, {MEM}), total iterations in "
-                 f"{args.seconds:g} s, median of {args.runs} (alternated; host load average "
-                 f"{os.getloadavg()[0]:.1f} at the end):\n")
+    table.append(f"bench_malloc_thread in ArceOS (QEMU TCG, SMP={SMP}, {MEM}; host load average "
+                 f"{os.getloadavg()[0]:.1f} at the end)\n")
+    if instr:
+        table.append(f"Guest instructions per iteration (one free + one malloc + memset of the block; "
+                     f"QEMU -icount shift=0, {args.icount_seconds:g} guest s, exact: "
+                     f"{args.icount_runs} run{'s' if args.icount_runs > 1 else ''} each):\n")
+        table.append("| axlibc malloc | " + " | ".join(f"{n} thread{'s' if n > 1 else ''}" for n in ithreads)
+                     + " | vs C mimalloc (1 thread) |")
+        table.append("|---|" + "---|" * (len(ithreads) + 1))
+        base = instr.get(("mimalloc", 1))
+        for v in variants:
+            cells = [f"{instr[(v, n)][0]:.1f}" + ("" if instr[(v, n)][1] else " (runs differ)") if instr[(v, n)]
+                     else "failed" for n in ithreads]
+            rel = f"{instr[(v, 1)][0] / base[0]:.2f}x" if base and instr[(v, 1)] else "-"
+            table.append(f"| {VARIANTS[v][2]} | " + " | ".join(cells) + f" | {rel} |")
+        table.append("")
+    table.append(f"Wall-clock throughput: total iterations in {args.seconds:g} s, median of {args.runs} "
+                 f"(variants rotated):\n")
     table.append("| axlibc malloc | " + " | ".join(f"{n} thread{'s' if n > 1 else ''}" for n in threads) + " |")
     table.append("|---|" + "---|" * len(threads))
     med = {}
@@ -564,22 +634,27 @@ def cmd_bench(args):
         cells = []
         for n in threads:
             ok = [c for c in counts[(v, n)] if c is not None]
-            med[(v, n)] = statistics.median(ok) if len(ok) == len(counts[(v, n)]) else None
+            med[(v, n)] = statistics.median(ok) if ok and len(ok) == len(counts[(v, n)]) else None
             cells.append(f"{med[(v, n)] / 1e6:.1f}M" if med[(v, n)] else "failed")
         table.append(f"| {VARIANTS[v][2]} | " + " | ".join(cells) + " |")
-    ratio = [f"{med[('mirs', n)] / med[('stock', n)]:.2f}x" if med[("mirs", n)] and med[("stock", n)] else "-"
-             for n in threads]
-    table.append("| mirs / stock | " + " | ".join(ratio) + " |")
-    if med[("mirs", 1)] and med[("mirs", 2)]:
-        table.append(f"\nmirs 2 threads / mirs 1 thread: {med[('mirs', 2)] / med[('mirs', 1)]:.2f}x")
+    for v in variants:
+        if v != "stock" and "stock" in variants:
+            ratio = [f"{med[(v, n)] / med[('stock', n)]:.2f}x" if med[(v, n)] and med[("stock", n)] else "-"
+                     for n in threads]
+            table.append(f"| {v} / stock | " + " | ".join(ratio) + " |")
+    scaling = [f"{v} {med[(v, 2)] / med[(v, 1)]:.2f}x" for v in variants if med[(v, 1)] and med[(v, 2)]]
+    if scaling:
+        table.append("\n2 threads / 1 thread: " + ", ".join(scaling))
     table.append("\nQEMU CPU seconds per wall second (median; 2.0 = both vCPUs busy all the time): "
                  + ", ".join(f"{v} {n}T {statistics.median(cpu[(v, n)]):.2f}" for v in variants for n in threads))
     # The host is shared: a multi-threaded run only shows scaling when QEMU
     # got both host cores (about 1.9 CPU seconds per second including boot).
     both = []
+    usable = True
     for v in variants:
         for n in threads[1:]:
             vals = [c for c, r in zip(counts[(v, n)], cpu[(v, n)]) if c is not None and r >= 1.7]
+            usable = usable and 2 * len(vals) > args.runs
             if vals:
                 both.append(f"{v} {n}T {statistics.median(vals) / 1e6:.1f}M ({len(vals)}/{args.runs} runs)")
             else:
@@ -587,22 +662,94 @@ def cmd_bench(args):
     table.append("Runs in which QEMU had both host cores (>= 1.7 CPU s per s), median: " + ", ".join(both))
     table.append("Runs whose threads all stayed on one vCPU (ArceOS placed them on one run queue): "
                  + ", ".join(f"{v} {n}T {one_cpu[(v, n)]}/{args.runs}" for v in variants for n in threads if n > 1))
+    table.append("Wall-clock table usable for scaling: " + (
+        "yes (QEMU had both host cores in most multi-threaded runs of every variant)" if usable else
+        "NO: QEMU lacked a host core in most runs of some multi-threaded cell (host busy); "
+        "compare the instruction counts, or rerun on a quiet machine"))
     text = "\n".join(table) + "\n"
     (WORK / "bench.md").write_text(text)
     log("\n" + text + "(also in target/arceos/bench.md)")
-    return 0 if all(med.values()) else 1
+    ok = all(med.values()) and all(instr.values())
+    if not args.no_footprint:
+        fp_args = argparse.Namespace(variants=None)
+        ok = cmd_footprint(fp_args, lld) == 0 and ok
+    return 0 if ok else 1
+
+
+FOOTPRINT_VARIANTS = ["stock", "mimalloc", "mirs", "mirs-tls", "mirs-static"]
+
+
+def cmd_footprint(args, lld=None):
+    """The stress app per variant at 4 and 8 threads in 64 and 128 MiB
+    guests: NULLs, corrupt blocks, the page provider's peak, the program's
+    peak live bytes. The provider is capped at 48 MiB in the 64 MiB guest
+    and at 64 MiB in the 128 MiB one (mirs-static: its 32 MiB region)."""
+    if lld is None:
+        try:
+            lld, _ = prepare()
+        except Skip as e:
+            log(f"SKIP footprint: {e}")
+            return 0
+    variants = args.variants.split(",") if getattr(args, "variants", None) else FOOTPRINT_VARIANTS
+    shapes = [(mem, cap, n) for mem, cap in ((SMALL_MEM, SMALL_CAP_MB), (MEM, PROVIDER_MAX_MB)) for n in (4, 8)]
+    rows = []
+    for v in variants:
+        build_lib(v)
+        for mem, cap, n in shapes:
+            elf = build_app(f"fp{n}-{cap}", ["c_tests/arceos/stress.c"], [f"-DTHREADS={n}", f"-DPROVIDER_CAP_MB={cap}"],
+                            v, lld)
+            text, secs, timed_out = boot(elf, 600, mem=mem)
+            (WORK / "out" / v / f"fp{n}-{mem}.log").write_text(text)
+            m = re.search(r"stress: ops=(\d+) nulls=(\d+) corrupt=(\d+)", text)
+            live = re.search(r"stress: peak live (\d+) KiB", text)
+            prov = re.search(r"stress: page provider peak (\d+) KiB", text)
+            allocs = re.search(r"allocs=(\d+)", text)
+            fail = None if m else (panic_line(text) or ("timed out" if timed_out else "no result"))
+            row = dict(v=v, mem=mem, cap=cap, n=n, nulls=m and int(m.group(2)), corrupt=m and int(m.group(3)),
+                       live=live and int(live.group(1)) / 1024, prov=prov and int(prov.group(1)) / 1024,
+                       allocs=allocs and int(allocs.group(1)), fail=fail)
+            rows.append(row)
+            log(f"footprint: {v:<11} {mem:>4} guest {n} threads: "
+                + (f"nulls={row['nulls']} corrupt={row['corrupt']} peak live {row['live']:.1f} MiB"
+                   + (f", provider peak {row['prov']:.1f} MiB" if row['prov'] else "") if m else f"FAILED: {fail}")
+                + f" ({secs:.1f} s)")
+    table = [f"stress (c_tests/arceos/stress.c) footprint, {SMP} vCPUs; the page provider capped at "
+             f"{SMALL_CAP_MB} MiB in the {SMALL_MEM} guest and {PROVIDER_MAX_MB} MiB in the {MEM} one "
+             f"(mirs-static: a {STATIC_REGION_MB} MiB static region; stock: the kernel heap, no provider):\n",
+             "| variant | guest | threads | NULLs | corrupt | provider peak | live peak | provider / live |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["fail"]:
+            table.append(f"| {r['v']} | {r['mem']} | {r['n']} | {r['fail'][:60]} | | | | |")
+            continue
+        prov = f"{r['prov']:.1f} MiB" if r["prov"] else ("-" if r["v"] == "stock" else
+                                                          f"({STATIC_REGION_MB} MiB region)")
+        ratio = f"{r['prov'] / r['live']:.2f}x" if r["prov"] and r["live"] else "-"
+        table.append(f"| {r['v']} | {r['mem']} | {r['n']} | {r['nulls']} of {r['allocs'] + r['nulls']:,} | "
+                     f"{r['corrupt']} | {prov} | {r['live']:.1f} MiB | {ratio} |")
+    text = "\n".join(table) + "\n"
+    (WORK / "footprint.md").write_text(text)
+    log("\n" + text + "(also in target/arceos/footprint.md)")
+    return 0 if all(not r["fail"] for r in rows) else 1
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("test")
-    t.add_argument("apps", nargs="*", help="APP or APP:VARIANT (apps: api, stress; variants: stock, mirs, mirs-static)")
+    t.add_argument("apps", nargs="*", help=f"APP or APP:VARIANT (apps: {', '.join(APPS)}; "
+                                           f"variants: {', '.join(VARIANTS)})")
+    f = sub.add_parser("footprint")
+    f.add_argument("--variants", help=f"comma-separated (default {','.join(FOOTPRINT_VARIANTS)})")
     b = sub.add_parser("bench")
     b.add_argument("--runs", type=int, default=5)
     b.add_argument("--seconds", type=float, default=2.0)
+    b.add_argument("--icount-runs", type=int, default=2, help="boots per cell under -icount (0: none)")
+    b.add_argument("--icount-seconds", type=float, default=0.5, help="guest seconds of each -icount boot")
+    b.add_argument("--variants", help=f"comma-separated (default {','.join(BENCH_VARIANTS)})")
+    b.add_argument("--no-footprint", action="store_true", help="skip the stress footprint table")
     args = p.parse_args()
-    sys.exit(cmd_test(args) if args.cmd == "test" else cmd_bench(args))
+    sys.exit({"test": cmd_test, "bench": cmd_bench, "footprint": cmd_footprint}[args.cmd](args))
 
 
 if __name__ == "__main__":
