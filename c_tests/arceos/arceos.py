@@ -1,26 +1,35 @@
 #!/usr/bin/env python3
-"""ArceOS unikernels with axlibc over mirs, booted in QEMU (make test-arceos,
-make bench-arceos). docs/arceos.md describes every step.
+"""ArceOS unikernels with axlibc over mirs (and over C mimalloc, the
+reference peer), booted in QEMU (make test-arceos, make bench-arceos).
+docs/arceos.md describes every step.
 
   arceos.py test [APP[:VARIANT] ...]   the test apps (default: all); last line
                                        `test-arceos: N passed, M failed`
-  arceos.py bench [--runs N] [--seconds S]
-                                       bench_malloc_thread at 1/2/4 threads,
-                                       stock axlibc and mirs alternated
+  arceos.py bench [--runs N] [--seconds S] [--icount-runs N] [--variants V,..]
+                                       bench_malloc_thread: guest instructions
+                                       per iteration (-icount, 1/2 threads) and
+                                       wall-clock iterations (1/2/4 threads),
+                                       stock, C mimalloc, mirs, mirs-tls; then
+                                       the footprint table
+  arceos.py footprint [--variants V,..]
+                                       the stress app per variant at 4/8
+                                       threads in 64/128 MiB guests
 
 Steps, all cached under target/arceos/:
 1. prerequisites: the pinned nightly through rustup (+ x86_64-unknown-none,
    rust-src, llvm-tools), qemu-system-x86 and libclang through apt-get;
    when they cannot be had: one `SKIP test-arceos: <reason>` line, exit 0;
-2. the published ArceOS crates (0.3.0-preview.3) fetched by cargo as the
-   dependencies of a throwaway crate;
-3. two source trees laid out as ArceOS's (ulib/axlibc, api/arceos_posix_api):
-   `stock`, and `mirs` edited by switch_axlibc.py;
+2. the published ArceOS crates (0.3.0-preview.3) and libmimalloc-sys (for
+   its C sources) fetched by cargo as the dependencies of a throwaway crate;
+3. three source trees laid out as ArceOS's (ulib/axlibc, api/arceos_posix_api):
+   `stock`, `mirs` and `mimalloc`, the last two edited by switch_axlibc.py
+   (over arceos-glue/ and arceos-glue-mimalloc/);
 4. axconfig.toml from the platform crate's config (SMP=2) plus
    task-stack-size and ticks-per-sec;
 5. libaxlibc.a by cargo, axlibc's C files by gcc with ArceOS's flags, each
    app linked by the toolchain's rust-lld with ArceOS's linker script;
-6. qemu-system-x86_64 -m 128M -smp 2 -machine q35 (TCG) with a timeout.
+6. qemu-system-x86_64 -m 128M (64M for stress8) -smp 2 -machine q35 (TCG)
+   with a timeout.
 """
 
 import argparse
@@ -691,41 +700,44 @@ def cmd_footprint(args, lld=None):
             log(f"SKIP footprint: {e}")
             return 0
     variants = args.variants.split(",") if getattr(args, "variants", None) else FOOTPRINT_VARIANTS
-    shapes = [(mem, cap, n) for mem, cap in ((SMALL_MEM, SMALL_CAP_MB), (MEM, PROVIDER_MAX_MB)) for n in (4, 8)]
+    # (guest, cap MiB, threads, slots per thread): the test's shape (256
+    # slots) and one holding twice the blocks (a larger live set).
+    shapes = [(mem, cap, n, slots) for mem, cap in ((SMALL_MEM, SMALL_CAP_MB), (MEM, PROVIDER_MAX_MB))
+              for n, slots in ((4, 256), (8, 256), (8, 512))]
     rows = []
     for v in variants:
         build_lib(v)
-        for mem, cap, n in shapes:
-            elf = build_app(f"fp{n}-{cap}", ["c_tests/arceos/stress.c"], [f"-DTHREADS={n}", f"-DPROVIDER_CAP_MB={cap}"],
-                            v, lld)
+        for mem, cap, n, slots in shapes:
+            elf = build_app(f"fp{n}-{slots}-{cap}", ["c_tests/arceos/stress.c"],
+                            [f"-DTHREADS={n}", f"-DSLOTS={slots}", f"-DPROVIDER_CAP_MB={cap}"], v, lld)
             text, secs, timed_out = boot(elf, 600, mem=mem)
-            (WORK / "out" / v / f"fp{n}-{mem}.log").write_text(text)
+            (WORK / "out" / v / f"fp{n}-{slots}-{mem}.log").write_text(text)
             m = re.search(r"stress: ops=(\d+) nulls=(\d+) corrupt=(\d+)", text)
             live = re.search(r"stress: peak live (\d+) KiB", text)
             prov = re.search(r"stress: page provider peak (\d+) KiB", text)
             allocs = re.search(r"allocs=(\d+)", text)
             fail = None if m else (panic_line(text) or ("timed out" if timed_out else "no result"))
-            row = dict(v=v, mem=mem, cap=cap, n=n, nulls=m and int(m.group(2)), corrupt=m and int(m.group(3)),
+            row = dict(v=v, mem=mem, cap=cap, n=n, slots=slots, nulls=m and int(m.group(2)), corrupt=m and int(m.group(3)),
                        live=live and int(live.group(1)) / 1024, prov=prov and int(prov.group(1)) / 1024,
                        allocs=allocs and int(allocs.group(1)), fail=fail)
             rows.append(row)
-            log(f"footprint: {v:<11} {mem:>4} guest {n} threads: "
+            log(f"footprint: {v:<11} {mem:>4} guest {n} threads x {slots} slots: "
                 + (f"nulls={row['nulls']} corrupt={row['corrupt']} peak live {row['live']:.1f} MiB"
                    + (f", provider peak {row['prov']:.1f} MiB" if row['prov'] else "") if m else f"FAILED: {fail}")
                 + f" ({secs:.1f} s)")
     table = [f"stress (c_tests/arceos/stress.c) footprint, {SMP} vCPUs; the page provider capped at "
              f"{SMALL_CAP_MB} MiB in the {SMALL_MEM} guest and {PROVIDER_MAX_MB} MiB in the {MEM} one "
              f"(mirs-static: a {STATIC_REGION_MB} MiB static region; stock: the kernel heap, no provider):\n",
-             "| variant | guest | threads | NULLs | corrupt | provider peak | live peak | provider / live |",
+             "| variant | guest | threads x slots | NULLs | corrupt | provider peak | live peak | provider / live |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["fail"]:
-            table.append(f"| {r['v']} | {r['mem']} | {r['n']} | {r['fail'][:60]} | | | | |")
+            table.append(f"| {r['v']} | {r['mem']} | {r['n']} x {r['slots']} | {r['fail'][:60]} | | | | |")
             continue
         prov = f"{r['prov']:.1f} MiB" if r["prov"] else ("-" if r["v"] == "stock" else
                                                           f"({STATIC_REGION_MB} MiB region)")
         ratio = f"{r['prov'] / r['live']:.2f}x" if r["prov"] and r["live"] else "-"
-        table.append(f"| {r['v']} | {r['mem']} | {r['n']} | {r['nulls']} of {r['allocs'] + r['nulls']:,} | "
+        table.append(f"| {r['v']} | {r['mem']} | {r['n']} x {r['slots']} | {r['nulls']} of {r['allocs'] + r['nulls']:,} | "
                      f"{r['corrupt']} | {prov} | {r['live']:.1f} MiB | {ratio} |")
     text = "\n".join(table) + "\n"
     (WORK / "footprint.md").write_text(text)
