@@ -58,6 +58,41 @@ MEM = "128M"
 # for these apps, plus SMP and the round-robin scheduler so threads overlap).
 LIB_FEATURES = ["smp", "alloc", "multitask", "irq", "fp-simd"]
 AX_FEATURES = ["axfeat/defplat", "axfeat/sched-rr"]
+# The other architectures (QEMU virt): api and stress for stock and mirs.
+# fp-simd is off there (with it axlibc's setjmp.rs fails to assemble on
+# riscv64); the kernel is booted from a flat binary, as ArceOS's make does.
+ARCHES = {
+    "x86_64": dict(target=TARGET, plat="axplat-x86-pc", cc="gcc", cflags=["-mcmodel=large"],
+                   lib_features=LIB_FEATURES, qemu="qemu-system-x86_64", package="qemu-system-x86",
+                   machine=["-machine", "q35"], flat=False),
+    "riscv64": dict(target="riscv64gc-unknown-none-elf", plat="axplat-riscv64-qemu-virt",
+                    cc="riscv64-linux-gnu-gcc", cflags=["-march=rv64gc", "-mabi=lp64d", "-mcmodel=medany"],
+                    lib_features=[f for f in LIB_FEATURES if f != "fp-simd"], qemu="qemu-system-riscv64",
+                    package="qemu-system-misc gcc-riscv64-linux-gnu", machine=["-machine", "virt", "-bios", "default"],
+                    flat=True),
+    "aarch64": dict(target="aarch64-unknown-none-softfloat", plat="axplat-aarch64-qemu-virt",
+                    cc="aarch64-linux-gnu-gcc", cflags=["-mgeneral-regs-only"],
+                    lib_features=[f for f in LIB_FEATURES if f != "fp-simd"], qemu="qemu-system-aarch64",
+                    package="qemu-system-arm gcc-aarch64-linux-gnu", machine=["-machine", "virt", "-cpu", "cortex-a72"],
+                    flat=True),
+}
+EXTRA_ARCH_TESTS = [("api", "mirs"), ("stress", "stock"), ("stress", "mirs")]
+A = dict(ARCHES["x86_64"], name="x86_64")  # the architecture being built and booted
+
+
+def use_arch(name):
+    A.clear()
+    A.update(ARCHES[name], name=name)
+
+
+def out_dir(variant):
+    return WORK / "out" / (variant if A["name"] == "x86_64" else f"{A['name']}-{variant}")
+
+
+def arch_config():
+    return WORK / ("axconfig.toml" if A["name"] == "x86_64" else f"axconfig-{A['name']}.toml")
+
+
 # mirs sizing for the 128 MiB guest (docs/arceos.md, "Memory sizing").
 PROVIDER_MAX_MB = 64
 STATIC_REGION_MB = 32
@@ -177,6 +212,35 @@ def prerequisites():
     return lld, time.time() - t0
 
 
+def arch_prerequisites(name):
+    """For riscv64/aarch64 guests: the Rust target, the cross gcc and QEMU
+    (rustup, apt-get); raises Skip with the reason when they cannot be had."""
+    t = ARCHES[name]
+    r = capture(["rustup", "run", TOOLCHAIN, "rustc", "--print", "sysroot"])
+    if r.returncode != 0:
+        raise Skip(f"{TOOLCHAIN} is not installed")
+    sysroot = Path(r.stdout.strip())
+    if not (sysroot / "lib/rustlib" / t["target"]).is_dir():
+        log(f"test-arceos: rustup target add {t['target']}")
+        run(["rustup", "target", "add", "--toolchain", TOOLCHAIN, t["target"]], check=False,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not (sysroot / "lib/rustlib" / t["target"]).is_dir():
+            raise Skip(f"rustup could not add {t['target']}")
+    objcopy = sysroot / "lib/rustlib/x86_64-unknown-linux-gnu/bin/llvm-objcopy"
+    if not objcopy.is_file():
+        raise Skip(f"{objcopy} missing (rustup component llvm-tools)")
+    OBJCOPY[0] = str(objcopy)
+    if shutil.which(t["cc"]) is None or shutil.which(t["qemu"]) is None:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            raise Skip(f"{t['cc']} or {t['qemu']} missing and apt-get cannot install {t['package']} here")
+        log(f"test-arceos: apt-get install {t['package']}")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["apt-get", "install", "-y", "-qq", *t["package"].split()], check=False, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if shutil.which(t["cc"]) is None or shutil.which(t["qemu"]) is None:
+            raise Skip(f"apt-get could not install {t['package']}")
+
+
 # ---------------------------------------------------------------- 2. fetch
 
 
@@ -187,9 +251,9 @@ def cargo_env():
     env.update(
         RUSTUP_TOOLCHAIN=TOOLCHAIN,
         AX_LOG="warn",  # axruntime reads it at build time
-        AX_CONFIG_PATH=str(WORK / "axconfig.toml"),
+        AX_CONFIG_PATH=str(arch_config()),
         RUSTFLAGS="-A unsafe_op_in_unsafe_fn",
-        CARGO_TARGET_DIR=str(CARGO_TARGET),
+        CARGO_TARGET_DIR=str(CARGO_TARGET if A["name"] == "x86_64" else WORK / f"cargo-{A['name']}"),
         MIRS_PROVIDER_MAX_MB=str(PROVIDER_MAX_MB),
         MIRS_STATIC_REGION_MB=str(STATIC_REGION_MB),
         # arceos-glue-mimalloc's build.rs: where mimalloc's sources are and
@@ -207,7 +271,7 @@ MIMALLOC_SRC = [None]  # set by fetch()
 
 def gcc_include():
     """The compiler's own headers (stdatomic.h, stdarg.h): axlibc has none."""
-    return capture(["gcc", "-print-file-name=include"]).stdout.strip()
+    return capture([A["cc"], "-print-file-name=include"]).stdout.strip()
 
 
 def fetch():
@@ -322,51 +386,55 @@ def layout(tree, crates):
 
 
 def axconfig(crates):
-    """axconfig.toml: the x86-pc platform crate's config that axhal uses,
-    with SMP CPUs and ArceOS's defconfig keys (task stack, timer ticks)."""
+    """axconfig.toml: the platform crate's config that axhal uses (x86-pc,
+    or the current architecture's), with SMP CPUs and ArceOS's defconfig
+    keys (task stack, timer ticks)."""
+    plat = A["plat"]
     lock = tomllib.loads((WORK / "stock/ulib/axlibc/Cargo.lock").read_text())
-    versions = [p["version"] for p in lock["package"] if p["name"] == "axplat-x86-pc"]
+    versions = [p["version"] for p in lock["package"] if p["name"] == plat]
     if len(versions) != 1:
-        sys.exit(f"test-arceos: expected one axplat-x86-pc in axlibc's Cargo.lock, found {versions}")
-    plat_dir = crates.get("axplat-x86-pc", {}).get(versions[0])
+        sys.exit(f"test-arceos: expected one {plat} in axlibc's Cargo.lock, found {versions}")
+    plat_dir = crates.get(plat, {}).get(versions[0])
     if plat_dir is None:
-        sys.exit(f"test-arceos: axplat-x86-pc {versions[0]} was not fetched")
+        sys.exit(f"test-arceos: {plat} {versions[0]} was not fetched")
     text = (plat_dir / "axconfig.toml").read_text()
     text, n = re.subn(r"(?m)^max-cpu-num = \d+", f"max-cpu-num = {SMP}", text)
     if n != 1:
         sys.exit("test-arceos: the platform config has no plat.max-cpu-num")
     head = (
-        f"# Generated by c_tests/arceos/arceos.py from axplat-x86-pc {versions[0]}'s axconfig.toml.\n"
+        f"# Generated by c_tests/arceos/arceos.py from {plat} {versions[0]}'s axconfig.toml.\n"
         "# Stack size of each task.\ntask-stack-size = 0x40000   # uint\n"
         "# Number of timer ticks per second (Hz).\nticks-per-sec = 100         # uint\n"
     )
-    write_if_changed(WORK / "axconfig.toml", head + text)
+    write_if_changed(arch_config(), head + text)
 
 
 # ---------------------------------------------------------------- 5. build
 
-CFLAGS_BASE = ["-nostdinc", "-fno-builtin", "-ffreestanding", "-Wall", "-O3", "-mcmodel=large",
+CFLAGS_BASE = ["-nostdinc", "-fno-builtin", "-ffreestanding", "-Wall", "-O3",
                "-static", "-no-pie", "-fno-pie", "-DAX_LOG_WARN"]
 
 
 def cflags(tree):
-    feats = [f"-DAX_CONFIG_{f.upper().replace('-', '_')}" for f in LIB_FEATURES]
-    return CFLAGS_BASE + feats + [f"-I{WORK / tree / 'ulib/axlibc/include'}"]
+    feats = [f"-DAX_CONFIG_{f.upper().replace('-', '_')}" for f in A["lib_features"]]
+    return CFLAGS_BASE + A["cflags"] + feats + [f"-I{WORK / tree / 'ulib/axlibc/include'}"]
 
 
 def build_lib(variant):
     """libaxlibc.a + libc.a (axlibc's C files) of `variant`, in target/arceos/out/<variant>/."""
     tree, extra, _ = VARIANTS[variant]
-    out = WORK / "out" / variant
+    out = out_dir(variant)
     out.mkdir(parents=True, exist_ok=True)
     axlibc = WORK / tree / "ulib/axlibc"
-    features = " ".join(AX_FEATURES + LIB_FEATURES + extra)
-    r = run(["cargo", "build", "--quiet", "--release", "--target", TARGET, "--features", features],
+    features = " ".join(AX_FEATURES + A["lib_features"] + extra)
+    r = run(["cargo", "build", "--quiet", "--release", "--target", A["target"], "--features", features],
             cwd=axlibc, env=cargo_env(), check=False)
     if r.returncode != 0:
         raise BuildError(f"cargo build of axlibc ({variant}) failed")
-    shutil.copy2(CARGO_TARGET / TARGET / "release/libaxlibc.a", out / "libaxlibc.a")
-    shutil.copy2(CARGO_TARGET / TARGET / "release/linker_x86-pc.lds", out / "linker.lds")
+    built = Path(cargo_env()["CARGO_TARGET_DIR"]) / A["target"] / "release"
+    shutil.copy2(built / "libaxlibc.a", out / "libaxlibc.a")
+    platform = tomllib.loads(arch_config().read_text())["platform"]
+    shutil.copy2(built / f"linker_{platform}.lds", out / "linker.lds")
     # axlibc's C part (ArceOS's build_c.mk: every c/*.c into libc.a).
     objs = []
     flags = cflags(tree)
@@ -376,7 +444,7 @@ def build_lib(variant):
         o = out / "libc" / (c.stem + ".o")
         o.parent.mkdir(exist_ok=True)
         if flags_changed or not o.exists() or o.stat().st_mtime < newest(c, axlibc / "include"):
-            r = capture(["gcc", *flags, "-c", "-o", o, c])  # axlibc's own warnings stay quiet
+            r = capture([A["cc"], *flags, "-c", "-o", o, c])  # axlibc's own warnings stay quiet
             if r.returncode != 0:
                 raise BuildError(f"gcc {c.name} failed:\n{r.stderr}")
         objs.append(o)
@@ -393,12 +461,12 @@ def newest(src, inc):
 def build_app(name, sources, extra_cflags, variant, lld):
     """target/arceos/out/<variant>/<name>.elf."""
     tree = VARIANTS[variant][0]
-    out = WORK / "out" / variant
+    out = out_dir(variant)
     gcc_inc = gcc_include()
     objs = []
     for s in sources:
         o = out / f"{name}-{Path(s).stem}.o"
-        run(["gcc", *cflags(tree), "-isystem", gcc_inc, *extra_cflags, "-c", "-o", o, REPO / s])
+        run([A["cc"], *cflags(tree), "-isystem", gcc_inc, *extra_cflags, "-c", "-o", o, REPO / s])
         objs.append(o)
     elf = out / f"{name}.elf"
     run([lld, "-flavor", "gnu", "-nostdlib", "-static", "-no-pie", "--gc-sections", "-znostart-stop-gc",
@@ -420,7 +488,11 @@ def boot(elf, timeout, mem=MEM, icount=False):
     With `icount`, QEMU runs `-icount shift=0`: the guest clock advances one
     nanosecond per guest instruction (all vCPUs in turn on one host thread),
     so guest time measures instructions, whatever the host load."""
-    cmd = ["qemu-system-x86_64", "-m", mem, "-smp", str(SMP), "-machine", "q35", "-kernel", str(elf),
+    kernel = elf
+    if A["flat"]:  # a flat binary at the kernel's load address, as ArceOS's make boots it
+        kernel = Path(elf).with_suffix(".bin")
+        run([OBJCOPY[0], "-O", "binary", elf, kernel])
+    cmd = [A["qemu"], "-m", mem, "-smp", str(SMP), *A["machine"], "-kernel", str(kernel),
            "-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio"]
     if icount:
         cmd += ["-icount", "shift=0"]
@@ -435,6 +507,7 @@ def boot(elf, timeout, mem=MEM, icount=False):
 
 
 BOOT_CPU = [0.0]
+OBJCOPY = ["rust-objcopy"]  # set by arch_prerequisites()
 
 
 def panic_line(text):
@@ -497,41 +570,64 @@ def cmd_test(args):
         log(f"SKIP test-arceos: {e}")
         return 0
     wanted = []
-    for spec in args.apps or list(APPS):
+    specs = args.apps or list(APPS) + [f"{a}/{app}:{v}" for a in ARCHES if a != "x86_64"
+                                       for app, v in EXTRA_ARCH_TESTS]
+    for spec in specs:
+        arch, _, spec = spec.rpartition("/")
+        arch = arch or "x86_64"
+        if arch not in ARCHES:
+            sys.exit(f"test-arceos: no architecture {arch!r} ({', '.join(ARCHES)})")
         app, _, variant = spec.partition(":")
         if app not in APPS:
             sys.exit(f"test-arceos: no app {app!r} ({', '.join(APPS)})")
         for v in [variant] if variant else APPS[app][2]:
             if v not in VARIANTS:
                 sys.exit(f"test-arceos: no variant {v!r} ({', '.join(VARIANTS)})")
-            wanted.append((app, v))
+            wanted.append((arch, app, v))
     passed = failed = 0
     t_build = 0.0
     built = {}
-    for app, variant in wanted:
+    skipped = {}
+    crates = None
+    for arch, app, variant in wanted:
+        if arch != A["name"]:
+            use_arch(arch)
+            if arch != "x86_64":
+                try:
+                    arch_prerequisites(arch)
+                except Skip as e:
+                    skipped[arch] = str(e)
+                if crates is None:
+                    crates = fetch()
+                axconfig(crates)
+        if arch in skipped:
+            continue
         t0 = time.time()
         sources, extra, _, timeout, mem = APPS[app]
+        name = variant if arch == "x86_64" else f"{arch}-{variant}"
         try:
-            if variant not in built:
-                built[variant] = None
+            if name not in built:
+                built[name] = None
                 build_lib(variant)
-                built[variant] = True
-            if not built[variant]:
-                raise BuildError(f"axlibc ({variant}) did not build")
+                built[name] = True
+            if not built[name]:
+                raise BuildError(f"axlibc ({name}) did not build")
             elf = build_app(app, sources, extra, variant, lld)
         except (BuildError, subprocess.CalledProcessError) as e:
             failed += 1
-            log(f"test-arceos: FAIL {app:<7} {variant:<12} build: {e}")
+            log(f"test-arceos: FAIL {app:<7} {name:<12} build: {e}")
             continue
         finally:
             t_build += time.time() - t0
         text, secs, timed_out = boot(elf, timeout, mem=mem)
-        (WORK / "out" / variant / f"{app}.log").write_text(text)
+        (out_dir(variant) / f"{app}.log").write_text(text)
         ok, summary = judge(app, text, timed_out, variant)
         passed += ok
         failed += not ok
-        line = f"test-arceos: {'ok  ' if ok else 'FAIL'} {app:<7} {variant:<12} {secs:6.1f} s  {summary}"
+        line = f"test-arceos: {'ok  ' if ok else 'FAIL'} {app:<7} {name:<12} {secs:6.1f} s  {summary}"
         log(line)
+    for arch, why in skipped.items():
+        log(f"SKIP test-arceos {arch}: {why}")
     log(f"test-arceos: install {times['install']:.0f} s, fetch+layout {times['fetch+layout']:.0f} s, "
         f"build {t_build:.0f} s (logs: target/arceos/out/<variant>/<app>.log)")
     log(f"test-arceos: {passed} passed, {failed} failed")
@@ -603,6 +699,8 @@ def cmd_bench(args):
             for v in order:
                 text, secs, _ = boot(elves[(v, n)], 120 + 10 * args.seconds)
                 val = iterations(text)
+                if val is None:  # kept for a look: which thread, which round
+                    (out_dir(v) / f"bench{n}-run{run_i + 1}.log").write_text(text)
                 counts[(v, n)].append(val)
                 cpu[(v, n)].append(BOOT_CPU[0] / secs)
                 # Which vCPUs each thread was seen on (CPUID APIC ids, sampled every 256 iterations).
@@ -643,8 +741,9 @@ def cmd_bench(args):
         cells = []
         for n in threads:
             ok = [c for c in counts[(v, n)] if c is not None]
-            med[(v, n)] = statistics.median(ok) if ok and len(ok) == len(counts[(v, n)]) else None
-            cells.append(f"{med[(v, n)] / 1e6:.1f}M" if med[(v, n)] else "failed")
+            med[(v, n)] = statistics.median(ok) if ok else None
+            note = f" ({len(ok)}/{len(counts[(v, n)])} booted to the end)" if ok and len(ok) < len(counts[(v, n)]) else ""
+            cells.append(f"{med[(v, n)] / 1e6:.1f}M{note}" if med[(v, n)] else "failed")
         table.append(f"| {VARIANTS[v][2]} | " + " | ".join(cells) + " |")
     for v in variants:
         if v != "stock" and "stock" in variants:
@@ -678,6 +777,12 @@ def cmd_bench(args):
     text = "\n".join(table) + "\n"
     (WORK / "bench.md").write_text(text)
     log("\n" + text + "(also in target/arceos/bench.md)")
+    failed_runs = sum(c is None for k in counts for c in counts[k])
+    if failed_runs:
+        table.append(f"{failed_runs} wall-clock boot(s) did not finish (logs: target/arceos/out/<variant>/bench<N>-run<R>.log)")
+        text = "\n".join(table) + "\n"
+        (WORK / "bench.md").write_text(text)
+        log(table[-1])
     ok = all(med.values()) and all(instr.values())
     if not args.no_footprint:
         fp_args = argparse.Namespace(variants=None)
