@@ -39,6 +39,16 @@ extern void mirs_stats_print(void) __attribute__((weak));
 extern size_t mimalloc_arceos_provider_peak(void) __attribute__((weak));
 extern size_t mimalloc_arceos_provider_cap(void) __attribute__((weak));
 extern void mimalloc_arceos_provider_limit(size_t bytes) __attribute__((weak));
+/* Called through pointers held in data (absolute relocations): in a kernel
+ * linked high, a PC-relative reference to a missing weak symbol (address 0)
+ * is out of range (riscv64's medany code model). */
+static struct {
+    size_t (*mirs_peak)(void), (*mirs_cap)(void), (*mi_peak)(void), (*mi_cap)(void);
+    void (*mirs_limit)(size_t), (*mi_limit)(size_t), (*mirs_stats)(void);
+} volatile const hooks = {
+    mirs_arceos_provider_peak, mirs_arceos_provider_cap, mimalloc_arceos_provider_peak,
+    mimalloc_arceos_provider_cap, mirs_provider_limit, mimalloc_arceos_provider_limit, mirs_stats_print,
+};
 
 #ifndef SLOTS
 #define SLOTS 256 /* blocks each thread holds at most (about half are live) */
@@ -218,10 +228,10 @@ static void *worker(void *vp)
 int main(void)
 {
 #ifdef PROVIDER_CAP_MB
-    if (mirs_provider_limit)
-        mirs_provider_limit((size_t)PROVIDER_CAP_MB << 20);
-    if (mimalloc_arceos_provider_limit)
-        mimalloc_arceos_provider_limit((size_t)PROVIDER_CAP_MB << 20);
+    if (hooks.mirs_limit)
+        hooks.mirs_limit((size_t)PROVIDER_CAP_MB << 20);
+    if (hooks.mi_limit)
+        hooks.mi_limit((size_t)PROVIDER_CAP_MB << 20);
 #endif
     for (int t = 0; t < THREADS; t++)
         pthread_mutex_init(&queues[t].lock, NULL);
@@ -276,14 +286,13 @@ int main(void)
 #ifdef PROVIDER_CAP_MB
     cap = (size_t)PROVIDER_CAP_MB << 20;
 #endif
-    if (mirs_arceos_provider_peak && mirs_arceos_provider_cap && mirs_arceos_provider_peak())
-        printf("stress: page provider peak %zu KiB (cap %zu KiB)\n", mirs_arceos_provider_peak() >> 10,
-               (cap ? cap : mirs_arceos_provider_cap()) >> 10);
-    if (mimalloc_arceos_provider_peak && mimalloc_arceos_provider_cap)
-        printf("stress: page provider peak %zu KiB (cap %zu KiB)\n", mimalloc_arceos_provider_peak() >> 10,
-               mimalloc_arceos_provider_cap() >> 10);
-    if (total.nulls && mirs_stats_print)
-        mirs_stats_print();
+    if (hooks.mirs_peak && hooks.mirs_cap && hooks.mirs_peak())
+        printf("stress: page provider peak %zu KiB (cap %zu KiB)\n", hooks.mirs_peak() >> 10,
+               (cap ? cap : hooks.mirs_cap()) >> 10);
+    if (hooks.mi_peak && hooks.mi_cap)
+        printf("stress: page provider peak %zu KiB (cap %zu KiB)\n", hooks.mi_peak() >> 10, hooks.mi_cap() >> 10);
+    if (total.nulls && hooks.mirs_stats)
+        hooks.mirs_stats();
     printf("stress: ops=%ld nulls=%ld corrupt=%ld leaked=%ld create_failed=%ld\n", ops, total.nulls,
            total.corrupt, leaked, create_failed);
     return 0;
