@@ -10,7 +10,8 @@
 #                     and ArceOS in QEMU (test-arceos)
 #   make embedded     embedded libmirs.a for x86_64/riscv64/aarch64 bare metal
 #   make test-arceos  ArceOS unikernels, axlibc switched to mirs, booted in QEMU
-#                     (ARCEOS_APPS="stress" or "stress:mirs": just those)
+#                     (ARCEOS_APPS="stress" or "stress:mirs" or "riscv64/api:mirs": just
+#                     those; ARCEOS_ARCHES="x86_64": that architecture only)
 #   make bench-arceos bench_malloc_thread in ArceOS (stock, C mimalloc, mirs), footprint
 #                     (ARCEOS_RUNS=N runs each, median; default 5)
 #   make bench        benchmark table and charts vs glibc, C mimalloc, jemalloc
@@ -135,7 +136,7 @@ test-miri:
 # instructions per malloc+free (-icount) and wall-clock throughput for
 # stock, C mimalloc, mirs and mirs-tls, then the stress footprint table.
 test-arceos:
-	python3 c_tests/arceos/arceos.py test $(ARCEOS_APPS)
+	python3 c_tests/arceos/arceos.py test $(if $(ARCEOS_ARCHES),--arches "$(ARCEOS_ARCHES)") $(ARCEOS_APPS)
 
 bench-arceos:
 	python3 c_tests/arceos/arceos.py bench --runs $(or $(ARCEOS_RUNS),5)

@@ -570,8 +570,12 @@ def cmd_test(args):
         log(f"SKIP test-arceos: {e}")
         return 0
     wanted = []
-    specs = args.apps or list(APPS) + [f"{a}/{app}:{v}" for a in ARCHES if a != "x86_64"
-                                       for app, v in EXTRA_ARCH_TESTS]
+    arches = args.arches.replace(",", " ").split()
+    for a in arches:
+        if a not in ARCHES:
+            sys.exit(f"test-arceos: no architecture {a!r} ({', '.join(ARCHES)})")
+    specs = args.apps or (list(APPS) if "x86_64" in arches else []) + \
+        [f"{a}/{app}:{v}" for a in arches if a != "x86_64" for app, v in EXTRA_ARCH_TESTS]
     for spec in specs:
         arch, _, spec = spec.rpartition("/")
         arch = arch or "x86_64"
@@ -856,6 +860,9 @@ def main():
     t = sub.add_parser("test")
     t.add_argument("apps", nargs="*", help=f"APP or APP:VARIANT (apps: {', '.join(APPS)}; "
                                            f"variants: {', '.join(VARIANTS)})")
+    t.add_argument("--arches", default=" ".join(ARCHES),
+                   help="architectures whose tests run when no APP is given (default: all; the others run "
+                        f"{', '.join(f'{a}:{v}' for a, v in EXTRA_ARCH_TESTS)})")
     f = sub.add_parser("footprint")
     f.add_argument("--variants", help=f"comma-separated (default {','.join(FOOTPRINT_VARIANTS)})")
     b = sub.add_parser("bench")
