@@ -39,7 +39,11 @@ fn main() {
     let here = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
 
     let mb: usize = env("MIMALLOC_ARCEOS_PROVIDER_MAX_MB")
-        .map(|v| v.trim().parse().unwrap_or_else(|_| panic!("MIMALLOC_ARCEOS_PROVIDER_MAX_MB={v}: a number of MiB is needed")))
+        .map(|v| {
+            v.trim().parse().unwrap_or_else(|_| {
+                panic!("MIMALLOC_ARCEOS_PROVIDER_MAX_MB={v}: a number of MiB is needed")
+            })
+        })
         .unwrap_or(0);
     std::fs::write(
         out.join("provider_cap.rs"),
@@ -106,10 +110,18 @@ fn main() {
         .arg(&obj)
         .status()
         .unwrap_or_else(|e| panic!("mimalloc-arceos: cannot run {cc}: {e}"));
-    assert!(status.success(), "mimalloc-arceos: {cc} failed on c/mimalloc_arceos.c");
+    assert!(
+        status.success(),
+        "mimalloc-arceos: {cc} failed on c/mimalloc_arceos.c"
+    );
     let lib = out.join("libmimalloc_arceos_c.a");
     let _ = std::fs::remove_file(&lib);
-    let status = Command::new("ar").arg("rcs").arg(&lib).arg(&obj).status().expect("ar runs");
+    let status = Command::new("ar")
+        .arg("rcs")
+        .arg(&lib)
+        .arg(&obj)
+        .status()
+        .expect("ar runs");
     assert!(status.success(), "mimalloc-arceos: ar failed");
     println!("cargo:rustc-link-search=native={}", out.display());
     println!("cargo:rustc-link-lib=static=mimalloc_arceos_c");

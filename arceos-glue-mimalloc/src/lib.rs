@@ -23,7 +23,9 @@
 #![no_std]
 
 #[cfg(not(feature = "thread-local"))]
-compile_error!("mimalloc-arceos needs TLS: turn on axlibc's `tls` feature (it enables `thread-local` here)");
+compile_error!(
+    "mimalloc-arceos needs TLS: turn on axlibc's `tls` feature (it enables `thread-local` here)"
+);
 
 extern crate alloc;
 
@@ -119,7 +121,11 @@ pub mod provider {
         if size == 0 || !size.is_multiple_of(PAGE) || !reserve(size) {
             return core::ptr::null_mut();
         }
-        match axalloc::global_allocator().alloc_pages(size / PAGE, align.max(PAGE), axalloc::UsageKind::Global) {
+        match axalloc::global_allocator().alloc_pages(
+            size / PAGE,
+            align.max(PAGE),
+            axalloc::UsageKind::Global,
+        ) {
             Ok(va) => va as *mut c_void,
             Err(_) => {
                 HELD.fetch_sub(size, Ordering::Relaxed);
@@ -134,7 +140,11 @@ pub mod provider {
     /// `p` and `size` are those of one earlier allocation.
     #[no_mangle]
     pub unsafe extern "C" fn mimalloc_arceos_pages_free(p: *mut c_void, size: usize) {
-        axalloc::global_allocator().dealloc_pages(p as usize, size / PAGE, axalloc::UsageKind::Global);
+        axalloc::global_allocator().dealloc_pages(
+            p as usize,
+            size / PAGE,
+            axalloc::UsageKind::Global,
+        );
         HELD.fetch_sub(size, Ordering::Relaxed);
     }
 
@@ -193,7 +203,10 @@ extern "C" fn trampoline(start: *mut c_void) -> *mut c_void {
 /// The entry point and argument to create a C thread with so that it calls
 /// `mi_thread_done()` when `routine` returns (see mirs-arceos's
 /// `thread_entry`, whose contract this is).
-pub fn thread_entry(routine: StartRoutine, arg: *mut c_void) -> Option<(StartRoutine, *mut c_void)> {
+pub fn thread_entry(
+    routine: StartRoutine,
+    arg: *mut c_void,
+) -> Option<(StartRoutine, *mut c_void)> {
     let layout = core::alloc::Layout::new::<Start>();
     // SAFETY: the layout is not zero-sized.
     let p = unsafe { alloc::alloc::alloc(layout) }.cast::<Start>();

@@ -3,7 +3,10 @@
 reference peer), booted in QEMU (make test-arceos, make bench-arceos).
 docs/arceos.md describes every step.
 
-  arceos.py test [APP[:VARIANT] ...]   the test apps (default: all); last line
+  arceos.py test [--arches A,..] [[ARCH/]APP[:VARIANT] ...]
+                                       the test apps (default: all on x86_64,
+                                       api:mirs stress:stock stress:mirs on
+                                       riscv64); last line
                                        `test-arceos: N passed, M failed`
   arceos.py bench [--runs N] [--seconds S] [--icount-runs N] [--variants V,..]
                                        bench_malloc_thread: guest instructions
@@ -639,7 +642,7 @@ def cmd_test(args):
     for arch, why in skipped.items():
         log(f"SKIP test-arceos {arch}: {why}")
     log(f"test-arceos: install {times['install']:.0f} s, fetch+layout {times['fetch+layout']:.0f} s, "
-        f"build {t_build:.0f} s (logs: target/arceos/out/<variant>/<app>.log)")
+        f"build {t_build:.0f} s (logs: target/arceos/out/[<arch>-]<variant>/<app>.log)")
     log(f"test-arceos: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 
