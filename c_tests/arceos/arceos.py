@@ -221,35 +221,6 @@ def prerequisites():
     return lld, time.time() - t0
 
 
-def arch_prerequisites(name):
-    """For riscv64/aarch64 guests: the Rust target, the cross gcc and QEMU
-    (rustup, apt-get); raises Skip with the reason when they cannot be had."""
-    t = ARCHES[name]
-    r = capture(["rustup", "run", TOOLCHAIN, "rustc", "--print", "sysroot"])
-    if r.returncode != 0:
-        raise Skip(f"{TOOLCHAIN} is not installed")
-    sysroot = Path(r.stdout.strip())
-    if not (sysroot / "lib/rustlib" / t["target"]).is_dir():
-        log(f"test-arceos: rustup target add {t['target']}")
-        run(["rustup", "target", "add", "--toolchain", TOOLCHAIN, t["target"]], check=False,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not (sysroot / "lib/rustlib" / t["target"]).is_dir():
-            raise Skip(f"rustup could not add {t['target']}")
-    objcopy = sysroot / "lib/rustlib/x86_64-unknown-linux-gnu/bin/llvm-objcopy"
-    if not objcopy.is_file():
-        raise Skip(f"{objcopy} missing (rustup component llvm-tools)")
-    OBJCOPY[0] = str(objcopy)
-    if shutil.which(t["cc"]) is None or shutil.which(t["qemu"]) is None:
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            raise Skip(f"{t['cc']} or {t['qemu']} missing and apt-get cannot install {t['package']} here")
-        log(f"test-arceos: apt-get install {t['package']}")
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        run(["apt-get", "install", "-y", "-qq", *t["package"].split()], check=False, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if shutil.which(t["cc"]) is None or shutil.which(t["qemu"]) is None:
-            raise Skip(f"apt-get could not install {t['package']}")
-
-
 # ---------------------------------------------------------------- 2. fetch
 
 
@@ -570,6 +541,35 @@ def prepare():
     axconfig(crates)
     t_fetch = time.time() - t0
     return lld, {"install": t_install, "fetch+layout": t_fetch}
+
+
+def arch_prerequisites(name):
+    """For riscv64/aarch64 guests: the Rust target, the cross gcc and QEMU
+    (rustup, apt-get); raises Skip with the reason when they cannot be had."""
+    t = ARCHES[name]
+    r = capture(["rustup", "run", TOOLCHAIN, "rustc", "--print", "sysroot"])
+    if r.returncode != 0:
+        raise Skip(f"{TOOLCHAIN} is not installed")
+    sysroot = Path(r.stdout.strip())
+    if not (sysroot / "lib/rustlib" / t["target"]).is_dir():
+        log(f"test-arceos: rustup target add {t['target']}")
+        run(["rustup", "target", "add", "--toolchain", TOOLCHAIN, t["target"]], check=False,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not (sysroot / "lib/rustlib" / t["target"]).is_dir():
+            raise Skip(f"rustup could not add {t['target']}")
+    objcopy = sysroot / "lib/rustlib/x86_64-unknown-linux-gnu/bin/llvm-objcopy"
+    if not objcopy.is_file():
+        raise Skip(f"{objcopy} missing (rustup component llvm-tools)")
+    OBJCOPY[0] = str(objcopy)
+    if shutil.which(t["cc"]) is None or shutil.which(t["qemu"]) is None:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            raise Skip(f"{t['cc']} or {t['qemu']} missing and apt-get cannot install {t['package']} here")
+        log(f"test-arceos: apt-get install {t['package']}")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["apt-get", "install", "-y", "-qq", *t["package"].split()], check=False, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if shutil.which(t["cc"]) is None or shutil.which(t["qemu"]) is None:
+            raise Skip(f"apt-get could not install {t['package']}")
 
 
 def cmd_test(args):
