@@ -11,8 +11,9 @@
 #                     (test-install) and the crate package (test-package)
 #   make embedded     embedded libmirs.a for x86_64/riscv64/aarch64 bare metal
 #   make test-arceos  ArceOS unikernels, axlibc switched to mirs, booted in QEMU
-#                     (ARCEOS_APPS="stress" or "stress:mirs": just those)
-#   make bench-arceos bench_malloc_thread in ArceOS, stock axlibc vs mirs
+#                     (ARCEOS_APPS="stress" or "stress:mirs" or "riscv64/api:mirs": just
+#                     those; ARCEOS_ARCHES="x86_64": that architecture only)
+#   make bench-arceos bench_malloc_thread in ArceOS (stock, C mimalloc, mirs), footprint
 #                     (ARCEOS_RUNS=N runs each, median; default 5)
 #   make bench        benchmark table and charts vs glibc, C mimalloc, jemalloc
 #                     (QUICK=1: one short run of each), and the Rust
@@ -171,12 +172,15 @@ test-miri:
 	CARGO="$(CARGO)" tests/miri.sh
 
 # ArceOS (docs/arceos.md): the published ArceOS crates fetched by cargo,
-# axlibc switched to mirs by c_tests/arceos/switch_axlibc.py (over the glue
-# crate arceos-glue/), C apps booted in QEMU (TCG, SMP=2, 128 MiB); all
+# axlibc switched to mirs (and to C mimalloc, the peer) by
+# c_tests/arceos/switch_axlibc.py over the glue crates arceos-glue/ and
+# arceos-glue-mimalloc/, C apps booted in QEMU (TCG, SMP=2, 128 MiB); all
 # cached under target/arceos/. Prints `SKIP test-arceos: <reason>` when the
-# pinned toolchain or QEMU cannot be installed.
+# pinned toolchain or QEMU cannot be installed. bench-arceos: guest
+# instructions per malloc+free (-icount) and wall-clock throughput for
+# stock, C mimalloc, mirs and mirs-tls, then the stress footprint table.
 test-arceos:
-	python3 c_tests/arceos/arceos.py test $(ARCEOS_APPS)
+	python3 c_tests/arceos/arceos.py test $(if $(ARCEOS_ARCHES),--arches "$(ARCEOS_ARCHES)") $(ARCEOS_APPS)
 
 bench-arceos:
 	python3 c_tests/arceos/arceos.py bench --runs $(or $(ARCEOS_RUNS),5)

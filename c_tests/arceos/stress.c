@@ -9,6 +9,10 @@
  * filled with a pattern of its own and checked in full before it is freed.
  * At the end main checks and frees whatever is left.
  *
+ * -DPROVIDER_CAP_MB=N caps the allocator's page provider at N MiB from the
+ * start of main (mirs: mirs_provider_limit; C mimalloc's glue:
+ * mimalloc_arceos_provider_limit), below the cap the build set.
+ *
  * Last line: `stress: ops=N nulls=N corrupt=N leaked=N create_failed=N` (all but
  * ops must be 0). */
 #include <pthread.h>
@@ -29,9 +33,26 @@
 /* Present when axlibc is switched to mirs (weak: the stock build has none). */
 extern size_t mirs_arceos_provider_peak(void) __attribute__((weak));
 extern size_t mirs_arceos_provider_cap(void) __attribute__((weak));
+extern void mirs_provider_limit(size_t bytes) __attribute__((weak));
 extern void mirs_stats_print(void) __attribute__((weak));
+/* Present when axlibc is switched to C mimalloc (arceos-glue-mimalloc). */
+extern size_t mimalloc_arceos_provider_peak(void) __attribute__((weak));
+extern size_t mimalloc_arceos_provider_cap(void) __attribute__((weak));
+extern void mimalloc_arceos_provider_limit(size_t bytes) __attribute__((weak));
+/* Called through pointers held in data (absolute relocations): in a kernel
+ * linked high, a PC-relative reference to a missing weak symbol (address 0)
+ * is out of range (riscv64's medany code model). */
+static struct {
+    size_t (*mirs_peak)(void), (*mirs_cap)(void), (*mi_peak)(void), (*mi_cap)(void);
+    void (*mirs_limit)(size_t), (*mi_limit)(size_t), (*mirs_stats)(void);
+} volatile const hooks = {
+    mirs_arceos_provider_peak, mirs_arceos_provider_cap, mimalloc_arceos_provider_peak,
+    mimalloc_arceos_provider_cap, mirs_provider_limit, mimalloc_arceos_provider_limit, mirs_stats_print,
+};
 
-#define SLOTS 256
+#ifndef SLOTS
+#define SLOTS 256 /* blocks each thread holds at most (about half are live) */
+#endif
 #define QUEUE 512
 
 struct block {
@@ -206,6 +227,12 @@ static void *worker(void *vp)
 
 int main(void)
 {
+#ifdef PROVIDER_CAP_MB
+    if (hooks.mirs_limit)
+        hooks.mirs_limit((size_t)PROVIDER_CAP_MB << 20);
+    if (hooks.mi_limit)
+        hooks.mi_limit((size_t)PROVIDER_CAP_MB << 20);
+#endif
     for (int t = 0; t < THREADS; t++)
         pthread_mutex_init(&queues[t].lock, NULL);
     struct counts total = {0};
@@ -255,11 +282,17 @@ int main(void)
     if (total.nulls)
         printf("stress: first failed malloc: %zu bytes\n", total.first_null);
     printf("stress: peak live %ld KiB\n", peak_live >> 10);
-    if (mirs_arceos_provider_peak && mirs_arceos_provider_cap && mirs_arceos_provider_peak())
-        printf("stress: page provider peak %zu KiB (cap %zu KiB)\n", mirs_arceos_provider_peak() >> 10,
-               mirs_arceos_provider_cap() >> 10);
-    if (total.nulls && mirs_stats_print)
-        mirs_stats_print();
+    size_t cap = 0;
+#ifdef PROVIDER_CAP_MB
+    cap = (size_t)PROVIDER_CAP_MB << 20;
+#endif
+    if (hooks.mirs_peak && hooks.mirs_cap && hooks.mirs_peak())
+        printf("stress: page provider peak %zu KiB (cap %zu KiB)\n", hooks.mirs_peak() >> 10,
+               (cap ? cap : hooks.mirs_cap()) >> 10);
+    if (hooks.mi_peak && hooks.mi_cap)
+        printf("stress: page provider peak %zu KiB (cap %zu KiB)\n", hooks.mi_peak() >> 10, hooks.mi_cap() >> 10);
+    if (total.nulls && hooks.mirs_stats)
+        hooks.mirs_stats();
     printf("stress: ops=%ld nulls=%ld corrupt=%ld leaked=%ld create_failed=%ld\n", ops, total.nulls,
            total.corrupt, leaked, create_failed);
     return 0;

@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """Switch an axlibc source tree (ArceOS ulib/axlibc, crate 0.3.0-preview.3)
-from its own malloc to mirs, in place. docs/arceos.md describes each edit.
+from its own malloc to mirs (or to C mimalloc, the reference peer), in place.
+docs/arceos.md describes each edit.
 
   switch_axlibc.py AXLIBC_DIR GLUE_DIR
 
-- Cargo.toml: the dependency on mirs-arceos (GLUE_DIR, this repository's
-  arceos-glue/), turned on by `alloc`; `multitask` and `tls` passed on to it;
-  features `mirs-page-provider` and `mirs-static-region` choose mirs's memory.
+GLUE_DIR is a glue crate of this repository: arceos-glue/ (mirs-arceos) or
+arceos-glue-mimalloc/ (mimalloc-arceos); below, GLUE is its name and P the
+name without `-arceos` (mirs, mimalloc).
+- Cargo.toml: the dependency on GLUE, turned on by `alloc`; `multitask` and
+  `tls` passed on to it; features `P-page-provider` and (when GLUE has a
+  static region) `P-static-region` choose the allocator's memory.
 - src/malloc.rs: axlibc's malloc/free (a size header before each block over
-  the kernel heap) replaced by a re-export of mirs-arceos's C functions.
+  the kernel heap) replaced by a re-export of GLUE's C functions.
 - c/stdlib.c: its calloc and realloc removed (realloc reads that header).
-- src/pthread.rs: pthread_create starts the routine through mirs-arceos's
-  trampoline, pthread_exit tells mirs first (mirs_thread_done).
+- src/pthread.rs: pthread_create starts the routine through GLUE's
+  trampoline, pthread_exit tells the allocator first.
 - include/stdlib.h: posix_memalign and aligned_alloc declared; include/malloc.h
   added (memalign, malloc_usable_size).
 
@@ -24,7 +28,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-MARK = "mirs-arceos"
+MARK = "mirs-arceos"  # the glue crate's name, set by main()
 
 
 def fail(msg):
@@ -53,20 +57,17 @@ def add_features(text, entries):
     return text[: m.end()] + lines + text[m.end() :]
 
 
-def edit_cargo_toml(path, glue):
+def edit_cargo_toml(path, glue, glue_features):
     text = path.read_text()
     if MARK in text:
         fail(f"{path} already depends on {MARK}")
+    prefix = MARK.removesuffix("-arceos")
     text = add_to_feature(text, "alloc", [f"dep:{MARK}"])
     text = add_to_feature(text, "multitask", [f"{MARK}?/multitask"])
     text = add_to_feature(text, "tls", [f"{MARK}?/thread-local"])
-    text = add_features(
-        text,
-        [
-            ("mirs-page-provider", ["alloc", f"{MARK}/page-provider"]),
-            ("mirs-static-region", ["alloc", f"{MARK}/static-region"]),
-        ],
-    )
+    memory = [(f"{prefix}-{f}", ["alloc", f"{MARK}/{f}"]) for f in ("page-provider", "static-region")
+              if f in glue_features]
+    text = add_features(text, memory)
     text += (
         f"\n[dependencies.{MARK}]\n"
         f'path = "{glue}"\n'
@@ -75,7 +76,7 @@ def edit_cargo_toml(path, glue):
     )
     cfg = tomllib.loads(text)  # still valid TOML, and says what we meant
     feats = cfg["features"]
-    assert f"dep:{MARK}" in feats["alloc"] and f"{MARK}/static-region" in feats["mirs-static-region"]
+    assert f"dep:{MARK}" in feats["alloc"] and f"{MARK}/page-provider" in feats[f"{prefix}-page-provider"]
     assert cfg["dependencies"][MARK]["path"] == str(glue)
     path.write_text(text)
 
@@ -107,13 +108,13 @@ def remove_c_function(text, signature, what):
 
 
 MALLOC_RS = """\
-//! malloc and the other C allocation functions come from mirs, through
-//! mirs-arceos (its forwarders, mirs's hooks and the page provider); see
+//! malloc and the other C allocation functions come from the glue crate
+//! GLUE (the C names, the allocator's hooks and the page provider); see
 //! mirs's docs/arceos.md. Re-exporting the two names axlibc has always
 //! exported links the crate in; calloc, realloc, posix_memalign,
 //! aligned_alloc, memalign and malloc_usable_size come with it.
 
-pub use mirs_arceos::{free, malloc};
+pub use GLUE_IDENT::{free, malloc};
 """
 
 MALLOC_H = """\
@@ -144,10 +145,10 @@ size_t malloc_usable_size(void *);
 
 PTHREAD_CREATE_OLD = "    e(api::sys_pthread_create(res, attr, start_routine, arg))\n"
 PTHREAD_CREATE_NEW = """\
-    // mirs: the routine runs in mirs-arceos's trampoline, which calls
-    // mirs_thread_done() when it returns.
+    // malloc: the routine runs in GLUE's trampoline, which tells the
+    // allocator when it returns (the thread's heap goes back).
     #[cfg(feature = "alloc")]
-    let (start_routine, arg) = match mirs_arceos::thread_entry(start_routine, arg) {
+    let (start_routine, arg) = match GLUE_IDENT::thread_entry(start_routine, arg) {
         Some(entry) => entry,
         None => return axerrno::LinuxError::EAGAIN as c_int,
     };
@@ -155,15 +156,15 @@ PTHREAD_CREATE_NEW = """\
     #[cfg(feature = "alloc")]
     if ret != 0 {
         // SAFETY: no thread was created with `arg`.
-        unsafe { mirs_arceos::thread_entry_unused(arg) };
+        unsafe { GLUE_IDENT::thread_entry_unused(arg) };
     }
     ret
 """
 PTHREAD_EXIT_OLD = "    api::sys_pthread_exit(retval)\n"
 PTHREAD_EXIT_NEW = """\
-    // mirs: this thread's heap goes back before the task ends.
+    // malloc: this thread's heap goes back before the task ends.
     #[cfg(feature = "alloc")]
-    mirs_arceos::thread_exiting();
+    GLUE_IDENT::thread_exiting();
     api::sys_pthread_exit(retval)
 """
 
@@ -174,14 +175,23 @@ def main():
     axlibc = Path(sys.argv[1])
     glue = Path(sys.argv[2]).resolve()
     if not (glue / "Cargo.toml").is_file():
-        fail(f"{glue} is not the mirs-arceos crate")
+        fail(f"{glue} is not a glue crate (no Cargo.toml)")
+    global MARK
+    glue_cfg = tomllib.loads((glue / "Cargo.toml").read_text())
+    MARK = glue_cfg["package"]["name"]
+    if MARK not in ("mirs-arceos", "mimalloc-arceos"):
+        fail(f"{glue} is {MARK}, not mirs-arceos or mimalloc-arceos")
+    ident = MARK.replace("-", "_")
 
-    edit_cargo_toml(axlibc / "Cargo.toml", glue)
+    def subst(t):
+        return t.replace("GLUE_IDENT", ident).replace("GLUE", MARK)
+
+    edit_cargo_toml(axlibc / "Cargo.toml", glue, glue_cfg.get("features", {}))
 
     malloc_rs = axlibc / "src/malloc.rs"
     if "MemoryControlBlock" not in malloc_rs.read_text():
         fail(f"{malloc_rs} is not axlibc's size-header malloc")
-    malloc_rs.write_text(MALLOC_RS)
+    malloc_rs.write_text(subst(MALLOC_RS))
 
     stdlib_c = axlibc / "c/stdlib.c"
     text = stdlib_c.read_text()
@@ -191,8 +201,8 @@ def main():
 
     pthread_rs = axlibc / "src/pthread.rs"
     text = pthread_rs.read_text()
-    text = replace_once(text, PTHREAD_CREATE_OLD, PTHREAD_CREATE_NEW, "src/pthread.rs")
-    text = replace_once(text, PTHREAD_EXIT_OLD, PTHREAD_EXIT_NEW, "src/pthread.rs")
+    text = replace_once(text, PTHREAD_CREATE_OLD, subst(PTHREAD_CREATE_NEW), "src/pthread.rs")
+    text = replace_once(text, PTHREAD_EXIT_OLD, subst(PTHREAD_EXIT_NEW), "src/pthread.rs")
     pthread_rs.write_text(text)
 
     stdlib_h = axlibc / "include/stdlib.h"
@@ -205,7 +215,7 @@ def main():
     )
     stdlib_h.write_text(text)
     (axlibc / "include/malloc.h").write_text(MALLOC_H)
-    print(f"switch_axlibc: {axlibc} now takes malloc from mirs ({glue})")
+    print(f"switch_axlibc: {axlibc} now takes malloc from {MARK} ({glue})")
 
 
 if __name__ == "__main__":
