@@ -13,6 +13,8 @@
 #                     (ARCEOS_APPS="stress" or "stress:mirs": just those)
 #   make bench-arceos bench_malloc_thread in ArceOS, stock axlibc vs mirs
 #                     (ARCEOS_RUNS=N runs each, median; default 5)
+#   make bench-fail   instructions per failing malloc(1 << 46), mirs vs glibc
+#   make bench-realloc  a buffer grown by realloc to 64 MiB: time and moves vs glibc
 #   make bench        benchmark table and charts vs glibc, C mimalloc, jemalloc
 #                     (QUICK=1: one short run of each), and the Rust
 #                     #[global_allocator] benchmark (bench-rust)
@@ -41,7 +43,7 @@ C_LIBS   := staticlib,cdylib
 .PHONY: all libs libs-secure header test test-rust test-stable test-loom test-c test-real test-retention test-glibc test-miri lint \
         fuzz test-fuzz soak \
         test-embedded embedded test-arceos bench-arceos \
-        bench bench-peers bench-fastpath bench-rust install clean
+        bench bench-peers bench-fastpath bench-fail bench-realloc bench-rust install clean
 
 all: header
 
@@ -187,6 +189,11 @@ endif
 
 bench-fastpath: libs bench-peers
 	bench/fastpath_instr.sh
+
+# Instructions per failing huge request (malloc(1 << 46)), mirs vs glibc
+# (callgrind; bench/fail_instr.sh).
+bench-fail: libs
+	bench/fail_instr.sh
 
 install: header
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

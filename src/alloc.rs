@@ -39,8 +39,8 @@ pub fn malloc(size: usize) -> *mut u8 {
 /// The slow path of every allocation: creates the thread's heap on its
 /// first allocation, lets the heap do its deferred work and find or make a
 /// page with a free block. When memory runs out it recovers what it can
-/// (`thread::recover`) and tries once more, so null means memory really is
-/// gone. (`size` first: malloc's argument register stays where it is.)
+/// (`thread::recover_for`, when that could serve the request) and tries
+/// once more, so null means memory really is gone. (`size` first: malloc's argument register stays where it is.)
 #[inline(never)]
 fn malloc_generic(size: usize, heap: *mut Heap, zero: bool) -> *mut u8 {
     if size > LARGE_OBJ_SIZE_MAX {
@@ -52,7 +52,7 @@ fn malloc_generic(size: usize, heap: *mut Heap, zero: bool) -> *mut u8 {
     }
     // SAFETY: the calling thread's live heap, as its slot holds it.
     let mut block = unsafe { Heap::malloc_slow(heap, size, zero) };
-    if block.is_null() && thread::recover(heap) {
+    if block.is_null() && thread::recover_for(heap, size) {
         // SAFETY: as above (`recover` used the heap: no reference survives).
         block = unsafe { Heap::malloc_from_page(heap, size, zero) };
     }
@@ -76,7 +76,9 @@ fn malloc_singleton(heap: *mut Heap, size: usize, align: usize, zero: bool) -> *
         return out_of_memory();
     }
     let mut got = arena::alloc_singleton(size, align);
-    if got.is_none() && thread::recover(heap) {
+    // More than memory plus swap: tried (overcommit may grant it), but not
+    // worth a recovery when refused.
+    if got.is_none() && thread::recover_for(heap, size) {
         got = arena::alloc_singleton(size, align);
     }
     let Some((block, is_zero)) = got else {

@@ -145,6 +145,13 @@ pub unsafe fn os_purge(_base: *mut u8, _size: usize) -> bool {
     false
 }
 
+/// The most one request could be given after mirs hands back what it
+/// holds: unknown here (a page provider may have more), so no request is
+/// refused before a recovery attempt.
+pub fn memory_limit() -> usize {
+    usize::MAX
+}
+
 /// Bytes of region memory registered so far (tests).
 #[cfg(test)]
 pub fn region_bytes() -> usize {

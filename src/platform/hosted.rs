@@ -65,6 +65,35 @@ pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
     })
 }
 
+/// The most one request could ever be given, even after mirs handed back
+/// everything it holds: physical memory plus swap (read once). The kernel's
+/// default overcommit heuristic refuses a larger private mapping outright
+/// and the strict mode's commit limit lies below it, so a larger request
+/// that failed fails again whatever is reclaimed: it is refused without a
+/// recovery attempt (`thread::recover_for`). (With overcommit always on it
+/// may still succeed the first time: the mapping is tried.)
+pub fn memory_limit() -> usize {
+    static LIMIT: AtomicUsize = AtomicUsize::new(0);
+    let known = LIMIT.load(Ordering::Relaxed);
+    if known != 0 {
+        return known;
+    }
+    // SAFETY: `sysinfo` is a struct of integers: all zeros is a valid value.
+    let mut info: libc::sysinfo = unsafe { core::mem::zeroed() };
+    // SAFETY: `info` is a valid out-pointer; the call only fills it.
+    let limit = if unsafe { libc::sysinfo(&mut info) } == 0 {
+        let unit = (info.mem_unit as usize).max(1);
+        (info.totalram as usize)
+            .saturating_add(info.totalswap as usize)
+            .saturating_mul(unit)
+            .max(1)
+    } else {
+        usize::MAX
+    };
+    LIMIT.store(limit, Ordering::Relaxed);
+    limit
+}
+
 /// Out-of-memory injection (tests, and the `fault-injection` feature; absent
 /// otherwise, so the memory path pays nothing): the platform refuses every
 /// memory request once a budget of successful requests is spent.
