@@ -4,7 +4,7 @@
 //! | variable              | meaning                                          |
 //! |-----------------------|--------------------------------------------------|
 //! | `MIRS_SHOW_STATS=1`   | print statistics to stderr at process exit       |
-//! | `MIRS_VERBOSE=1`      | print warnings (invalid frees, ...) to stderr    |
+//! | `MIRS_VERBOSE=0`      | silence the error reports (invalid or double frees, corrupted free lists), printed by default, rate-limited |
 //! | `MIRS_ABORT_ON_ERROR=1` | abort (SIGABRT) on a detected invalid or double free, as glibc does |
 //! | `MIRS_PURGE_DELAY=ms` | delay before unused memory goes back to the OS   |
 
@@ -12,7 +12,7 @@ use crate::constants::PURGE_DELAY_MS;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static SHOW_STATS: AtomicBool = AtomicBool::new(false);
-static VERBOSE: AtomicBool = AtomicBool::new(false);
+static VERBOSE: AtomicBool = AtomicBool::new(true);
 static ABORT_ON_ERROR: AtomicBool = AtomicBool::new(false);
 static PURGE_DELAY: AtomicU64 = AtomicU64::new(PURGE_DELAY_MS);
 
@@ -54,6 +54,8 @@ pub fn show_stats() -> bool {
     SHOW_STATS.load(Ordering::Relaxed)
 }
 
+/// Errors in the calling program are reported (the default; `MIRS_VERBOSE=0`
+/// silences them).
 pub fn verbose() -> bool {
     VERBOSE.load(Ordering::Relaxed)
 }

@@ -3,6 +3,7 @@
 //! [`Sink`]; and the one place errors in the calling program are reported.
 
 use core::fmt;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Where a [`Writer`] flushes its buffer.
 pub trait Sink {
@@ -88,7 +89,9 @@ pub(crate) use mirs_print;
 
 /// An error in the program using mirs (a free or realloc of a pointer mirs
 /// does not own, a double free, a corrupted free list): see [`report_error`].
-/// The caller has already made the operation harmless (ignored it).
+/// The caller has already made the operation harmless (ignored it). The
+/// message is the line without its `mirs: ` prefix, e.g.
+/// `warning!("free(): invalid pointer {:p}, {}", p, what)`.
 macro_rules! warning {
     ($($arg:tt)*) => {
         $crate::output::report_error(format_args!($($arg)*))
@@ -96,31 +99,165 @@ macro_rules! warning {
 }
 pub(crate) use warning;
 
-/// Report an error in the calling program. With `MIRS_ABORT_ON_ERROR=1` it
-/// is printed and the process aborts (`SIGABRT` when hosted, as glibc does
-/// on a detected double free); otherwise it is printed only with
-/// `MIRS_VERBOSE=1`, at most a few hundred times, so a program that frees
-/// garbage in a loop cannot flood its output.
+/// Report an error in the calling program: one line on the error output,
+/// `mirs: <what>`, by default (glibc prints and aborts; mirs prints and goes
+/// on, the error made harmless). With `MIRS_ABORT_ON_ERROR=1` the line ends
+/// in `: aborting (MIRS_ABORT_ON_ERROR=1)` and the process aborts (`SIGABRT`
+/// when hosted, as glibc does); with `MIRS_VERBOSE=0` nothing is printed.
+/// Rate-limited ([`ReportBudget`]) so a buggy loop cannot flood the output:
+/// a burst of [`REPORT_BURST`] lines, then one line per
+/// [`REPORT_REFILL_MS`]; the first report refused says so, and the next one
+/// printed says how many were left out. (Every error is counted in the
+/// statistics either way: `invalid frees`, `corrupt lists`.)
 #[cold]
 #[inline(never)]
 pub(crate) fn report_error(what: fmt::Arguments<'_>) {
     if crate::options::abort_on_error() {
-        mirs_print!("mirs: error: {}: aborting (MIRS_ABORT_ON_ERROR=1)\n", what);
+        mirs_print!("mirs: {}: aborting (MIRS_ABORT_ON_ERROR=1)\n", what);
         crate::platform::abort();
     }
-    if crate::options::verbose() && take_warning_budget() {
-        mirs_print!("mirs: warning: {}\n", what);
+    if !crate::options::verbose() {
+        return;
+    }
+    match REPORTS.take(crate::platform::now_ms()) {
+        Report::Print { suppressed: 0 } => mirs_print!("mirs: {}\n", what),
+        Report::Print { suppressed } => mirs_print!(
+            "mirs: ({} error reports suppressed)\nmirs: {}\n",
+            suppressed,
+            what
+        ),
+        Report::SuppressFirst => mirs_print!(
+            "mirs: {}\nmirs: further error reports suppressed for a while (MIRS_VERBOSE=0 \
+             silences them, MIRS_ABORT_ON_ERROR=1 aborts on the first)\n",
+            what
+        ),
+        Report::Suppress => {}
     }
 }
 
-static WARNINGS_LEFT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(256);
+/// Reports printed at once before the rate limit applies.
+pub const REPORT_BURST: u32 = 100;
+/// After the burst, one more report may be printed per this many ms.
+pub const REPORT_REFILL_MS: u64 = 10_000;
 
-pub fn take_warning_budget() -> bool {
-    WARNINGS_LEFT
-        .fetch_update(
-            core::sync::atomic::Ordering::Relaxed,
-            core::sync::atomic::Ordering::Relaxed,
-            |n| n.checked_sub(1),
-        )
-        .is_ok()
+/// What [`ReportBudget::take`] allows for one report.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Report {
+    /// Print it, after saying how many were suppressed since the last one.
+    Print { suppressed: u64 },
+    /// The budget just ran out: print it and say further ones are left out.
+    SuppressFirst,
+    /// Leave it out (counted, for the next printed report).
+    Suppress,
+}
+
+/// A token bucket of integers (no floats in the allocator): `tokens`
+/// reports may be printed now; one token comes back per
+/// [`REPORT_REFILL_MS`] since `refilled_at`, up to [`REPORT_BURST`]. Racing
+/// reporters may each see a token the other took back or miss one refill:
+/// the limit is approximate, the output bounded.
+pub struct ReportBudget {
+    tokens: AtomicU32,
+    refilled_at: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+static REPORTS: ReportBudget = ReportBudget::new();
+
+impl ReportBudget {
+    pub const fn new() -> ReportBudget {
+        ReportBudget {
+            tokens: AtomicU32::new(REPORT_BURST),
+            refilled_at: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// One report at time `now` (ms): print it or not.
+    pub fn take(&self, now: u64) -> Report {
+        let last = self.refilled_at.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last) / REPORT_REFILL_MS;
+        if due > 0
+            && self
+                .refilled_at
+                .compare_exchange(
+                    last,
+                    last + due * REPORT_REFILL_MS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            let add = due.min(REPORT_BURST as u64) as u32;
+            let _ = self
+                .tokens
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                    Some(t.saturating_add(add).min(REPORT_BURST))
+                });
+        }
+        let took = self
+            .tokens
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_sub(1));
+        match took {
+            Ok(1) if self.suppressed.load(Ordering::Relaxed) == 0 => {
+                // The last token: this report is printed, the next ones are not.
+                self.suppressed.store(u64::MAX, Ordering::Relaxed);
+                Report::SuppressFirst
+            }
+            Ok(_) => match self.suppressed.swap(0, Ordering::Relaxed) {
+                u64::MAX => Report::Print { suppressed: 0 },
+                n => Report::Print { suppressed: n },
+            },
+            Err(_) => {
+                let _ = self
+                    .suppressed
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        Some(if n == u64::MAX {
+                            1
+                        } else {
+                            n.saturating_add(1)
+                        })
+                    });
+                Report::Suppress
+            }
+        }
+    }
+}
+
+impl Default for ReportBudget {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The burst is printed, the report that ends it says further ones are
+    /// left out, those are left out silently, and one token per refill
+    /// period brings printing back with the count of what was left out.
+    #[test]
+    fn report_budget_limits_the_rate() {
+        let b = ReportBudget::new();
+        for _ in 0..REPORT_BURST - 1 {
+            assert_eq!(b.take(5), Report::Print { suppressed: 0 });
+        }
+        assert_eq!(b.take(5), Report::SuppressFirst);
+        for _ in 0..1000 {
+            assert_eq!(b.take(REPORT_REFILL_MS - 1), Report::Suppress);
+        }
+        assert_eq!(b.take(REPORT_REFILL_MS), Report::Print { suppressed: 1000 });
+        assert_eq!(b.take(REPORT_REFILL_MS), Report::Suppress);
+        assert_eq!(
+            b.take(2 * REPORT_REFILL_MS),
+            Report::Print { suppressed: 1 }
+        );
+        // A long quiet spell refills the whole burst, no more.
+        let later = 1000 * REPORT_REFILL_MS;
+        let printed = (0..2 * REPORT_BURST)
+            .filter(|_| b.take(later) != Report::Suppress)
+            .count();
+        assert_eq!(printed, REPORT_BURST as usize);
+    }
 }
