@@ -116,7 +116,7 @@ echo "mirs C tests: LIBDIR=$LIBDIR, build dir $BUILD"
 PRELOAD=$LIBDIR/libmirs.so
 
 # ---- the plain tests, both modes -------------------------------------------------
-for t in test_api test_threads test_fork test_bad_free test_oom test_misuse; do
+for t in test_api test_threads test_fork test_bad_free test_oom test_misuse test_realloc_grow; do
   if build "$BUILD/$t.static" -DMIRS_TEST_LINKED "$SRC/$t.c" "$LIBDIR/libmirs.a" "${STATIC_LIBS[@]}"; then
     run "$t [static]" env "$BUILD/$t.static"
   fi

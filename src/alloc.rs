@@ -198,7 +198,8 @@ fn aligned_huge(size: usize, align: usize, zero: bool) -> *mut u8 {
 }
 
 /// Resize a block, in place when the new size fits and is not wastefully
-/// smaller (less than half the block). On failure returns null (ENOMEM) and
+/// smaller (less than half the block); a huge block is remapped, never
+/// copied, when the platform can (`arena::remap_huge`). On failure returns null (ENOMEM) and
 /// leaves the old block intact; a pointer that is not a live mirs block
 /// (foreign, interior, already freed) gives null with EINVAL and is left
 /// alone. `p` null means `malloc(new_size)`.
@@ -213,13 +214,39 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     }
     // SAFETY: as the caller guarantees.
     let Some(old_size) = (unsafe { free::live_usable_size(p) }) else {
-        crate::output::warning!("realloc of a pointer that is not a live block: {:p}", p);
         crate::stats::add(crate::stats::Counter::InvalidFrees, 1);
+        crate::output::warning!(
+            "realloc(): invalid pointer {:p}, not a live block (foreign, interior or already freed)",
+            p
+        );
         platform::set_errno(platform::EINVAL);
         return ptr::null_mut();
     };
     if new_size <= old_size && new_size >= old_size / 2 {
         return p;
+    }
+    // A singleton span's block grows over the free slices after it.
+    if old_size > LARGE_OBJ_SIZE_MAX && old_size < new_size && new_size <= arena::SINGLETON_MAX {
+        if let Some(page) = free::resolve(p) {
+            // SAFETY: `p` is a live block (above), a singleton's (its size),
+            // which the caller gives up to us.
+            if unsafe { arena::grow_span(p, page, new_size) } {
+                return p;
+            }
+        }
+    }
+    // A huge block that stays huge: resized (hosted: remapped) without a copy.
+    if old_size > arena::SINGLETON_MAX
+        && new_size > arena::SINGLETON_MAX
+        && new_size <= MAX_REQUEST_SIZE
+    {
+        if let Some(page) = free::resolve(p) {
+            // SAFETY: `p` is a live block (above), a huge chunk's (its size),
+            // which the caller gives up to us.
+            if let Some(q) = unsafe { arena::remap_huge(p, page, new_size) } {
+                return q;
+            }
+        }
     }
     let q = malloc(new_size);
     if !q.is_null() {

@@ -140,6 +140,17 @@ mod imp {
         true
     }
 
+    /// Make the leaves a chunk of `size` bytes at `base` needs, so that an
+    /// [`insert`] there cannot fail; nothing is recorded. False when the
+    /// range is not covered (or a leaf cannot be had).
+    pub fn prepare(base: usize, size: usize) -> bool {
+        let first = base >> CHUNK_SHIFT;
+        let Some(last) = base.checked_add(size - 1).map(|a| a >> CHUNK_SHIFT) else {
+            return false;
+        };
+        last < REGIONS && (first..=last).all(|i| entry_or_make(i).is_some())
+    }
+
     /// Forget a chunk recorded by [`insert`].
     pub fn remove(base: usize, size: usize) {
         let (first, last) = (base >> CHUNK_SHIFT, (base + size - 1) >> CHUNK_SHIFT);
@@ -301,7 +312,14 @@ pub fn insert(base: usize, size: usize, kind: ChunkKind) -> bool {
     imp::insert(base, size, kind_byte(kind))
 }
 
+#[cfg(feature = "hosted")]
+pub use imp::prepare;
 pub use imp::{chunk_containing, kind_at, remove};
+/// Embedded: can a chunk be recorded there now (nothing is made ahead)?
+#[cfg(not(feature = "hosted"))]
+pub fn prepare(base: usize, size: usize) -> bool {
+    windowed::can_insert(base, size)
+}
 #[cfg(not(feature = "hosted"))]
 pub use windowed::can_insert;
 

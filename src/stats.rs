@@ -34,6 +34,12 @@ pub enum Counter {
     ThreadsDone,
     /// Frees of pointers mirs does not own, or not the start of a live block.
     InvalidFrees,
+    /// Huge blocks resized by realloc without a copy (`arena::remap_huge`).
+    HugeRemaps,
+    /// Of those, the ones whose pages moved to a new address.
+    HugeMoves,
+    /// Singleton spans grown by realloc over the free slices after them.
+    SpanGrowths,
     /// Secure mode: free-list links that did not decode to a block.
     CorruptLists,
 }
@@ -191,7 +197,8 @@ pub(crate) fn print(cached: usize) {
     }
     let _ = writeln!(
         w,
-        "{:<22} purged {}, cache hits {}, cached {}, abandoned {}, reclaimed {}, threads done {}",
+        "{:<22} purged {}, cache hits {}, cached {}, abandoned {}, reclaimed {}, threads done {}, \
+         huge remaps {} (moved {}), spans grown {}",
         "chunks/memory",
         Bytes(total(Counter::Purged)),
         total(Counter::CacheHits),
@@ -199,6 +206,9 @@ pub(crate) fn print(cached: usize) {
         total(Counter::Abandoned),
         total(Counter::Reclaimed),
         total(Counter::ThreadsDone),
+        total(Counter::HugeRemaps),
+        total(Counter::HugeMoves),
+        total(Counter::SpanGrowths),
     );
     let _ = writeln!(
         w,

@@ -137,6 +137,28 @@ pub unsafe fn os_free(base: *mut u8, size: usize) {
     memory::free(base, size);
 }
 
+/// Embedded chunks are not remapped (realloc of a huge block copies).
+///
+/// # Safety
+/// None needed: nothing is touched.
+pub unsafe fn os_remap_in_place(_base: *mut u8, _old: usize, _new: usize) -> bool {
+    false
+}
+
+/// Embedded chunks are not moved (realloc of a huge block copies).
+///
+/// # Safety
+/// None needed: nothing is touched.
+pub unsafe fn os_remap_move(
+    _base: *mut u8,
+    _old: usize,
+    _new: usize,
+    _align: usize,
+    _prepare: fn(usize, usize) -> bool,
+) -> Option<*mut u8> {
+    None
+}
+
 /// Embedded memory stays with mirs: nothing to purge, nothing zeroed.
 ///
 /// # Safety
