@@ -40,7 +40,8 @@ pub fn malloc(size: usize) -> *mut u8 {
 /// first allocation, lets the heap do its deferred work and find or make a
 /// page with a free block. When memory runs out it recovers what it can
 /// (`thread::recover_for`, when that could serve the request) and tries
-/// once more, so null means memory really is gone. (`size` first: malloc's argument register stays where it is.)
+/// once more, so null means memory really is gone. (`size` first: malloc's
+/// argument register stays where it is.)
 #[inline(never)]
 fn malloc_generic(size: usize, heap: *mut Heap, zero: bool) -> *mut u8 {
     if size > LARGE_OBJ_SIZE_MAX {
@@ -198,11 +199,13 @@ fn aligned_huge(size: usize, align: usize, zero: bool) -> *mut u8 {
 }
 
 /// Resize a block, in place when the new size fits and is not wastefully
-/// smaller (less than half the block); a huge block is remapped, never
-/// copied, when the platform can (`arena::remap_huge`). On failure returns null (ENOMEM) and
-/// leaves the old block intact; a pointer that is not a live mirs block
-/// (foreign, interior, already freed) gives null with EINVAL and is left
-/// alone. `p` null means `malloc(new_size)`.
+/// smaller (less than half the block); a singleton span's block grows over
+/// the free slices after it, and a huge block is remapped, never copied,
+/// when the platform can (`arena::grow_span`, `arena::remap_huge`). On
+/// failure returns null (ENOMEM) and leaves the old block intact; a
+/// pointer that is not a live mirs block (foreign, interior, already
+/// freed) gives null with EINVAL and is left alone. `p` null means
+/// `malloc(new_size)`.
 ///
 /// # Safety
 /// `p` is null or a pointer the caller may free: no other thread frees or

@@ -501,8 +501,10 @@ pub unsafe fn remap_huge(p: *mut u8, page: *mut Page, new_size: usize) -> Option
     let block = (chunk as *mut u8).wrapping_add(offset);
     // SAFETY: our chunk at its new extent, out of the map: nobody reads it.
     unsafe { (*chunk).size = total };
+    // SAFETY: as above: its page header, at the chunk's new address.
+    let pg = unsafe { &*Chunk::page(chunk, 0) };
     // SAFETY: as above.
-    unsafe { (*Chunk::page(chunk, 0)).resize_singleton(block, total - offset, 0) };
+    unsafe { pg.resize_singleton(block, total - offset, 0) };
     // `prepare` made every leaf the new extent needs.
     let recorded = chunk_map::insert(chunk as usize, total, ChunkKind::Huge);
     debug_assert!(recorded);
@@ -557,10 +559,11 @@ pub unsafe fn grow_span(p: *mut u8, page: *mut Page, new_size: usize) -> bool {
     // SAFETY: the slices are ours now (off the free mask); the page and
     // its block are the caller's.
     unsafe { Chunk::set_span(chunk, first, want, false) };
-    // SAFETY: as above.
-    let old_area = unsafe { &*page }.area_bytes();
-    // SAFETY: as above.
-    unsafe { (*page).resize_singleton(start, area, want) };
+    // SAFETY: as above: a page header of a live chunk.
+    let pg = unsafe { &*page };
+    let old_area = pg.area_bytes();
+    // SAFETY: as above; the page's span changed under the lock.
+    unsafe { pg.resize_singleton(start, area, want) };
     stats::add(Counter::PageBytes, area as i64 - old_area as i64);
     stats::add(Counter::SpanGrowths, 1);
     true

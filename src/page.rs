@@ -723,8 +723,9 @@ impl Page {
     /// `self` is a singleton page whose block the caller holds (realloc's
     /// caller gave it up). Nobody else reads the fields changed: a huge
     /// chunk is out of the chunk map meanwhile; a span's page is read by
-    /// others only through `start` (which stays) and its span (changed
-    /// under the arena lock, which the caller holds).
+    /// others only through `start` (which stays: they compare a pointer
+    /// with it before anything else), its new slices taken off the free
+    /// mask under the arena lock first.
     pub(crate) unsafe fn resize_singleton(&self, start: *mut u8, area: usize, slices: usize) {
         debug_assert!(self.owner.load(Ordering::Relaxed) == OWNER_SINGLETON);
         debug_assert!(self.reserved() == 1 && area >= crate::constants::WORD_SIZE);
