@@ -450,6 +450,9 @@ fn alloc_huge(size: usize, align: usize) -> Option<(*mut u8, bool)> {
 /// `page` is the page of a huge chunk whose live block `p` is, given up by
 /// the caller (no other thread uses it meanwhile).
 pub unsafe fn remap_huge(p: *mut u8, page: *mut Page, new_size: usize) -> Option<*mut u8> {
+    if cfg!(feature = "secure") || !cfg!(feature = "hosted") {
+        return None;
+    }
     let chunk = Chunk::of_page(page);
     // SAFETY: as the caller guarantees: a live chunk, ours while `p` is.
     if unsafe { (*chunk).kind } != ChunkKind::Huge {
