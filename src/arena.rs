@@ -431,26 +431,28 @@ fn alloc_huge(size: usize, align: usize) -> Option<(*mut u8, bool)> {
     Some((block, is_zero))
 }
 
-/// realloc of a huge block to `new_size` bytes without copying it (hosted;
-/// elsewhere None): the chunk's mapping is resized where it lies (`mremap`
-/// without `MREMAP_MAYMOVE`), or else its pages are moved, not copied, to a
+/// realloc of a huge block to `new_size` bytes without copying it: the
+/// chunk's mapping is resized where it lies (hosted: `mremap` without
+/// `MREMAP_MAYMOVE`; embedded: the free 4 MiB units after it in its
+/// region), or else (hosted) its pages are moved, not copied, to a
 /// fresh aligned address (`MREMAP_MAYMOVE | MREMAP_FIXED`); a move leaves
 /// half again the old size as room to grow (address space only: untouched
 /// pages cost no memory), so a block grown step by step moves a few times,
 /// not at every step. Returns the block's (possibly new) address, None when
 /// neither worked (the chunk is as it was; the caller copies instead; so
-/// with `secure`, whose guard page splits the mapping).
+/// with `secure` hosted, whose guard page splits the mapping).
 ///
-/// The chunk leaves the chunk map while its header changes and comes back
-/// at its new extent, every 4 MiB region of it recorded, its base still 4
-/// MiB aligned (and aligned as the block was: an over-aligned block keeps
-/// its alignment).
+/// Resized where it lies, the chunk map gains (before) or loses (after) the
+/// 4 MiB regions at its end; moved, the chunk leaves the map before its old
+/// range goes and comes back at its new extent once its header is there,
+/// its base still 4 MiB aligned (and aligned as the block was: an
+/// over-aligned block keeps its alignment).
 ///
 /// # Safety
 /// `page` is the page of a huge chunk whose live block `p` is, given up by
 /// the caller (no other thread uses it meanwhile).
 pub unsafe fn remap_huge(p: *mut u8, page: *mut Page, new_size: usize) -> Option<*mut u8> {
-    if cfg!(feature = "secure") || !cfg!(feature = "hosted") {
+    if cfg!(all(feature = "secure", feature = "hosted")) {
         return None;
     }
     let chunk = Chunk::of_page(page);
@@ -464,25 +466,52 @@ pub unsafe fn remap_huge(p: *mut u8, page: *mut Page, new_size: usize) -> Option
     let new_total = offset
         .checked_add(new_size)?
         .checked_next_multiple_of(SLICE_SIZE)?;
-    if new_total > MAX_ALLOC_SIZE || !chunk_map::prepare(chunk as usize, new_total) {
+    if new_total > MAX_ALLOC_SIZE {
         return None;
     }
-    // The base keeps the block's alignment: 4 MiB, or an over-aligned
-    // block's own (its offset is then its alignment).
-    let base_align = CHUNK_SIZE.max(1 << offset.trailing_zeros());
-    chunk_map::remove(chunk as usize, old_total);
-    // SAFETY: our chunk's whole mapping; nobody uses it meanwhile.
-    let moved = if unsafe { platform::os_remap_in_place(chunk.cast(), old_total, new_total) } {
-        Some((chunk, new_total))
-    } else if new_total > old_total {
+    let base = chunk as usize;
+    // Where it lies: the chunk map covers the new extent first (readers
+    // only read the header at the base, which stays mapped), then the
+    // mapping follows; a shrink is recorded after.
+    let grows = new_total > old_total;
+    let in_place = if grows {
+        chunk_map::resize(base, old_total, new_total) && {
+            // SAFETY: our chunk's whole mapping; nobody uses it meanwhile.
+            let grown = unsafe { platform::os_remap_in_place(chunk.cast(), old_total, new_total) };
+            if !grown {
+                // The regions just claimed go back.
+                chunk_map::resize(base, new_total, old_total);
+            }
+            grown
+        }
+    } else {
+        // SAFETY: as above.
+        let shrunk = unsafe { platform::os_remap_in_place(chunk.cast(), old_total, new_total) };
+        if shrunk {
+            chunk_map::resize(base, old_total, new_total);
+        }
+        shrunk
+    };
+    let (chunk, total) = if in_place {
+        (chunk, new_total)
+    } else {
+        // Moved: out of the chunk map before the old range goes, back in at
+        // the new address once the header is there. The base keeps the
+        // block's alignment: 4 MiB, or an over-aligned block's own (its
+        // offset is then its alignment).
+        if !grows || !cfg!(feature = "hosted") {
+            return None;
+        }
+        let base_align = CHUNK_SIZE.max(1 << offset.trailing_zeros());
         let roomy = new_total.max((old_total + old_total / 2).next_multiple_of(SLICE_SIZE));
         let roomy = if roomy > MAX_ALLOC_SIZE {
             new_total
         } else {
             roomy
         };
+        chunk_map::remove(base, old_total);
         // SAFETY: as above.
-        unsafe {
+        let moved = unsafe {
             platform::os_remap_move(
                 chunk.cast(),
                 old_total,
@@ -490,27 +519,28 @@ pub unsafe fn remap_huge(p: *mut u8, page: *mut Page, new_size: usize) -> Option
                 base_align,
                 chunk_map::prepare,
             )
-        }
-        .map(|base| (base.cast::<Chunk>(), roomy))
-    } else {
-        None
-    };
-    let Some((chunk, total)) = moved else {
-        // Unchanged: recorded again as it was.
-        let again = chunk_map::insert(chunk as usize, old_total, ChunkKind::Huge);
-        debug_assert!(again);
-        return None;
+        };
+        let Some(new_base) = moved else {
+            // Unchanged: recorded again as it was (its leaves exist).
+            let again = chunk_map::insert(base, old_total, ChunkKind::Huge);
+            debug_assert!(again);
+            return None;
+        };
+        (new_base.cast::<Chunk>(), roomy)
     };
     let block = (chunk as *mut u8).wrapping_add(offset);
-    // SAFETY: our chunk at its new extent, out of the map: nobody reads it.
+    // SAFETY: our chunk at its new extent; others read only its page's
+    // `start` (below, if moved, before it is back in the map).
     unsafe { (*chunk).size = total };
     // SAFETY: as above: its page header, at the chunk's new address.
     let pg = unsafe { &*Chunk::page(chunk, 0) };
     // SAFETY: as above.
     unsafe { pg.resize_singleton(block, total - offset, 0) };
-    // `prepare` made every leaf the new extent needs.
-    let recorded = chunk_map::insert(chunk as usize, total, ChunkKind::Huge);
-    debug_assert!(recorded);
+    if block != p {
+        // `prepare` made every leaf the new extent needs.
+        let recorded = chunk_map::insert(chunk as usize, total, ChunkKind::Huge);
+        debug_assert!(recorded);
+    }
     stats::add(Counter::Reserved, total as i64 - old_total as i64);
     stats::add(Counter::PageBytes, total as i64 - old_total as i64);
     stats::add(Counter::HugeRemaps, 1);

@@ -140,6 +140,39 @@ mod imp {
         true
     }
 
+    /// A huge chunk at `base` recorded for `old` bytes now spans `new`
+    /// (realloc resized it where it lies): regions it gains are marked
+    /// covered, regions it loses cleared. False (nothing changed) when a
+    /// gained region cannot be recorded. Readers only ever read the header
+    /// at the chunk's base, so the gained regions may be recorded before
+    /// their memory is there.
+    pub fn resize(base: usize, old: usize, new: usize) -> bool {
+        let old_last = (base + old - 1) >> CHUNK_SHIFT;
+        let Some(new_last) = base.checked_add(new - 1).map(|a| a >> CHUNK_SHIFT) else {
+            return false;
+        };
+        if new_last > old_last {
+            if new_last >= REGIONS || (old_last + 1..=new_last).any(|i| entry_or_make(i).is_none())
+            {
+                return false;
+            }
+            for index in old_last + 1..=new_last {
+                if let Some(e) = entry(index) {
+                    e.store(COVERED, Ordering::Release);
+                }
+            }
+        } else {
+            for index in new_last + 1..=old_last {
+                if let Some(e) = entry(index) {
+                    if !core::ptr::eq(e, &EMPTY_LEAF[index & (LEAF - 1)]) {
+                        e.store(0, Ordering::Release);
+                    }
+                }
+            }
+        }
+        true
+    }
+
     /// Make the leaves a chunk of `size` bytes at `base` needs, so that an
     /// [`insert`] there cannot fail; nothing is recorded. False when the
     /// range is not covered (or a leaf cannot be had).
@@ -280,6 +313,43 @@ mod windowed {
         }
     }
 
+    /// As the hosted `resize`: a huge chunk recorded for `old` bytes now
+    /// spans `new`; false (nothing changed) when a gained region's slot is
+    /// taken.
+    pub fn resize(base: usize, old: usize, new: usize) -> bool {
+        let first = base >> CHUNK_SHIFT;
+        let old_last = (base + old - 1) >> CHUNK_SHIFT;
+        let Some(new_last) = base.checked_add(new - 1).map(|a| a >> CHUNK_SHIFT) else {
+            return false;
+        };
+        if new_last - first >= MAP_SLOTS {
+            return false;
+        }
+        if new_last > old_last {
+            for region in old_last + 1..=new_last {
+                if slot(region)
+                    .compare_exchange(
+                        0,
+                        tag(region) | COVERED,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
+                {
+                    for undo in old_last + 1..region {
+                        slot(undo).store(0, Ordering::Release);
+                    }
+                    return false;
+                }
+            }
+        } else {
+            for region in new_last + 1..=old_last {
+                slot(region).store(0, Ordering::Release);
+            }
+        }
+        true
+    }
+
     /// The kind of the chunk whose header is at `chunk_base`, or 0.
     #[inline(always)]
     pub fn kind_at(chunk_base: usize) -> u8 {
@@ -314,7 +384,7 @@ pub fn insert(base: usize, size: usize, kind: ChunkKind) -> bool {
 
 #[cfg(feature = "hosted")]
 pub use imp::prepare;
-pub use imp::{chunk_containing, kind_at, remove};
+pub use imp::{chunk_containing, kind_at, remove, resize};
 /// Embedded: can a chunk be recorded there now (nothing is made ahead)?
 #[cfg(not(feature = "hosted"))]
 pub fn prepare(base: usize, size: usize) -> bool {

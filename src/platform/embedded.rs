@@ -137,15 +137,18 @@ pub unsafe fn os_free(base: *mut u8, size: usize) {
     memory::free(base, size);
 }
 
-/// Embedded chunks are not remapped (realloc of a huge block copies).
+/// Resize a chunk of region memory where it lies (its region's 4 MiB
+/// units: a growth takes the free units right after it); false for
+/// page-provider memory or when those units are taken.
 ///
 /// # Safety
-/// None needed: nothing is touched.
-pub unsafe fn os_remap_in_place(_base: *mut u8, _old: usize, _new: usize) -> bool {
-    false
+/// `base..base + old` is a chunk of ours that nobody else uses meanwhile.
+pub unsafe fn os_remap_in_place(base: *mut u8, old: usize, new: usize) -> bool {
+    memory::resize(base, old, new)
 }
 
-/// Embedded chunks are not moved (realloc of a huge block copies).
+/// Embedded chunks are not moved (realloc of a huge block that cannot grow
+/// where it lies copies).
 ///
 /// # Safety
 /// None needed: nothing is touched.
