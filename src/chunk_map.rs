@@ -143,7 +143,7 @@ mod imp {
     /// A huge chunk at `base` recorded for `old` bytes now spans `new`
     /// (realloc resized it where it lies): regions it gains are marked
     /// covered, regions it loses cleared. False (nothing changed) when a
-    /// gained region cannot be recorded. Readers only ever read the header
+    /// gained region cannot be recorded or is another chunk's. Readers only ever read the header
     /// at the chunk's base, so the gained regions may be recorded before
     /// their memory is there.
     pub fn resize(base: usize, old: usize, new: usize) -> bool {
@@ -156,9 +156,19 @@ mod imp {
             {
                 return false;
             }
+            // A gained region must be nobody's (another chunk may start there).
             for index in old_last + 1..=new_last {
-                if let Some(e) = entry(index) {
-                    e.store(COVERED, Ordering::Release);
+                let claimed = entry(index).is_some_and(|e| {
+                    e.compare_exchange(0, COVERED, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok()
+                });
+                if !claimed {
+                    for undo in old_last + 1..index {
+                        if let Some(e) = entry(undo) {
+                            e.store(0, Ordering::Release);
+                        }
+                    }
+                    return false;
                 }
             }
         } else {

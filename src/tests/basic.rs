@@ -563,6 +563,9 @@ fn bytes_are(p: *const u8, from: usize, to: usize, byte: u8) -> bool {
 fn realloc_remaps_huge_blocks() {
     use crate::chunk_map;
     use crate::stats::{self, Counter};
+    // A chunk mapped first (mmap places later ones below it): often right
+    // after the huge block, where growing in place must not take it over.
+    let neighbour = alloc::malloc(300 << 10);
     let p = alloc::malloc(8 << 20);
     fill_bytes(p, 0, 8 << 20, 0x3c);
     let remaps = stats::total(Counter::HugeRemaps);
@@ -580,6 +583,11 @@ fn realloc_remaps_huge_blocks() {
     assert!(stats::current(Counter::Reserved) >= reserved + (32 << 20));
     let base = q as usize & !CHUNK_MASK;
     assert_eq!(chunk_map::kind_at(base), chunk_map::HUGE);
+    // SAFETY: nothing else uses it.
+    assert!(
+        unsafe { alloc::owns(neighbour) },
+        "the neighbouring chunk is still known"
+    );
     assert_eq!(
         chunk_map::chunk_containing(q as usize + (39 << 20)),
         Some(base)
@@ -606,6 +614,7 @@ fn realloc_remaps_huge_blocks() {
     assert_eq!(chunk_map::chunk_containing(s as usize + (30 << 20)), None);
     assert!(bytes_are(s, 0, 8 << 20, 0x3c) && bytes_are(s, 8 << 20, 10 << 20, 0xc3));
     api::free(s);
+    api::free(neighbour);
 }
 
 /// realloc of a singleton span's block grows it over the free slices after
