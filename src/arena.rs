@@ -470,16 +470,29 @@ pub unsafe fn remap_huge(p: *mut u8, page: *mut Page, new_size: usize) -> Option
         return None;
     }
     let base = chunk as usize;
-    // Where it lies: the chunk map covers the new extent first (readers
-    // only read the header at the base, which stays mapped), then the
-    // mapping follows; a shrink is recorded after.
+    // Where it lies. Hosted, the mapping grows first (the address space it
+    // takes is then ours: no other chunk can be recorded there) and the
+    // chunk map then covers the regions gained, their leaves made
+    // beforehand; embedded, where chunks of other windows share the map's
+    // slots, the slots are claimed first (as every insert does) and given
+    // back if the units are taken. Readers only read the header at the
+    // base, which stays. A shrink is recorded after.
     let grows = new_total > old_total;
-    let in_place = if grows {
-        chunk_map::resize(base, old_total, new_total) && {
+    let in_place = if grows && cfg!(feature = "hosted") {
+        chunk_map::prepare(base, new_total)
             // SAFETY: our chunk's whole mapping; nobody uses it meanwhile.
+            && unsafe { platform::os_remap_in_place(chunk.cast(), old_total, new_total) }
+            && {
+                let recorded = chunk_map::resize(base, old_total, new_total);
+                debug_assert!(recorded, "regions of our own mapping are nobody's");
+                true
+            }
+    } else if grows {
+        chunk_map::resize(base, old_total, new_total) && {
+            // SAFETY: as above.
             let grown = unsafe { platform::os_remap_in_place(chunk.cast(), old_total, new_total) };
             if !grown {
-                // The regions just claimed go back.
+                // The slots just claimed go back.
                 chunk_map::resize(base, new_total, old_total);
             }
             grown

@@ -141,11 +141,10 @@ mod imp {
     }
 
     /// A huge chunk at `base` recorded for `old` bytes now spans `new`
-    /// (realloc resized it where it lies): regions it gains are marked
-    /// covered, regions it loses cleared. False (nothing changed) when a
-    /// gained region cannot be recorded or is another chunk's. Readers only ever read the header
-    /// at the chunk's base, so the gained regions may be recorded before
-    /// their memory is there.
+    /// (realloc resized its mapping where it lies, after [`prepare`] made
+    /// the leaves): regions it gains are marked covered, regions it loses
+    /// cleared. False (nothing changed) when a gained region cannot be
+    /// recorded or is another chunk's.
     pub fn resize(base: usize, old: usize, new: usize) -> bool {
         let old_last = (base + old - 1) >> CHUNK_SHIFT;
         let Some(new_last) = base.checked_add(new - 1).map(|a| a >> CHUNK_SHIFT) else {
@@ -325,7 +324,8 @@ mod windowed {
 
     /// As the hosted `resize`: a huge chunk recorded for `old` bytes now
     /// spans `new`; false (nothing changed) when a gained region's slot is
-    /// taken.
+    /// taken. Embedded claims the slots before the memory grows (slots are
+    /// shared between windows; readers only read the header at the base).
     pub fn resize(base: usize, old: usize, new: usize) -> bool {
         let first = base >> CHUNK_SHIFT;
         let old_last = (base + old - 1) >> CHUNK_SHIFT;
@@ -484,5 +484,47 @@ mod tests {
             2 * CHUNK_SIZE,
             NORMAL
         ));
+    }
+
+    /// Resizing a recorded huge chunk (realloc where it lies), both maps:
+    /// gained regions are covered, lost ones cleared, and a gained region
+    /// that is another chunk's is refused with nothing changed.
+    #[test]
+    fn resize_covers_and_refuses() {
+        let base = (1usize << 46) + 40 * CHUNK_SIZE;
+        assert!(insert(base, CHUNK_SIZE + 4096, ChunkKind::Huge));
+        assert!(insert(base + 4 * CHUNK_SIZE, CHUNK_SIZE, ChunkKind::Normal));
+        assert!(resize(base, CHUNK_SIZE + 4096, 3 * CHUNK_SIZE));
+        assert_eq!(chunk_containing(base + 2 * CHUNK_SIZE + 7), Some(base));
+        assert!(
+            !resize(base, 3 * CHUNK_SIZE, 5 * CHUNK_SIZE),
+            "the next chunk's region"
+        );
+        assert_eq!(chunk_containing(base + 3 * CHUNK_SIZE + 7), None);
+        assert!(
+            is_chunk(base + 4 * CHUNK_SIZE),
+            "the neighbour is untouched"
+        );
+        assert!(resize(base, 3 * CHUNK_SIZE, CHUNK_SIZE));
+        assert_eq!(chunk_containing(base + CHUNK_SIZE + 7), None);
+        assert_eq!(kind_at(base), HUGE);
+        remove(base, CHUNK_SIZE);
+        remove(base + 4 * CHUNK_SIZE, CHUNK_SIZE);
+
+        use super::windowed;
+        let base = 0xffff_ffc0_8000_0000usize + 300 * CHUNK_SIZE;
+        assert!(windowed::insert(base, 2 * CHUNK_SIZE, HUGE));
+        assert!(windowed::insert(base + 3 * CHUNK_SIZE, CHUNK_SIZE, NORMAL));
+        assert!(windowed::resize(base, 2 * CHUNK_SIZE, 3 * CHUNK_SIZE));
+        assert_eq!(
+            windowed::chunk_containing(base + 2 * CHUNK_SIZE + 7),
+            Some(base)
+        );
+        assert!(!windowed::resize(base, 3 * CHUNK_SIZE, 4 * CHUNK_SIZE));
+        assert_eq!(windowed::kind_at(base + 3 * CHUNK_SIZE), NORMAL);
+        assert!(windowed::resize(base, 3 * CHUNK_SIZE, CHUNK_SIZE));
+        assert_eq!(windowed::chunk_containing(base + CHUNK_SIZE + 7), None);
+        windowed::remove(base, CHUNK_SIZE);
+        windowed::remove(base + 3 * CHUNK_SIZE, CHUNK_SIZE);
     }
 }
