@@ -15,6 +15,8 @@
 #                     those; ARCEOS_ARCHES="x86_64": that architecture only)
 #   make bench-arceos bench_malloc_thread in ArceOS (stock, C mimalloc, mirs), footprint
 #                     (ARCEOS_RUNS=N runs each, median; default 5)
+#   make bench-fail   instructions per failing malloc(1 << 46), mirs vs glibc
+#   make bench-realloc  a buffer grown by realloc to 64 MiB: time and moves vs glibc
 #   make bench        benchmark table and charts vs glibc, C mimalloc, jemalloc
 #                     (QUICK=1: one short run of each), and the Rust
 #                     #[global_allocator] benchmark (bench-rust)
@@ -63,7 +65,8 @@ header_digest = $$({ cat $(HEADER_INPUTS); grep '^version' Cargo.toml; } | sha25
 .PHONY: all libs libs-secure header header-if-stale header-check test test-rust test-stable test-loom test-c test-real test-retention test-glibc test-miri lint \
         fuzz test-fuzz soak \
         test-embedded embedded test-arceos bench-arceos \
-        bench bench-peers bench-fastpath bench-ops bench-python bench-rust install uninstall test-install test-package clean
+        bench bench-peers bench-fastpath bench-ops bench-python bench-fail bench-realloc bench-rust install uninstall \
+        test-install test-package clean
 
 all: header-if-stale libs
 
@@ -246,6 +249,16 @@ bench-ops: libs bench-peers
 # Peak RSS of a 32-thread Python json workload under each allocator.
 bench-python: libs bench-peers
 	python3 bench/python_threads.py --runs $(or $(RUNS),3)
+
+# Instructions per failing huge request (malloc(1 << 46)), mirs vs glibc
+# (callgrind; bench/fail_instr.sh).
+bench-fail: libs
+	bench/fail_instr.sh
+
+# A buffer grown by realloc from 4 KiB to 64 MiB, 20 times: time and moves,
+# mirs vs glibc (bench/realloc_grow.sh).
+bench-realloc: libs
+	bench/realloc_grow.sh
 
 # Install copies what `make` built and compiles nothing (it may run as root):
 #   LIBDIR/libmirs.so.X.Y.Z, libmirs.so.X -> it, libmirs.so -> libmirs.so.X,

@@ -6,8 +6,9 @@
 #   static : linked with LIBDIR/libmirs.a, whose malloc & co. override glibc's;
 #   preload: linked against nothing special, run under LD_PRELOAD=LIBDIR/libmirs.so.
 # test_ctor runs in three more shapes per mode (ctor_lib linked, preloaded, dlopen'ed),
-# and test_bad_free once more per mode under MIRS_VERBOSE=1, where each foreign free
-# must print a "mirs: warning:" line. test_misuse (issue 13's bugs, cases a-g) runs in
+# and test_bad_free, whose every bad free must print its one "mirs: free(): invalid
+# pointer" line by default, once more per mode under MIRS_VERBOSE=0 (silent) and under
+# MIRS_ABORT_ON_ERROR=1 (SIGABRT after the line). test_misuse (issue 13's bugs, cases a-g) runs in
 # both modes and against the secure libraries, where its case e is asserted.
 #
 # Each test prints "N passed, N failed"; this script sums them and ends with the same
@@ -115,7 +116,7 @@ echo "mirs C tests: LIBDIR=$LIBDIR, build dir $BUILD"
 PRELOAD=$LIBDIR/libmirs.so
 
 # ---- the plain tests, both modes -------------------------------------------------
-for t in test_api test_threads test_fork test_bad_free test_oom test_misuse; do
+for t in test_api test_threads test_fork test_bad_free test_oom test_misuse test_realloc_grow; do
   if build "$BUILD/$t.static" -DMIRS_TEST_LINKED "$SRC/$t.c" "$LIBDIR/libmirs.a" "${STATIC_LIBS[@]}"; then
     run "$t [static]" env "$BUILD/$t.static"
   fi
@@ -124,21 +125,22 @@ for t in test_api test_threads test_fork test_bad_free test_oom test_misuse; do
   fi
 done
 
-# ---- foreign frees warn under MIRS_VERBOSE=1 ---------------------------------------
-# test_bad_free checks each case itself when MIRS_VERBOSE=1; here, in addition, the
-# stderr of the whole run must hold at least one warning line.
+# ---- bad frees are reported by default; MIRS_VERBOSE=0 silences them -----------------
+# test_bad_free checks each case's report itself (one line per bad call, naming its
+# pointer; rate-limited); here, in addition, the stderr of the default run must hold the
+# report lines, and under MIRS_VERBOSE=0 the test checks that nothing is printed.
 for mode in static preload; do
   [[ -x $BUILD/test_bad_free.$mode ]] || continue
   pre=()
   [[ $mode == preload ]] && pre=(LD_PRELOAD="$PRELOAD")
-  name="test_bad_free [$mode, MIRS_VERBOSE=1]"
-  run "$name" env "${pre[@]}" MIRS_VERBOSE=1 "$BUILD/test_bad_free.$mode"
+  name="test_bad_free [$mode]"
   errlog=$LOGS/${name//[^A-Za-z0-9_.-]/_}.err
-  if grep -q '^mirs: warning:' "$errlog"; then
+  if grep -q '^mirs: free(): invalid pointer 0x' "$errlog"; then
     total_passed=$((total_passed + 1))
   else
-    fail "$name: no line starting \"mirs: warning:\" on stderr"
+    fail "$name: no line starting \"mirs: free(): invalid pointer 0x\" on stderr"
   fi
+  run "test_bad_free [$mode, MIRS_VERBOSE=0]" env "${pre[@]}" MIRS_VERBOSE=0 "$BUILD/test_bad_free.$mode"
 done
 
 # ---- MIRS_ABORT_ON_ERROR=1: each detected bad free aborts (SIGABRT) -------------------
@@ -152,23 +154,20 @@ done
 
 # ---- the secure build: double free, realloc of a freed block ------------------------
 # MIRS_SECURE_LIBDIR (make test-c: target/secure/release) holds libraries built with
-# `secure`; test_bad_free then also checks the rules only secure builds keep
-# (MIRS_TEST_SECURE=1), each with its warning.
+# `secure`; test_bad_free runs against them too, each bad free with its report.
 SECURE_LIBDIR=${MIRS_SECURE_LIBDIR:-}
 if [[ -n $SECURE_LIBDIR ]]; then
   [[ $SECURE_LIBDIR == /* ]] || SECURE_LIBDIR=$ROOT/$SECURE_LIBDIR
   if [[ -f $SECURE_LIBDIR/libmirs.a && -f $SECURE_LIBDIR/libmirs.so ]]; then
     build "$BUILD/test_bad_free.secure-static" -DMIRS_TEST_LINKED "$SRC/test_bad_free.c" \
       "$SECURE_LIBDIR/libmirs.a" "${STATIC_LIBS[@]}" &&
-      run "test_bad_free [secure static, MIRS_VERBOSE=1]" \
-        env MIRS_TEST_SECURE=1 MIRS_VERBOSE=1 "$BUILD/test_bad_free.secure-static"
+      run "test_bad_free [secure static]" env "$BUILD/test_bad_free.secure-static"
     [[ -x $BUILD/test_bad_free.preload ]] &&
-      run "test_bad_free [secure preload, MIRS_VERBOSE=1]" \
-        env LD_PRELOAD="$SECURE_LIBDIR/libmirs.so" MIRS_TEST_SECURE=1 MIRS_VERBOSE=1 \
-        "$BUILD/test_bad_free.preload"
+      run "test_bad_free [secure preload]" \
+        env LD_PRELOAD="$SECURE_LIBDIR/libmirs.so" "$BUILD/test_bad_free.preload"
     [[ -x $BUILD/test_bad_free.preload ]] &&
       run "test_bad_free [secure preload, MIRS_ABORT_ON_ERROR=1]" \
-        env LD_PRELOAD="$SECURE_LIBDIR/libmirs.so" MIRS_TEST_SECURE=1 MIRS_ABORT_ON_ERROR=1 \
+        env LD_PRELOAD="$SECURE_LIBDIR/libmirs.so" MIRS_ABORT_ON_ERROR=1 \
         "$BUILD/test_bad_free.preload"
     # test_misuse (issue 13's bugs) in full, case e (a 1-byte overflow into a free-list
     # link) asserted: only `secure` checks links.

@@ -35,8 +35,9 @@
  * failure (SIGALRM, with the stage b stopped in), a crash too (its signal). Results
  * come back through MAP_SHARED memory. The invalid-free count comes from mirs's own
  * statistics (the `invalid frees` row of mirs_stats_print, read back through a pipe);
- * mirs warns under MIRS_VERBOSE=1 from the same call that counts, so the count stands
- * for the warning.
+ * mirs reports (one "mirs: free(): invalid pointer" line, by default) from the same
+ * call that counts, so the count stands for the report (test_bad_free matches the
+ * lines themselves).
  *
  * Usage: test_misuse [CASES] (default "abcdefg"). MIRS_TEST_SECURE=1: asserts e.
  */

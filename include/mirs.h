@@ -41,8 +41,9 @@ extern "C" {
 void *mirs_malloc(size_t size);
 
 // Free a block from any thread. NULL is ignored; a pointer that is not a
-// live block (foreign, interior, already freed) is refused and counted, and
-// reported with `MIRS_VERBOSE=1` (aborts with `MIRS_ABORT_ON_ERROR=1`).
+// live block (foreign, interior, already freed) is refused, counted and
+// reported on stderr (`mirs: free(): invalid pointer ...`, rate-limited;
+// `MIRS_VERBOSE=0` silences it, `MIRS_ABORT_ON_ERROR=1` aborts).
 //
 // # Safety
 // C's contract: `p` is not used afterwards, and no other thread frees it

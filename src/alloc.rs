@@ -39,8 +39,9 @@ pub fn malloc(size: usize) -> *mut u8 {
 /// The slow path of every allocation: creates the thread's heap on its
 /// first allocation, lets the heap do its deferred work and find or make a
 /// page with a free block. When memory runs out it recovers what it can
-/// (`thread::recover`) and tries once more, so null means memory really is
-/// gone. (`size` first: malloc's argument register stays where it is.)
+/// (`thread::recover_for`, when that could serve the request) and tries
+/// once more, so null means memory really is gone. (`size` first: malloc's
+/// argument register stays where it is.)
 #[inline(never)]
 fn malloc_generic(size: usize, heap: *mut Heap, zero: bool) -> *mut u8 {
     if size > LARGE_OBJ_SIZE_MAX {
@@ -52,7 +53,7 @@ fn malloc_generic(size: usize, heap: *mut Heap, zero: bool) -> *mut u8 {
     }
     // SAFETY: the calling thread's live heap, as its slot holds it.
     let mut block = unsafe { Heap::malloc_slow(heap, size, zero) };
-    if block.is_null() && thread::recover(heap) {
+    if block.is_null() && thread::recover_for(heap, size) {
         // SAFETY: as above (`recover` used the heap: no reference survives).
         block = unsafe { Heap::malloc_from_page(heap, size, zero) };
     }
@@ -76,7 +77,9 @@ fn malloc_singleton(heap: *mut Heap, size: usize, align: usize, zero: bool) -> *
         return out_of_memory();
     }
     let mut got = arena::alloc_singleton(size, align);
-    if got.is_none() && thread::recover(heap) {
+    // More than memory plus swap: tried (overcommit may grant it), but not
+    // worth a recovery when refused.
+    if got.is_none() && thread::recover_for(heap, size) {
         got = arena::alloc_singleton(size, align);
     }
     let Some((block, is_zero)) = got else {
@@ -196,10 +199,13 @@ fn aligned_huge(size: usize, align: usize, zero: bool) -> *mut u8 {
 }
 
 /// Resize a block, in place when the new size fits and is not wastefully
-/// smaller (less than half the block). On failure returns null (ENOMEM) and
-/// leaves the old block intact; a pointer that is not a live mirs block
-/// (foreign, interior, already freed) gives null with EINVAL and is left
-/// alone. `p` null means `malloc(new_size)`.
+/// smaller (less than half the block); a singleton span's block grows over
+/// the free slices after it, and a huge block is remapped, never copied,
+/// when the platform can (`arena::grow_span`, `arena::remap_huge`). On
+/// failure returns null (ENOMEM) and leaves the old block intact; a
+/// pointer that is not a live mirs block (foreign, interior, already
+/// freed) gives null with EINVAL and is left alone. `p` null means
+/// `malloc(new_size)`.
 ///
 /// # Safety
 /// `p` is null or a pointer the caller may free: no other thread frees or
@@ -211,13 +217,39 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     }
     // SAFETY: as the caller guarantees.
     let Some(old_size) = (unsafe { free::live_usable_size(p) }) else {
-        crate::output::warning!("realloc of a pointer that is not a live block: {:p}", p);
         crate::stats::add(crate::stats::Counter::InvalidFrees, 1);
+        crate::output::warning!(
+            "realloc(): invalid pointer {:p}, not a live block (foreign, interior or already freed)",
+            p
+        );
         platform::set_errno(platform::EINVAL);
         return ptr::null_mut();
     };
     if new_size <= old_size && new_size >= old_size / 2 {
         return p;
+    }
+    // A singleton span's block grows over the free slices after it.
+    if old_size > LARGE_OBJ_SIZE_MAX && old_size < new_size && new_size <= arena::SINGLETON_MAX {
+        if let Some(page) = free::resolve(p) {
+            // SAFETY: `p` is a live block (above), a singleton's (its size),
+            // which the caller gives up to us.
+            if unsafe { arena::grow_span(p, page, new_size) } {
+                return p;
+            }
+        }
+    }
+    // A huge block that stays huge: resized (hosted: remapped) without a copy.
+    if old_size > arena::SINGLETON_MAX
+        && new_size > arena::SINGLETON_MAX
+        && new_size <= MAX_REQUEST_SIZE
+    {
+        if let Some(page) = free::resolve(p) {
+            // SAFETY: `p` is a live block (above), a huge chunk's (its size),
+            // which the caller gives up to us.
+            if let Some(q) = unsafe { arena::remap_huge(p, page, new_size) } {
+                return q;
+            }
+        }
     }
     let q = malloc(new_size);
     if !q.is_null() {

@@ -452,6 +452,190 @@ fn alloc_huge(size: usize, align: usize) -> Option<(*mut u8, bool)> {
     Some((block, is_zero))
 }
 
+/// realloc of a huge block to `new_size` bytes without copying it: the
+/// chunk's mapping is resized where it lies (hosted: `mremap` without
+/// `MREMAP_MAYMOVE`; embedded: the free 4 MiB units after it in its
+/// region), or else (hosted) its pages are moved, not copied, to a
+/// fresh aligned address (`MREMAP_MAYMOVE | MREMAP_FIXED`); a move leaves
+/// half again the old size as room to grow (address space only: untouched
+/// pages cost no memory), so a block grown step by step moves a few times,
+/// not at every step. Returns the block's (possibly new) address, None when
+/// neither worked (the chunk is as it was; the caller copies instead; so
+/// with `secure` hosted, whose guard page splits the mapping).
+///
+/// Resized where it lies, the chunk map gains (before) or loses (after) the
+/// 4 MiB regions at its end; moved, the chunk leaves the map before its old
+/// range goes and comes back at its new extent once its header is there,
+/// its base still 4 MiB aligned (and aligned as the block was: an
+/// over-aligned block keeps its alignment).
+///
+/// # Safety
+/// `page` is the page of a huge chunk whose live block `p` is, given up by
+/// the caller (no other thread uses it meanwhile).
+pub unsafe fn remap_huge(p: *mut u8, page: *mut Page, new_size: usize) -> Option<*mut u8> {
+    if cfg!(all(feature = "secure", feature = "hosted")) {
+        return None;
+    }
+    let chunk = Chunk::of_page(page);
+    // SAFETY: as the caller guarantees: a live chunk, ours while `p` is.
+    if unsafe { (*chunk).kind } != ChunkKind::Huge {
+        return None;
+    }
+    // SAFETY: as above.
+    let old_total = unsafe { (*chunk).size };
+    let offset = p as usize - chunk as usize;
+    let new_total = offset
+        .checked_add(new_size)?
+        .checked_next_multiple_of(SLICE_SIZE)?;
+    if new_total > MAX_ALLOC_SIZE {
+        return None;
+    }
+    let base = chunk as usize;
+    // Where it lies. Hosted, the mapping grows first (the address space it
+    // takes is then ours: no other chunk can be recorded there) and the
+    // chunk map then covers the regions gained, their leaves made
+    // beforehand; embedded, where chunks of other windows share the map's
+    // slots, the slots are claimed first (as every insert does) and given
+    // back if the units are taken. Readers only read the header at the
+    // base, which stays. A shrink is recorded after.
+    let grows = new_total > old_total;
+    let in_place = if grows && cfg!(feature = "hosted") {
+        chunk_map::prepare(base, new_total)
+            // SAFETY: our chunk's whole mapping; nobody uses it meanwhile.
+            && unsafe { platform::os_remap_in_place(chunk.cast(), old_total, new_total) }
+            && {
+                let recorded = chunk_map::resize(base, old_total, new_total);
+                debug_assert!(recorded, "regions of our own mapping are nobody's");
+                true
+            }
+    } else if grows {
+        chunk_map::resize(base, old_total, new_total) && {
+            // SAFETY: as above.
+            let grown = unsafe { platform::os_remap_in_place(chunk.cast(), old_total, new_total) };
+            if !grown {
+                // The slots just claimed go back.
+                chunk_map::resize(base, new_total, old_total);
+            }
+            grown
+        }
+    } else {
+        // SAFETY: as above.
+        let shrunk = unsafe { platform::os_remap_in_place(chunk.cast(), old_total, new_total) };
+        if shrunk {
+            chunk_map::resize(base, old_total, new_total);
+        }
+        shrunk
+    };
+    let (chunk, total) = if in_place {
+        (chunk, new_total)
+    } else {
+        // Moved: out of the chunk map before the old range goes, back in at
+        // the new address once the header is there. The base keeps the
+        // block's alignment: 4 MiB, or an over-aligned block's own (its
+        // offset is then its alignment).
+        if !grows || !cfg!(feature = "hosted") {
+            return None;
+        }
+        let base_align = CHUNK_SIZE.max(1 << offset.trailing_zeros());
+        let roomy = new_total.max((old_total + old_total / 2).next_multiple_of(SLICE_SIZE));
+        let roomy = if roomy > MAX_ALLOC_SIZE {
+            new_total
+        } else {
+            roomy
+        };
+        chunk_map::remove(base, old_total);
+        // SAFETY: as above.
+        let moved = unsafe {
+            platform::os_remap_move(
+                chunk.cast(),
+                old_total,
+                roomy,
+                base_align,
+                chunk_map::prepare,
+            )
+        };
+        let Some(new_base) = moved else {
+            // Unchanged: recorded again as it was (its leaves exist).
+            let again = chunk_map::insert(base, old_total, ChunkKind::Huge);
+            debug_assert!(again);
+            return None;
+        };
+        (new_base.cast::<Chunk>(), roomy)
+    };
+    let block = (chunk as *mut u8).wrapping_add(offset);
+    // SAFETY: our chunk at its new extent; others read only its page's
+    // `start` (below, if moved, before it is back in the map).
+    unsafe { (*chunk).size = total };
+    // SAFETY: as above: its page header, at the chunk's new address.
+    let pg = unsafe { &*Chunk::page(chunk, 0) };
+    // SAFETY: as above.
+    unsafe { pg.resize_singleton(block, total - offset, 0) };
+    if block != p {
+        // `prepare` made every leaf the new extent needs.
+        let recorded = chunk_map::insert(chunk as usize, total, ChunkKind::Huge);
+        debug_assert!(recorded);
+    }
+    stats::add(Counter::Reserved, total as i64 - old_total as i64);
+    stats::add(Counter::PageBytes, total as i64 - old_total as i64);
+    stats::add(Counter::HugeRemaps, 1);
+    if block != p {
+        stats::add(Counter::HugeMoves, 1);
+    }
+    Some(block)
+}
+
+/// realloc of a singleton span's block to `new_size` bytes (at most
+/// `SINGLETON_MAX`) where it lies: the span takes the free slices right
+/// after it in its chunk, under the lock. False (nothing changed) when they
+/// are not free or the chunk ends first; the caller then moves the block.
+///
+/// # Safety
+/// `page` is a singleton page of a normal chunk whose live block `p` is,
+/// given up by the caller (no other thread uses it meanwhile).
+pub unsafe fn grow_span(p: *mut u8, page: *mut Page, new_size: usize) -> bool {
+    let chunk = Chunk::of_page(page);
+    // SAFETY: as the caller guarantees: a live chunk.
+    if unsafe { (*chunk).kind } != ChunkKind::Normal {
+        return false;
+    }
+    // SAFETY: as above: a page in use, whose span fields stay while its
+    // block is the caller's.
+    let (first, count) = unsafe { &*page }.span();
+    let end = (p as usize - chunk as usize).saturating_add(new_size);
+    let want = end.div_ceil(SLICE_SIZE).saturating_sub(first);
+    if want <= count {
+        return false;
+    }
+    if first + want > SLICES_PER_CHUNK {
+        return false;
+    }
+    let extra = run_mask(first + count, want - count);
+    let mut st = ARENA.lock();
+    // SAFETY: a live normal chunk; we hold the lock.
+    let meta = unsafe { Chunk::meta(chunk) };
+    if meta.free & extra != extra {
+        return false;
+    }
+    meta.free &= !extra;
+    st.dirty_slices -= (meta.dirty & extra).count_ones() as usize;
+    meta.dirty &= !extra;
+    meta.zero &= !extra;
+    drop(st);
+    let (start, area) = Chunk::span_area(chunk, first, want);
+    debug_assert!(start == p);
+    // SAFETY: the slices are ours now (off the free mask); the page and
+    // its block are the caller's.
+    unsafe { Chunk::set_span(chunk, first, want, false) };
+    // SAFETY: as above: a page header of a live chunk.
+    let pg = unsafe { &*page };
+    let old_area = pg.area_bytes();
+    // SAFETY: as above; the page's span changed under the lock.
+    unsafe { pg.resize_singleton(start, area, want) };
+    stats::add(Counter::PageBytes, area as i64 - old_area as i64);
+    stats::add(Counter::SpanGrowths, 1);
+    true
+}
+
 /// Make `page` a singleton page over `start..start + area` (its one block
 /// spans all of it, so usable_size reports it all) and hand out its block.
 ///

@@ -140,6 +140,59 @@ mod imp {
         true
     }
 
+    /// A huge chunk at `base` recorded for `old` bytes now spans `new`
+    /// (realloc resized its mapping where it lies, after [`prepare`] made
+    /// the leaves): regions it gains are marked covered, regions it loses
+    /// cleared. False (nothing changed) when a gained region cannot be
+    /// recorded or is another chunk's.
+    pub fn resize(base: usize, old: usize, new: usize) -> bool {
+        let old_last = (base + old - 1) >> CHUNK_SHIFT;
+        let Some(new_last) = base.checked_add(new - 1).map(|a| a >> CHUNK_SHIFT) else {
+            return false;
+        };
+        if new_last > old_last {
+            if new_last >= REGIONS || (old_last + 1..=new_last).any(|i| entry_or_make(i).is_none())
+            {
+                return false;
+            }
+            // A gained region must be nobody's (another chunk may start there).
+            for index in old_last + 1..=new_last {
+                let claimed = entry(index).is_some_and(|e| {
+                    e.compare_exchange(0, COVERED, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok()
+                });
+                if !claimed {
+                    for undo in old_last + 1..index {
+                        if let Some(e) = entry(undo) {
+                            e.store(0, Ordering::Release);
+                        }
+                    }
+                    return false;
+                }
+            }
+        } else {
+            for index in new_last + 1..=old_last {
+                if let Some(e) = entry(index) {
+                    if !core::ptr::eq(e, &EMPTY_LEAF[index & (LEAF - 1)]) {
+                        e.store(0, Ordering::Release);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Make the leaves a chunk of `size` bytes at `base` needs, so that an
+    /// [`insert`] there cannot fail; nothing is recorded. False when the
+    /// range is not covered (or a leaf cannot be had).
+    pub fn prepare(base: usize, size: usize) -> bool {
+        let first = base >> CHUNK_SHIFT;
+        let Some(last) = base.checked_add(size - 1).map(|a| a >> CHUNK_SHIFT) else {
+            return false;
+        };
+        last < REGIONS && (first..=last).all(|i| entry_or_make(i).is_some())
+    }
+
     /// Forget a chunk recorded by [`insert`].
     pub fn remove(base: usize, size: usize) {
         let (first, last) = (base >> CHUNK_SHIFT, (base + size - 1) >> CHUNK_SHIFT);
@@ -269,6 +322,44 @@ mod windowed {
         }
     }
 
+    /// As the hosted `resize`: a huge chunk recorded for `old` bytes now
+    /// spans `new`; false (nothing changed) when a gained region's slot is
+    /// taken. Embedded claims the slots before the memory grows (slots are
+    /// shared between windows; readers only read the header at the base).
+    pub fn resize(base: usize, old: usize, new: usize) -> bool {
+        let first = base >> CHUNK_SHIFT;
+        let old_last = (base + old - 1) >> CHUNK_SHIFT;
+        let Some(new_last) = base.checked_add(new - 1).map(|a| a >> CHUNK_SHIFT) else {
+            return false;
+        };
+        if new_last - first >= MAP_SLOTS {
+            return false;
+        }
+        if new_last > old_last {
+            for region in old_last + 1..=new_last {
+                if slot(region)
+                    .compare_exchange(
+                        0,
+                        tag(region) | COVERED,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
+                {
+                    for undo in old_last + 1..region {
+                        slot(undo).store(0, Ordering::Release);
+                    }
+                    return false;
+                }
+            }
+        } else {
+            for region in new_last + 1..=old_last {
+                slot(region).store(0, Ordering::Release);
+            }
+        }
+        true
+    }
+
     /// The kind of the chunk whose header is at `chunk_base`, or 0.
     #[inline(always)]
     pub fn kind_at(chunk_base: usize) -> u8 {
@@ -301,7 +392,14 @@ pub fn insert(base: usize, size: usize, kind: ChunkKind) -> bool {
     imp::insert(base, size, kind_byte(kind))
 }
 
-pub use imp::{chunk_containing, kind_at, remove};
+#[cfg(feature = "hosted")]
+pub use imp::prepare;
+pub use imp::{chunk_containing, kind_at, remove, resize};
+/// Embedded: can a chunk be recorded there now (nothing is made ahead)?
+#[cfg(not(feature = "hosted"))]
+pub fn prepare(base: usize, size: usize) -> bool {
+    windowed::can_insert(base, size)
+}
 #[cfg(not(feature = "hosted"))]
 pub use windowed::can_insert;
 
@@ -386,5 +484,47 @@ mod tests {
             2 * CHUNK_SIZE,
             NORMAL
         ));
+    }
+
+    /// Resizing a recorded huge chunk (realloc where it lies), both maps:
+    /// gained regions are covered, lost ones cleared, and a gained region
+    /// that is another chunk's is refused with nothing changed.
+    #[test]
+    fn resize_covers_and_refuses() {
+        let base = (1usize << 46) + 40 * CHUNK_SIZE;
+        assert!(insert(base, CHUNK_SIZE + 4096, ChunkKind::Huge));
+        assert!(insert(base + 4 * CHUNK_SIZE, CHUNK_SIZE, ChunkKind::Normal));
+        assert!(resize(base, CHUNK_SIZE + 4096, 3 * CHUNK_SIZE));
+        assert_eq!(chunk_containing(base + 2 * CHUNK_SIZE + 7), Some(base));
+        assert!(
+            !resize(base, 3 * CHUNK_SIZE, 5 * CHUNK_SIZE),
+            "the next chunk's region"
+        );
+        assert_eq!(chunk_containing(base + 3 * CHUNK_SIZE + 7), None);
+        assert!(
+            is_chunk(base + 4 * CHUNK_SIZE),
+            "the neighbour is untouched"
+        );
+        assert!(resize(base, 3 * CHUNK_SIZE, CHUNK_SIZE));
+        assert_eq!(chunk_containing(base + CHUNK_SIZE + 7), None);
+        assert_eq!(kind_at(base), HUGE);
+        remove(base, CHUNK_SIZE);
+        remove(base + 4 * CHUNK_SIZE, CHUNK_SIZE);
+
+        use super::windowed;
+        let base = 0xffff_ffc0_8000_0000usize + 300 * CHUNK_SIZE;
+        assert!(windowed::insert(base, 2 * CHUNK_SIZE, HUGE));
+        assert!(windowed::insert(base + 3 * CHUNK_SIZE, CHUNK_SIZE, NORMAL));
+        assert!(windowed::resize(base, 2 * CHUNK_SIZE, 3 * CHUNK_SIZE));
+        assert_eq!(
+            windowed::chunk_containing(base + 2 * CHUNK_SIZE + 7),
+            Some(base)
+        );
+        assert!(!windowed::resize(base, 3 * CHUNK_SIZE, 4 * CHUNK_SIZE));
+        assert_eq!(windowed::kind_at(base + 3 * CHUNK_SIZE), NORMAL);
+        assert!(windowed::resize(base, 3 * CHUNK_SIZE, CHUNK_SIZE));
+        assert_eq!(windowed::chunk_containing(base + CHUNK_SIZE + 7), None);
+        windowed::remove(base, CHUNK_SIZE);
+        windowed::remove(base + 3 * CHUNK_SIZE, CHUNK_SIZE);
     }
 }

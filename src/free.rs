@@ -19,8 +19,8 @@
 //! carved blocks (or the exact over-aligned pointer malloc_aligned handed
 //! out; a singleton's only block must be given exactly), and does not carry
 //! the free mark (confirmed on the lists by the owner). Anything else is
-//! counted, reported with `MIRS_VERBOSE=1` and ignored, never linked into a
-//! list.
+//! counted, reported (one line, rate-limited; `MIRS_VERBOSE=0` silences it)
+//! and ignored, never linked into a list.
 
 use crate::arena;
 use crate::block::Block;
@@ -36,7 +36,7 @@ use core::sync::atomic::Ordering;
 
 /// Free a block. Null is ignored; a pointer that is not a live mirs block
 /// (foreign, interior, already freed) is refused, counted and reported
-/// with `MIRS_VERBOSE=1`: it is validated through the chunk map before
+/// (`mirs: free(): invalid pointer ...`): it is validated through the chunk map before
 /// anything is read.
 ///
 /// # Safety
@@ -269,13 +269,13 @@ unsafe fn push_delayed_and_end(page: *mut Page, block: *mut Block) {
 }
 
 /// A free (or realloc) of a pointer that is not a live block mirs handed
-/// out: counted, reported with `MIRS_VERBOSE=1` (aborting with
-/// `MIRS_ABORT_ON_ERROR=1`), and otherwise ignored.
+/// out: counted, reported (`mirs: free(): invalid pointer 0x..., <what>`;
+/// aborting with `MIRS_ABORT_ON_ERROR=1`), and otherwise ignored.
 #[cold]
 #[inline(never)]
 pub(crate) fn invalid_free(p: *mut u8, what: &str) {
     crate::stats::add(crate::stats::Counter::InvalidFrees, 1);
-    crate::output::warning!("free of {} ignored: {:p}", what, p);
+    crate::output::warning!("free(): invalid pointer {:p}, {}", p, what);
 }
 
 #[cold]

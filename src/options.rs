@@ -5,11 +5,11 @@
 //! | option (`MIRS_OPTION_*`) | variable             | default | values  | meaning |
 //! |--------------------------|----------------------|---------|---------|---------|
 //! | `SHOW_STATS`             | `MIRS_SHOW_STATS`    | 0       | 0, 1    | print the statistics table to stderr at process exit |
-//! | `VERBOSE`                | `MIRS_VERBOSE`       | 0       | 0, 1    | print warnings (invalid and double frees, ...) to stderr |
+//! | `VERBOSE`                | `MIRS_VERBOSE`       | 1       | 0, 1    | report errors in the program (invalid and double frees, corrupted free lists) on stderr, one line each, rate-limited; 0 silences |
 //! | `ABORT_ON_ERROR`         | `MIRS_ABORT_ON_ERROR`| 0       | 0, 1    | abort (SIGABRT) on a detected invalid or double free, as glibc does |
 //! | `PURGE_DELAY`            | `MIRS_PURGE_DELAY`   | 10      | 0 ..= 10^9 ms | delay before unused memory goes back to the OS |
 //! | `STATS_JSON`             | `MIRS_STATS_JSON`    | 0       | 0, 1    | print the statistics as JSON to stderr at process exit |
-//! | `MAX_WARNINGS`           | `MIRS_MAX_WARNINGS`  | 256     | 0 ..= 10^9 | warnings printed at most (with `VERBOSE`) |
+//! | `MAX_WARNINGS`           | `MIRS_MAX_WARNINGS`  | 100     | 0 ..= 10^9 | error reports printed in a burst; then one per 10 s (output.rs) |
 //!
 //! A boolean variable takes `1`/`yes`/`true`/`on` or `0`/`no`/`false`/`off`
 //! (any case). A value that does not parse or is out of range is reported
@@ -49,7 +49,7 @@ struct Desc {
     kind: Kind,
 }
 
-const MAX_WARNINGS_DEFAULT: i64 = 256;
+const MAX_WARNINGS_DEFAULT: i64 = 100;
 
 const DESCS: [Desc; OPTIONS] = [
     Desc {
@@ -61,7 +61,7 @@ const DESCS: [Desc; OPTIONS] = [
     Desc {
         opt: Opt::Verbose,
         env: b"MIRS_VERBOSE",
-        default: 0,
+        default: 1,
         kind: Kind::Bool,
     },
     Desc {

@@ -89,8 +89,8 @@ impl<T: Copy> Fixed<T> {
         unsafe { *self.0.get() }
     }
 
-    /// Only `Page::init` calls it (this module), while the page is
-    /// unpublished and the caller's alone.
+    /// Only `Page::init` and `Page::resize_singleton` call it (this
+    /// module), while the page is unpublished and the caller's alone.
     #[inline(always)]
     fn set(&self, v: T) {
         // SAFETY: as stated: no reader exists while the page is unpublished.
@@ -798,5 +798,29 @@ impl OwnedPage {
         assert_eq!(nthread, tf_count, "thread_free length word");
         assert!(nthread <= self.used() as usize);
         self.used() as usize - nthread
+    }
+}
+
+impl Page {
+    /// A singleton page after realloc resized its block where it lies, or
+    /// moved its huge chunk (`arena::remap_huge`, `arena::grow_span`): the
+    /// one block now starts at `start` and spans `area` bytes, over `slices`
+    /// slices (a span's; 0 for a huge chunk).
+    ///
+    /// # Safety
+    /// `self` is a singleton page whose block the caller holds (realloc's
+    /// caller gave it up). Nobody else reads the fields changed: a huge
+    /// chunk is out of the chunk map meanwhile; a span's page is read by
+    /// others only through `start` (which stays: they compare a pointer
+    /// with it before anything else), its new slices taken off the free
+    /// mask under the arena lock first.
+    pub(crate) unsafe fn resize_singleton(&self, start: *mut u8, area: usize, slices: usize) {
+        debug_assert!(self.owner.load(Ordering::Relaxed) == OWNER_SINGLETON);
+        debug_assert!(self.reserved() == 1 && area >= crate::constants::WORD_SIZE);
+        self.slices.set(slices as u8);
+        self.start.set(start);
+        self.block_size.set(area);
+        self.div_magic.set(u64::MAX / area as u64 + 1);
+        self.carved.store(area, Ordering::Relaxed);
     }
 }

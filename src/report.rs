@@ -152,7 +152,8 @@ pub fn write_text(w: &mut impl Write) -> fmt::Result {
     }
     writeln!(
         w,
-        "{:<22} purged {}, cache hits {}, cached {}, abandoned {}, reclaimed {}, threads done {}",
+        "{:<22} purged {}, cache hits {}, cached {}, abandoned {}, reclaimed {}, threads done {}, \
+         huge remaps {} (moved {}), spans grown {}",
         "chunks/memory",
         Bytes(total(Counter::Purged)),
         total(Counter::CacheHits),
@@ -160,6 +161,9 @@ pub fn write_text(w: &mut impl Write) -> fmt::Result {
         total(Counter::Abandoned),
         total(Counter::Reclaimed),
         total(Counter::ThreadsDone),
+        total(Counter::HugeRemaps),
+        total(Counter::HugeMoves),
+        total(Counter::SpanGrowths),
     )?;
     writeln!(
         w,
@@ -240,6 +244,9 @@ pub fn write_json(w: &mut impl Write) -> fmt::Result {
     write!(w, "\"abandoned_pages\": {}, ", total(Counter::Abandoned))?;
     write!(w, "\"reclaimed_pages\": {}, ", total(Counter::Reclaimed))?;
     write!(w, "\"threads_done\": {}, ", total(Counter::ThreadsDone))?;
+    write!(w, "\"huge_remaps\": {}, ", total(Counter::HugeRemaps))?;
+    write!(w, "\"huge_moves\": {}, ", total(Counter::HugeMoves))?;
+    write!(w, "\"spans_grown\": {}, ", total(Counter::SpanGrowths))?;
     write!(w, "\"invalid_frees\": {}, ", total(Counter::InvalidFrees))?;
     write!(w, "\"corrupt_lists\": {}, ", total(Counter::CorruptLists))?;
     write!(w, "\"blocks_carved\": {}, ", stats::blocks_carved_total())?;

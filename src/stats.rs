@@ -34,6 +34,12 @@ pub enum Counter {
     ThreadsDone,
     /// Frees of pointers mirs does not own, or not the start of a live block.
     InvalidFrees,
+    /// Huge blocks resized by realloc without a copy (`arena::remap_huge`).
+    HugeRemaps,
+    /// Of those, the ones whose pages moved to a new address.
+    HugeMoves,
+    /// Singleton spans grown by realloc over the free slices after them.
+    SpanGrowths,
     /// Secure mode: free-list links that did not decode to a block.
     CorruptLists,
     /// Bytes of singleton pages (one large or huge block each, handed out

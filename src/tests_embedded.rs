@@ -470,3 +470,33 @@ fn embedded_out_of_memory_recovers() {
     crate::collect(true);
     assert_eq!(crate::thread::check_current(), 0);
 }
+
+/// realloc of a huge block grows it over the free 4 MiB units after it in
+/// its region (issue 20), where it lies, and shrinks it there too; the
+/// chunk map follows its extent.
+#[test]
+fn embedded_huge_blocks_grow_where_they_lie() {
+    let _e = embedder();
+    let p = alloc::malloc(5 << 20);
+    assert!(!p.is_null());
+    fill(p, 5 << 20, 0x5e);
+    let remaps = total(Counter::HugeRemaps);
+    let q = api::realloc(p, 11 << 20);
+    assert_eq!(q, p, "grown over the free units after it");
+    assert_eq!(total(Counter::HugeRemaps), remaps + 1);
+    assert!(holds(q, 5 << 20, 0x5e));
+    assert!(api::usable_size(q) >= 11 << 20);
+    let base = q as usize & !CHUNK_MASK;
+    assert_eq!(
+        crate::chunk_map::chunk_containing(q as usize + (10 << 20)),
+        Some(base)
+    );
+    let s = api::realloc(q, 5 << 20);
+    assert_eq!(s, q, "shrunk where it lies");
+    assert_eq!(
+        crate::chunk_map::chunk_containing(s as usize + (10 << 20)),
+        None
+    );
+    assert!(holds(s, 5 << 20, 0x5e));
+    api::free(s);
+}

@@ -287,6 +287,15 @@ pub(crate) unsafe fn heap_abandon(heap: *mut Heap, current: bool) {
 
 // ------------------------------------------------------------------ out of memory
 
+/// Out of memory for a request of `size` bytes: [`recover`] when that could
+/// serve it. A request larger than the platform could ever give
+/// (`platform::memory_limit`: hosted, memory plus swap) fails again however
+/// much is reclaimed, so it fails at once: a failing huge request costs a
+/// few hundred instructions, not a collection and a sweep.
+pub(crate) fn recover_for(heap: *mut Heap, size: usize) -> bool {
+    size <= platform::memory_limit() && recover(heap)
+}
+
 /// Out of memory: give back everything that is not in use: this thread's
 /// empty and retired pages, the arena's cached chunks, and (embedded) the
 /// heaps of threads that died without saying so. Returns whether anything

@@ -9,6 +9,8 @@
 //! key = platform::thread_key()             (the embedder's id << 1: bit 0 is the table state)
 //! TABLE[hash(key)]: { key, heap }  linear probing; key 0 = never used,
 //!                                  1 = free again (tombstone), 3 = being changed
+//! OCCUPIED: bit i set iff slot i holds a heap (set and cleared by the
+//!           slot's changer while the key reads CHANGING)
 //! ```
 //!
 //! `malloc` (without `thread-local`) hashes the key, loads one slot and
@@ -21,13 +23,17 @@
 //! unique among live threads, so that thread is gone). With `thread-local`
 //! the heap pointer lives in a thread-local; the table still records heaps
 //! by key, on the slow path only, so dead threads can be reaped.
+//!
+//! Reaping visits only the occupied slots (the bitmap: 32 words for the
+//! 2,048 hosted slots), so an allocation that fails with few threads alive
+//! does not walk the whole table.
 
 use crate::heap::{self, Heap};
 use crate::platform;
 #[cfg(not(feature = "hosted"))]
 use crate::platform::MAX_THREADS;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(not(feature = "hosted"))]
 const SLOTS: usize = (MAX_THREADS * 2).next_power_of_two();
@@ -39,6 +45,20 @@ const SLOT_BITS: u32 = SLOTS.trailing_zeros();
 const NEVER_USED: usize = 0;
 const TOMBSTONE: usize = 1;
 const CHANGING: usize = 3;
+
+/// Bit i: slot i holds a heap (its key is a thread's). Changed only by the
+/// thread that holds the slot in CHANGING, before it publishes the key.
+static OCCUPIED: [AtomicU64; SLOTS.div_ceil(64)] =
+    [const { AtomicU64::new(0) }; SLOTS.div_ceil(64)];
+
+fn set_occupied(i: usize, on: bool) {
+    let bit = 1u64 << (i % 64);
+    if on {
+        OCCUPIED[i / 64].fetch_or(bit, Ordering::Relaxed);
+    } else {
+        OCCUPIED[i / 64].fetch_and(!bit, Ordering::Relaxed);
+    }
+}
 
 #[repr(align(16))]
 struct Slot {
@@ -88,6 +108,7 @@ fn insert(key: usize, heap: *mut Heap) -> bool {
                 .is_ok()
         {
             slot.heap.store(heap, Ordering::Relaxed);
+            set_occupied(i, true);
             slot.key.store(key, Ordering::Release);
             return true;
         }
@@ -114,6 +135,7 @@ fn reap_slot(i: usize, key: usize) -> bool {
         // us the only thread reaping it.
         unsafe { super::heap_abandon(dead, false) };
     }
+    set_occupied(i, false);
     slot.key.store(TOMBSTONE, Ordering::Release);
     true
 }
@@ -125,21 +147,27 @@ pub(crate) fn reap_dead_threads() -> bool {
 }
 
 /// Reclaim the heaps of threads the alive hook reports dead; how many.
+/// Visits the occupied slots only.
 pub(crate) fn reap_dead() -> usize {
     let me = platform::thread_key();
     let mut reaped = 0;
-    for (i, slot) in TABLE.iter().enumerate() {
-        let key = slot.key.load(Ordering::Acquire);
-        if key & 1 != 0 || key == NEVER_USED || key == me {
-            continue;
-        }
-        match platform::thread_alive(key >> 1) {
-            None => return reaped, // no alive hook: nothing can be reaped
-            Some(true) => continue,
-            Some(false) => {}
-        }
-        if reap_slot(i, key) {
-            reaped += 1;
+    for (w, word) in OCCUPIED.iter().enumerate() {
+        let mut bits = word.load(Ordering::Relaxed);
+        while bits != 0 {
+            let i = w * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let key = TABLE[i].key.load(Ordering::Acquire);
+            if key & 1 != 0 || key == NEVER_USED || key == me {
+                continue;
+            }
+            match platform::thread_alive(key >> 1) {
+                None => return reaped, // no alive hook: nothing can be reaped
+                Some(true) => continue,
+                Some(false) => {}
+            }
+            if reap_slot(i, key) {
+                reaped += 1;
+            }
         }
     }
     reaped
@@ -185,6 +213,7 @@ pub(crate) fn record(heap: *mut Heap) -> bool {
                 .is_ok()
             {
                 slot.heap.store(ptr::null_mut(), Ordering::Relaxed);
+                set_occupied(i, false);
                 slot.key.store(TOMBSTONE, Ordering::Release);
             }
         }

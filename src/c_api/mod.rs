@@ -9,7 +9,7 @@
 //! | aligned_alloc                 | NULL, `EINVAL` for a non-power-of-two alignment |
 //! | realloc(p, 0)                 | frees `p`, returns NULL (glibc)               |
 //! | realloc of a foreign pointer  | NULL, `errno = EINVAL`, nothing freed         |
-//! | free of a foreign / interior / double-freed pointer | ignored, counted, reported with `MIRS_VERBOSE=1` |
+//! | free of a foreign / interior / double-freed pointer | ignored, counted, reported (one line on stderr, rate-limited; `MIRS_VERBOSE=0` silences) |
 
 pub mod prefixed;
 

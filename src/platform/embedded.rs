@@ -137,12 +137,44 @@ pub unsafe fn os_free(base: *mut u8, size: usize) {
     memory::free(base, size);
 }
 
+/// Resize a chunk of region memory where it lies (its region's 4 MiB
+/// units: a growth takes the free units right after it); false for
+/// page-provider memory or when those units are taken.
+///
+/// # Safety
+/// `base..base + old` is a chunk of ours that nobody else uses meanwhile.
+pub unsafe fn os_remap_in_place(base: *mut u8, old: usize, new: usize) -> bool {
+    memory::resize(base, old, new)
+}
+
+/// Embedded chunks are not moved (realloc of a huge block that cannot grow
+/// where it lies copies).
+///
+/// # Safety
+/// None needed: nothing is touched.
+pub unsafe fn os_remap_move(
+    _base: *mut u8,
+    _old: usize,
+    _new: usize,
+    _align: usize,
+    _prepare: fn(usize, usize) -> bool,
+) -> Option<*mut u8> {
+    None
+}
+
 /// Embedded memory stays with mirs: nothing to purge, nothing zeroed.
 ///
 /// # Safety
 /// The range is unused.
 pub unsafe fn os_purge(_base: *mut u8, _size: usize) -> bool {
     false
+}
+
+/// The most one request could be given after mirs hands back what it
+/// holds: unknown here (a page provider may have more), so no request is
+/// refused before a recovery attempt.
+pub fn memory_limit() -> usize {
+    usize::MAX
 }
 
 /// Bytes of region memory registered so far (tests).

@@ -244,6 +244,32 @@ impl State {
         true
     }
 
+    /// Resize the chunk at `addr` (region memory) from `old` to `new`
+    /// bytes where it lies: a shrink gives the units past the new end back,
+    /// a growth takes the units right after it if they are free and lie in
+    /// its region. False (nothing changed) otherwise, and for memory that
+    /// is not a region's (the page provider's).
+    fn resize_units(&mut self, addr: usize, old: usize, new: usize) -> bool {
+        let Some(region) = self.regions[..self.count]
+            .iter_mut()
+            .find(|r| r.contains(addr))
+        else {
+            return false;
+        };
+        let unit = (addr - region.base) >> CHUNK_SHIFT;
+        let (had, want) = (old.div_ceil(CHUNK_SIZE), new.div_ceil(CHUNK_SIZE));
+        if want <= had {
+            region.mark(unit + want, had - want, false);
+            return true;
+        }
+        if unit + want > region.units || (unit + had..unit + want).any(|u| region.is_used(u)) {
+            return false;
+        }
+        region.mark(unit + had, want - had, true);
+        region.fresh = region.fresh.max(unit + want);
+        true
+    }
+
     /// Metadata from a slack range, refilled from a whole unit when needed.
     fn take_meta(&mut self, size: usize, align: usize) -> Option<*mut u8> {
         for _ in 0..2 {
@@ -447,6 +473,13 @@ pub fn region_bytes() -> usize {
             .map(|r| r.units << CHUNK_SHIFT)
             .sum()
     })
+}
+
+/// Resize a chunk of region memory where it lies (realloc of a huge
+/// block): false when the units after it are taken, or it is not region
+/// memory.
+pub fn resize(addr: *mut u8, old: usize, new: usize) -> bool {
+    MEMORY.with(|s| s.resize_units(addr.addr(), old, new))
 }
 
 /// Give chunk memory back (to its region, else to the page provider).

@@ -65,6 +65,35 @@ pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
     })
 }
 
+/// The most one request could ever be given, even after mirs handed back
+/// everything it holds: physical memory plus swap (read once). The kernel's
+/// default overcommit heuristic refuses a larger private mapping outright
+/// and the strict mode's commit limit lies below it, so a larger request
+/// that failed fails again whatever is reclaimed: it is refused without a
+/// recovery attempt (`thread::recover_for`). (With overcommit always on it
+/// may still succeed the first time: the mapping is tried.)
+pub fn memory_limit() -> usize {
+    static LIMIT: AtomicUsize = AtomicUsize::new(0);
+    let known = LIMIT.load(Ordering::Relaxed);
+    if known != 0 {
+        return known;
+    }
+    // SAFETY: `sysinfo` is a struct of integers: all zeros is a valid value.
+    let mut info: libc::sysinfo = unsafe { core::mem::zeroed() };
+    // SAFETY: `info` is a valid out-pointer; the call only fills it.
+    let limit = if unsafe { libc::sysinfo(&mut info) } == 0 {
+        let unit = (info.mem_unit as usize).max(1);
+        (info.totalram as usize)
+            .saturating_add(info.totalswap as usize)
+            .saturating_mul(unit)
+            .max(1)
+    } else {
+        usize::MAX
+    };
+    LIMIT.store(limit, Ordering::Relaxed);
+    limit
+}
+
 /// Out-of-memory injection (tests, and the `fault-injection` feature; absent
 /// otherwise, so the memory path pays nothing): the platform refuses every
 /// memory request once a budget of successful requests is spent.
@@ -106,6 +135,98 @@ pub mod fault {
         }
         granted
     }
+}
+
+/// Resize the mapping `base..base + old` to `new` bytes where it lies
+/// (`mremap` without `MREMAP_MAYMOVE`): growing takes the address space
+/// right after it, which must be free; its pages stay where they are.
+/// False when that space is taken (nothing changed).
+///
+/// # Safety
+/// `base..base + old` is a whole mapping of ours (a chunk).
+pub unsafe fn os_remap_in_place(base: *mut u8, old: usize, new: usize) -> bool {
+    #[cfg(any(test, feature = "fault-injection"))]
+    if new > old && !fault::allow_request() {
+        return false;
+    }
+    // SAFETY: as the caller guarantees; without MREMAP_MAYMOVE the mapping
+    // either keeps its address or nothing changes.
+    let got = unsafe { libc::mremap(base.cast(), old, new, 0) };
+    got != libc::MAP_FAILED
+}
+
+/// Move the mapping `base..base + old` to a fresh address aligned to
+/// `align`, `new` bytes long: an aligned hole is reserved (an inaccessible
+/// mapping, over-sized by `align` and trimmed), `prepare(address, new)` is
+/// asked whether the caller can use it there, and `mremap` with
+/// `MREMAP_MAYMOVE | MREMAP_FIXED` moves the page tables into it: the
+/// contents move without being copied. The old range is unmapped. None
+/// (nothing changed) when there is no room or `prepare` says no.
+///
+/// # Safety
+/// `base..base + old` is a whole mapping of ours (a chunk) that nobody
+/// uses during the move.
+pub unsafe fn os_remap_move(
+    base: *mut u8,
+    old: usize,
+    new: usize,
+    align: usize,
+    prepare: fn(usize, usize) -> bool,
+) -> Option<*mut u8> {
+    #[cfg(any(test, feature = "fault-injection"))]
+    if !fault::allow_request() {
+        return None;
+    }
+    let map_size = new.checked_add(align)?;
+    // SAFETY: a fresh anonymous reservation, no preconditions; it commits
+    // nothing (PROT_NONE, MAP_NORESERVE) and only holds the address range.
+    let raw = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            map_size,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return None;
+    }
+    let start = raw as usize;
+    let aligned = (start + align - 1) & !(align - 1);
+    if !prepare(aligned, new) {
+        // SAFETY: the reservation just made, unused.
+        unsafe { libc::munmap(raw, map_size) };
+        return None;
+    }
+    // SAFETY: as the caller guarantees for the source; the target lies in
+    // our reservation, which MREMAP_FIXED replaces.
+    let got = unsafe {
+        libc::mremap(
+            base.cast(),
+            old,
+            new,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            aligned as *mut c_void,
+        )
+    };
+    let head = aligned - start;
+    let tail = map_size - head - new;
+    if got == libc::MAP_FAILED {
+        // SAFETY: the reservation, still whole and unused.
+        unsafe { libc::munmap(raw, map_size) };
+        return None;
+    }
+    if head > 0 {
+        // SAFETY: the part of our reservation before the moved mapping.
+        unsafe { libc::munmap(raw, head) };
+    }
+    if tail > 0 {
+        // SAFETY: the part of our reservation after the moved mapping.
+        unsafe { libc::munmap((aligned + new) as *mut c_void, tail) };
+    }
+    Some(aligned as *mut u8)
 }
 
 /// Give a mapping back.

@@ -6,6 +6,8 @@
 //! |-------------------|----------------------------------|-----------------------------|
 //! | chunk memory    | `mmap`, over-map and trim        | regions / page provider     |
 //! | purge             | `madvise(MADV_DONTNEED)`         | nothing (memory stays)      |
+//! | resize a chunk    | `mremap` (in place, or moved)    | not done (realloc copies)   |
+//! | memory limit      | RAM + swap (`sysinfo`, once)     | none known                  |
 //! | thread id         | address of a thread-local        | `mirs_hook_thread_id()`     |
 //! | heap slot         | `std::thread_local!` (const, no destructor); `#[thread_local]` initial-exec with `thread-local` | table keyed by thread id; `#[thread_local]` with `thread-local` |
 //! | thread exit       | pthread key destructor           | `mirs_thread_done()`        |

@@ -626,3 +626,107 @@ fn interior_pointers_of_aligned_blocks_are_refused() {
     crate::collect(false);
     assert_eq!(crate::thread::check_current(), 0);
 }
+
+fn fill_bytes(p: *mut u8, from: usize, to: usize, byte: u8) {
+    // SAFETY: the callers pass live blocks of at least `to` bytes.
+    unsafe { core::ptr::write_bytes(p.add(from), byte, to - from) };
+}
+
+fn bytes_are(p: *const u8, from: usize, to: usize, byte: u8) -> bool {
+    // SAFETY: as in `fill_bytes`.
+    unsafe { core::slice::from_raw_parts(p.add(from), to - from) }
+        .iter()
+        .all(|&b| b == byte)
+}
+
+/// realloc of a huge block (issue 20): remapped where it lies or its pages
+/// moved (mremap), never copied; the chunk map follows the chunk to its new
+/// extent (every 4 MiB region of it, the base 4 MiB aligned), and shrinking
+/// gives the tail back. (Not with `secure`: the guard page after the
+/// header splits the chunk's mapping, which `mremap` cannot resize; those
+/// builds copy.)
+#[cfg(all(feature = "hosted", not(feature = "secure")))]
+#[test]
+fn realloc_remaps_huge_blocks() {
+    use crate::chunk_map;
+    use crate::stats::{self, Counter};
+    // A chunk mapped first (mmap places later ones below it): often right
+    // after the huge block, where growing in place must not take it over.
+    let neighbour = alloc::malloc(300 << 10);
+    let p = alloc::malloc(8 << 20);
+    fill_bytes(p, 0, 8 << 20, 0x3c);
+    let remaps = stats::total(Counter::HugeRemaps);
+    let reserved = stats::current(Counter::Reserved);
+    let q = api::realloc(p, 40 << 20);
+    assert!(!q.is_null());
+    assert_eq!(
+        stats::total(Counter::HugeRemaps),
+        remaps + 1,
+        "remapped, not copied"
+    );
+    assert!(bytes_are(q, 0, 8 << 20, 0x3c));
+    fill_bytes(q, 8 << 20, 40 << 20, 0xc3);
+    assert!(api::usable_size(q) >= 40 << 20);
+    assert!(stats::current(Counter::Reserved) >= reserved + (32 << 20));
+    let base = q as usize & !CHUNK_MASK;
+    assert_eq!(chunk_map::kind_at(base), chunk_map::HUGE);
+    // SAFETY: nothing else uses it.
+    assert!(
+        unsafe { alloc::owns(neighbour) },
+        "the neighbouring chunk is still known"
+    );
+    assert_eq!(
+        chunk_map::chunk_containing(q as usize + (39 << 20)),
+        Some(base)
+    );
+    if q != p {
+        let old = p as usize & !CHUNK_MASK;
+        assert_ne!(
+            chunk_map::kind_at(old),
+            chunk_map::HUGE,
+            "the old extent is forgotten"
+        );
+    }
+    // An interior pointer of the new extent is refused.
+    let interior = q.wrapping_add(30 << 20);
+    // SAFETY: nothing else uses the block.
+    assert!(!unsafe { alloc::owns(interior) });
+    api::free(interior);
+    assert!(bytes_are(q, (40 << 20) - 4096, 40 << 20, 0xc3));
+    // Shrinking to a quarter: in place, the tail unmapped and forgotten.
+    let s = api::realloc(q, 10 << 20);
+    assert_eq!(s, q, "a huge block shrinks where it lies");
+    assert_eq!(stats::total(Counter::HugeRemaps), remaps + 2);
+    assert!(api::usable_size(s) >= 10 << 20 && api::usable_size(s) < 12 << 20);
+    assert_eq!(chunk_map::chunk_containing(s as usize + (30 << 20)), None);
+    assert!(bytes_are(s, 0, 8 << 20, 0x3c) && bytes_are(s, 8 << 20, 10 << 20, 0xc3));
+    api::free(s);
+    api::free(neighbour);
+}
+
+/// realloc of a singleton span's block grows it over the free slices after
+/// it, where it lies (issue 20), and the span is freed whole afterwards.
+#[test]
+fn realloc_grows_singleton_spans_in_place() {
+    use crate::stats::{self, Counter};
+    let p = alloc::malloc(200 << 10);
+    fill_bytes(p, 0, 200 << 10, 0x11);
+    let grown = stats::total(Counter::SpanGrowths);
+    let q = api::realloc(p, 1 << 20);
+    assert_eq!(
+        q, p,
+        "grown where it lies (a fresh chunk has free slices after it)"
+    );
+    assert_eq!(stats::total(Counter::SpanGrowths), grown + 1);
+    assert!(api::usable_size(q) >= 1 << 20);
+    assert!(bytes_are(q, 0, 200 << 10, 0x11));
+    fill_bytes(q, 200 << 10, 1 << 20, 0x22);
+    // A neighbour right after it stops the next growth: realloc moves it.
+    let n = alloc::malloc(200 << 10);
+    let r = api::realloc(q, 2 << 20);
+    assert!(!r.is_null());
+    assert!(bytes_are(r, 0, 200 << 10, 0x11) && bytes_are(r, 200 << 10, 1 << 20, 0x22));
+    api::free(r);
+    api::free(n);
+    crate::thread::check_current();
+}

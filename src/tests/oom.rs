@@ -350,3 +350,29 @@ fn freeing_one_page_serves_the_next_malloc_of_another_class() {
     api::free(warm);
     fault::disable();
 }
+
+/// A refused request larger than the platform could ever give (hosted:
+/// memory plus swap) fails at once, without a recovery (issue 20: a failing
+/// huge request costs a few hundred instructions): a cached huge chunk stays
+/// cached. A refused request within that limit recovers first (the cache is
+/// handed back) and fails only then.
+#[cfg(feature = "hosted")]
+#[test]
+fn recovery_runs_only_when_it_could_serve_the_request() {
+    let p = alloc::malloc(8 << 20);
+    assert!(!p.is_null());
+    api::free(p);
+    let cached = crate::arena::cached_count();
+    assert!(cached >= 1, "the freed huge block is cached");
+    fault::fail_after(0);
+    let beyond = platform::memory_limit().next_multiple_of(1 << 22) + (1 << 22);
+    expect_null("malloc beyond memory plus swap", || alloc::malloc(beyond));
+    assert_eq!(crate::arena::cached_count(), cached, "no recovery ran");
+    expect_null("malloc(16 MiB)", || alloc::malloc(16 << 20));
+    assert_eq!(
+        crate::arena::cached_count(),
+        0,
+        "the recovery released the cache"
+    );
+    fault::disable();
+}

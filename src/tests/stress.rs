@@ -221,3 +221,73 @@ fn walk_abandoned() -> usize {
     });
     live
 }
+
+/// realloc remaps huge blocks (issue 20) while other threads free pointers
+/// into them and allocate huge blocks of their own: a remapped chunk leaves
+/// the chunk map before its header moves and comes back after, so a stale
+/// or interior pointer is refused, never followed into unmapped memory, and
+/// every block keeps its contents.
+#[test]
+fn huge_reallocs_race_with_invalid_frees() {
+    const STEPS: usize = if cfg!(debug_assertions) { 60 } else { 200 };
+    let current = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let probes = Arc::new(AtomicUsize::new(0));
+    let prober = {
+        let (current, done, probes) = (current.clone(), done.clone(), probes.clone());
+        std::thread::spawn(move || {
+            while done.load(Ordering::Acquire) == 0 {
+                let p = current.load(Ordering::Acquire);
+                if p != 0 {
+                    // Interior: never a block start, whatever lies there now.
+                    api::free((p + (1 << 20) + 64) as *mut u8);
+                    probes.fetch_add(1, Ordering::AcqRel);
+                }
+                let own = alloc::malloc(5 << 20);
+                assert!(!own.is_null());
+                // SAFETY: our fresh block of 5 MiB.
+                unsafe { core::ptr::write_bytes(own, 0x77, 5 << 20) };
+                let own = api::realloc(own, 9 << 20);
+                // SAFETY: the first 5 MiB were kept.
+                assert_eq!(unsafe { *own.add((5 << 20) - 1) }, 0x77);
+                api::free(own);
+            }
+        })
+    };
+    let mut p = alloc::malloc(5 << 20);
+    let mut len = 5usize << 20;
+    // SAFETY: a fresh block of `len` bytes.
+    unsafe { core::ptr::write_bytes(p, 0xab, len) };
+    for step in 0..STEPS {
+        // Keep pace with the prober, so the two really overlap.
+        while probes.load(Ordering::Acquire) < step / 2 {
+            std::thread::yield_now();
+        }
+        let new_len = if step % 3 == 2 {
+            len / 3
+        } else {
+            len + len / 2
+        }
+        .clamp(5 << 20, 96 << 20);
+        current.store(0, Ordering::Release);
+        let q = api::realloc(p, new_len);
+        assert!(!q.is_null());
+        let kept = len.min(new_len);
+        // SAFETY: a live block of at least `new_len` bytes.
+        let bytes = unsafe { core::slice::from_raw_parts(q, kept) };
+        assert!(bytes[..4096].iter().all(|&b| b == 0xab));
+        assert!(bytes[kept - 4096..].iter().all(|&b| b == 0xab));
+        if new_len > kept {
+            // SAFETY: as above.
+            unsafe { core::ptr::write_bytes(q.add(kept), 0xab, new_len - kept) };
+        }
+        current.store(q as usize, Ordering::Release);
+        p = q;
+        len = new_len;
+    }
+    done.store(1, Ordering::Release);
+    prober.join().unwrap();
+    assert!(probes.load(Ordering::Acquire) >= STEPS / 2 - 1);
+    api::free(p);
+    crate::thread::check_current();
+}
