@@ -41,7 +41,7 @@ C_LIBS   := staticlib,cdylib
 .PHONY: all libs libs-secure header test test-rust test-stable test-loom test-c test-real test-retention test-glibc test-miri lint \
         fuzz test-fuzz soak \
         test-embedded embedded test-arceos bench-arceos \
-        bench bench-peers bench-fastpath bench-rust install clean
+        bench bench-peers bench-fastpath bench-storm bench-rust install clean
 
 all: header
 
@@ -187,6 +187,11 @@ endif
 
 bench-fastpath: libs bench-peers
 	bench/fastpath_instr.sh
+
+# 256 short-lived threads passing blocks (issue 20's lock convoy), beside
+# glibc and the peers: wall, system time and peak RSS (bench/thread_storm.sh).
+bench-storm: libs bench-peers
+	bench/thread_storm.sh
 
 install: header
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

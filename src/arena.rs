@@ -2,12 +2,15 @@
 //! the spans of slices it hands out as pages.
 //!
 //! ```text
-//! ARENA (one spin lock, taken once per page, never per block)
+//! ARENA (one lock, taken once per page, never per block; no system call
+//!        while it is held: `with_arena` makes them after)
 //!  chunks     -> chunk <-> chunk <-> ...   normal chunks, oldest first
 //!  empty         how many of them have every slice free (at most SPARE_CHUNKS kept)
 //!  huge_cache    freed huge chunks kept for reuse by size (hosted)
-//! ABANDONED[bin] pages of each size class waiting for an adopter (a hint,
-//!                read without the lock)
+//!  abandoned[bin] -> page <-> page ...    abandoned pages per size class,
+//!                oldest first (links in the chunks' meta)
+//!  pending       madvise / munmap to make once the lock is dropped
+//! ABANDONED[bin] how many pages are in each list (a hint, read without the lock)
 //! ```
 //!
 //! Pages are owned one by one, never chunks: a thread takes a span for a
@@ -18,17 +21,20 @@
 //! free makes it empty: `abandoned_used` live blocks were left in it, and
 //! `thread_free`'s length word says when that many have come back.
 //!
-//! Memory goes back as soon as nothing uses it: a freed span's slices are
-//! purged (hosted: `madvise`) once they have been free for the purge delay;
+//! Memory goes back once nothing uses it for a while: a freed span's slices
+//! are purged (hosted: `madvise`) once they have been free for the purge
+//! delay, or sooner when the dirty memory exceeds its budget (`trim`);
 //! an empty chunk beyond the few spares goes back to the platform (the OS,
 //! or the embedder's region or page provider); a freed huge block is cached
 //! for reuse by size (hosted), purged after the delay, and unmapped when the
 //! cache is full or memory runs short.
 //!
-//! Invariants (under the lock): a slice is in exactly one span or free;
+//! Invariants (under the lock): a slice is in exactly one span, or free,
+//! or purging (free, out of reach until its `madvise` is done);
 //! `span_of[i]` names the span start of every slice of a span and is `i`
-//! for a free slice, whose page header has `OWNER_NONE`; `abandoned` bit i is set iff `pages[i].owner
-//! == OWNER_ABANDONED`, and `ABANDONED[bin]` counts those bits per bin.
+//! for a free or purging slice, whose page header has `OWNER_NONE`;
+//! `abandoned` bit i is set iff `pages[i].owner == OWNER_ABANDONED` iff the
+//! page is in its bin's abandoned list, and `ABANDONED[bin]` counts them.
 
 use crate::chunk::{
     self, find_run, run_mask, Chunk, ChunkKind, ALL_SLICES, CHUNK_INFO_SIZE, CLASS_PAGES,
