@@ -57,6 +57,12 @@ struct State {
     last: *mut Chunk,
     /// Normal chunks with every slice free.
     empty: usize,
+    /// Where searches for free slices start: every chunk before it (in list
+    /// order, by `seq`) has no free slice, so a full arena is not walked
+    /// chunk by chunk for each span.
+    scan: *mut Chunk,
+    /// `seq` of the next chunk pushed.
+    next_seq: u64,
     /// Freed huge chunks (hosted); null slots are empty.
     huge_cache: [*mut Chunk; HUGE_CACHE_SLOTS],
     /// Free slices whose memory may be resident (dirty), over all chunks,
@@ -81,6 +87,8 @@ static ARENA: SpinLock<State> = SpinLock::new(State {
     first: ptr::null_mut(),
     last: ptr::null_mut(),
     empty: 0,
+    scan: ptr::null_mut(),
+    next_seq: 0,
     huge_cache: [ptr::null_mut(); HUGE_CACHE_SLOTS],
     dirty_slices: 0,
     dirty_huge: 0,
@@ -263,10 +271,17 @@ fn take_span_of(
     at0: Option<usize>,
     dirty: bool,
 ) -> Option<Span> {
-    let mut chunk = st.first;
+    let mut chunk = st.scan;
+    let mut leading = true;
     while !chunk.is_null() {
         // SAFETY: chunks on the list are live; we hold the lock.
         let meta = unsafe { Chunk::meta(chunk) };
+        // Full chunks at the start of the search move the start past them.
+        if leading && meta.free == 0 {
+            st.scan = meta.next;
+        } else {
+            leading = false;
+        }
         let other = meta.class != class && meta.free != ALL_SLICES;
         let free = if dirty { meta.dirty } else { meta.free };
         let found = if free == 0 || (other && !any_class) {
@@ -310,6 +325,11 @@ fn push_chunk(st: &mut State, chunk: *mut Chunk) {
     let meta = unsafe { Chunk::meta(chunk) };
     meta.prev = st.last;
     meta.next = ptr::null_mut();
+    meta.seq = st.next_seq;
+    st.next_seq += 1;
+    if st.scan.is_null() {
+        st.scan = chunk;
+    }
     if st.last.is_null() {
         st.first = chunk;
     } else {
@@ -326,6 +346,9 @@ fn unlink_chunk(st: &mut State, chunk: *mut Chunk) {
         let meta = unsafe { Chunk::meta(chunk) };
         (meta.prev, meta.next)
     };
+    if st.scan == chunk {
+        st.scan = next;
+    }
     if prev.is_null() {
         st.first = next;
     } else {
@@ -426,10 +449,21 @@ unsafe fn release_span(st: &mut State, chunk: *mut Chunk, first: usize, count: u
 /// memory). A chunk emptied beyond the spares is unlinked and left in
 /// `pending` to unmap. Lock held, `chunk` live and listed.
 fn mark_free(st: &mut State, chunk: *mut Chunk, mask: u64, dirty: u64) {
+    // Where the search for free slices starts (read before `chunk`'s meta
+    // is borrowed: it may be the same chunk).
+    let scan_seq = if st.scan.is_null() || st.scan == chunk {
+        None
+    } else {
+        // SAFETY: `scan` is a listed chunk; we hold the lock.
+        Some(unsafe { Chunk::meta(st.scan) }.seq)
+    };
     // SAFETY: as stated.
     let meta = unsafe { Chunk::meta(chunk) };
     debug_assert!(meta.free & mask == 0, "span freed twice");
     meta.free |= mask;
+    if st.scan.is_null() || scan_seq.is_some_and(|seq| meta.seq < seq) {
+        st.scan = chunk;
+    }
     st.dirty_slices += (dirty & !meta.dirty).count_ones() as usize;
     meta.dirty |= dirty;
     if dirty != 0 && meta.purge_at == 0 {

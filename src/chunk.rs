@@ -67,6 +67,8 @@ pub struct ChunkMeta {
     pub purge_at: u64,
     /// Links in the arena's list of normal chunks.
     pub next: *mut Chunk,
+    /// Order in that list (increasing from first to last).
+    pub seq: u64,
     pub prev: *mut Chunk,
     /// Huge chunks in the huge cache: when they were freed (ms).
     pub cached_at: u64,
@@ -212,6 +214,7 @@ impl Chunk {
             purging: 0,
             purge_at: 0,
             next: ptr::null_mut(),
+            seq: 0,
             prev: ptr::null_mut(),
             cached_at: 0,
             class: CLASS_PAGES,
