@@ -117,9 +117,10 @@ fn with_arena<R>(f: impl FnOnce(&mut State) -> R) -> R {
 }
 
 /// Purge runs deferred per lock hold (more wait for the next pass).
-const DEFER_PURGE: usize = 16;
-/// Chunks to unmap per lock hold (more stay as spares for now).
-const DEFER_UNMAP: usize = 4;
+const DEFER_PURGE: usize = 64;
+/// Chunks to unmap per lock hold (more stay as spares until the next
+/// purge pass, which gives back the empty chunks beyond the spares).
+const DEFER_UNMAP: usize = 16;
 
 /// System calls to make after the lock is dropped. What they act on is out
 /// of everyone else's reach meanwhile: unlinked chunks, free slices moved
@@ -473,13 +474,21 @@ fn mark_free(st: &mut State, chunk: *mut Chunk, mask: u64, dirty: u64) {
     }
     if meta.free == ALL_SLICES {
         st.empty += 1;
-        if st.empty > spare_chunks() && st.pending.n_unmap < DEFER_UNMAP {
-            st.empty -= 1;
-            st.dirty_slices -= meta.dirty.count_ones() as usize;
-            unlink_chunk(st, chunk);
-            st.pending.unmap[st.pending.n_unmap] = chunk;
-            st.pending.n_unmap += 1;
-        }
+        release_if_spare(st, chunk);
+    }
+}
+
+/// `chunk` is empty: if there are more empty chunks than the spares,
+/// unlink it and leave it in `pending` to unmap (when there is room).
+/// Lock held, `chunk` live and listed.
+fn release_if_spare(st: &mut State, chunk: *mut Chunk) {
+    if st.empty > spare_chunks() && st.pending.n_unmap < DEFER_UNMAP {
+        st.empty -= 1;
+        // SAFETY: as stated.
+        st.dirty_slices -= unsafe { Chunk::meta(chunk) }.dirty.count_ones() as usize;
+        unlink_chunk(st, chunk);
+        st.pending.unmap[st.pending.n_unmap] = chunk;
+        st.pending.n_unmap += 1;
     }
 }
 
@@ -1158,6 +1167,13 @@ fn purge_due_memory(st: &mut State, now: u64, force: bool) {
         // SAFETY: listed chunks are live; we hold the lock.
         let meta = unsafe { Chunk::meta(chunk) };
         let next = meta.next;
+        if meta.free == ALL_SLICES && st.empty > spare_chunks() {
+            // An empty chunk left over when a lock hold had no room to
+            // give more back.
+            release_if_spare(st, chunk);
+            chunk = next;
+            continue;
+        }
         if meta.dirty != 0 {
             if !force && meta.purge_at > now {
                 PURGE_DUE.fetch_min(meta.purge_at, Ordering::Relaxed);
