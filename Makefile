@@ -65,7 +65,7 @@ header_digest = $$({ cat $(HEADER_INPUTS); grep '^version' Cargo.toml; } | sha25
 .PHONY: all libs libs-secure header header-if-stale header-check test test-rust test-stable test-loom test-c test-real test-retention test-glibc test-miri lint \
         fuzz test-fuzz soak \
         test-embedded embedded test-arceos bench-arceos \
-        bench bench-peers bench-fastpath bench-ops bench-python bench-fail bench-realloc bench-rust install uninstall \
+        bench bench-peers bench-fastpath bench-ops bench-python bench-fail bench-realloc bench-storm bench-rust install uninstall \
         test-install test-package clean
 
 all: header-if-stale libs
@@ -292,6 +292,11 @@ test-install: libs
 # (`cargo package`, offline when the index cannot be reached).
 test-package:
 	tests/package.sh
+
+# 256 short-lived threads passing blocks (issue 20's lock convoy), beside
+# glibc and the peers: wall, system time and peak RSS (bench/thread_storm.sh).
+bench-storm: libs bench-peers
+	bench/thread_storm.sh
 
 clean:
 	$(CARGO) clean

@@ -2,12 +2,15 @@
 //! the spans of slices it hands out as pages.
 //!
 //! ```text
-//! ARENA (one spin lock, taken once per page, never per block)
+//! ARENA (one lock, taken once per page, never per block; no system call
+//!        while it is held: `with_arena` makes them after)
 //!  chunks     -> chunk <-> chunk <-> ...   normal chunks, oldest first
 //!  empty         how many of them have every slice free (at most SPARE_CHUNKS kept)
 //!  huge_cache    freed huge chunks kept for reuse by size (hosted)
-//! ABANDONED[bin] pages of each size class waiting for an adopter (a hint,
-//!                read without the lock)
+//!  abandoned[bin] -> page <-> page ...    abandoned pages per size class,
+//!                oldest first (links in the chunks' meta)
+//!  pending       madvise / munmap to make once the lock is dropped
+//! ABANDONED[bin] how many pages are in each list (a hint, read without the lock)
 //! ```
 //!
 //! Pages are owned one by one, never chunks: a thread takes a span for a
@@ -18,17 +21,20 @@
 //! free makes it empty: `abandoned_used` live blocks were left in it, and
 //! `thread_free`'s length word says when that many have come back.
 //!
-//! Memory goes back as soon as nothing uses it: a freed span's slices are
-//! purged (hosted: `madvise`) once they have been free for the purge delay;
+//! Memory goes back once nothing uses it for a while: a freed span's slices
+//! are purged (hosted: `madvise`) once they have been free for the purge
+//! delay, or sooner when the dirty memory exceeds its budget (`trim`);
 //! an empty chunk beyond the few spares goes back to the platform (the OS,
 //! or the embedder's region or page provider); a freed huge block is cached
 //! for reuse by size (hosted), purged after the delay, and unmapped when the
 //! cache is full or memory runs short.
 //!
-//! Invariants (under the lock): a slice is in exactly one span or free;
+//! Invariants (under the lock): a slice is in exactly one span, or free,
+//! or purging (free, out of reach until its `madvise` is done);
 //! `span_of[i]` names the span start of every slice of a span and is `i`
-//! for a free slice, whose page header has `OWNER_NONE`; `abandoned` bit i is set iff `pages[i].owner
-//! == OWNER_ABANDONED`, and `ABANDONED[bin]` counts those bits per bin.
+//! for a free or purging slice, whose page header has `OWNER_NONE`;
+//! `abandoned` bit i is set iff `pages[i].owner == OWNER_ABANDONED` iff the
+//! page is in its bin's abandoned list, and `ABANDONED[bin]` counts them.
 
 use crate::address;
 use crate::chunk::{
@@ -53,12 +59,27 @@ struct State {
     last: *mut Chunk,
     /// Normal chunks with every slice free.
     empty: usize,
+    /// Where searches for free slices start: every chunk before it (in list
+    /// order, by `seq`) has no free slice, so a full arena is not walked
+    /// chunk by chunk for each span.
+    scan: *mut Chunk,
+    /// `seq` of the next chunk pushed.
+    next_seq: u64,
     /// Freed huge chunks (hosted); null slots are empty.
     huge_cache: [*mut Chunk; HUGE_CACHE_SLOTS],
     /// Free slices whose memory may be resident (dirty), over all chunks,
     /// and bytes of dirty cached huge chunks: what `trim` bounds.
     dirty_slices: usize,
     dirty_huge: usize,
+    /// Abandoned pages of each bin, oldest first (the ones that had the
+    /// longest to get their blocks back): a doubly linked list through
+    /// their chunks' `ab_next` / `ab_prev`, so an adopter takes one without
+    /// a search.
+    abandoned: [*mut Page; BIN_COUNT],
+    abandoned_last: [*mut Page; BIN_COUNT],
+    /// System calls found to do while the lock was held, made once it is
+    /// dropped ([`with_arena`]).
+    pending: Deferred,
 }
 
 // SAFETY: the raw chunk pointers are only followed under the lock.
@@ -68,10 +89,118 @@ static ARENA: SpinLock<State> = SpinLock::new(State {
     first: ptr::null_mut(),
     last: ptr::null_mut(),
     empty: 0,
+    scan: ptr::null_mut(),
+    next_seq: 0,
     huge_cache: [ptr::null_mut(); HUGE_CACHE_SLOTS],
     dirty_slices: 0,
     dirty_huge: 0,
+    abandoned: [ptr::null_mut(); BIN_COUNT],
+    abandoned_last: [ptr::null_mut(); BIN_COUNT],
+    pending: Deferred::NONE,
 });
+
+/// Run `f` with the arena lock held, then (the lock dropped) make the
+/// system calls it left in `pending`: no `madvise` or `munmap` is made
+/// under the lock, so its critical sections stay a few hundred
+/// instructions long whatever the kernel does.
+fn with_arena<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    let mut st = ARENA.lock();
+    let r = f(&mut st);
+    let work = if st.pending.is_empty() {
+        None
+    } else {
+        Some(core::mem::replace(&mut st.pending, Deferred::NONE))
+    };
+    drop(st);
+    if let Some(work) = work {
+        work.run();
+    }
+    r
+}
+
+/// Purge runs deferred per lock hold (more wait for the next pass).
+const DEFER_PURGE: usize = 64;
+/// Chunks to unmap per lock hold (more stay as spares until the next
+/// purge pass, which gives back the empty chunks beyond the spares).
+const DEFER_UNMAP: usize = 16;
+
+/// System calls to make after the lock is dropped. What they act on is out
+/// of everyone else's reach meanwhile: unlinked chunks, free slices moved
+/// from `free` to `purging`, huge chunks taken out of the cache.
+#[derive(Clone, Copy)]
+struct Deferred {
+    unmap: [*mut Chunk; DEFER_UNMAP],
+    n_unmap: usize,
+    /// A chunk and the slices of it to purge (its `purging` bits).
+    purge: [(*mut Chunk, u64); DEFER_PURGE],
+    n_purge: usize,
+    /// Huge chunks (out of the cache) whose body to purge.
+    huge: [*mut Chunk; HUGE_CACHE_SLOTS],
+    n_huge: usize,
+}
+
+impl Deferred {
+    const NONE: Deferred = Deferred {
+        unmap: [ptr::null_mut(); DEFER_UNMAP],
+        n_unmap: 0,
+        purge: [(ptr::null_mut(), 0); DEFER_PURGE],
+        n_purge: 0,
+        huge: [ptr::null_mut(); HUGE_CACHE_SLOTS],
+        n_huge: 0,
+    };
+
+    fn is_empty(&self) -> bool {
+        self.n_unmap == 0 && self.n_purge == 0 && self.n_huge == 0
+    }
+
+    /// Make the calls (lock not held), then put what was purged back in
+    /// reach under the lock.
+    fn run(self) {
+        for &c in &self.unmap[..self.n_unmap] {
+            // SAFETY: unlinked under the lock with every slice free; only
+            // this list refers to it.
+            unsafe { unmap_chunk(c) };
+        }
+        let mut zeroed = [0u64; DEFER_PURGE];
+        for (i, &(chunk, mask)) in self.purge[..self.n_purge].iter().enumerate() {
+            let mut bits = mask;
+            while bits != 0 {
+                let first = bits.trailing_zeros() as usize;
+                let len = (!(bits >> first)).trailing_zeros() as usize;
+                let run = run_mask(first, len);
+                bits &= !run;
+                let (start, area) = Chunk::span_area(chunk, first, len);
+                // SAFETY: slices marked `purging` under the lock: free, and
+                // nobody takes them until `unpurge` below.
+                if unsafe { platform::os_purge(start, area) } {
+                    // Slice 0's header stays; its area is what reads as zero.
+                    zeroed[i] |= run;
+                }
+                stats::add(Counter::Purged, area as i64);
+            }
+        }
+        if self.n_purge > 0 {
+            with_arena(|st| {
+                for (i, &(chunk, mask)) in self.purge[..self.n_purge].iter().enumerate() {
+                    unpurge(st, chunk, mask, zeroed[i]);
+                }
+            });
+        }
+        for &c in &self.huge[..self.n_huge] {
+            let bytes = huge_body_bytes(c);
+            let body = (c as *mut u8).wrapping_add(CHUNK_INFO_SIZE);
+            // SAFETY: a freed huge chunk taken out of the cache: nobody
+            // else reaches it until it is cached again.
+            let zeroed = unsafe { platform::os_purge(body, bytes) };
+            stats::add(Counter::Purged, bytes as i64);
+            let evicted = with_arena(|st| recache_huge(st, c, zeroed));
+            if !evicted.is_null() {
+                // SAFETY: off every list and cache, nothing in use.
+                unsafe { unmap_chunk(evicted) };
+            }
+        }
+    }
+}
 
 /// Abandoned pages per bin and in all (changed under the lock, read without it).
 static ABANDONED: [AtomicUsize; BIN_COUNT] = [const { AtomicUsize::new(0) }; BIN_COUNT];
@@ -125,17 +254,45 @@ fn take_span(
     plain: usize,
     at0: Option<usize>,
 ) -> Option<Span> {
-    let mut chunk = st.first;
+    // Resident free slices first (no page faults), when there may be enough.
+    if st.dirty_slices >= plain {
+        let span = take_span_of(st, class, any_class, plain, at0, true);
+        if span.is_some() {
+            return span;
+        }
+    }
+    take_span_of(st, class, any_class, plain, at0, false)
+}
+
+/// [`take_span`] among all free slices, or with `dirty` among the resident
+/// ones only.
+fn take_span_of(
+    st: &mut State,
+    class: u8,
+    any_class: bool,
+    plain: usize,
+    at0: Option<usize>,
+    dirty: bool,
+) -> Option<Span> {
+    let mut chunk = st.scan;
+    let mut leading = true;
     while !chunk.is_null() {
         // SAFETY: chunks on the list are live; we hold the lock.
         let meta = unsafe { Chunk::meta(chunk) };
+        // Full chunks at the start of the search move the start past them.
+        if leading && meta.free == 0 {
+            st.scan = meta.next;
+        } else {
+            leading = false;
+        }
         let other = meta.class != class && meta.free != ALL_SLICES;
-        let found = if meta.free == 0 || (other && !any_class) {
+        let free = if dirty { meta.dirty } else { meta.free };
+        let found = if free == 0 || (other && !any_class) {
             None
-        } else if let Some(first) = find_run(meta.free, plain, !1) {
+        } else if let Some(first) = find_run(free, plain, !1) {
             Some((first, plain))
         } else {
-            at0.filter(|&n| n <= 64 && find_run(meta.free, n, 1) == Some(0))
+            at0.filter(|&n| n <= 64 && find_run(free, n, 1) == Some(0))
                 .map(|n| (0, n))
         };
         if let Some((first, count)) = found {
@@ -148,6 +305,9 @@ fn take_span(
             meta.free &= !mask;
             st.dirty_slices -= (meta.dirty & mask).count_ones() as usize;
             meta.dirty &= !mask;
+            if meta.dirty == 0 {
+                meta.purge_at = 0;
+            }
             // The span is about to be written.
             meta.zero &= !mask;
             return Some(Span {
@@ -168,6 +328,11 @@ fn push_chunk(st: &mut State, chunk: *mut Chunk) {
     let meta = unsafe { Chunk::meta(chunk) };
     meta.prev = st.last;
     meta.next = ptr::null_mut();
+    meta.seq = st.next_seq;
+    st.next_seq += 1;
+    if st.scan.is_null() {
+        st.scan = chunk;
+    }
     if st.last.is_null() {
         st.first = chunk;
     } else {
@@ -184,6 +349,9 @@ fn unlink_chunk(st: &mut State, chunk: *mut Chunk) {
         let meta = unsafe { Chunk::meta(chunk) };
         (meta.prev, meta.next)
     };
+    if st.scan == chunk {
+        st.scan = next;
+    }
     if prev.is_null() {
         st.first = next;
     } else {
@@ -259,7 +427,7 @@ unsafe fn unmap_chunk(chunk: *mut Chunk) {
 /// with room or a fresh one; None when the platform has no memory.
 fn alloc_span(class: u8, plain: usize, at0: Option<usize>) -> Option<Span> {
     loop {
-        if let Some(span) = take_span(&mut ARENA.lock(), class, false, plain, at0) {
+        if let Some(span) = with_arena(|st| take_span(st, class, false, plain, at0)) {
             return Some(span);
         }
         let chunk = map_chunk(ChunkKind::Normal, CHUNK_SIZE, CHUNK_SIZE);
@@ -272,53 +440,113 @@ fn alloc_span(class: u8, plain: usize, at0: Option<usize>) -> Option<Span> {
             if !any_class {
                 return None;
             }
-            return take_span(&mut ARENA.lock(), class, true, plain, at0);
+            return with_arena(|st| take_span(st, class, true, plain, at0));
         }
-        push_chunk(&mut ARENA.lock(), chunk);
+        with_arena(|st| push_chunk(st, chunk));
     }
 }
 
-/// Give the slices of a span back. Returns a chunk to unmap (after the
-/// lock is dropped) when this emptied one beyond the spares. Lock held.
+/// Give the slices of a span back (an empty chunk beyond the spares goes
+/// back to the platform once the lock is dropped). Lock held.
 ///
 /// # Safety
 /// The span `first..first + count` of `chunk` is in use and nobody uses
 /// its memory any more.
-unsafe fn release_span(
-    st: &mut State,
-    chunk: *mut Chunk,
-    first: usize,
-    count: usize,
-) -> *mut Chunk {
+unsafe fn release_span(st: &mut State, chunk: *mut Chunk, first: usize, count: usize) {
     // SAFETY: as the caller guarantees; we hold the lock.
     unsafe { Chunk::set_span(chunk, first, count, true) };
     // SAFETY: a page header of the caller's live chunk.
     unsafe { &*Chunk::page(chunk, first) }
         .owner
         .store(OWNER_NONE, Ordering::Release);
-    // SAFETY: as the caller guarantees.
-    let meta = unsafe { Chunk::meta(chunk) };
     let mask = run_mask(first, count);
+    // SAFETY: as the caller guarantees.
+    let dirty = mask & !unsafe { Chunk::meta(chunk) }.zero;
+    mark_free(st, chunk, mask, dirty);
+    trim(st, false);
+}
+
+/// Slices `mask` of `chunk` become free (`dirty` of them may hold resident
+/// memory). A chunk emptied beyond the spares is unlinked and left in
+/// `pending` to unmap. Lock held, `chunk` live and listed.
+fn mark_free(st: &mut State, chunk: *mut Chunk, mask: u64, dirty: u64) {
+    // Where the search for free slices starts (read before `chunk`'s meta
+    // is borrowed: it may be the same chunk).
+    let scan_seq = if st.scan.is_null() || st.scan == chunk {
+        None
+    } else {
+        // SAFETY: `scan` is a listed chunk; we hold the lock.
+        Some(unsafe { Chunk::meta(st.scan) }.seq)
+    };
+    // SAFETY: as stated.
+    let meta = unsafe { Chunk::meta(chunk) };
     debug_assert!(meta.free & mask == 0, "span freed twice");
     meta.free |= mask;
-    st.dirty_slices += (mask & !meta.zero & !meta.dirty).count_ones() as usize;
-    meta.dirty |= mask & !meta.zero;
-    if meta.dirty != 0 && meta.purge_at == 0 {
+    if st.scan.is_null() || scan_seq.is_some_and(|seq| meta.seq < seq) {
+        st.scan = chunk;
+    }
+    st.dirty_slices += (dirty & !meta.dirty).count_ones() as usize;
+    meta.dirty |= dirty;
+    if dirty != 0 && meta.purge_at == 0 {
+        // Purged once the oldest of them has been free for the delay.
         meta.purge_at = platform::now_ms() + crate::options::purge_delay_ms();
         PURGE_DUE.fetch_min(meta.purge_at, Ordering::Relaxed);
     }
     if meta.free == ALL_SLICES {
         st.empty += 1;
-        if st.empty > spare_chunks() {
-            st.empty -= 1;
-            st.dirty_slices -= meta.dirty.count_ones() as usize;
-            unlink_chunk(st, chunk);
-            trim(st);
-            return chunk;
-        }
+        release_if_spare(st, chunk);
     }
-    trim(st);
-    ptr::null_mut()
+}
+
+/// `chunk` is empty: if there are more empty chunks than the spares,
+/// unlink it and leave it in `pending` to unmap (when there is room).
+/// Lock held, `chunk` live and listed.
+fn release_if_spare(st: &mut State, chunk: *mut Chunk) {
+    if st.empty > spare_chunks() && st.pending.n_unmap < DEFER_UNMAP {
+        st.empty -= 1;
+        // SAFETY: as stated.
+        st.dirty_slices -= unsafe { Chunk::meta(chunk) }.dirty.count_ones() as usize;
+        unlink_chunk(st, chunk);
+        st.pending.unmap[st.pending.n_unmap] = chunk;
+        st.pending.n_unmap += 1;
+    }
+}
+
+/// Take the dirty free slices `mask` of `chunk` out of reach to purge them
+/// once the lock is dropped; false when this lock hold has no room for
+/// more. Lock held, `chunk` live and listed.
+fn purge_later(st: &mut State, chunk: *mut Chunk, mask: u64) -> bool {
+    if st.pending.n_purge == DEFER_PURGE {
+        return false;
+    }
+    // SAFETY: as stated.
+    let meta = unsafe { Chunk::meta(chunk) };
+    debug_assert!(meta.free & mask == mask && meta.dirty & mask == mask);
+    if meta.free == ALL_SLICES {
+        st.empty -= 1;
+    }
+    meta.free &= !mask;
+    meta.dirty &= !mask;
+    if meta.dirty == 0 {
+        meta.purge_at = 0;
+    }
+    meta.purging |= mask;
+    st.dirty_slices -= mask.count_ones() as usize;
+    st.pending.purge[st.pending.n_purge] = (chunk, mask);
+    st.pending.n_purge += 1;
+    true
+}
+
+/// Slices taken out by [`purge_later`] are purged: back into `free`
+/// (`zeroed` of them read as zero now). Lock held.
+fn unpurge(st: &mut State, chunk: *mut Chunk, mask: u64, zeroed: u64) {
+    // SAFETY: a chunk with slices purging is neither unlinked nor unmapped
+    // (it is not empty); we hold the lock.
+    let meta = unsafe { Chunk::meta(chunk) };
+    debug_assert!(meta.purging & mask == mask);
+    meta.purging &= !mask;
+    meta.zero |= zeroed;
+    mark_free(st, chunk, mask, 0);
 }
 
 fn spare_chunks() -> usize {
@@ -369,6 +597,9 @@ pub fn alloc_page(
     unsafe { Chunk::set_span(span.chunk, span.first, span.count, false) };
     // The page's block area (`area_bytes`), as `free_page` subtracts it.
     stats::page_allocated(block_size, area / block_size * block_size);
+    // Taking memory from the arena is a moment to run due purges (after
+    // the span is ours: memory just freed is reused before it is purged).
+    purge(false);
     page
 }
 
@@ -384,15 +615,8 @@ pub unsafe fn free_page(page: *mut Page) {
     let ((first, count), area) = (p.span(), p.area_bytes());
     stats::page_freed(area);
     let chunk = Chunk::of_page(page);
-    let release = {
-        let mut st = ARENA.lock();
-        // SAFETY: the page's span is in use and ours to give back.
-        unsafe { release_span(&mut st, chunk, first, count) }
-    };
-    if !release.is_null() {
-        // SAFETY: unlinked, every slice free.
-        unsafe { unmap_chunk(release) };
-    }
+    // SAFETY: the page's span is in use and ours to give back.
+    with_arena(|st| unsafe { release_span(st, chunk, first, count) });
 }
 
 // ------------------------------------------------------------------ singletons and huge blocks
@@ -669,33 +893,33 @@ unsafe fn singleton_block(
     pg.pop_free()
 }
 
-/// The smallest cached huge chunk of at least `total` bytes (and at most
-/// half again as big) whose base suits `align`.
+/// A cached huge chunk of at least `total` bytes (and at most twice as
+/// big) whose base suits `align`: the smallest resident one, else the
+/// smallest purged one.
 fn take_cached_huge(total: usize, align: usize) -> Option<*mut Chunk> {
     if !HUGE_CACHE {
         return None;
     }
-    let chunk = {
-        let mut st = ARENA.lock();
-        let mut best: Option<usize> = None;
+    let chunk = with_arena(|st| {
+        // A chunk still resident first (no page faults), then the smallest.
+        let mut best: Option<(usize, (bool, usize))> = None;
         for (i, &c) in st.huge_cache.iter().enumerate() {
             if c.is_null() {
                 continue;
             }
             // SAFETY: cached chunks are live and ours (lock held).
             let size = unsafe { (*c).size };
-            let fits =
-                size >= total && size - total <= total / 2 && (c as usize).is_multiple_of(align);
-            // SAFETY: as above.
-            if fits && best.is_none_or(|b| unsafe { (*st.huge_cache[b]).size } > size) {
-                best = Some(i);
+            let fits = size >= total && size - total <= total && (c as usize).is_multiple_of(align);
+            let rank = (huge_dirty_bytes(c) == 0, size);
+            if fits && best.is_none_or(|(_, r)| rank < r) {
+                best = Some((i, rank));
             }
         }
-        let i = best?;
+        let (i, _) = best?;
         let c = core::mem::replace(&mut st.huge_cache[i], ptr::null_mut());
         st.dirty_huge -= huge_dirty_bytes(c);
-        c
-    };
+        Some(c)
+    })?;
     stats::add(Counter::CacheHits, 1);
     // SAFETY: the chunk is ours now; the tail past `total` may hold memory
     // from a bigger block before: give it back.
@@ -718,21 +942,22 @@ fn take_cached_huge(total: usize, align: usize) -> Option<*mut Chunk> {
 /// caller's free.
 pub unsafe fn free_singleton(page: *mut Page) -> bool {
     let chunk = Chunk::of_page(page);
-    let mut st = ARENA.lock();
-    // SAFETY: the chunk is live (the caller found it in the map and a
-    // freed singleton stays mapped until the lock is dropped); an owner
-    // of OWNER_SINGLETON under the lock means nobody else is freeing it.
-    let p = unsafe { &*page };
-    if p.owner.load(Ordering::Relaxed) != OWNER_SINGLETON {
-        return false;
-    }
-    stats::singleton_freed(p.area_bytes());
-    // SAFETY: as above.
-    let release = if unsafe { (*chunk).kind } == ChunkKind::Normal {
-        let (first, count) = p.span();
-        // SAFETY: our singleton span of the live chunk; lock held.
-        unsafe { release_span(&mut st, chunk, first, count) }
-    } else {
+    let evicted = with_arena(|st| {
+        // SAFETY: the chunk is live (the caller found it in the map and a
+        // freed singleton stays mapped until the lock is dropped); an owner
+        // of OWNER_SINGLETON under the lock means nobody else is freeing it.
+        let p = unsafe { &*page };
+        if p.owner.load(Ordering::Relaxed) != OWNER_SINGLETON {
+            return None;
+        }
+        stats::singleton_freed(p.area_bytes());
+        // SAFETY: as above.
+        if unsafe { (*chunk).kind } == ChunkKind::Normal {
+            let (first, count) = p.span();
+            // SAFETY: our singleton span of the live chunk; lock held.
+            unsafe { release_span(st, chunk, first, count) };
+            return Some(ptr::null_mut());
+        }
         p.owner.store(OWNER_NONE, Ordering::Release);
         // SAFETY: a live huge chunk; lock held.
         let meta = unsafe { Chunk::meta(chunk) };
@@ -743,12 +968,16 @@ pub unsafe fn free_singleton(page: *mut Page) -> bool {
             meta.cached_at + crate::options::purge_delay_ms(),
             Ordering::Relaxed,
         );
-        cache_huge(&mut st, chunk)
+        let evicted = cache_huge(st, chunk);
+        trim(st, false);
+        Some(evicted)
+    });
+    let Some(evicted) = evicted else {
+        return false;
     };
-    drop(st);
-    if !release.is_null() {
+    if !evicted.is_null() {
         // SAFETY: off every list and cache, nothing in use.
-        unsafe { unmap_chunk(release) };
+        unsafe { unmap_chunk(evicted) };
     }
     true
 }
@@ -762,7 +991,6 @@ fn cache_huge(st: &mut State, chunk: *mut Chunk) -> *mut Chunk {
     st.dirty_huge += huge_dirty_bytes(chunk);
     if let Some(slot) = st.huge_cache.iter_mut().find(|c| c.is_null()) {
         *slot = chunk;
-        trim(st);
         return ptr::null_mut();
     }
     let oldest = (0..HUGE_CACHE_SLOTS)
@@ -771,72 +999,119 @@ fn cache_huge(st: &mut State, chunk: *mut Chunk) -> *mut Chunk {
         .unwrap_or(0);
     let evicted = core::mem::replace(&mut st.huge_cache[oldest], chunk);
     st.dirty_huge -= huge_dirty_bytes(evicted);
-    trim(st);
     evicted
+}
+
+/// A huge chunk taken out by [`purge_huge_later`] is purged: back into the
+/// cache (returns a chunk to unmap when the cache filled meanwhile). Lock held.
+fn recache_huge(st: &mut State, chunk: *mut Chunk, zeroed: bool) -> *mut Chunk {
+    // SAFETY: ours alone while out of the cache; lock held.
+    let meta = unsafe { Chunk::meta(chunk) };
+    meta.dirty = 0;
+    meta.zero = if zeroed { ALL_SLICES } else { 0 };
+    cache_huge(st, chunk)
+}
+
+/// Bytes of a huge chunk's body (all of it but the header).
+fn huge_body_bytes(chunk: *mut Chunk) -> usize {
+    // SAFETY: a live huge chunk the caller holds (lock held or ours alone).
+    unsafe { (*chunk).size - CHUNK_INFO_SIZE }
 }
 
 /// Bytes of a huge chunk's body that may be resident (0 once purged).
 fn huge_dirty_bytes(chunk: *mut Chunk) -> usize {
     // SAFETY: a live huge chunk the caller holds (lock held or ours alone).
     if unsafe { Chunk::meta(chunk) }.dirty != 0 {
-        // SAFETY: as above.
-        unsafe { (*chunk).size - CHUNK_INFO_SIZE }
+        huge_body_bytes(chunk)
     } else {
         0
     }
 }
 
-/// Purge a cached huge chunk's body. Lock held, `chunk` in the cache.
-fn purge_huge(st: &mut State, chunk: *mut Chunk) {
-    let bytes = huge_dirty_bytes(chunk);
-    if bytes == 0 {
-        return;
-    }
-    let body = (chunk as *mut u8).wrapping_add(CHUNK_INFO_SIZE);
-    // SAFETY: a cached chunk: nobody uses its memory; we hold the lock.
-    let zeroed = unsafe { platform::os_purge(body, bytes) };
-    stats::add(Counter::Purged, bytes as i64);
-    // SAFETY: as above.
-    let meta = unsafe { Chunk::meta(chunk) };
-    meta.dirty = 0;
-    meta.zero = if zeroed { ALL_SLICES } else { 0 };
-    st.dirty_huge -= bytes;
+/// Take the dirty huge chunk of cache slot `i` out of the cache to purge
+/// once the lock is dropped. Lock held.
+fn purge_huge_later(st: &mut State, i: usize) {
+    let c = core::mem::replace(&mut st.huge_cache[i], ptr::null_mut());
+    st.dirty_huge -= huge_dirty_bytes(c);
+    st.pending.huge[st.pending.n_huge] = c;
+    st.pending.n_huge += 1;
 }
 
 /// Memory that free spans and cached huge chunks may keep resident: half
 /// of what the program has in pages now, at least `DIRTY_FLOOR`. A program
 /// that shrinks (or frees everything) gets its memory back at once, not at
 /// the next purge pass, which only a later allocation would run; one in a
-/// steady state keeps its working set warm.
+/// steady state keeps its working set warm (and what stays unused for the
+/// purge delay goes back at the next pass). Over budget, the memory unused
+/// longest goes first.
 const DIRTY_FLOOR: usize = 4 << 20;
+/// Above the budget, memory freed less than the purge delay ago may stay
+/// resident up to this much: a program that frees a big block and
+/// allocates the next one at once (a producer and a consumer of buffers,
+/// a loop of large blocks) reuses it instead of faulting it in again. It
+/// goes back at the next purge pass once the delay has passed, or at once
+/// when a thread exits ([`trim_strict`]).
+const RECENT_ALLOWANCE: usize = 8 << 20;
 
 /// Purge until the dirty memory is within budget (hosted: elsewhere purging
-/// gives nothing back). Lock held.
-fn trim(st: &mut State) {
+/// gives nothing back); unless `strict`, memory freed within the purge
+/// delay may exceed it by `RECENT_ALLOWANCE`. Lock held; the purges are
+/// made once it is dropped.
+fn trim(st: &mut State, strict: bool) {
     if !cfg!(feature = "hosted") {
         return;
     }
     let budget = DIRTY_FLOOR.max(stats::current(Counter::PageBytes).max(0) as usize / 2);
+    let now = if strict { u64::MAX } else { platform::now_ms() };
     while st.dirty_huge + st.dirty_slices * SLICE_SIZE > budget {
-        // The oldest dirty huge chunk first, then the chunks' free slices.
+        // The dirty huge chunk freed longest ago first.
         let oldest = (0..HUGE_CACHE_SLOTS)
             .filter(|&i| !st.huge_cache[i].is_null() && huge_dirty_bytes(st.huge_cache[i]) > 0)
             // SAFETY: cached chunks are live, lock held.
             .min_by_key(|&i| unsafe { Chunk::meta(st.huge_cache[i]).cached_at });
-        if let Some(i) = oldest {
-            let c = st.huge_cache[i];
-            purge_huge(st, c);
-            continue;
-        }
+        // Then the chunk whose free slices are unused longest.
+        let mut stalest: *mut Chunk = ptr::null_mut();
+        let mut stalest_at = u64::MAX;
         let mut chunk = st.first;
-        while !chunk.is_null() && st.dirty_slices * SLICE_SIZE > budget {
+        while !chunk.is_null() {
             // SAFETY: listed chunks are live; we hold the lock.
-            st.dirty_slices -= unsafe { purge_chunk(chunk, 0, true) };
-            // SAFETY: as above.
-            chunk = unsafe { Chunk::meta(chunk) }.next;
+            let meta = unsafe { Chunk::meta(chunk) };
+            if meta.dirty != 0 && meta.purge_at < stalest_at {
+                stalest = chunk;
+                stalest_at = meta.purge_at;
+            }
+            chunk = meta.next;
         }
-        break;
+        let huge_at = oldest.map_or(u64::MAX, |i| {
+            // SAFETY: as above.
+            let at = unsafe { Chunk::meta(st.huge_cache[i]).cached_at };
+            at + crate::options::purge_delay_ms()
+        });
+        // Everything left is recent and within the allowance: it stays.
+        if huge_at.min(stalest_at) > now
+            && st.dirty_huge + st.dirty_slices * SLICE_SIZE <= budget + RECENT_ALLOWANCE
+        {
+            break;
+        }
+        if let Some(i) = oldest.filter(|_| huge_at <= stalest_at) {
+            purge_huge_later(st, i);
+        } else if !stalest.is_null() {
+            // SAFETY: as above.
+            let dirty = unsafe { Chunk::meta(stalest) }.dirty;
+            if !purge_later(st, stalest, dirty) {
+                break;
+            }
+        } else {
+            break;
+        }
     }
+}
+
+/// Purge the dirty memory above the budget now, recent or not (a thread
+/// exits: a program winding down gets its memory back without waiting for
+/// a purge pass that may never come).
+pub fn trim_strict() {
+    with_arena(|st| trim(st, true));
 }
 
 // ------------------------------------------------------------------ abandon and adopt
@@ -850,20 +1125,15 @@ fn trim(st: &mut State) {
 /// no queue, its delayed-free state is `NeverDelayedFree`, and `used`
 /// counts its live blocks plus those on `thread_free`.
 pub unsafe fn abandon(page: *mut Page) {
-    let chunk = Chunk::of_page(page);
     // SAFETY: as the caller guarantees.
     let p = unsafe { Page::owned(page) };
     let used = p.used();
-    let bin = bin_of_size(p.block_size());
-    {
-        let _st = ARENA.lock();
+    with_arena(|st| {
         p.heap.store(ptr::null_mut(), Ordering::Relaxed);
         p.abandon_words().publish(used);
-        // SAFETY: the page's chunk is live; we hold the lock.
-        unsafe { Chunk::meta(chunk) }.abandoned |= 1 << p.span().0;
-        ABANDONED[bin].fetch_add(1, Ordering::Relaxed);
-        ABANDONED_TOTAL.fetch_add(1, Ordering::Relaxed);
-    }
+        // SAFETY: the page is abandoned now, and we hold the lock.
+        unsafe { mark_abandoned(st, page) };
+    });
     stats::add(Counter::Abandoned, 1);
     // Frees that saw a live owner do not check; frees after the
     // publication do (`free_abandoned_if_empty`). One that falls between
@@ -879,39 +1149,101 @@ pub unsafe fn abandon(page: *mut Page) {
 /// only trusted after the chunk is found live under the lock.
 pub fn free_abandoned_if_empty(page: *mut Page) {
     let chunk = Chunk::of_page(page);
-    let mut st = ARENA.lock();
-    if !chunk_map::is_chunk(chunk as usize) {
-        return;
-    }
-    // SAFETY: the chunk is live (in the map, lock held); its page headers
-    // are readable.
+    with_arena(|st| {
+        if !chunk_map::is_chunk(chunk as usize) {
+            return;
+        }
+        // SAFETY: the chunk is live (in the map, lock held); its page
+        // headers are readable, and an abandoned page is the lock holder's.
+        unsafe { free_if_all_back(st, page) };
+    });
+}
+
+/// Free `page` if it is abandoned with every block back; returns whether
+/// it did. Lock held.
+///
+/// # Safety
+/// `page` is a page header of a live chunk.
+unsafe fn free_if_all_back(st: &mut State, page: *mut Page) -> bool {
+    // SAFETY: as the caller guarantees.
     let p = unsafe { &*page };
     if !p.abandon_words().may_free() {
-        return;
+        return false;
     }
     // SAFETY: an abandoned page is the lock holder's to change.
-    unsafe { unmark_abandoned(page) };
+    unsafe { unmark_abandoned(st, page) };
     stats::page_freed(p.area_bytes());
     let (first, count) = p.span();
     // SAFETY: as above; every block of the page is back.
-    let release = unsafe { release_span(&mut st, chunk, first, count) };
-    drop(st);
-    if !release.is_null() {
-        // SAFETY: unlinked, every slice free.
-        unsafe { unmap_chunk(release) };
-    }
+    unsafe { release_span(st, Chunk::of_page(page), first, count) };
+    true
 }
 
-/// Clear the abandoned marks of `page`. Lock held, page abandoned.
+/// Enter `page` at the end of its bin's abandoned list. Lock held.
+///
+/// # Safety
+/// `page` was just abandoned (its header published as such), in no list.
+unsafe fn mark_abandoned(st: &mut State, page: *mut Page) {
+    // SAFETY: as the caller guarantees.
+    let p = unsafe { &*page };
+    let bin = bin_of_size(p.block_size());
+    let (chunk, slice) = (Chunk::of_page(page), p.span().0);
+    let last = st.abandoned_last[bin];
+    {
+        // SAFETY: the page's chunk is live; we hold the lock.
+        let meta = unsafe { Chunk::meta(chunk) };
+        meta.abandoned |= 1 << slice;
+        meta.ab_next[slice] = ptr::null_mut();
+        meta.ab_prev[slice] = last;
+    }
+    if last.is_null() {
+        st.abandoned[bin] = page;
+    } else {
+        // SAFETY: list members are abandoned pages of live chunks.
+        let last_slice = unsafe { (*last).span().0 };
+        // SAFETY: as above; the previous reference has ended.
+        unsafe { Chunk::meta(Chunk::of_page(last)) }.ab_next[last_slice] = page;
+    }
+    st.abandoned_last[bin] = page;
+    ABANDONED[bin].fetch_add(1, Ordering::Relaxed);
+    ABANDONED_TOTAL.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Take `page` out of its bin's abandoned list. Lock held, page abandoned.
 ///
 /// # Safety
 /// As stated.
-unsafe fn unmark_abandoned(page: *mut Page) {
+unsafe fn unmark_abandoned(st: &mut State, page: *mut Page) {
     // SAFETY: as the caller guarantees.
     let p = unsafe { &*page };
-    // SAFETY: as above: the page's chunk is live and we hold the lock.
-    unsafe { Chunk::meta(Chunk::of_page(page)) }.abandoned &= !(1 << p.span().0);
-    ABANDONED[bin_of_size(p.block_size())].fetch_sub(1, Ordering::Relaxed);
+    let bin = bin_of_size(p.block_size());
+    let (chunk, slice) = (Chunk::of_page(page), p.span().0);
+    let (next, prev) = {
+        // SAFETY: the page's chunk is live and we hold the lock.
+        let meta = unsafe { Chunk::meta(chunk) };
+        debug_assert!(meta.abandoned & (1 << slice) != 0);
+        meta.abandoned &= !(1 << slice);
+        (meta.ab_next[slice], meta.ab_prev[slice])
+    };
+    if prev.is_null() {
+        debug_assert!(st.abandoned[bin] == page);
+        st.abandoned[bin] = next;
+    } else {
+        // SAFETY: list members are abandoned pages of live chunks.
+        let s = unsafe { (*prev).span().0 };
+        // SAFETY: as above.
+        unsafe { Chunk::meta(Chunk::of_page(prev)) }.ab_next[s] = next;
+    }
+    if next.is_null() {
+        debug_assert!(st.abandoned_last[bin] == page);
+        st.abandoned_last[bin] = prev;
+    } else {
+        // SAFETY: as above.
+        let s = unsafe { (*next).span().0 };
+        // SAFETY: as above.
+        unsafe { Chunk::meta(Chunk::of_page(next)) }.ab_prev[s] = prev;
+    }
+    ABANDONED[bin].fetch_sub(1, Ordering::Relaxed);
     ABANDONED_TOTAL.fetch_sub(1, Ordering::Relaxed);
 }
 
@@ -923,103 +1255,140 @@ pub fn has_abandoned(bin: usize) -> bool {
 
 /// Take an abandoned page of blocks of `block_size` for the thread `owner`
 /// (whose heap is `heap`); null when there is none. The page's
-/// `thread_free` is collected by the caller.
+/// `thread_free` is collected by the caller. The oldest abandoned page of
+/// the bin is taken, with no search.
 pub fn adopt(heap: *mut OwnerHeap, owner: usize, block_size: usize) -> *mut Page {
     let bin = bin_of_size(block_size);
     if !has_abandoned(bin) {
         return ptr::null_mut();
     }
-    let st = ARENA.lock();
-    // SAFETY: abandoned pages' headers are the lock holder's to read.
-    let Some(page) = find_abandoned(&st, |p| unsafe { (*p).block_size() } == block_size) else {
-        return ptr::null_mut();
-    };
-    // SAFETY: an abandoned page: the lock holder may change it.
-    unsafe { unmark_abandoned(page) };
-    // SAFETY: as above.
-    let p = unsafe { &*page };
-    debug_assert!(p.abandon_words().may_adopt());
-    p.heap.store(heap, Ordering::Relaxed);
-    p.abandon_words().adopt(owner);
-    stats::add(Counter::Reclaimed, 1);
-    page
-}
-
-/// The first abandoned page that `pick` accepts (the lock is held: `st`).
-fn find_abandoned(st: &State, mut pick: impl FnMut(*mut Page) -> bool) -> Option<*mut Page> {
-    let mut chunk = st.first;
-    while !chunk.is_null() {
-        // SAFETY: listed chunks are live; the caller holds the lock.
-        let meta = unsafe { Chunk::meta(chunk) };
-        let mut bits = meta.abandoned;
-        while bits != 0 {
-            let page = Chunk::page(chunk, bits.trailing_zeros() as usize);
-            bits &= bits - 1;
-            if pick(page) {
-                return Some(page);
-            }
+    let page = with_arena(|st| {
+        let page = st.abandoned[bin];
+        if page.is_null() {
+            return page;
         }
-        chunk = meta.next;
+        // SAFETY: an abandoned page: the lock holder may change it.
+        unsafe { unmark_abandoned(st, page) };
+        // SAFETY: as above.
+        let p = unsafe { &*page };
+        debug_assert_eq!(p.block_size(), block_size);
+        debug_assert!(p.abandon_words().may_adopt());
+        // Under the lock, as the abandoned-page protocol requires: a last
+        // free re-checks `may_free` under it.
+        p.heap.store(heap, Ordering::Relaxed);
+        p.abandon_words().adopt(owner);
+        page
+    });
+    if !page.is_null() {
+        stats::add(Counter::Reclaimed, 1);
     }
-    None
+    page
 }
 
 /// Visit every abandoned page, lock held (tests, whose process must be
 /// quiescent, and the statistics report, which reads only its atomics).
 pub fn for_each_abandoned(mut f: impl FnMut(*mut Page)) {
     let st = ARENA.lock();
-    find_abandoned(&st, |page| {
-        f(page);
-        false
-    });
+    for &head in &st.abandoned {
+        let mut page = head;
+        while !page.is_null() {
+            f(page);
+            // SAFETY: list members are abandoned pages of live chunks.
+            let slice = unsafe { (*page).span().0 };
+            // SAFETY: as above; we hold the lock.
+            page = unsafe { Chunk::meta(Chunk::of_page(page)) }.ab_next[slice];
+        }
+    }
 }
 
 // ------------------------------------------------------------------ purge and release
 
+/// The earliest time (ms) the abandoned-page sweep runs again (unforced).
+static SWEEP_DUE: AtomicU64 = AtomicU64::new(0);
+/// Milliseconds between unforced sweeps: the sweep only catches a free
+/// that raced with an abandonment, and walks every abandoned page.
+const SWEEP_INTERVAL_MS: u64 = 100;
+
 /// Purge memory that has been free for the purge delay (all of it with
 /// `force`), and free abandoned pages whose blocks have all come back
 /// (a free that raced with the abandonment leaves one for this sweep).
+/// One thread at a time does each unforced pass; the others go on.
 pub fn purge(force: bool) {
     let now = platform::now_ms();
-    // Nothing due and nothing to sweep: no lock, no walk.
-    if !force
-        && now < PURGE_DUE.load(Ordering::Relaxed)
-        && ABANDONED_TOTAL.load(Ordering::Relaxed) == 0
-    {
+    let due = PURGE_DUE.load(Ordering::Relaxed);
+    // Claim the pass: whoever moves the due time does it.
+    let purge_due = force
+        || (now >= due
+            && PURGE_DUE
+                .compare_exchange(due, u64::MAX, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok());
+    let sweep_at = SWEEP_DUE.load(Ordering::Relaxed);
+    let sweep_due = ABANDONED_TOTAL.load(Ordering::Relaxed) != 0
+        && (force
+            || (now >= sweep_at
+                && SWEEP_DUE
+                    .compare_exchange(
+                        sweep_at,
+                        now + SWEEP_INTERVAL_MS,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()));
+    if !purge_due && !sweep_due {
         return;
     }
-    let mut st = ARENA.lock();
-    // Recomputed below from what stays pending (changes under the lock only).
-    PURGE_DUE.store(u64::MAX, Ordering::Relaxed);
+    with_arena(|st| {
+        if sweep_due {
+            sweep_abandoned(st);
+        }
+        if purge_due {
+            purge_due_memory(st, now, force);
+        }
+    });
+}
+
+/// Free every abandoned page whose blocks have all come back. Lock held.
+fn sweep_abandoned(st: &mut State) {
+    for bin in 0..BIN_COUNT {
+        let mut page = st.abandoned[bin];
+        while !page.is_null() {
+            // SAFETY: list members are abandoned pages of live chunks.
+            let slice = unsafe { (*page).span().0 };
+            // SAFETY: as above; read before the page may leave the list.
+            let next = unsafe { Chunk::meta(Chunk::of_page(page)) }.ab_next[slice];
+            // SAFETY: as above.
+            unsafe { free_if_all_back(st, page) };
+            page = next;
+        }
+    }
+}
+
+/// Purge what has been unused for the delay (all with `force`), and set
+/// `PURGE_DUE` to when the rest is. Lock held; the purges are made once it
+/// is dropped (what does not fit in one lock hold stays due).
+fn purge_due_memory(st: &mut State, now: u64, force: bool) {
     let mut chunk = st.first;
-    let mut release: [*mut Chunk; 4] = [ptr::null_mut(); 4];
-    let mut n_release = 0;
     while !chunk.is_null() {
         // SAFETY: listed chunks are live; we hold the lock.
-        let next = unsafe { Chunk::meta(chunk).next };
-        // SAFETY: as above.
-        let abandoned = unsafe { Chunk::meta(chunk).abandoned };
-        let mut bits = abandoned;
-        while bits != 0 {
-            let page = Chunk::page(chunk, bits.trailing_zeros() as usize);
-            bits &= bits - 1;
-            // SAFETY: an abandoned page of a live chunk, lock held.
-            let p = unsafe { &*page };
-            if p.abandon_words().may_free() && n_release < release.len() {
-                // SAFETY: as above: abandoned pages are the lock holder's.
-                unsafe { unmark_abandoned(page) };
-                stats::page_freed(p.area_bytes());
-                let (first, count) = p.span();
-                // SAFETY: as above; every block of the page is back.
-                let r = unsafe { release_span(&mut st, chunk, first, count) };
-                if !r.is_null() {
-                    release[n_release] = r;
-                    n_release += 1;
+        let meta = unsafe { Chunk::meta(chunk) };
+        let next = meta.next;
+        if meta.free == ALL_SLICES && st.empty > spare_chunks() {
+            // An empty chunk left over when a lock hold had no room to
+            // give more back.
+            release_if_spare(st, chunk);
+            chunk = next;
+            continue;
+        }
+        if meta.dirty != 0 {
+            if !force && meta.purge_at > now {
+                PURGE_DUE.fetch_min(meta.purge_at, Ordering::Relaxed);
+            } else {
+                let dirty = meta.dirty;
+                if !purge_later(st, chunk, dirty) {
+                    PURGE_DUE.fetch_min(now, Ordering::Relaxed);
                 }
             }
         }
-        // SAFETY: as above.
-        st.dirty_slices -= unsafe { purge_chunk(chunk, now, force) };
         chunk = next;
     }
     for i in 0..HUGE_CACHE_SLOTS {
@@ -1030,53 +1399,11 @@ pub fn purge(force: bool) {
         // SAFETY: cached chunks are ours, lock held.
         let due = unsafe { Chunk::meta(c).cached_at } + crate::options::purge_delay_ms();
         if force || due <= now {
-            purge_huge(&mut st, c);
+            purge_huge_later(st, i);
         } else {
             PURGE_DUE.fetch_min(due, Ordering::Relaxed);
         }
     }
-    drop(st);
-    for &c in &release[..n_release] {
-        // SAFETY: unlinked, every slice free.
-        unsafe { unmap_chunk(c) };
-    }
-}
-
-/// Purge the dirty free slices of `chunk` once their delay has passed;
-/// returns how many slices were purged.
-///
-/// # Safety
-/// `chunk` is live and the arena lock is held.
-unsafe fn purge_chunk(chunk: *mut Chunk, now: u64, force: bool) -> usize {
-    // SAFETY: as the caller guarantees.
-    let meta = unsafe { Chunk::meta(chunk) };
-    if meta.dirty == 0 {
-        return 0;
-    }
-    if !force && meta.purge_at > now {
-        PURGE_DUE.fetch_min(meta.purge_at, Ordering::Relaxed);
-        return 0;
-    }
-    let purged = meta.dirty.count_ones() as usize;
-    let mut bits = meta.dirty;
-    while bits != 0 {
-        let first = bits.trailing_zeros() as usize;
-        let len = (!(bits >> first)).trailing_zeros() as usize;
-        let mask = run_mask(first, len);
-        bits &= !mask;
-        let (start, area) = Chunk::span_area(chunk, first, len);
-        // SAFETY: free slices of a live chunk: nobody uses their memory,
-        // and nobody can take them while we hold the lock.
-        let zeroed = unsafe { platform::os_purge(start, area) };
-        stats::add(Counter::Purged, area as i64);
-        if zeroed {
-            // Slice 0's header stays; its area is what reads as zero.
-            meta.zero |= mask;
-        }
-    }
-    meta.dirty = 0;
-    meta.purge_at = 0;
-    purged
 }
 
 /// Out of memory: hand every cached huge chunk and spare empty chunk back
@@ -1084,8 +1411,7 @@ unsafe fn purge_chunk(chunk: *mut Chunk, now: u64, force: bool) -> usize {
 pub fn release_caches() -> bool {
     let mut released = false;
     loop {
-        let victim = {
-            let mut st = ARENA.lock();
+        let victim = with_arena(|st| {
             if let Some(i) = (0..HUGE_CACHE_SLOTS).find(|&i| !st.huge_cache[i].is_null()) {
                 let c = core::mem::replace(&mut st.huge_cache[i], ptr::null_mut());
                 st.dirty_huge -= huge_dirty_bytes(c);
@@ -1106,11 +1432,11 @@ pub fn release_caches() -> bool {
                     st.empty -= 1;
                     // SAFETY: as above.
                     st.dirty_slices -= unsafe { Chunk::meta(found).dirty.count_ones() } as usize;
-                    unlink_chunk(&mut st, found);
+                    unlink_chunk(st, found);
                 }
                 found
             }
-        };
+        });
         if victim.is_null() {
             return released;
         }
@@ -1145,5 +1471,5 @@ pub fn dirty_bytes() -> usize {
 /// child forked in the middle of one may lose the span it was handling.
 pub fn reset_after_fork() {
     // SAFETY: only this thread exists in the child.
-    unsafe { ARENA.release() };
+    unsafe { ARENA.reset() };
 }

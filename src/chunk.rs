@@ -56,10 +56,19 @@ pub struct ChunkMeta {
     pub zero: u64,
     /// Bit i: the page at slice i is abandoned (waits for an adopter).
     pub abandoned: u64,
+    /// Links of the abandoned page at slice i in its bin's list
+    /// (`arena::State::abandoned`).
+    pub ab_next: [*mut Page; SLICES_PER_CHUNK],
+    pub ab_prev: [*mut Page; SLICES_PER_CHUNK],
+    /// Bit i: slice i is free but out of reach: its memory is being purged
+    /// (with the lock dropped) and comes back into `free` after.
+    pub purging: u64,
     /// When the dirty slices are due for purging (ms; 0 = none pending).
     pub purge_at: u64,
     /// Links in the arena's list of normal chunks.
     pub next: *mut Chunk,
+    /// Order in that list (increasing from first to last).
+    pub seq: u64,
     pub prev: *mut Chunk,
     /// Huge chunks in the huge cache: when they were freed (ms).
     pub cached_at: u64,
@@ -202,8 +211,12 @@ impl Chunk {
             dirty: 0,
             zero: if is_zero { ALL_SLICES } else { 0 },
             abandoned: 0,
+            ab_next: [ptr::null_mut(); SLICES_PER_CHUNK],
+            ab_prev: [ptr::null_mut(); SLICES_PER_CHUNK],
+            purging: 0,
             purge_at: 0,
             next: ptr::null_mut(),
+            seq: 0,
             prev: ptr::null_mut(),
             cached_at: 0,
             class: CLASS_PAGES,

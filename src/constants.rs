@@ -67,10 +67,13 @@ pub const MIN_EXTEND: usize = 4;
 /// is returned to the arena: a loop that empties and refills a page does not
 /// tear it down each time.
 pub const RETIRE_CYCLES: u8 = 16;
-/// Only pages of blocks up to this size retire with a grace; bigger pages
-/// (256 KiB and more) go back at once, so a thread that exits without
-/// telling mirs pins no large spans.
+/// Pages of blocks up to this size retire with a grace of `RETIRE_CYCLES`;
+/// bigger ones (spans of 256 KiB and more) with the shorter
+/// `RETIRE_CYCLES_LARGE`, enough for a loop that allocates and frees a few
+/// large blocks not to make and free a page every few blocks, short enough
+/// that an idle thread pins such spans only briefly.
 pub const RETIRE_SIZE_MAX: usize = 32 * 1024;
+pub const RETIRE_CYCLES_LARGE: u8 = RETIRE_CYCLES / 4;
 /// Slow-path calls per retire step (so the grace is RETIRE_CYCLES * RETIRE_STEP calls).
 pub const RETIRE_STEP: u64 = 4;
 

@@ -38,6 +38,17 @@ use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::Ordering;
 
+/// The retire grace of an emptied page of blocks of `block_size`: pages of
+/// large blocks (a few blocks each, so a loop of a few allocations empties
+/// and refills them) get a shorter one, as their spans are bigger.
+fn retire_cycles(block_size: usize) -> u8 {
+    if block_size <= RETIRE_SIZE_MAX {
+        RETIRE_CYCLES
+    } else {
+        RETIRE_CYCLES_LARGE
+    }
+}
+
 #[repr(C)]
 pub struct Heap {
     // --- the malloc fast path reads only this ---
@@ -478,8 +489,8 @@ impl Heap {
             return;
         }
         let bin = Self::bin_of_page(pg);
-        if bin < BIN_HUGE && pg.block_size() <= RETIRE_SIZE_MAX && self.queues[bin].first == page {
-            pg.set_retire_expire(RETIRE_CYCLES);
+        if bin < BIN_HUGE && self.queues[bin].first == page {
+            pg.set_retire_expire(retire_cycles(pg.block_size()));
             pg.note_retire_free();
             self.retired_min = self.retired_min.min(bin);
             self.retired_max = self.retired_max.max(bin);
@@ -533,7 +544,7 @@ impl Heap {
                 // Blocks were handed out since the last look: in use,
                 // though empty right now. The grace starts over.
                 pg.note_retire_free();
-                pg.set_retire_expire(RETIRE_CYCLES);
+                pg.set_retire_expire(retire_cycles(pg.block_size()));
             } else {
                 pg.set_retire_expire(pg.retire_expire() - 1);
             }
@@ -717,6 +728,7 @@ impl Heap {
             }
         }
         self.purge(false);
+        arena::trim_strict();
     }
 
     /// Check every invariant of this heap and its pages (owner thread).

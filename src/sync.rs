@@ -19,18 +19,22 @@ pub fn spin_hint() {
     loom::thread::yield_now();
 }
 
-/// A spin lock around `T`, for the arena's slow paths (span, chunk and
-/// abandoned-page bookkeeping: once per page, never per block). Waiters
-/// yield to the scheduler, so a holder that was preempted gets to finish.
-/// Fork safety: the hosted platform takes the arena's lock around `fork`.
+/// A lock around `T`, for the arena's slow paths (span, chunk and
+/// abandoned-page bookkeeping: once per page, never per block; no system
+/// call is made while it is held). A waiter spins briefly, then sleeps
+/// (hosted: a futex on the state word) until the holder wakes it, so a
+/// crowd of waiters does not take a core each: the state is 0 (free),
+/// 1 (held) or 2 (held, and someone may sleep on it: the holder wakes one
+/// when it lets go).
+/// Fork safety: the child resets it (`arena::reset_after_fork`).
 #[cfg(not(loom))]
 pub(crate) struct SpinLock<T> {
-    busy: core::sync::atomic::AtomicBool,
+    state: core::sync::atomic::AtomicU32,
     value: core::cell::UnsafeCell<T>,
 }
 
 // SAFETY: `value` is reached only through a guard, which exists only while
-// `busy` is held by its thread; `T: Send` so moving access between threads is fine.
+// `state` is held by its thread; `T: Send` so moving access between threads is fine.
 #[cfg(not(loom))]
 unsafe impl<T: Send> Sync for SpinLock<T> {}
 
@@ -39,11 +43,15 @@ pub(crate) struct SpinGuard<'a, T> {
     lock: &'a SpinLock<T>,
 }
 
+/// Tries of a waiter before it sleeps (each a CPU pause, then a yield).
+#[cfg(not(loom))]
+const SPINS: u32 = 100;
+
 #[cfg(not(loom))]
 impl<T> SpinLock<T> {
     pub(crate) const fn new(value: T) -> Self {
         SpinLock {
-            busy: core::sync::atomic::AtomicBool::new(false),
+            state: core::sync::atomic::AtomicU32::new(0),
             value: core::cell::UnsafeCell::new(value),
         }
     }
@@ -53,21 +61,47 @@ impl<T> SpinLock<T> {
         SpinGuard { lock: self }
     }
 
-    /// Take the lock without a guard (`fork`'s prepare handler).
+    /// Take the lock without a guard.
     pub(crate) fn acquire(&self) {
         use core::sync::atomic::Ordering as O;
-        let mut spins = 0u32;
-        while self
-            .busy
-            .compare_exchange_weak(false, true, O::Acquire, O::Relaxed)
-            .is_err()
+        if self
+            .state
+            .compare_exchange(0, 1, O::Acquire, O::Relaxed)
+            .is_ok()
         {
-            spins += 1;
-            if spins < 64 {
+            return;
+        }
+        self.acquire_slow();
+    }
+
+    #[cold]
+    fn acquire_slow(&self) {
+        use core::sync::atomic::Ordering as O;
+        // Spin while the holder is likely to let go soon (critical sections
+        // are short) and nobody sleeps yet.
+        for i in 0..SPINS {
+            let s = self.state.load(O::Relaxed);
+            if s == 0 {
+                if self
+                    .state
+                    .compare_exchange(0, 1, O::Acquire, O::Relaxed)
+                    .is_ok()
+                {
+                    return;
+                }
+            } else if s == 2 {
+                break;
+            }
+            if i < SPINS / 2 {
                 core::hint::spin_loop();
             } else {
                 spin_hint();
             }
+        }
+        // Mark the lock contended and sleep until it is free; taking it
+        // with 2 keeps the wake-up chain going for whoever sleeps behind us.
+        while self.state.swap(2, O::Acquire) != 0 {
+            crate::platform::lock_wait(&self.state, 2);
         }
     }
 
@@ -78,8 +112,17 @@ impl<T> SpinLock<T> {
     /// The calling thread (or, in a fork child, its parent) holds the lock
     /// through `acquire`, not through a guard.
     pub(crate) unsafe fn release(&self) {
-        self.busy
-            .store(false, core::sync::atomic::Ordering::Release);
+        if self.state.swap(0, core::sync::atomic::Ordering::Release) == 2 {
+            crate::platform::lock_wake(&self.state);
+        }
+    }
+
+    /// Forget any holder and waiter (a fork child, where neither exists).
+    ///
+    /// # Safety
+    /// Only the calling thread exists.
+    pub(crate) unsafe fn reset(&self) {
+        self.state.store(0, core::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -103,8 +146,7 @@ impl<T> core::ops::DerefMut for SpinGuard<'_, T> {
 #[cfg(not(loom))]
 impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
-        self.lock
-            .busy
-            .store(false, core::sync::atomic::Ordering::Release);
+        // SAFETY: the guard holds the lock, taken through `acquire`.
+        unsafe { self.lock.release() };
     }
 }

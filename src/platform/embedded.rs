@@ -267,6 +267,14 @@ pub fn spin_yield() {
     core::hint::spin_loop();
 }
 
+/// No way to sleep on a word here: a waiter keeps spinning (the embedder's
+/// scheduler preempts it, or the holder runs on another core).
+pub fn lock_wait(_word: &core::sync::atomic::AtomicU32, _expected: u32) {
+    core::hint::spin_loop();
+}
+
+pub fn lock_wake(_word: &core::sync::atomic::AtomicU32) {}
+
 // ---------------------------------------------------------------- time, output, options
 
 /// No clock, and none needed: time only schedules purges, and embedded

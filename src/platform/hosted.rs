@@ -373,6 +373,35 @@ pub fn spin_yield() {
     unsafe { libc::sched_yield() };
 }
 
+/// Sleep while `word` holds `expected` (or until woken, or spuriously): a
+/// lock waiter that spun long enough stops taking a core.
+pub fn lock_wait(word: &core::sync::atomic::AtomicU32, expected: u32) {
+    // SAFETY: `word` is a live, aligned u32 for the call's duration; a
+    // private futex with no timeout has no other precondition.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+/// Wake one thread sleeping in [`lock_wait`] on `word`.
+pub fn lock_wake(word: &core::sync::atomic::AtomicU32) {
+    // SAFETY: as in `lock_wait`.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        )
+    };
+}
+
 // ---------------------------------------------------------------- time, output, options
 
 /// A coarse monotonic clock in milliseconds (vDSO, no system call).

@@ -189,3 +189,25 @@ fn producer_consumer_of_large_buffers_stays_bounded() {
     );
     assert_returned("large buffers", 8 * 9 * MIB);
 }
+
+/// A loop of malloc/free of 40-64 KiB blocks (pages of 4 to 8 blocks)
+/// keeps its page through the retire grace instead of making and freeing
+/// one every few blocks (issue 18: a page per 4 blocks before), and the
+/// page still goes back when the thread is done.
+#[test]
+fn large_block_pages_retire_with_a_grace() {
+    std::thread::spawn(|| {
+        let before = crate::stats::total(Counter::Pages);
+        for i in 0..4000 {
+            let size = 40 * 1024 + (i % 4) * 6 * 1024;
+            let p = alloc::malloc(size);
+            fill(p, 64, 1);
+            api::free(p);
+        }
+        let made = crate::stats::total(Counter::Pages) - before;
+        assert!(made <= 8, "{made} pages made for 4000 large blocks");
+    })
+    .join()
+    .unwrap();
+    assert_returned("large-block pages", 0);
+}
