@@ -58,7 +58,7 @@ def warnings(err):
     return [l for l in err.splitlines() if l.startswith("mirs: warning:")]
 
 
-def reports(err):
+def report_lines(err):
     """Error report lines (invalid frees), not the suppression notices."""
     return [l for l in err.splitlines() if l.startswith("mirs: free(): invalid pointer")]
 
@@ -130,7 +130,7 @@ def main():
 
         env, args = how("MIRS_VERBOSE", 0, 1)
         rc, out, err = run(args + ["invalid", "3"], env)
-        check(reports(err) == [] and rc == 0, f"VERBOSE=0 ({way}) silences the error reports", err)
+        check(report_lines(err) == [] and rc == 0, f"VERBOSE=0 ({way}) silences the error reports", err)
 
         env, args = how("MIRS_ABORT_ON_ERROR", 1, 2)
         rc, out, err = run(args + ["invalid", "1"], env)
@@ -155,10 +155,10 @@ def main():
 
         env, args = how("MIRS_MAX_WARNINGS", 2, 5)
         rc, out, err = run(args + ["invalid", "5"], env)
-        check(len(reports(err)) == 2 and "further error reports suppressed" in err,
+        check(len(report_lines(err)) == 2 and "further error reports suppressed" in err,
               f"MAX_WARNINGS ({way}) caps the burst of reports", err)
     rc, out, err = run(["invalid", "3"])
-    check(rc == 0 and len(reports(err)) == 3 and "statistics" not in err and not json_lines(err),
+    check(rc == 0 and len(report_lines(err)) == 3 and "statistics" not in err and not json_lines(err),
           "by default: one report per invalid free, no statistics", err)
 
     # Live bytes in the JSON match what was allocated.
