@@ -9,9 +9,11 @@ make bench-arceos). docs/arceos.md describes every step.
                                        stock axlibc and mirs alternated
 
 Steps, all cached under target/arceos/:
-1. prerequisites: the pinned nightly through rustup (+ x86_64-unknown-none,
-   rust-src, llvm-tools), qemu-system-x86 and libclang through apt-get;
-   when they cannot be had: one `SKIP test-arceos: <reason>` line, exit 0;
+1. prerequisites (tools/prereqs.py): the pinned nightly with
+   x86_64-unknown-none through rustup, qemu-system-x86 and libclang-dev
+   through apt-get; when they cannot be had: one `SKIP test-arceos: <reason>`
+   line, exit 0. A build that still fails stops the suite at the first
+   failure: one line with its cause, the log's tail and its path;
 2. the published ArceOS crates (0.3.0-preview.3) fetched by cargo as the
    dependencies of a throwaway crate;
 3. two source trees laid out as ArceOS's (ulib/axlibc, api/arceos_posix_api):
@@ -38,9 +40,12 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tools"))
+import prereqs  # noqa: E402  (tools/prereqs.py: the checks `make test` reports)
+
 WORK = REPO / "target" / "arceos"
 CARGO_TARGET = WORK / "cargo"
-TOOLCHAIN = "nightly-2026-02-25"
+TOOLCHAIN = prereqs.PINNED  # nightly-2026-02-25
 ARCEOS_VERSION = "0.3.0-preview.3"
 TARGET = "x86_64-unknown-none"
 SMP = 2
@@ -86,63 +91,51 @@ class Skip(Exception):
 
 
 class BuildError(Exception):
-    pass
+    """A build step failed: a one-line cause and the log that has the rest."""
+
+    def __init__(self, what, log_path=None):
+        super().__init__(what)
+        self.what, self.log_path = what, log_path
+
+    def cause(self):
+        """`what`, plus the log's first error and a build script's panic message."""
+        if self.log_path is None or not Path(self.log_path).exists():
+            return self.what
+        lines = Path(self.log_path).read_text(errors="replace").splitlines()
+        first_error = next((ln.strip() for ln in lines if re.match(r"\s*error(\[E\d+\])?:", ln)), None)
+        panic = None
+        for i, ln in enumerate(lines):
+            if "panicked at" in ln and i + 1 < len(lines):
+                panic = lines[i + 1].strip()
+                break
+        parts = [self.what] + [p for p in (first_error, panic) if p]
+        text = ": ".join(parts)
+        return text if len(text) <= 400 else text[:400] + "..."
+
+    def report(self, suite):
+        """The one-line cause, then the log's last lines and its path."""
+        log(f"{suite}: FAIL {self.cause()}")
+        if self.log_path is not None and Path(self.log_path).exists():
+            lines = [ln for ln in Path(self.log_path).read_text(errors="replace").splitlines() if ln.strip()]
+            log(f"{suite}: full log: {self.log_path}; its last lines:")
+            for ln in lines[-12:]:
+                log("    " + ln[:200])
 
 
 # ---------------------------------------------------------------- 1. prerequisites
 
 
-def toolchain_ready():
-    r = capture(["rustup", "run", TOOLCHAIN, "rustc", "--print", "sysroot"])
-    if r.returncode != 0:
-        return None
-    sysroot = Path(r.stdout.strip())
-    if not (sysroot / "lib/rustlib" / TARGET).is_dir() or not (sysroot / "lib/rustlib/src").is_dir():
-        return None
-    lld = sysroot / "lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld"
-    return lld if lld.is_file() else None
-
-
-def have_libclang():
-    for pattern in ("/usr/lib/llvm-*/lib/libclang*.so*", "/usr/lib/x86_64-linux-gnu/libclang*.so*"):
-        if list(Path("/").glob(pattern.lstrip("/"))):
-            return True
-    return False
-
-
-def prerequisites():
-    """The rust-lld path; raises Skip when something cannot be installed."""
+def prerequisites(suite):
+    """The rust-lld path; raises Skip when something cannot be installed.
+    Each check is tools/prereqs.py's: the pinned toolchain's x86_64-unknown-none
+    libcore and rust-lld, gcc, qemu-system-x86_64, and a libclang that
+    clang-sys (bindgen, in arceos_posix_api's build script) would load."""
     t0 = time.time()
-    if shutil.which("rustup") is None:
-        raise Skip("rustup is not installed")
-    if toolchain_ready() is None:
-        log(f"test-arceos: installing {TOOLCHAIN} through rustup")
-        r = run(
-            ["rustup", "toolchain", "install", TOOLCHAIN, "--profile", "minimal",
-             "--target", TARGET, "--component", "rust-src", "--component", "llvm-tools"],
-            check=False,
-        )
-        if r.returncode != 0 or toolchain_ready() is None:
-            raise Skip(f"rustup could not install {TOOLCHAIN} with {TARGET}, rust-src, llvm-tools")
-    missing = []
-    if shutil.which("qemu-system-x86_64") is None:
-        missing.append("qemu-system-x86")
-    if not have_libclang():
-        missing.append("libclang-dev")
-    if shutil.which("gcc") is None:
-        missing.append("gcc")
-    if missing:
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            raise Skip(f"{', '.join(missing)} missing and apt-get cannot install them here")
-        log(f"test-arceos: apt-get install {' '.join(missing)}")
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        ok = run(["apt-get", "update", "-qq"], check=False, env=env).returncode == 0
-        ok = ok and run(["apt-get", "install", "-y", "-qq", *missing], check=False, env=env,
-                        stdout=subprocess.DEVNULL).returncode == 0
-        if not ok or shutil.which("qemu-system-x86_64") is None or not have_libclang():
-            raise Skip(f"apt-get could not install {', '.join(missing)}")
-    lld = toolchain_ready()
-    return lld, time.time() - t0
+    try:
+        prereqs.ensure(suite, "arceos-toolchain", "cc", "qemu", "libclang", log=log)
+    except prereqs.Missing as e:
+        raise Skip(str(e))
+    return prereqs.arceos_lld(), time.time() - t0
 
 
 # ---------------------------------------------------------------- 2. fetch
@@ -154,6 +147,7 @@ def cargo_env():
         del env[k]  # an outer `make` or cargo must not leak its settings in
     env.update(
         RUSTUP_TOOLCHAIN=TOOLCHAIN,
+        RUST_BACKTRACE="0",  # a failing build script's panic: its message, not a backtrace
         AX_LOG="warn",  # axruntime reads it at build time
         AX_CONFIG_PATH=str(WORK / "axconfig.toml"),
         RUSTFLAGS="-A unsafe_op_in_unsafe_fn",
@@ -187,10 +181,16 @@ axfeat = {{ version = "{v}", features = ["defplat", "sched-rr", "alloc", "multit
     write_if_changed(d / "Cargo.toml", manifest)
     write_if_changed(d / "src/lib.rs", "")
     env = cargo_env()
-    run(["cargo", "fetch", "--quiet", "--manifest-path", d / "Cargo.toml"], env=env)
+    log_path = WORK / "fetch.log"
+    with open(log_path, "w") as f:
+        r = run(["cargo", "fetch", "--manifest-path", d / "Cargo.toml"], env=env, check=False,
+                stdout=f, stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        raise BuildError("cargo fetch of the ArceOS crates failed", log_path)
     meta = capture(["cargo", "metadata", "--format-version", "1", "--manifest-path", d / "Cargo.toml"], env=env)
     if meta.returncode != 0:
-        sys.exit(f"test-arceos: cargo metadata failed:\n{meta.stderr}")
+        log_path.write_text(meta.stderr)
+        raise BuildError("cargo metadata of the ArceOS crates failed", log_path)
     found = {}
     for p in json.loads(meta.stdout)["packages"]:
         found.setdefault(p["name"], {})[p["version"]] = Path(p["manifest_path"]).parent
@@ -261,8 +261,10 @@ def layout(tree, crates):
             shutil.copy2(axlibc / "Cargo.lock", dest / "ulib/axlibc/Cargo.lock")
         (axlibc / "Cargo.lock").unlink(missing_ok=True)
         if tree == "mirs":
-            run([sys.executable, REPO / "c_tests/arceos/switch_axlibc.py", axlibc, REPO / "arceos-glue"],
-                stdout=subprocess.DEVNULL)
+            r = capture([sys.executable, REPO / "c_tests/arceos/switch_axlibc.py", axlibc, REPO / "arceos-glue"])
+            if r.returncode != 0:
+                (WORK / "switch.log").write_text(r.stdout + r.stderr)
+                raise BuildError("switch_axlibc.py could not switch axlibc to mirs", WORK / "switch.log")
         sync_tree(staging, dest)
     return dest
 
@@ -310,10 +312,12 @@ def build_lib(variant):
     out.mkdir(parents=True, exist_ok=True)
     axlibc = WORK / tree / "ulib/axlibc"
     features = " ".join(AX_FEATURES + LIB_FEATURES + extra)
-    r = run(["cargo", "build", "--quiet", "--release", "--target", TARGET, "--features", features],
-            cwd=axlibc, env=cargo_env(), check=False)
+    log_path = out / "build.log"
+    with open(log_path, "w") as f:
+        r = run(["cargo", "build", "--release", "--target", TARGET, "--features", features],
+                cwd=axlibc, env=cargo_env(), check=False, stdout=f, stderr=subprocess.STDOUT)
     if r.returncode != 0:
-        raise BuildError(f"cargo build of axlibc ({variant}) failed")
+        raise BuildError(f"cargo build of axlibc ({variant})", log_path)
     shutil.copy2(CARGO_TARGET / TARGET / "release/libaxlibc.a", out / "libaxlibc.a")
     shutil.copy2(CARGO_TARGET / TARGET / "release/linker_x86-pc.lds", out / "linker.lds")
     # axlibc's C part (ArceOS's build_c.mk: every c/*.c into libc.a).
@@ -327,11 +331,15 @@ def build_lib(variant):
         if flags_changed or not o.exists() or o.stat().st_mtime < newest(c, axlibc / "include"):
             r = capture(["gcc", *flags, "-c", "-o", o, c])  # axlibc's own warnings stay quiet
             if r.returncode != 0:
-                raise BuildError(f"gcc {c.name} failed:\n{r.stderr}")
+                (out / "gcc.log").write_text(r.stderr)
+                raise BuildError(f"gcc {c.name} ({variant})", out / "gcc.log")
         objs.append(o)
     stamp.write_text(" ".join(flags))
     (out / "libc.a").unlink(missing_ok=True)
-    run(["ar", "rcs", out / "libc.a", *objs])
+    r = capture(["ar", "rcs", out / "libc.a", *objs])
+    if r.returncode != 0:
+        (out / "ar.log").write_text(r.stderr)
+        raise BuildError(f"ar of axlibc's libc.a ({variant})", out / "ar.log")
     return out
 
 
@@ -345,13 +353,20 @@ def build_app(name, sources, extra_cflags, variant, lld):
     out = WORK / "out" / variant
     gcc_inc = capture(["gcc", "-print-file-name=include"]).stdout.strip()
     objs = []
+    log_path = out / f"{name}-build.log"
     for s in sources:
         o = out / f"{name}-{Path(s).stem}.o"
-        run(["gcc", *cflags(tree), "-isystem", gcc_inc, *extra_cflags, "-c", "-o", o, REPO / s])
+        r = capture(["gcc", *cflags(tree), "-isystem", gcc_inc, *extra_cflags, "-c", "-o", o, REPO / s])
+        if r.returncode != 0:
+            log_path.write_text(r.stdout + r.stderr)
+            raise BuildError(f"gcc {Path(s).name} ({variant})", log_path)
         objs.append(o)
     elf = out / f"{name}.elf"
-    run([lld, "-flavor", "gnu", "-nostdlib", "-static", "-no-pie", "--gc-sections", "-znostart-stop-gc",
-         f"-T{out / 'linker.lds'}", *objs, out / "libc.a", out / "libaxlibc.a", "-o", elf])
+    r = capture([lld, "-flavor", "gnu", "-nostdlib", "-static", "-no-pie", "--gc-sections", "-znostart-stop-gc",
+                 f"-T{out / 'linker.lds'}", *objs, out / "libc.a", out / "libaxlibc.a", "-o", elf])
+    if r.returncode != 0:
+        log_path.write_text(r.stdout + r.stderr)
+        raise BuildError(f"rust-lld {name}.elf ({variant})", log_path)
     return elf
 
 
@@ -412,10 +427,11 @@ def judge(app, text, timed_out):
 # ---------------------------------------------------------------- commands
 
 
-def prepare():
-    """Everything up to built libraries; returns (lld, timings)."""
+def prepare(suite):
+    """Prerequisites, fetch, layout, config; returns (lld, timings). Raises
+    Skip (a prerequisite cannot be had) or BuildError."""
     WORK.mkdir(parents=True, exist_ok=True)
-    lld, t_install = prerequisites()
+    lld, t_install = prerequisites(suite)
     t0 = time.time()
     crates = fetch()
     for tree in ("stock", "mirs"):
@@ -426,11 +442,6 @@ def prepare():
 
 
 def cmd_test(args):
-    try:
-        lld, times = prepare()
-    except Skip as e:
-        log(f"SKIP test-arceos: {e}")
-        return 0
     wanted = []
     for spec in args.apps or list(APPS):
         app, _, variant = spec.partition(":")
@@ -440,24 +451,34 @@ def cmd_test(args):
             if v not in VARIANTS:
                 sys.exit(f"test-arceos: no variant {v!r} ({', '.join(VARIANTS)})")
             wanted.append((app, v))
+    try:
+        lld, times = prepare("test-arceos")
+    except Skip as e:
+        log(f"SKIP test-arceos: {e}")
+        return 0
+    except BuildError as e:
+        e.report("test-arceos")
+        log(f"test-arceos: 0 passed, {len(wanted)} failed")
+        return 1
     passed = failed = 0
     t_build = 0.0
-    built = {}
-    for app, variant in wanted:
+    built = set()
+    for i, (app, variant) in enumerate(wanted):
         t0 = time.time()
         sources, extra, _, timeout = APPS[app]
         try:
             if variant not in built:
-                built[variant] = None
+                log(f"test-arceos: building axlibc ({variant})")
                 build_lib(variant)
-                built[variant] = True
-            if not built[variant]:
-                raise BuildError(f"axlibc ({variant}) did not build")
+                built.add(variant)
             elf = build_app(app, sources, extra, variant, lld)
-        except (BuildError, subprocess.CalledProcessError) as e:
-            failed += 1
-            log(f"test-arceos: FAIL {app:<7} {variant:<12} build: {e}")
-            continue
+        except BuildError as e:
+            # The variants share all but a few crates: the first failure
+            # stops the suite (one cause, not one backtrace per variant).
+            e.report("test-arceos")
+            failed += len(wanted) - i
+            log(f"test-arceos: stopped at the first build failure ({len(wanted) - i} of {len(wanted)} not run)")
+            break
         finally:
             t_build += time.time() - t0
         text, secs, timed_out = boot(elf, timeout)
@@ -474,21 +495,25 @@ def cmd_test(args):
 
 
 def cmd_bench(args):
-    try:
-        lld, _ = prepare()
-    except Skip as e:
-        log(f"SKIP bench-arceos: {e}")
-        return 0
     variants = ["stock", "mirs"]
     threads = [1, 2, 4]
     elves = {}
-    for v in variants:
-        build_lib(v)
-        for n in threads:
-            elves[(v, n)] = build_app(
-                f"bench{n}", [BENCH_SRC],
-                ["-DMIRS_ARCEOS", f"-DNUM_THREADS={n}", f"-DDURATION={args.seconds}", f"-I{REPO / 'c_tests/bench'}"],
-                v, lld)
+    try:
+        lld, _ = prepare("bench-arceos")
+        for v in variants:
+            build_lib(v)
+            for n in threads:
+                elves[(v, n)] = build_app(
+                    f"bench{n}", [BENCH_SRC],
+                    ["-DMIRS_ARCEOS", f"-DNUM_THREADS={n}", f"-DDURATION={args.seconds}",
+                     f"-I{REPO / 'c_tests/bench'}"],
+                    v, lld)
+    except Skip as e:
+        log(f"SKIP bench-arceos: {e}")
+        return 0
+    except BuildError as e:
+        e.report("bench-arceos")
+        return 1
     counts = {k: [] for k in elves}
     cpu = {k: [] for k in elves}
     one_cpu = {k: 0 for k in elves}
