@@ -1,7 +1,9 @@
 # mirs: build, test, benchmark, install.
 #
 #   make              libmirs.so + libmirs.a (libc names exported) and include/mirs.h
-#   make test         every test: Rust (debug + release, nightly and stable, the
+#   make test         the prerequisites first (tools/prereqs.py: one line
+#                     each, found / installed / missing), then every test:
+#                     Rust (debug + release, nightly and stable, the
 #                     #[global_allocator] test crate), loom models, C tests
 #                     (static and LD_PRELOAD), real programs under LD_PRELOAD,
 #                     memory retention vs glibc (test-retention), glibc's own
@@ -176,7 +178,7 @@ test-embedded:
 # over the single-threaded core, on the embedded platform driven by a fake
 # embedder (src/tests_embedded.rs: memory from one System allocation, a
 # counter for a clock). tests/miri.sh installs the pinned nightly's miri
-# through rustup; prints `SKIP test-miri: <reason>` when it cannot.
+# through rustup (tools/prereqs.py); prints `SKIP test-miri: <reason>` when it cannot.
 test-miri:
 	CARGO="$(CARGO)" tests/miri.sh
 
@@ -184,7 +186,8 @@ test-miri:
 # axlibc switched to mirs by c_tests/arceos/switch_axlibc.py (over the glue
 # crate arceos-glue/), C apps booted in QEMU (TCG, SMP=2, 128 MiB); all
 # cached under target/arceos/. Prints `SKIP test-arceos: <reason>` when the
-# pinned toolchain or QEMU cannot be installed.
+# pinned toolchain, QEMU or libclang cannot be installed (tools/prereqs.py);
+# a build that fails anyway stops the suite with one line and its log's path.
 test-arceos:
 	python3 c_tests/arceos/arceos.py test $(ARCEOS_APPS)
 
