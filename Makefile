@@ -293,18 +293,19 @@ clean:
 # `cargo install cargo-fuzz`); `make test-fuzz` runs a FUZZ_TEST_SECONDS pass
 # when cargo-fuzz is installed, else the same programs (the corpus plus
 # generated ones) through the deterministic driver. SECURE=1: with `secure`.
+# `make fuzz` installs cargo-fuzz when `cargo fuzz` does not run
+# (tools/prereqs.py); `make test` does not.
 comma := ,
 FUZZ_TEST_SECONDS ?= 60
 FUZZ_FEATURES := libfuzzer$(if $(SECURE),$(comma)mirs/secure)
 
 fuzz:
-	@$(CARGO) fuzz --version >/dev/null 2>&1 || \
-	  { echo "make fuzz: cargo-fuzz is missing; install it with: cargo install cargo-fuzz"; exit 1; }
+	@$(PREREQS) ensure --fail --suite fuzz cargo-fuzz
 	cd fuzz && $(CARGO) fuzz run ops --features $(FUZZ_FEATURES) -- \
 	  -max_total_time=$(or $(SECONDS),300) -max_len=4096 -detect_leaks=0 -print_final_stats=1
 
 test-fuzz:
-	@if $(CARGO) fuzz --version >/dev/null 2>&1; then \
+	@if $(PREREQS) check cargo-fuzz; then \
 	  echo "test-fuzz: cargo-fuzz found: a $(FUZZ_TEST_SECONDS) s libFuzzer pass"; \
 	  cd fuzz && $(CARGO) fuzz run ops --features $(FUZZ_FEATURES) -- \
 	    -max_total_time=$(FUZZ_TEST_SECONDS) -max_len=4096 -detect_leaks=0 -print_final_stats=1; \

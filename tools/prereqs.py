@@ -15,6 +15,7 @@ packages (one `apt-get update` first, once per run); pip for Python modules.
       missing and cannot be installed: one `SKIP SUITE: <reason>` line and
       exit status 3 (the suite then exits 0), or with --optional one note
       line and status 0. `--fail` prints `FAIL SUITE: <reason>` and exits 1.
+  prereqs.py check NAME... status 0 when all are there; installs and prints nothing.
   prereqs.py list          the names, what checks each, who needs it.
 
 Names: nightly, stable, target:<triple> (on the repository's nightly),
@@ -370,6 +371,13 @@ def check_cargo_fuzz():
     return out
 
 
+def install_cargo_fuzz():
+    log = LOGDIR / "cargo-install.log"
+    if not logged(["cargo", "install", "--locked", "cargo-fuzz"], log):
+        raise Missing(f"cargo install cargo-fuzz failed ({log}: {tail(log, 2)})")
+    return "cargo install --locked cargo-fuzz"
+
+
 def check_matplotlib():
     # What bench/run.py and bench/soak.py do: the Agg backend's pyplot.
     rc, _ = sh([sys.executable, "-c", "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot"])
@@ -386,9 +394,11 @@ def install_matplotlib():
 
 
 class Prereq:
-    def __init__(self, name, what, needed_by, check, install=None, if_missing=None, group="test"):
+    def __init__(self, name, what, needed_by, check, install=None, if_missing=None, group="test", report_installs=True):
         self.name, self.what, self.needed_by = name, what, needed_by
         self.check, self.install = check, install
+        # False: `report` (make test) does not install it; `ensure` does.
+        self.report_installs = report_installs
         # What happens without it (default: the suites needing it skip).
         self.if_missing = if_missing or f"{needed_by} will SKIP"
         self.group = group
@@ -408,8 +418,11 @@ PREREQS = [
     Prereq("miri", f"`cargo +{MIRI_TOOLCHAIN} miri`, rust-src in its sysroot", "test-miri", check_miri, install_miri),
     Prereq("glibc-source", "glibc's source for the installed libc6 under target/glibc/src/", "test-glibc",
            check_glibc_source, install_glibc_source),
-    Prereq("cargo-fuzz", "`cargo fuzz` (installed only by hand: cargo install cargo-fuzz)", "test-fuzz's libFuzzer pass",
-           check_cargo_fuzz, None, if_missing="test-fuzz runs the corpus through the deterministic driver instead"),
+    # make test does not build cargo-fuzz (minutes of compiling, then a
+    # sanitizer build); `make fuzz` installs it.
+    Prereq("cargo-fuzz", "`cargo fuzz` (make fuzz installs it: cargo install cargo-fuzz)", "test-fuzz's libFuzzer pass",
+           check_cargo_fuzz, install_cargo_fuzz, report_installs=False,
+           if_missing="test-fuzz runs the corpus through the deterministic driver instead"),
     Prereq("arceos-toolchain", f"{PINNED}'s x86_64-unknown-none libcore and rust-lld", "test-arceos",
            check_arceos_toolchain, install_arceos_toolchain),
     Prereq("qemu", "`qemu-system-x86_64` on PATH (Debian qemu-system-x86)", "test-arceos",
@@ -471,7 +484,7 @@ def cmd_report(args):
         if p.group != args.group:
             continue
         try:
-            status, detail = settle(p, install=not args.no_install,
+            status, detail = settle(p, install=p.report_installs and not args.no_install,
                                     say=lambda msg: print(f"prereqs: {msg}", flush=True))
             print(f"prereqs: {p.name:<17} {status}: {detail}", flush=True)
         except Missing as e:
@@ -499,6 +512,16 @@ def cmd_ensure(args):
     return 0
 
 
+def cmd_check(args):
+    """Status 0 when every named prerequisite is there (nothing installed, nothing printed)."""
+    for name in args.names:
+        try:
+            lookup(name).check()
+        except Missing:
+            return 1
+    return 0
+
+
 def cmd_list(_args):
     for p in PREREQS:
         print(f"{p.name:<17} [{p.group}] {p.what}; needed by {p.needed_by}")
@@ -516,9 +539,11 @@ def main():
     e.add_argument("--optional", action="store_true")
     e.add_argument("--fail", action="store_true")
     e.add_argument("names", nargs="+")
+    c = sub.add_parser("check")
+    c.add_argument("names", nargs="+")
     sub.add_parser("list")
     args = ap.parse_args()
-    sys.exit({"report": cmd_report, "ensure": cmd_ensure, "list": cmd_list}[args.cmd](args))
+    sys.exit({"report": cmd_report, "ensure": cmd_ensure, "check": cmd_check, "list": cmd_list}[args.cmd](args))
 
 
 if __name__ == "__main__":
