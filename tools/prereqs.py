@@ -160,7 +160,9 @@ def check_nightly():
 
 def install_nightly():
     if sh(["rustc", "--version"])[0] != 0:
-        return rustup("toolchain", "install", "nightly", "--profile", "minimal", "--component", "rustfmt,clippy")
+        # No argument: the toolchain rust-toolchain.toml names, as rustup's
+        # own first-use install would (off where RUSTUP_AUTO_INSTALL=0).
+        return rustup("toolchain", "install")
     return rustup("component", "add", "rustfmt", "clippy")
 
 
