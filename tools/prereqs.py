@@ -19,7 +19,7 @@ packages (one `apt-get update` first, once per run); pip for Python modules.
   prereqs.py list          the names, what checks each, who needs it.
 
 Names: nightly, stable, target:<triple> (on the repository's nightly),
-embedded-targets, cc, arceos-toolchain, miri, qemu, libclang, glibc-source,
+embedded-targets, cc, pkg-config, arceos-toolchain, miri, qemu, libclang, glibc-source,
 cargo-fuzz, valgrind, matplotlib, peer-tools. Python suites import this file
 (`ensure()`, `Missing`).
 """
@@ -417,6 +417,8 @@ PREREQS = [
     Prereq("cc", "`cc` and `gcc` on PATH", "test-c, test-real, test-retention, test-glibc, test-embedded, test-arceos",
            lambda: check_commands("cc", "gcc"), lambda: apt_install("gcc"),
            if_missing="the C suites fail"),
+    Prereq("pkg-config", "`pkg-config` on PATH (Debian pkgconf)", "test-install",
+           lambda: check_commands("pkg-config"), lambda: apt_install("pkgconf")),
     Prereq("miri", f"`cargo +{MIRI_TOOLCHAIN} miri`, rust-src in its sysroot", "test-miri", check_miri, install_miri),
     Prereq("glibc-source", "glibc's source for the installed libc6 under target/glibc/src/", "test-glibc",
            check_glibc_source, install_glibc_source),
