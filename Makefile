@@ -1,7 +1,9 @@
 # mirs: build, test, benchmark, install.
 #
 #   make              libmirs.so + libmirs.a (libc names exported) and include/mirs.h
-#   make test         every test: Rust (debug + release, nightly and stable, the
+#   make test         the prerequisites first (tools/prereqs.py: one line
+#                     each, found / installed / missing), then every test:
+#                     Rust (debug + release, nightly and stable, the
 #                     #[global_allocator] test crate), loom models, C tests
 #                     (static and LD_PRELOAD), real programs under LD_PRELOAD,
 #                     memory retention vs glibc (test-retention), glibc's own
@@ -49,7 +51,12 @@ LIB_FEATURES := $(FEATURES),thread-local,panic-handler
 # Stable Rust, for what a Rust user builds (default features). The empty
 # RUSTFLAGS replaces .cargo/config.toml's nightly-only `-Z tls-model`.
 STABLE   := RUSTFLAGS= $(CARGO) +stable
-HAVE_STABLE = $(shell $(CARGO) +stable --version >/dev/null 2>&1 && echo yes)
+# A suite's prerequisites (tools/prereqs.py): checked, installed when missing;
+# when they cannot be had, one `SKIP <suite>: <reason>` line (status 3) and the
+# suite's commands are not run. Use: $(call with_prereqs,SUITE,NAMES,TARGET).
+PREREQS  := python3 tools/prereqs.py
+with_prereqs = @$(PREREQS) ensure --suite $(1) $(2); rc=$$?; \
+	if [ $$rc = 0 ]; then $(MAKE) --no-print-directory $(3); else [ $$rc = 3 ]; fi
 RELEASE  := target/release
 LIBS     := $(RELEASE)/libmirs.so $(RELEASE)/libmirs.a
 LOOM_FLAGS := --cfg loom -Z tls-model=initial-exec
@@ -62,11 +69,11 @@ C_LIBS   := staticlib,cdylib
 HEADER_INPUTS := $(sort $(wildcard src/c_api/*.rs src/platform/*.rs)) src/lib.rs cbindgen.toml build.rs
 header_digest = $$({ cat $(HEADER_INPUTS); grep '^version' Cargo.toml; } | sha256sum | cut -d' ' -f1)
 
-.PHONY: all libs libs-secure header header-if-stale header-check test test-rust test-stable test-loom test-c test-real test-retention test-glibc test-miri lint \
+.PHONY: all libs libs-secure header header-if-stale header-check prereqs test test-rust test-stable test-stable-run lint-stable-run test-loom test-c test-real test-retention test-glibc test-miri lint \
         fuzz test-fuzz soak \
         test-embedded embedded test-arceos bench-arceos \
-        bench bench-peers bench-fastpath bench-ops bench-python bench-fail bench-realloc bench-storm bench-rust install uninstall \
-        test-install test-package clean
+        bench bench-peers bench-fastpath bench-ops bench-python bench-fail bench-realloc bench-storm bench-rust bench-rust-run \
+        install uninstall test-install test-package clean
 
 all: header-if-stale libs
 
@@ -98,8 +105,14 @@ libs:
 	$(CARGO) rustc --release --lib --features $(LIB_FEATURES) --crate-type $(C_LIBS) -- $(CDYLIB_ARGS)
 	ln -sf libmirs.so $(RELEASE)/$(SONAME)
 
-test: test-rust test-stable test-loom test-c test-install test-package test-real test-retention test-glibc test-embedded test-miri test-fuzz test-arceos
+test: prereqs test-rust test-stable test-loom test-c test-install test-package test-real test-retention test-glibc test-embedded test-miri test-fuzz test-arceos
 	@echo "make test: all suites passed"
+
+# One line per prerequisite of the suites (found, installed, or missing and
+# what then skips), installing what is missing first (tools/prereqs.py; the
+# suites run the same checks again and find everything there).
+prereqs:
+	@$(PREREQS) report
 
 # Nightly: the default features (std's thread_local!) with the header check,
 # then the C libraries' configuration (#[thread_local]), plain and secure;
@@ -116,14 +129,13 @@ test-rust: header-check
 # #[global_allocator] (tests/global_alloc, debug and release), and the
 # embedded rlib.
 test-stable:
-ifeq ($(HAVE_STABLE),yes)
+	$(call with_prereqs,test-stable,stable,test-stable-run)
+
+test-stable-run:
 	CARGO="$(CARGO)" tests/stable_lib_tests.sh
 	cd tests/global_alloc && CARGO_TARGET_DIR=../../target/stable-global-alloc $(STABLE) test
 	cd tests/global_alloc && CARGO_TARGET_DIR=../../target/stable-global-alloc $(STABLE) test --release
 	CARGO_TARGET_DIR=target/stable $(STABLE) build --lib --no-default-features
-else
-	@echo "SKIP test-stable: no stable Rust toolchain (rustup toolchain install stable)"
-endif
 
 # loom drives its threads with panics, so these tests unwind; a target dir of
 # their own keeps the --cfg loom build from invalidating the normal one.
@@ -170,7 +182,7 @@ test-embedded:
 # over the single-threaded core, on the embedded platform driven by a fake
 # embedder (src/tests_embedded.rs: memory from one System allocation, a
 # counter for a clock). tests/miri.sh installs the pinned nightly's miri
-# through rustup; prints `SKIP test-miri: <reason>` when it cannot.
+# through rustup (tools/prereqs.py); prints `SKIP test-miri: <reason>` when it cannot.
 test-miri:
 	CARGO="$(CARGO)" tests/miri.sh
 
@@ -179,9 +191,11 @@ test-miri:
 # c_tests/arceos/switch_axlibc.py over the glue crates arceos-glue/ and
 # arceos-glue-mimalloc/, C apps booted in QEMU (TCG, SMP=2, 128 MiB); all
 # cached under target/arceos/. Prints `SKIP test-arceos: <reason>` when the
-# pinned toolchain or QEMU cannot be installed. bench-arceos: guest
-# instructions per malloc+free (-icount) and wall-clock throughput for
-# stock, C mimalloc, mirs and mirs-tls, then the stress footprint table.
+# pinned toolchain, QEMU or libclang cannot be installed (tools/prereqs.py);
+# a build that fails anyway stops the suite with one line and its log's path.
+# bench-arceos: guest instructions per malloc+free (-icount) and wall-clock
+# throughput for stock, C mimalloc, mirs and mirs-tls, then the stress
+# footprint table.
 test-arceos:
 	python3 c_tests/arceos/arceos.py test $(if $(ARCEOS_ARCHES),--arches "$(ARCEOS_ARCHES)") $(ARCEOS_APPS)
 
@@ -201,14 +215,13 @@ lint:
 	$(CARGO) clippy --all-targets --no-default-features -- -D warnings
 	$(CARGO) clippy --lib --no-default-features --features thread-local,static-region -- -D warnings
 	RUSTFLAGS="$(LOOM_FLAGS)" CARGO_TARGET_DIR=target/loom $(CARGO) clippy --lib --profile test -- -D warnings
-ifeq ($(HAVE_STABLE),yes)
+	$(call with_prereqs,lint-stable,stable,lint-stable-run)
+
+lint-stable-run:
 	CARGO_TARGET_DIR=target/stable $(STABLE) clippy --all-targets -- -D warnings
 	cd tests/global_alloc && CARGO_TARGET_DIR=../../target/stable-global-alloc $(STABLE) clippy --all-targets -- -D warnings
 	cd bench/rust && CARGO_TARGET_DIR=../../target/bench-rust $(STABLE) clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" CARGO_TARGET_DIR=target/stable $(STABLE) doc --no-deps --lib
-else
-	@echo "SKIP lint-stable: no stable Rust toolchain (rustup toolchain install stable)"
-endif
 
 # Benchmarks (bench/README.md).
 bench-peers:
@@ -220,8 +233,7 @@ libs-secure:
 	ln -sf libmirs.so target/secure/release/$(SONAME)
 
 bench: libs libs-secure bench-peers
-	@python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install --quiet matplotlib \
-	  || echo "bench: matplotlib could not be installed; charts will be skipped"
+	@$(PREREQS) ensure --optional --suite bench matplotlib
 	python3 bench/run.py $(if $(QUICK),--quick)
 	$(MAKE) --no-print-directory bench-rust
 
@@ -230,12 +242,11 @@ bench: libs libs-secure bench-peers
 # default features: what a Rust user gets), alternated, medians
 # (bench/README.md).
 bench-rust:
-ifeq ($(HAVE_STABLE),yes)
+	$(call with_prereqs,bench-rust,stable,bench-rust-run)
+
+bench-rust-run:
 	cd bench/rust && CARGO_TARGET_DIR=../../target/bench-rust $(STABLE) build --release --quiet
 	python3 bench/rust/run.py --bin-dir target/bench-rust/release $(if $(QUICK),--quick)
-else
-	@echo "SKIP bench-rust: no stable Rust toolchain (rustup toolchain install stable)"
-endif
 
 bench-fastpath: libs bench-peers
 	bench/fastpath_instr.sh
@@ -305,18 +316,19 @@ clean:
 # `cargo install cargo-fuzz`); `make test-fuzz` runs a FUZZ_TEST_SECONDS pass
 # when cargo-fuzz is installed, else the same programs (the corpus plus
 # generated ones) through the deterministic driver. SECURE=1: with `secure`.
+# `make fuzz` installs cargo-fuzz when `cargo fuzz` does not run
+# (tools/prereqs.py); `make test` does not.
 comma := ,
 FUZZ_TEST_SECONDS ?= 60
 FUZZ_FEATURES := libfuzzer$(if $(SECURE),$(comma)mirs/secure)
 
 fuzz:
-	@$(CARGO) fuzz --version >/dev/null 2>&1 || \
-	  { echo "make fuzz: cargo-fuzz is missing; install it with: cargo install cargo-fuzz"; exit 1; }
+	@$(PREREQS) ensure --fail --suite fuzz cargo-fuzz
 	cd fuzz && $(CARGO) fuzz run ops --features $(FUZZ_FEATURES) -- \
 	  -max_total_time=$(or $(SECONDS),300) -max_len=4096 -detect_leaks=0 -print_final_stats=1
 
 test-fuzz:
-	@if $(CARGO) fuzz --version >/dev/null 2>&1; then \
+	@if $(PREREQS) check cargo-fuzz; then \
 	  echo "test-fuzz: cargo-fuzz found: a $(FUZZ_TEST_SECONDS) s libFuzzer pass"; \
 	  cd fuzz && $(CARGO) fuzz run ops --features $(FUZZ_FEATURES) -- \
 	    -max_total_time=$(FUZZ_TEST_SECONDS) -max_len=4096 -detect_leaks=0 -print_final_stats=1; \
@@ -331,6 +343,5 @@ MINUTES ?= 10
 SOAK_THREADS ?= 4
 
 soak: libs
-	@python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install --quiet matplotlib \
-	  || echo "soak: matplotlib could not be installed; the plot will be skipped"
+	@$(PREREQS) ensure --optional --suite soak matplotlib
 	python3 bench/soak.py --minutes $(MINUTES) --threads $(SOAK_THREADS) --lib $(RELEASE)/libmirs.so

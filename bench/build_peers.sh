@@ -23,6 +23,10 @@ manifest="$here/peers/Cargo.toml"
 CC=${CC:-cc}
 mkdir -p "$out/lib"
 
+# cc, make (jemalloc's build) and nm on PATH, installed through apt-get when
+# missing (tools/prereqs.py); without them: one SKIP line, no peers.
+python3 "$root/tools/prereqs.py" ensure --suite bench-peers peer-tools || exit 0
+
 # check_exports LIB: malloc and free defined (T/W/i) in the dynamic symbol table.
 check_exports() {
     for s in malloc free calloc realloc posix_memalign malloc_usable_size; do

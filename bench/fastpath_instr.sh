@@ -24,7 +24,8 @@ mirs_a="$root/target/release/libmirs.a"
 N1=${N1:-200000}
 N2=${N2:-1200000}
 
-command -v valgrind >/dev/null || { echo "fastpath: valgrind not found (apt-get install valgrind)" >&2; exit 1; }
+# valgrind on PATH, installed through apt-get when missing (tools/prereqs.py).
+python3 "$root/tools/prereqs.py" ensure --fail --suite bench-fastpath valgrind || exit 1
 mkdir -p "$bin"
 gcc -O2 -o "$bin/fastpath" "$root/c_tests/bench/fastpath.c"
 gcc -O2 -o "$bin/which_malloc" "$root/c_tests/bench/which_malloc.c" -ldl

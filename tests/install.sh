@@ -9,6 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# pkg-config on PATH, installed through apt-get when missing (tools/prereqs.py);
+# when it cannot be: one SKIP line.
+rc=0
+python3 tools/prereqs.py ensure --suite test-install pkg-config || rc=$?
+case $rc in 0) ;; 3) exit 0 ;; *) exit 1 ;; esac
 STAGE=$ROOT/target/install-test
 rm -rf "$STAGE"
 mkdir -p "$STAGE/bin"

@@ -3,16 +3,16 @@
 # platform on a fake embedder: memory from one System allocation, a
 # counter for a clock, threads numbered from 1), `cargo miri test` on the
 # tests named `embedded_*`, without and with `secure`. Installs the pinned nightly's miri and rust-src
-# through rustup and builds Miri's sysroot (`cargo miri setup`, which
+# through rustup (tools/prereqs.py) and builds Miri's sysroot (`cargo miri setup`, which
 # fetches the standard library's dependencies from crates.io) when needed;
 # prints one `SKIP test-miri: <reason>` line and succeeds when any of that
 # is impossible. Undefined behaviour or a failing test fails the suite.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# Pinned, so a new nightly's Miri cannot break the suite (and the ArceOS
-# suite installs the same toolchain: c_tests/arceos/arceos.py).
-TOOLCHAIN=${MIRI_TOOLCHAIN:-nightly-2026-02-25}
+# Pinned, so a new nightly's Miri cannot break the suite: tools/prereqs.py's
+# PINNED, the toolchain the ArceOS suite builds with too.
+TOOLCHAIN=${MIRI_TOOLCHAIN:-$(sed -n 's/^PINNED = "\(.*\)"$/\1/p' tools/prereqs.py)}
 CARGO=${CARGO:-cargo}
 start=$(date +%s)
 
@@ -21,22 +21,15 @@ skip() {
   exit 0
 }
 
-command -v rustup >/dev/null 2>&1 || skip "rustup is not installed"
-if ! rustup run "$TOOLCHAIN" rustc --version >/dev/null 2>&1; then
-  echo "test-miri: installing $TOOLCHAIN through rustup"
-  rustup toolchain install "$TOOLCHAIN" --profile minimal --component miri,rust-src ||
-    skip "rustup could not install $TOOLCHAIN with miri and rust-src"
-fi
-if ! rustup run "$TOOLCHAIN" cargo miri --version >/dev/null 2>&1 ||
-  ! [[ -d $(rustup run "$TOOLCHAIN" rustc --print sysroot)/lib/rustlib/src/rust/library ]]; then
-  rustup component add --toolchain "$TOOLCHAIN" miri rust-src ||
-    skip "rustup could not add miri and rust-src to $TOOLCHAIN"
-fi
+# The toolchain, its miri and rust-src: tools/prereqs.py checks what is used
+# here (`cargo +TOOLCHAIN miri`, the sysroot's library sources) and installs
+# what is missing through rustup, or prints the SKIP line (status 3).
+MIRI_TOOLCHAIN=$TOOLCHAIN python3 tools/prereqs.py ensure --suite test-miri miri
+case $? in 0) ;; 3) exit 0 ;; *) exit 1 ;; esac
 mkdir -p target
-"$CARGO" "+$TOOLCHAIN" miri setup >target/miri-setup.log 2>&1 || {
-  tail -n 20 target/miri-setup.log
-  skip "cargo miri setup could not build Miri's sysroot (target/miri-setup.log)"
-}
+"$CARGO" "+$TOOLCHAIN" miri setup >target/miri-setup.log 2>&1 ||
+  skip "cargo miri setup could not build Miri's sysroot: $(grep -m1 -E '^error' target/miri-setup.log ||
+    tail -n 1 target/miri-setup.log) (log: target/miri-setup.log)"
 ready=$(date +%s)
 echo "test-miri: $TOOLCHAIN's Miri ready in $((ready - start)) s"
 

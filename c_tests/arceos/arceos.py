@@ -19,9 +19,12 @@ docs/arceos.md describes every step.
                                        threads in 64/128 MiB guests
 
 Steps, all cached under target/arceos/:
-1. prerequisites: the pinned nightly through rustup (+ x86_64-unknown-none,
-   rust-src, llvm-tools), qemu-system-x86 and libclang through apt-get;
-   when they cannot be had: one `SKIP test-arceos: <reason>` line, exit 0;
+1. prerequisites (tools/prereqs.py): the pinned nightly with
+   x86_64-unknown-none through rustup, qemu-system-x86 and libclang-dev
+   through apt-get (riscv64/aarch64 guests: arch_prerequisites); when they
+   cannot be had: one `SKIP test-arceos: <reason>` line, exit 0. A build
+   that still fails stops the suite at the first failure: one line with its
+   cause, the log's tail and its path;
 2. the published ArceOS crates (0.3.0-preview.3) and libmimalloc-sys (for
    its C sources) fetched by cargo as the dependencies of a throwaway crate;
 3. three source trees laid out as ArceOS's (ulib/axlibc, api/arceos_posix_api):
@@ -50,9 +53,12 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tools"))
+import prereqs  # noqa: E402  (tools/prereqs.py: the checks `make test` reports)
+
 WORK = REPO / "target" / "arceos"
 CARGO_TARGET = WORK / "cargo"
-TOOLCHAIN = "nightly-2026-02-25"
+TOOLCHAIN = prereqs.PINNED  # nightly-2026-02-25
 ARCEOS_VERSION = "0.3.0-preview.3"
 TARGET = "x86_64-unknown-none"
 SMP = 2
@@ -163,63 +169,51 @@ class Skip(Exception):
 
 
 class BuildError(Exception):
-    pass
+    """A build step failed: a one-line cause and the log that has the rest."""
+
+    def __init__(self, what, log_path=None):
+        super().__init__(what)
+        self.what, self.log_path = what, log_path
+
+    def cause(self):
+        """`what`, plus the log's first error and a build script's panic message."""
+        if self.log_path is None or not Path(self.log_path).exists():
+            return self.what
+        lines = Path(self.log_path).read_text(errors="replace").splitlines()
+        first_error = next((ln.strip() for ln in lines if re.match(r"\s*error(\[E\d+\])?:", ln)), None)
+        panic = None
+        for i, ln in enumerate(lines):
+            if "panicked at" in ln and i + 1 < len(lines):
+                panic = lines[i + 1].strip()
+                break
+        parts = [self.what] + [p for p in (first_error, panic) if p]
+        text = ": ".join(parts)
+        return text if len(text) <= 400 else text[:400] + "..."
+
+    def report(self, suite):
+        """The one-line cause, then the log's last lines and its path."""
+        log(f"{suite}: FAIL {self.cause()}")
+        if self.log_path is not None and Path(self.log_path).exists():
+            lines = [ln for ln in Path(self.log_path).read_text(errors="replace").splitlines() if ln.strip()]
+            log(f"{suite}: full log: {self.log_path}; its last lines:")
+            for ln in lines[-12:]:
+                log("    " + ln[:200])
 
 
 # ---------------------------------------------------------------- 1. prerequisites
 
 
-def toolchain_ready():
-    r = capture(["rustup", "run", TOOLCHAIN, "rustc", "--print", "sysroot"])
-    if r.returncode != 0:
-        return None
-    sysroot = Path(r.stdout.strip())
-    if not (sysroot / "lib/rustlib" / TARGET).is_dir() or not (sysroot / "lib/rustlib/src").is_dir():
-        return None
-    lld = sysroot / "lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld"
-    return lld if lld.is_file() else None
-
-
-def have_libclang():
-    for pattern in ("/usr/lib/llvm-*/lib/libclang*.so*", "/usr/lib/x86_64-linux-gnu/libclang*.so*"):
-        if list(Path("/").glob(pattern.lstrip("/"))):
-            return True
-    return False
-
-
-def prerequisites():
-    """The rust-lld path; raises Skip when something cannot be installed."""
+def prerequisites(suite):
+    """The rust-lld path; raises Skip when something cannot be installed.
+    Each check is tools/prereqs.py's: the pinned toolchain's x86_64-unknown-none
+    libcore and rust-lld, gcc, qemu-system-x86_64, and a libclang that
+    clang-sys (bindgen, in arceos_posix_api's build script) would load."""
     t0 = time.time()
-    if shutil.which("rustup") is None:
-        raise Skip("rustup is not installed")
-    if toolchain_ready() is None:
-        log(f"test-arceos: installing {TOOLCHAIN} through rustup")
-        r = run(
-            ["rustup", "toolchain", "install", TOOLCHAIN, "--profile", "minimal",
-             "--target", TARGET, "--component", "rust-src", "--component", "llvm-tools"],
-            check=False,
-        )
-        if r.returncode != 0 or toolchain_ready() is None:
-            raise Skip(f"rustup could not install {TOOLCHAIN} with {TARGET}, rust-src, llvm-tools")
-    missing = []
-    if shutil.which("qemu-system-x86_64") is None:
-        missing.append("qemu-system-x86")
-    if not have_libclang():
-        missing.append("libclang-dev")
-    if shutil.which("gcc") is None:
-        missing.append("gcc")
-    if missing:
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            raise Skip(f"{', '.join(missing)} missing and apt-get cannot install them here")
-        log(f"test-arceos: apt-get install {' '.join(missing)}")
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        ok = run(["apt-get", "update", "-qq"], check=False, env=env).returncode == 0
-        ok = ok and run(["apt-get", "install", "-y", "-qq", *missing], check=False, env=env,
-                        stdout=subprocess.DEVNULL).returncode == 0
-        if not ok or shutil.which("qemu-system-x86_64") is None or not have_libclang():
-            raise Skip(f"apt-get could not install {', '.join(missing)}")
-    lld = toolchain_ready()
-    return lld, time.time() - t0
+    try:
+        prereqs.ensure(suite, "arceos-toolchain", "cc", "qemu", "libclang", log=log)
+    except prereqs.Missing as e:
+        raise Skip(str(e))
+    return prereqs.arceos_lld(), time.time() - t0
 
 
 # ---------------------------------------------------------------- 2. fetch
@@ -231,6 +225,7 @@ def cargo_env():
         del env[k]  # an outer `make` or cargo must not leak its settings in
     env.update(
         RUSTUP_TOOLCHAIN=TOOLCHAIN,
+        RUST_BACKTRACE="0",  # a failing build script's panic: its message, not a backtrace
         AX_LOG="warn",  # axruntime reads it at build time
         AX_CONFIG_PATH=str(arch_config()),
         RUSTFLAGS="-A unsafe_op_in_unsafe_fn",
@@ -280,10 +275,16 @@ libmimalloc-sys = {{ version = "={MIMALLOC_SYS_VERSION}", default-features = fal
     write_if_changed(d / "Cargo.toml", manifest)
     write_if_changed(d / "src/lib.rs", "")
     env = cargo_env()
-    run(["cargo", "fetch", "--quiet", "--manifest-path", d / "Cargo.toml"], env=env)
+    log_path = WORK / "fetch.log"
+    with open(log_path, "w") as f:
+        r = run(["cargo", "fetch", "--manifest-path", d / "Cargo.toml"], env=env, check=False,
+                stdout=f, stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        raise BuildError("cargo fetch of the ArceOS crates failed", log_path)
     meta = capture(["cargo", "metadata", "--format-version", "1", "--manifest-path", d / "Cargo.toml"], env=env)
     if meta.returncode != 0:
-        sys.exit(f"test-arceos: cargo metadata failed:\n{meta.stderr}")
+        log_path.write_text(meta.stderr)
+        raise BuildError("cargo metadata of the ArceOS crates failed", log_path)
     found = {}
     for p in json.loads(meta.stdout)["packages"]:
         found.setdefault(p["name"], {})[p["version"]] = Path(p["manifest_path"]).parent
@@ -357,8 +358,10 @@ def layout(tree, crates):
             shutil.copy2(axlibc / "Cargo.lock", dest / "ulib/axlibc/Cargo.lock")
         (axlibc / "Cargo.lock").unlink(missing_ok=True)
         if TREES[tree]:
-            run([sys.executable, REPO / "c_tests/arceos/switch_axlibc.py", axlibc, REPO / TREES[tree]],
-                stdout=subprocess.DEVNULL)
+            r = capture([sys.executable, REPO / "c_tests/arceos/switch_axlibc.py", axlibc, REPO / TREES[tree]])
+            if r.returncode != 0:
+                (WORK / "switch.log").write_text(r.stdout + r.stderr)
+                raise BuildError(f"switch_axlibc.py could not switch axlibc to {TREES[tree]}", WORK / "switch.log")
         sync_tree(staging, dest)
     return dest
 
@@ -408,10 +411,12 @@ def build_lib(variant):
     out.mkdir(parents=True, exist_ok=True)
     axlibc = WORK / tree / "ulib/axlibc"
     features = " ".join(AX_FEATURES + A["lib_features"] + extra)
-    r = run(["cargo", "build", "--quiet", "--release", "--target", A["target"], "--features", features],
-            cwd=axlibc, env=cargo_env(), check=False)
+    log_path = out / "build.log"
+    with open(log_path, "w") as f:
+        r = run(["cargo", "build", "--release", "--target", A["target"], "--features", features],
+                cwd=axlibc, env=cargo_env(), check=False, stdout=f, stderr=subprocess.STDOUT)
     if r.returncode != 0:
-        raise BuildError(f"cargo build of axlibc ({variant}) failed")
+        raise BuildError(f"cargo build of axlibc ({variant})", log_path)
     built = Path(cargo_env()["CARGO_TARGET_DIR"]) / A["target"] / "release"
     shutil.copy2(built / "libaxlibc.a", out / "libaxlibc.a")
     platform = tomllib.loads(arch_config().read_text())["platform"]
@@ -427,11 +432,15 @@ def build_lib(variant):
         if flags_changed or not o.exists() or o.stat().st_mtime < newest(c, axlibc / "include"):
             r = capture([A["cc"], *flags, "-c", "-o", o, c])  # axlibc's own warnings stay quiet
             if r.returncode != 0:
-                raise BuildError(f"gcc {c.name} failed:\n{r.stderr}")
+                (out / "gcc.log").write_text(r.stderr)
+                raise BuildError(f"gcc {c.name} ({variant})", out / "gcc.log")
         objs.append(o)
     stamp.write_text(" ".join(flags))
     (out / "libc.a").unlink(missing_ok=True)
-    run(["ar", "rcs", out / "libc.a", *objs])
+    r = capture(["ar", "rcs", out / "libc.a", *objs])
+    if r.returncode != 0:
+        (out / "ar.log").write_text(r.stderr)
+        raise BuildError(f"ar of axlibc's libc.a ({variant})", out / "ar.log")
     return out
 
 
@@ -445,13 +454,20 @@ def build_app(name, sources, extra_cflags, variant, lld):
     out = out_dir(variant)
     gcc_inc = gcc_include()
     objs = []
+    log_path = out / f"{name}-build.log"
     for s in sources:
         o = out / f"{name}-{Path(s).stem}.o"
-        run([A["cc"], *cflags(tree), "-isystem", gcc_inc, *extra_cflags, "-c", "-o", o, REPO / s])
+        r = capture([A["cc"], *cflags(tree), "-isystem", gcc_inc, *extra_cflags, "-c", "-o", o, REPO / s])
+        if r.returncode != 0:
+            log_path.write_text(r.stdout + r.stderr)
+            raise BuildError(f"{A['cc']} {Path(s).name} ({variant})", log_path)
         objs.append(o)
     elf = out / f"{name}.elf"
-    run([lld, "-flavor", "gnu", "-nostdlib", "-static", "-no-pie", "--gc-sections", "-znostart-stop-gc",
-         f"-T{out / 'linker.lds'}", *objs, out / "libc.a", out / "libaxlibc.a", "-o", elf])
+    r = capture([lld, "-flavor", "gnu", "-nostdlib", "-static", "-no-pie", "--gc-sections", "-znostart-stop-gc",
+                 f"-T{out / 'linker.lds'}", *objs, out / "libc.a", out / "libaxlibc.a", "-o", elf])
+    if r.returncode != 0:
+        log_path.write_text(r.stdout + r.stderr)
+        raise BuildError(f"rust-lld {name}.elf ({variant})", log_path)
     return elf
 
 
@@ -531,10 +547,11 @@ def judge(app, text, timed_out, variant=None):
 # ---------------------------------------------------------------- commands
 
 
-def prepare():
-    """Everything up to built libraries; returns (lld, timings)."""
+def prepare(suite):
+    """Prerequisites, fetch, layout, config; returns (lld, timings). Raises
+    Skip (a prerequisite cannot be had) or BuildError."""
     WORK.mkdir(parents=True, exist_ok=True)
-    lld, t_install = prerequisites()
+    lld, t_install = prerequisites(suite)
     t0 = time.time()
     crates = fetch()
     for tree in TREES:
@@ -560,7 +577,11 @@ def arch_prerequisites(name):
             raise Skip(f"rustup could not add {t['target']}")
     objcopy = sysroot / "lib/rustlib/x86_64-unknown-linux-gnu/bin/llvm-objcopy"
     if not objcopy.is_file():
-        raise Skip(f"{objcopy} missing (rustup component llvm-tools)")
+        log(f"test-arceos: rustup component add llvm-tools ({TOOLCHAIN}, for llvm-objcopy)")
+        run(["rustup", "component", "add", "--toolchain", TOOLCHAIN, "llvm-tools"], check=False,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not objcopy.is_file():
+        raise Skip(f"{objcopy} missing and rustup could not add the llvm-tools component")
     OBJCOPY[0] = str(objcopy)
     if shutil.which(t["cc"]) is None or shutil.which(t["qemu"]) is None:
         if os.geteuid() != 0 or shutil.which("apt-get") is None:
@@ -574,11 +595,6 @@ def arch_prerequisites(name):
 
 
 def cmd_test(args):
-    try:
-        lld, times = prepare()
-    except Skip as e:
-        log(f"SKIP test-arceos: {e}")
-        return 0
     wanted = []
     arches = args.arches.replace(",", " ").split()
     for a in arches:
@@ -598,12 +614,21 @@ def cmd_test(args):
             if v not in VARIANTS:
                 sys.exit(f"test-arceos: no variant {v!r} ({', '.join(VARIANTS)})")
             wanted.append((arch, app, v))
+    try:
+        lld, times = prepare("test-arceos")
+    except Skip as e:
+        log(f"SKIP test-arceos: {e}")
+        return 0
+    except BuildError as e:
+        e.report("test-arceos")
+        log(f"test-arceos: 0 passed, {len(wanted)} failed")
+        return 1
     passed = failed = 0
     t_build = 0.0
-    built = {}
+    built = set()
     skipped = {}
     crates = None
-    for arch, app, variant in wanted:
+    for i, (arch, app, variant) in enumerate(wanted):
         if arch != A["name"]:
             use_arch(arch)
             if arch != "x86_64":
@@ -621,16 +646,17 @@ def cmd_test(args):
         name = variant if arch == "x86_64" else f"{arch}-{variant}"
         try:
             if name not in built:
-                built[name] = None
+                log(f"test-arceos: building axlibc ({name})")
                 build_lib(variant)
-                built[name] = True
-            if not built[name]:
-                raise BuildError(f"axlibc ({name}) did not build")
+                built.add(name)
             elf = build_app(app, sources, extra, variant, lld)
-        except (BuildError, subprocess.CalledProcessError) as e:
-            failed += 1
-            log(f"test-arceos: FAIL {app:<7} {name:<12} build: {e}")
-            continue
+        except BuildError as e:
+            # The variants share all but a few crates: the first failure
+            # stops the suite (one cause, not one backtrace per variant).
+            e.report("test-arceos")
+            failed += len(wanted) - i
+            log(f"test-arceos: stopped at the first build failure ({len(wanted) - i} of {len(wanted)} not run)")
+            break
         finally:
             t_build += time.time() - t0
         text, secs, timed_out = boot(elf, timeout, mem=mem)
@@ -670,10 +696,13 @@ def iterations(text):
 
 def cmd_bench(args):
     try:
-        lld, _ = prepare()
+        lld, _ = prepare("bench-arceos")
     except Skip as e:
         log(f"SKIP bench-arceos: {e}")
         return 0
+    except BuildError as e:
+        e.report("bench-arceos")
+        return 1
     variants = args.variants.split(",") if args.variants else BENCH_VARIANTS
     for v in variants:
         if v not in VARIANTS:
@@ -681,8 +710,12 @@ def cmd_bench(args):
     threads = [1, 2, 4]
     ithreads = [1, 2]
     log(f"bench-arceos: building bench_malloc_thread for {', '.join(variants)}")
-    elves = bench_elves(variants, threads, args.seconds, "bench", lld)
-    ielves = bench_elves(variants, ithreads, args.icount_seconds, "ibench", lld) if args.icount_runs else {}
+    try:
+        elves = bench_elves(variants, threads, args.seconds, "bench", lld)
+        ielves = bench_elves(variants, ithreads, args.icount_seconds, "ibench", lld) if args.icount_runs else {}
+    except BuildError as e:
+        e.report("bench-arceos")
+        return 1
 
     # 1. Guest instructions (QEMU -icount shift=0): each vCPU executes one
     # instruction per guest nanosecond, so min(threads, vCPUs) x guest
@@ -814,7 +847,7 @@ def cmd_footprint(args, lld=None):
     and at 64 MiB in the 128 MiB one (mirs-static: its 32 MiB region)."""
     if lld is None:
         try:
-            lld, _ = prepare()
+            lld, _ = prepare("footprint")
         except Skip as e:
             log(f"SKIP footprint: {e}")
             return 0

@@ -19,23 +19,18 @@ OUT=$ROOT/target/embedded
 cd "$ROOT"
 failed=0
 
-# Targets come from rustup. Where it cannot download them (an offline
-# machine), `make embedded` fails, while `make test` (OPTIONAL_TARGETS=1)
-# says so and skips the cross builds: the host-simulated tests still run.
-installed=$(rustup target list --installed 2>/dev/null)
+# Targets come from rustup, through tools/prereqs.py (target:<triple>: the
+# target's libcore in the nightly's sysroot, which is what rustc loads). Where
+# rustup cannot download them (an offline machine), `make embedded` fails,
+# while `make test` (OPTIONAL_TARGETS=1) says so and skips the cross builds:
+# the host-simulated tests still run.
 available=""
 for t in $TARGETS; do
-  if ! grep -qx "$t" <<<"$installed"; then
-    echo "rustup target add $t"
-    if ! rustup target add "$t"; then
-      if [[ ${OPTIONAL_TARGETS:-0} == 1 ]]; then
-        echo "SKIP $t: rustup could not install the target (offline?)"
-        continue
-      fi
-      echo "FAIL cannot install target $t"
-      failed=1
-      continue
-    fi
+  if [[ ${OPTIONAL_TARGETS:-0} == 1 ]]; then
+    python3 tools/prereqs.py ensure --suite "test-embedded ($t)" "target:$t" || continue
+  elif ! python3 tools/prereqs.py ensure --fail --suite "embedded ($t)" "target:$t"; then
+    failed=1
+    continue
   fi
   available="$available $t"
 done

@@ -2,8 +2,8 @@
 # run_glibc_tests.sh [LIBDIR [SECURE_LIBDIR]]: glibc's own malloc tests against mirs.
 #
 # Gets the glibc source matching the installed libc6 from Debian's source package
-# (apt-get source with a private apt configuration under target/glibc/apt: the
-# system's apt sources are not touched), builds glibc's `support/` test harness and
+# (tools/prereqs.py glibc-source: apt-get source with a private apt configuration
+# under target/glibc/apt, the system's apt sources not touched), builds glibc's `support/` test harness and
 # the tests in malloc/ standalone against the installed glibc (glibc itself is not
 # built), and runs each test three ways:
 #   glibc  : as is;
@@ -33,11 +33,6 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 TIMEOUT=${GLIBC_TEST_TIMEOUT:-300}
 CC=${CC:-cc}
 
-skip() {
-  echo "SKIP test-glibc: $1"
-  exit 0
-}
-
 for lib in "$LIBDIR/libmirs.so" "$SECURE_LIBDIR/libmirs.so"; do
   if [[ ! -f $lib ]]; then
     echo "test-glibc: missing $lib (make libs libs-secure)"
@@ -47,38 +42,13 @@ for lib in "$LIBDIR/libmirs.so" "$SECURE_LIBDIR/libmirs.so"; do
 done
 
 # ---- the source -----------------------------------------------------------------
-command -v dpkg-query >/dev/null || skip "no dpkg-query: not a Debian system"
-VERSION=$(dpkg-query -W -f='${source:Version}' libc6 2>/dev/null)
-[[ -n $VERSION ]] || skip "libc6's source version is unknown to dpkg"
+# tools/prereqs.py fetches it (glibc-source: Debian's source package of the installed
+# libc6 through a private apt configuration, dpkg-dev installed when missing) or prints
+# the SKIP line (status 3).
+python3 "$ROOT/tools/prereqs.py" ensure --suite test-glibc glibc-source
+case $? in 0) ;; 3) exit 0 ;; *) exit 1 ;; esac
+VERSION=$(dpkg-query -W -f='${source:Version}' libc6)
 SRCDIR=$CACHE/src/glibc-$VERSION
-if [[ ! -f $SRCDIR/.complete ]]; then
-  command -v apt-get >/dev/null || skip "no apt-get"
-  command -v dpkg-source >/dev/null || skip "no dpkg-source (apt-get install dpkg-dev)"
-  # Debian's archive for the installed release: codename and keyring from the system.
-  codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
-  [[ -n $codename ]] || skip "no VERSION_CODENAME in /etc/os-release"
-  keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-  [[ -f $keyring ]] || skip "no $keyring"
-  apt=$CACHE/apt
-  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$CACHE/src/download"
-  {
-    echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian $codename main"
-    echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian $codename-updates main"
-    echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian-security $codename-security main"
-  } >"$apt/sources.list"
-  APT=(-o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=$apt/none"
-    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o "Debug::NoLocking=1"
-    -o "APT::Sandbox::User=root" -q)
-  echo "test-glibc: downloading the glibc $VERSION source package (under $CACHE)"
-  apt-get "${APT[@]}" update >"$CACHE/apt.log" 2>&1 ||
-    skip "apt-get update failed (no network?), see $CACHE/apt.log"
-  (cd "$CACHE/src/download" && apt-get "${APT[@]}" source --download-only "glibc=$VERSION") \
-    >>"$CACHE/apt.log" 2>&1 || skip "apt-get source glibc=$VERSION failed, see $CACHE/apt.log"
-  rm -rf "$SRCDIR"
-  dpkg-source -x --no-check "$CACHE/src/download/glibc_$VERSION.dsc" "$SRCDIR" >>"$CACHE/apt.log" 2>&1 ||
-    skip "dpkg-source -x failed, see $CACHE/apt.log"
-  touch "$SRCDIR/.complete"
-fi
 
 # ---- the support/ harness, standalone ----------------------------------------------
 # glibc builds support/ inside its own tree; here it is compiled against the installed
