@@ -116,7 +116,7 @@ echo "mirs C tests: LIBDIR=$LIBDIR, build dir $BUILD"
 PRELOAD=$LIBDIR/libmirs.so
 
 # ---- the plain tests, both modes -------------------------------------------------
-for t in test_api test_threads test_fork test_bad_free test_oom test_misuse test_realloc_grow; do
+for t in test_api test_threads test_fork test_bad_free test_oom test_misuse test_realloc_grow test_overflow; do
   if build "$BUILD/$t.static" -DMIRS_TEST_LINKED "$SRC/$t.c" "$LIBDIR/libmirs.a" "${STATIC_LIBS[@]}"; then
     run "$t [static]" env "$BUILD/$t.static"
   fi
@@ -169,8 +169,7 @@ if [[ -n $SECURE_LIBDIR ]]; then
       run "test_bad_free [secure preload, MIRS_ABORT_ON_ERROR=1]" \
         env LD_PRELOAD="$SECURE_LIBDIR/libmirs.so" MIRS_ABORT_ON_ERROR=1 \
         "$BUILD/test_bad_free.preload"
-    # test_misuse (issue 13's bugs) in full, case e (a 1-byte overflow into a free-list
-    # link) asserted: only `secure` checks links.
+    # test_misuse (issue 13's bugs) in full against the secure library too.
     build "$BUILD/test_misuse.secure-static" -DMIRS_TEST_LINKED "$SRC/test_misuse.c" \
       "$SECURE_LIBDIR/libmirs.a" "${STATIC_LIBS[@]}" &&
       run "test_misuse [secure static]" env MIRS_TEST_SECURE=1 "$BUILD/test_misuse.secure-static"

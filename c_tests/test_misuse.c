@@ -20,8 +20,7 @@
  *      checks notice, else corrupts), so mirs's EINVAL is the stated policy.
  *   e  a 1-byte overflow into a freed 48-byte neighbour's free-list link, 100 runs:
  *      every later 48-byte block is 16-byte aligned and overlaps no live block. Asserted
- *      only for the `secure` library (MIRS_TEST_SECURE=1); a plain build does not check
- *      links, so there the count is printed and not asserted.
+ *      in every build: links are encoded and checked by default since issue 20.
  *   f  blocks over 4 GiB (7 GiB, 19 GiB): free(p + size - 2), free(p + size - 16),
  *      free(p + 4 GiB) are refused without a crash, the block stays mapped (first and
  *      last page touched), free(p) works. SKIP when the system refuses the mapping.
@@ -39,7 +38,7 @@
  * call that counts, so the count stands for the report (test_bad_free matches the
  * lines themselves).
  *
- * Usage: test_misuse [CASES] (default "abcdefg"). MIRS_TEST_SECURE=1: asserts e.
+ * Usage: test_misuse [CASES] (default "abcdefg").
  */
 #include "mirs_test.h"
 
@@ -614,8 +613,6 @@ static int e_run(void *v) {
 
 static int case_e(void *unused) {
   (void)unused;
-  const char *s = getenv("MIRS_TEST_SECURE");
-  bool secure = s && strcmp(s, "1") == 0;
   int bad = 0, crashed = 0, skipped = 0;
   e_out = shared_longs(2);
   if (!e_out) return R_FAIL;
@@ -628,10 +625,8 @@ static int case_e(void *unused) {
   }
   printf("  e: 1-byte overflow into a freed 48-byte neighbour's link: %d of %d runs bad "
          "(%ld with a misaligned block, %ld with overlapping blocks, %d crashed or hung), "
-         "%d without an adjacent pair%s\n",
-         bad, 100 - skipped, e_out[0], e_out[1], crashed, skipped,
-         secure ? "" : " (plain build: links unchecked, not asserted)");
-  if (!secure) return R_SKIP;
+         "%d without an adjacent pair\n",
+         bad, 100 - skipped, e_out[0], e_out[1], crashed, skipped);
   return bad == 0 && skipped < 100 ? R_PASS : R_FAIL;
 }
 
@@ -810,7 +805,7 @@ static const struct test_case cases[] = {
     {'b', "double free never hands a block out twice, never hangs", case_b},
     {'c', "mirs_owns is 0 after free", case_c},
     {'d', "realloc of a freed block is refused", case_d},
-    {'e', "secure: 1-byte overflow into a free-list link", case_e},
+    {'e', "1-byte overflow into a free-list link", case_e},
     {'f', "interior pointers of blocks over 4 GiB", case_f},
     {'g', "allocation in the last key-destructor round", case_g},
 };
