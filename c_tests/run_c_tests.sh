@@ -9,7 +9,8 @@
 # and test_bad_free, whose every bad free must print its one "mirs: free(): invalid
 # pointer" line by default, once more per mode under MIRS_VERBOSE=0 (silent) and under
 # MIRS_ABORT_ON_ERROR=1 (SIGABRT after the line). test_misuse (issue 13's bugs, cases a-g) runs in
-# both modes and against the secure libraries, where its case e is asserted.
+# both modes and against the secure libraries; test_overflow (issue 20: overflows into a free
+# neighbour, forged links) in both modes.
 #
 # Each test prints "N passed, N failed"; this script sums them and ends with the same
 # line. A crash, a timeout, a missing summary or a build error counts as one failure.
