@@ -1347,6 +1347,14 @@ pub fn purge(force: bool) {
     });
 }
 
+/// Out of memory: free every abandoned page whose blocks have all come
+/// back, now (the unforced sweep runs at most every `SWEEP_INTERVAL_MS`).
+pub fn sweep_abandoned_now() {
+    if ABANDONED_TOTAL.load(Ordering::Relaxed) != 0 {
+        with_arena(sweep_abandoned);
+    }
+}
+
 /// Free every abandoned page whose blocks have all come back. Lock held.
 fn sweep_abandoned(st: &mut State) {
     for bin in 0..BIN_COUNT {

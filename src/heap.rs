@@ -489,7 +489,11 @@ impl Heap {
             return;
         }
         let bin = Self::bin_of_page(pg);
-        if bin < BIN_HUGE && self.queues[bin].first == page {
+        // Embedded, pages of large blocks go back at once: an idle 512 KiB
+        // page per thread and class fragments a small region (a dead
+        // thread's is held until it is reaped).
+        let keep = pg.block_size() <= RETIRE_SIZE_MAX || cfg!(feature = "hosted");
+        if bin < BIN_HUGE && keep && self.queues[bin].first == page {
             pg.set_retire_expire(retire_cycles(pg.block_size()));
             pg.note_retire_free();
             self.retired_min = self.retired_min.min(bin);

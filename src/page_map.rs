@@ -94,6 +94,28 @@ pub fn page_of(p: *const u8) -> *mut Page {
     unsafe { (*leaf)[i].load(Ordering::Relaxed) }
 }
 
+/// A leaf made by a thread that lost the race to install it, kept for the
+/// next window that needs one: leaves come from the platform's metadata
+/// memory, which embedded cannot give back (`os_free` takes chunks only).
+static SPARE_LEAF: AtomicPtr<Leaf> = AtomicPtr::new(ptr::null_mut());
+
+/// A leaf whose entries all read [`no_page`], unpublished: the spare, or
+/// fresh memory from the platform.
+fn fresh_leaf() -> Option<*mut Leaf> {
+    let spare = SPARE_LEAF.swap(ptr::null_mut(), Ordering::Acquire);
+    if !spare.is_null() {
+        return Some(spare);
+    }
+    let fresh = crate::platform::os_alloc_aligned(LEAF_BYTES, OS_PAGE_SIZE)?;
+    let leaf = fresh.base.cast::<Leaf>();
+    let entries = leaf.cast::<AtomicPtr<Page>>();
+    for i in 0..LEAF {
+        // SAFETY: fresh memory of LEAF_BYTES that only we know; i < LEAF.
+        unsafe { entries.wrapping_add(i).write(AtomicPtr::new(no_page())) };
+    }
+    Some(leaf)
+}
+
 /// The entry of the slice at `addr`, making its leaf; None when the platform
 /// has no memory for a leaf.
 fn entry_or_make(addr: usize) -> Option<&'static AtomicPtr<Page>> {
@@ -101,23 +123,19 @@ fn entry_or_make(addr: usize) -> Option<&'static AtomicPtr<Page>> {
     let top = &TOP_LEVEL[t];
     let mut leaf = top.load(Ordering::Acquire);
     if leaf.is_null() {
-        let fresh = crate::platform::os_alloc_aligned(LEAF_BYTES, OS_PAGE_SIZE)?;
-        let fresh_leaf = fresh.base.cast::<Leaf>();
-        let entries = fresh_leaf.cast::<AtomicPtr<Page>>();
-        for i in 0..LEAF {
-            // SAFETY: fresh memory of LEAF_BYTES that only we know; i < LEAF.
-            unsafe { entries.wrapping_add(i).write(AtomicPtr::new(no_page())) };
-        }
-        match top.compare_exchange(
-            ptr::null_mut(),
-            fresh_leaf,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => leaf = fresh_leaf,
+        let fresh = fresh_leaf()?;
+        match top.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => leaf = fresh,
             Err(winner) => {
-                // SAFETY: our fresh leaf lost the race; nobody else has seen it.
-                unsafe { crate::platform::os_free(fresh.base, LEAF_BYTES) };
+                // Lost the race: keep ours for the next window (nobody has
+                // seen it, so its entries still read no_page). Two racing
+                // losers at once leak one leaf: rare and bounded.
+                let _ = SPARE_LEAF.compare_exchange(
+                    ptr::null_mut(),
+                    fresh,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
                 leaf = winner;
             }
         }

@@ -314,6 +314,9 @@ pub(crate) fn recover(heap: *mut Heap) -> bool {
     arena::purge(false);
     let mut released = arena::release_caches();
     released |= reap_dead_threads();
+    // After the reaping (which abandons pages), the sweep: pages whose
+    // blocks all came back go now, whenever the last sweep ran.
+    arena::sweep_abandoned_now();
     released || stats::current(Counter::Pages) < pages
 }
 
