@@ -6,8 +6,9 @@
 //! - `APP_MODE=stress` (`make test-arceos`): APP_THREADS threads x ROUNDS
 //!   rounds of Vec/Box/String/BTreeMap churn, a third of the blocks freed
 //!   by another thread (mailboxes), blocks outliving their thread into the
-//!   next round, every block's contents checked before it is freed; with
-//!   mirs, a timer-interrupt hook that allocates, checks and frees too.
+//!   next round, every block's contents checked before it is freed; rounds
+//!   repeat until APP_SOAK_MS (guest) have passed; with mirs, a
+//!   timer-interrupt hook allocates, checks and frees all along.
 //!   Prints `rust-stress: ops=N corrupt=N irq_ops=N irq_corrupt=N ...`.
 //! - `APP_MODE=bench`: APP_THREADS threads x APP_OPS operations each (a
 //!   fixed count, so guest instructions per operation can be compared),
@@ -38,7 +39,10 @@ const MODE: &str = match option_env!("APP_MODE") {
 };
 const THREADS: usize = parse(option_env!("APP_THREADS"), 4);
 const OPS: usize = parse(option_env!("APP_OPS"), 200_000);
+/// At least this many rounds, and more until APP_SOAK_MS guest milliseconds
+/// have passed (the interrupt test's duration).
 const ROUNDS: usize = 4;
+const SOAK_MS: u128 = parse(option_env!("APP_SOAK_MS"), 3000) as u128;
 const STRESS_OPS: usize = 6_000;
 const SLOTS: usize = 512;
 
@@ -337,7 +341,8 @@ fn stress() {
         })
     };
     let t0 = Instant::now();
-    for round in 0..ROUNDS {
+    let mut round = 0;
+    while round < ROUNDS || t0.elapsed().as_millis() < SOAK_MS {
         let handles: Vec<_> = (0..THREADS)
             .map(|me| {
                 let shared = shared.clone();
@@ -347,7 +352,10 @@ fn stress() {
         for h in handles {
             h.join().unwrap();
         }
-        println!("rust-stress: round {round} done");
+        if round < ROUNDS {
+            println!("rust-stress: round {round} done");
+        }
+        round += 1;
     }
     // Whatever is still in flight: mailboxes and leftovers.
     for mb in &shared.mailboxes {
@@ -373,7 +381,7 @@ fn stress() {
     }
     memory_line("rust-stress");
     println!(
-        "rust-stress: ops={} handed={} corrupt={} in {} ms",
+        "rust-stress: rounds={round} ops={} handed={} corrupt={} in {} ms",
         shared.ops.load(Ordering::Relaxed),
         shared.handed.load(Ordering::Relaxed),
         shared.corrupt.load(Ordering::Relaxed),
