@@ -36,7 +36,7 @@ use mirs::c_api::prefixed as m;
 /// Rust heap), on the heap of the task they interrupt: every entry into mirs
 /// masks interrupts (as axalloc's `SpinNoIrq` did), so a handler never finds
 /// that heap half updated, and a task is never preempted inside mirs.
-#[cfg(feature = "global")]
+#[cfg(all(feature = "global", not(mirs_arceos_no_irq_mask)))]
 #[inline(always)]
 fn irq_guard() -> kernel_guard::IrqSave {
     kernel_guard::IrqSave::new()
@@ -44,13 +44,15 @@ fn irq_guard() -> kernel_guard::IrqSave {
 
 /// Without `global` only tasks call mirs (C code), and mirs is safe to
 /// preempt: nothing to mask.
-#[cfg(not(feature = "global"))]
+/// (Also `global` built with `MIRS_ARCEOS_IRQ_MASK=0`, only to measure what
+/// the masking costs: unsound once an interrupt handler allocates.)
+#[cfg(any(not(feature = "global"), mirs_arceos_no_irq_mask))]
 #[inline(always)]
 fn irq_guard() -> NoGuard {
     NoGuard
 }
 
-#[cfg(not(feature = "global"))]
+#[cfg(any(not(feature = "global"), mirs_arceos_no_irq_mask))]
 struct NoGuard;
 
 /// C `malloc`.
@@ -528,6 +530,14 @@ pub mod global {
         pub extern "C" fn __errno_location() -> *mut c_int {
             ERRNO.0[super::cpu()].get()
         }
+    }
+
+    /// `mirs::collect(true)` for the calling task, interrupts masked: its
+    /// free lists collected and memory mirs no longer uses given back to
+    /// axalloc's page allocator.
+    pub fn collect() {
+        let _irq = super::irq_guard();
+        mirs::collect(true);
     }
 
     /// Called by the switched axruntime on every timer interrupt: runs the

@@ -45,6 +45,7 @@ GLUE = REPO / "arceos-glue"
 APP_SRC = REPO / "c_tests/arceos/rust_app/main.rs"
 SWITCHED = ("axalloc", "axtask", "axruntime")
 AXSTD_FEATURES = ["defplat", "alloc", "multitask", "irq", "smp", "sched-rr"]
+AXSTD_FEATURES_UP = [f for f in AXSTD_FEATURES if f != "smp"]
 RUST_VARIANTS = {
     "stock": "stock axalloc (TLSF behind one SpinNoIrq lock)",
     "mirs": f"axalloc switched to mirs (page provider capped at {A.PROVIDER_MAX_MB} MiB)",
@@ -151,14 +152,15 @@ name = "mirs-rust-app-{variant}"
 path = "{APP_SRC}"
 
 [dependencies]
-axstd = {{ version = "{v}", features = {json.dumps(AXSTD_FEATURES)} }}
+axstd = {{ version = "{v}", default-features = false, features = {json.dumps(AXSTD_FEATURES_UP)} }}
 axalloc = "{v}"
 """
     if variant == "mirs":
         text += f"""mirs-arceos = {{ path = "{GLUE}", default-features = false, features = ["global"] }}
 """
-    # `mirs`: the app's interrupt test and mirs counters (mirs-arceos's API).
-    text += "\n[features]\nmirs = []\n"
+    # `mirs`: the app's interrupt test and mirs counters (mirs-arceos's API);
+    # `smp` unless `up` (the one-CPU build of the -icount benchmark).
+    text += "\n[features]\ndefault = [\"smp\"]\nsmp = [\"axstd/smp\"]\nmirs = []\nup = []\n"
     if variant == "mirs":
         text += patch_section(paths)
     text += "\n[profile.release]\npanic = \"abort\"\n\n[workspace]\n"
@@ -187,18 +189,38 @@ def prepare():
 # ---------------------------------------------------------------- build and boot
 
 
-def build_rust(variant, mode, threads, ops=None, tag=None):
-    """target/arceos/out/rust-<variant>/<tag>.elf."""
+def uniprocessor_config():
+    """target/arceos/axconfig-up.toml: arceos.py's config with one CPU."""
+    text = (WORK / "axconfig.toml").read_text()
+    text, n = re.subn(r"(?m)^max-cpu-num = \d+", "max-cpu-num = 1", text)
+    if n != 1:
+        sys.exit("axalloc.py: axconfig.toml has no plat.max-cpu-num")
+    A.write_if_changed(WORK / "axconfig-up.toml", text)
+
+
+def build_rust(variant, mode, threads, ops=None, tag=None, up=False, nomask=False):
+    """target/arceos/out/rust-<variant>/<tag>.elf; `up`: built for one CPU
+    (no `smp`, max-cpu-num = 1, its own cargo target directory)."""
     d = WORK / "rust" / variant
     env = A.cargo_env()
     env.update(APP_MODE=mode, APP_THREADS=str(threads), APP_SOAK_MS=str(SOAK_MS))
     if ops:
         env["APP_OPS"] = str(ops)
-    lds = A.CARGO_TARGET / A.TARGET / "release/linker_x86-pc.lds"
+    target_dir = A.CARGO_TARGET
+    if up:
+        uniprocessor_config()
+        target_dir = WORK / ("cargo-up-nomask" if nomask else "cargo-up")
+        env.update(AX_CONFIG_PATH=str(WORK / "axconfig-up.toml"), CARGO_TARGET_DIR=str(target_dir))
+    if nomask:  # measurement only: no interrupt masking around mirs calls
+        env["MIRS_ARCEOS_IRQ_MASK"] = "0"
+    lds = target_dir / A.TARGET / "release/linker_x86-pc.lds"
     name = f"mirs-rust-app-{variant}"
     cmd = ["cargo", "rustc", "--quiet", "--release", "--target", A.TARGET, "--bin", name]
-    if variant == "mirs":
-        cmd += ["--features", "mirs"]
+    if up:
+        cmd += ["--no-default-features"]
+    features = (["mirs"] if variant == "mirs" else []) + (["up"] if up else [])
+    if features:
+        cmd += ["--features", ",".join(features)]
     # Link arguments for the app only (RUSTFLAGS would rebuild every crate).
     cmd += ["--", "-C", f"link-arg=-T{lds}", "-C", "link-arg=-no-pie", "-C", "link-arg=-znostart-stop-gc"]
     r = A.run(cmd, cwd=d, env=env, check=False)
@@ -207,13 +229,13 @@ def build_rust(variant, mode, threads, ops=None, tag=None):
     out = WORK / "out" / f"rust-{variant}"
     out.mkdir(parents=True, exist_ok=True)
     elf = out / f"{tag or mode}.elf"
-    shutil.copy2(A.CARGO_TARGET / A.TARGET / "release" / name, elf)
+    shutil.copy2(target_dir / A.TARGET / "release" / name, elf)
     return elf
 
 
-def boot(elf, timeout, extra=()):
+def boot(elf, timeout, extra=(), smp=A.SMP):
     """(serial output, wall seconds, timed out); extra QEMU arguments (-icount)."""
-    cmd = ["qemu-system-x86_64", "-m", A.MEM, "-smp", str(A.SMP), "-machine", "q35", "-kernel", str(elf),
+    cmd = ["qemu-system-x86_64", "-m", A.MEM, "-smp", str(smp), "-machine", "q35", "-kernel", str(elf),
            "-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio", *extra]
     t0 = time.time()
     try:
@@ -248,6 +270,9 @@ def judge_rust_stress(variant, text, timed_out):
                     if irq else "; no irq line")
     if mem:
         summary += "; " + mem.group(1)
+    after = re.search(r"after collect: memory used_kib=(\d+)", text)
+    if after:
+        summary += f"; after mirs_collect(true) used_kib={after.group(1)}"
     return ok, summary
 
 
@@ -305,33 +330,55 @@ def cmd_bench(args):
     threads = [1, 2, 4]
     variants = list(RUST_VARIANTS)
     elves = {(v, n): build_rust(v, "bench", n, args.ops, f"bench{n}") for v in variants for n in threads}
+    # -icount on one vCPU: QEMU 7.2's -icount (one host thread for all vCPUs)
+    # starves a vCPU waiting on a timer while ArceOS's idle/GC loop keeps the
+    # other busy (the SMP image hangs there), so instructions are counted on
+    # a one-CPU build: every instruction of the run is one guest ns.
+    up_elves = {(v, n): build_rust(v, "bench", n, args.ops, f"bench{n}-up", up=True)
+                for v in variants for n in threads}
+    # What masking interrupts around each mirs call costs: mirs built without
+    # it (unsound with allocating interrupt handlers; -icount only).
+    nomask = {n: build_rust("mirs", "bench", n, args.ops, f"bench{n}-up-nomask", up=True, nomask=True)
+              for n in threads}
+    instr_nomask = {n: [] for n in threads}
     instr = {k: [] for k in elves}
     rate = {k: [] for k in elves}
     mem = {}
     for run_i in range(args.runs):
         for n in threads:
             for v in (variants if run_i % 2 == 0 else variants[::-1]):
-                for mode, extra in (("icount", ["-icount", "shift=0"]), ("tcg", [])):
-                    text, secs, _ = boot(elves[(v, n)], 900, extra)
-                    ops, ns = field(text, "ops"), field(text, "ns")
-                    if ops is None or ns is None:
+                for mode in ("icount", "tcg"):
+                    if mode == "icount":
+                        text, secs, _ = boot(up_elves[(v, n)], 900, ["-icount", "shift=0"], smp=1)
+                    else:
+                        text, secs, _ = boot(elves[(v, n)], 900)
+                    ops, ns, tsc = field(text, "ops"), field(text, "ns"), field(text, "tsc")
+                    if ops is None or ns is None or tsc is None:
                         log(f"bench-arceos-rust: run {run_i + 1} {v} {n}T {mode}: FAILED: "
                             + (A.panic_line(text) or "no result"))
                         continue
                     if mode == "icount":
-                        instr[(v, n)].append(ns / ops)  # shift=0: one guest ns per instruction
+                        # shift=0: the TSC advances one tick per instruction (the guest's
+                        # own ns are a quarter of that: it assumes a 4 GHz TSC).
+                        instr[(v, n)].append(tsc / ops)
                         m = re.search(r"rust-bench: memory (.*)", text)
                         if m:
                             mem[(v, n)] = m.group(1)
-                        val = f"{ns / ops:,.0f} instructions/op"
+                        val = f"{tsc / ops:,.0f} instructions/op (guest ns x {tsc / ns:.2f})"
                     else:
                         rate[(v, n)].append(ops / ns * 1e3)  # Mops/s of guest (host) time
                         val = f"{ops / ns * 1e3:.2f} Mops/s"
                     log(f"bench-arceos-rust: run {run_i + 1} {v:<5} {n}T {mode:<6} {val}  ({secs:.1f} s wall)")
+            text, _, _ = boot(nomask[n], 900, ["-icount", "shift=0"], smp=1)
+            ops, tsc = field(text, "ops"), field(text, "tsc")
+            if ops and tsc:
+                instr_nomask[n].append(tsc / ops)
+                log(f"bench-arceos-rust: run {run_i + 1} mirs without interrupt masking {n}T icount "
+                    f"{tsc / ops:,.0f} instructions/op")
     lines = [f"Rust app on axstd (c_tests/arceos/rust_app), QEMU SMP={A.SMP} {A.MEM}, {args.ops:,} ops per thread, "
              f"median of {args.runs} (alternated; host load average {A.os.getloadavg()[0]:.1f} at the end).",
-             "Guest instructions per operation (-icount shift=0, all vCPUs) and throughput (plain TCG, "
-             "guest clock):\n",
+             "Guest instructions per operation (-icount shift=0, a one-CPU build on one vCPU: the tasks "
+             "time-share it) and throughput (the SMP=2 build, plain TCG, guest clock):\n",
              "| global allocator | instr/op 1T | 2T | 4T | Mops/s 1T | 2T | 4T |",
              "|---|---|---|---|---|---|---|"]
 
@@ -350,6 +397,9 @@ def cmd_bench(args):
         a, b = med(rate[("stock", n)]), med(rate[("mirs", n)])
         ratio.append(f"{b / a:.2f}x" if a and b else "-")
     lines.append("| mirs vs stock | " + " | ".join(ratio) + " |")
+    cells = [f"{med(instr_nomask[n]):,.0f}" if instr_nomask[n] else "-" for n in threads]
+    lines.append("| mirs without masking interrupts (unsound; the mask's cost) | " + " | ".join(cells)
+                 + " | | | |")
     lines.append("\nMemory at the end of the icount run (page allocator pages in use; peak sampled):")
     for k, m in sorted(mem.items()):
         lines.append(f"- {k[0]} {k[1]}T: {m}")
