@@ -309,6 +309,9 @@ extern "C" fn trampoline(start: *mut c_void) -> *mut c_void {
     // only this thread takes it back.
     let Start { routine, arg } = *unsafe { alloc::boxed::Box::from_raw(start.cast::<Start>()) };
     let ret = routine(arg);
+    // With `global`, interrupt handlers allocate on this task's heap: not
+    // while it is being handed back.
+    let _irq = irq_guard();
     mirs::c_api::embedder::mirs_thread_done();
     ret
 }
@@ -345,6 +348,7 @@ pub unsafe fn thread_entry_unused(arg: *mut c_void) {
 
 /// The calling C thread is about to end (`pthread_exit`): hand its heap back.
 pub fn thread_exiting() {
+    let _irq = irq_guard();
     mirs::c_api::embedder::mirs_thread_done();
 }
 
