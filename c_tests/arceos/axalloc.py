@@ -198,7 +198,7 @@ def uniprocessor_config():
     A.write_if_changed(WORK / "axconfig-up.toml", text)
 
 
-def build_rust(variant, mode, threads, ops=None, tag=None, up=False, nomask=False):
+def build_rust(variant, mode, threads, ops=None, tag=None, up=False, nomask=False, raw=False):
     """target/arceos/out/rust-<variant>/<tag>.elf; `up`: built for one CPU
     (no `smp`, max-cpu-num = 1, its own cargo target directory)."""
     d = WORK / "rust" / variant
@@ -206,6 +206,8 @@ def build_rust(variant, mode, threads, ops=None, tag=None, up=False, nomask=Fals
     env.update(APP_MODE=mode, APP_THREADS=str(threads), APP_SOAK_MS=str(SOAK_MS))
     if ops:
         env["APP_OPS"] = str(ops)
+    if raw:
+        env["APP_RAW"] = "1"
     target_dir = A.CARGO_TARGET
     if up:
         uniprocessor_config()
@@ -321,6 +323,12 @@ def cmd_test(_args):
     return 0 if failed == 0 else 1
 
 
+MIXES = {
+    "mix": "Vec/Box/String/BTreeMap churn (contents written, Strings grown by push)",
+    "raw": "bare alloc + free (one byte written): the allocator alone",
+}
+
+
 def cmd_bench(args):
     try:
         prepare()
@@ -329,80 +337,90 @@ def cmd_bench(args):
         return 0
     threads = [1, 2, 4]
     variants = list(RUST_VARIANTS)
-    elves = {(v, n): build_rust(v, "bench", n, args.ops, f"bench{n}") for v in variants for n in threads}
-    # -icount on one vCPU: QEMU 7.2's -icount (one host thread for all vCPUs)
-    # starves a vCPU waiting on a timer while ArceOS's idle/GC loop keeps the
-    # other busy (the SMP image hangs there), so instructions are counted on
-    # a one-CPU build: every instruction of the run is one guest ns.
-    up_elves = {(v, n): build_rust(v, "bench", n, args.ops, f"bench{n}-up", up=True)
-                for v in variants for n in threads}
-    # What masking interrupts around each mirs call costs: mirs built without
-    # it (unsound with allocating interrupt handlers; -icount only).
-    nomask = {n: build_rust("mirs", "bench", n, args.ops, f"bench{n}-up-nomask", up=True, nomask=True)
-              for n in threads}
-    instr_nomask = {n: [] for n in threads}
+    elves, up_elves, nomask = {}, {}, {}
+    for mix in MIXES:
+        raw = mix == "raw"
+        for n in threads:
+            for v in variants:
+                elves[(mix, v, n)] = build_rust(v, "bench", n, args.ops, f"bench{n}-{mix}", raw=raw)
+                # -icount on one vCPU: QEMU 7.2's -icount (one host thread for all
+                # vCPUs) starves a vCPU waiting on a timer while ArceOS's idle/GC
+                # loop keeps the other busy (the SMP image hangs there), so
+                # instructions are counted on a one-CPU build.
+                up_elves[(mix, v, n)] = build_rust(v, "bench", n, args.ops, f"bench{n}-{mix}-up", up=True, raw=raw)
+            # What masking interrupts around each mirs call costs: mirs built
+            # without it (unsound with allocating interrupt handlers; -icount only).
+            nomask[(mix, n)] = build_rust("mirs", "bench", n, args.ops, f"bench{n}-{mix}-up-nomask", up=True,
+                                          nomask=True, raw=raw)
     instr = {k: [] for k in elves}
     rate = {k: [] for k in elves}
+    instr_nomask = {k: [] for k in nomask}
     mem = {}
     for run_i in range(args.runs):
-        for n in threads:
-            for v in (variants if run_i % 2 == 0 else variants[::-1]):
-                for mode in ("icount", "tcg"):
-                    if mode == "icount":
-                        text, secs, _ = boot(up_elves[(v, n)], 900, ["-icount", "shift=0"], smp=1)
-                    else:
-                        text, secs, _ = boot(elves[(v, n)], 900)
-                    ops, ns, tsc = field(text, "ops"), field(text, "ns"), field(text, "tsc")
-                    if ops is None or ns is None or tsc is None:
-                        log(f"bench-arceos-rust: run {run_i + 1} {v} {n}T {mode}: FAILED: "
-                            + (A.panic_line(text) or "no result"))
-                        continue
-                    if mode == "icount":
-                        # shift=0: the TSC advances one tick per instruction (the guest's
-                        # own ns are a quarter of that: it assumes a 4 GHz TSC).
-                        instr[(v, n)].append(tsc / ops)
-                        m = re.search(r"rust-bench: memory (.*)", text)
-                        if m:
-                            mem[(v, n)] = m.group(1)
-                        val = f"{tsc / ops:,.0f} instructions/op (guest ns x {tsc / ns:.2f})"
-                    else:
-                        rate[(v, n)].append(ops / ns * 1e3)  # Mops/s of guest (host) time
-                        val = f"{ops / ns * 1e3:.2f} Mops/s"
-                    log(f"bench-arceos-rust: run {run_i + 1} {v:<5} {n}T {mode:<6} {val}  ({secs:.1f} s wall)")
-            text, _, _ = boot(nomask[n], 900, ["-icount", "shift=0"], smp=1)
-            ops, tsc = field(text, "ops"), field(text, "tsc")
-            if ops and tsc:
-                instr_nomask[n].append(tsc / ops)
-                log(f"bench-arceos-rust: run {run_i + 1} mirs without interrupt masking {n}T icount "
-                    f"{tsc / ops:,.0f} instructions/op")
-    lines = [f"Rust app on axstd (c_tests/arceos/rust_app), QEMU SMP={A.SMP} {A.MEM}, {args.ops:,} ops per thread, "
-             f"median of {args.runs} (alternated; host load average {A.os.getloadavg()[0]:.1f} at the end).",
-             "Guest instructions per operation (-icount shift=0, a one-CPU build on one vCPU: the tasks "
-             "time-share it) and throughput (the SMP=2 build, plain TCG, guest clock):\n",
-             "| global allocator | instr/op 1T | 2T | 4T | Mops/s 1T | 2T | 4T |",
-             "|---|---|---|---|---|---|---|"]
+        for mix in MIXES:
+            for n in threads:
+                for v in (variants if run_i % 2 == 0 else variants[::-1]):
+                    k = (mix, v, n)
+                    for mode in ("icount", "tcg"):
+                        if mode == "icount":
+                            text, secs, _ = boot(up_elves[k], 900, ["-icount", "shift=0"], smp=1)
+                        else:
+                            text, secs, _ = boot(elves[k], 900)
+                        ops, ns, tsc = field(text, "ops"), field(text, "ns"), field(text, "tsc")
+                        if ops is None or ns is None or tsc is None:
+                            log(f"bench-arceos-rust: run {run_i + 1} {mix} {v} {n}T {mode}: FAILED: "
+                                + (A.panic_line(text) or "no result"))
+                            continue
+                        if mode == "icount":
+                            # shift=0: the TSC advances one tick per instruction (the
+                            # guest's own ns are a quarter: it assumes a 4 GHz TSC).
+                            instr[k].append(tsc / ops)
+                            val = f"{tsc / ops:,.0f} instructions/op (guest ns x {tsc / ns:.2f})"
+                        else:
+                            rate[k].append(ops / ns * 1e3)  # Mops per guest second
+                            m = re.search(r"rust-bench: memory (.*)", text)
+                            if m:
+                                mem[k] = m.group(1)
+                            val = f"{ops / ns * 1e3:.2f} Mops/s"
+                        log(f"bench-arceos-rust: run {run_i + 1} {mix} {v:<5} {n}T {mode:<6} {val}  "
+                            f"({secs:.1f} s wall)")
+                text, _, _ = boot(nomask[(mix, n)], 900, ["-icount", "shift=0"], smp=1)
+                ops, tsc = field(text, "ops"), field(text, "tsc")
+                if ops and tsc:
+                    instr_nomask[(mix, n)].append(tsc / ops)
+                    log(f"bench-arceos-rust: run {run_i + 1} {mix} mirs without interrupt masking {n}T icount "
+                        f"{tsc / ops:,.0f} instructions/op")
 
     def med(xs):
         return statistics.median(xs) if xs else None
 
-    for v in variants:
-        cells = [f"{med(instr[(v, n)]):,.0f}" if instr[(v, n)] else "-" for n in threads]
-        cells += [f"{med(rate[(v, n)]):.2f}" if rate[(v, n)] else "-" for n in threads]
-        lines.append(f"| {RUST_VARIANTS[v]} | " + " | ".join(cells) + " |")
-    ratio = []
-    for n in threads:
-        a, b = med(instr[("stock", n)]), med(instr[("mirs", n)])
-        ratio.append(f"{a / b:.2f}x fewer" if a and b else "-")
-    for n in threads:
-        a, b = med(rate[("stock", n)]), med(rate[("mirs", n)])
-        ratio.append(f"{b / a:.2f}x" if a and b else "-")
-    lines.append("| mirs vs stock | " + " | ".join(ratio) + " |")
-    cells = [f"{med(instr_nomask[n]):,.0f}" if instr_nomask[n] else "-" for n in threads]
-    lines.append("| mirs without masking interrupts (unsound; the mask's cost) | " + " | ".join(cells)
-                 + " | | | |")
-    lines.append("\nMemory at the end of the icount run (page allocator pages in use; peak sampled):")
+    lines = [f"Rust app on axstd (c_tests/arceos/rust_app), {args.ops:,} operations per thread, median of "
+             f"{args.runs} (stock and mirs alternated; host load average {A.os.getloadavg()[0]:.1f} at the end).",
+             "Guest instructions per operation: QEMU -icount shift=0 (TSC ticks), a one-CPU build on one vCPU "
+             "(the threads time-share it). Throughput: the SMP=2 build, plain TCG, operations per guest second "
+             "(the guest clock assumes a 4 GHz TSC)."]
+    for mix, what in MIXES.items():
+        lines += [f"\n{mix}: {what}\n",
+                  "| global allocator | instr/op 1T | 2T | 4T | Mops/s 1T | 2T | 4T |",
+                  "|---|---|---|---|---|---|---|"]
+        for v in variants:
+            cells = [f"{med(instr[(mix, v, n)]):,.0f}" if instr[(mix, v, n)] else "-" for n in threads]
+            cells += [f"{med(rate[(mix, v, n)]):.2f}" if rate[(mix, v, n)] else "-" for n in threads]
+            lines.append(f"| {RUST_VARIANTS[v]} | " + " | ".join(cells) + " |")
+        ratio = []
+        for n in threads:
+            a, b = med(instr[(mix, "stock", n)]), med(instr[(mix, "mirs", n)])
+            ratio.append(f"{b / a:.2f}x" if a and b else "-")
+        for n in threads:
+            a, b = med(rate[(mix, "stock", n)]), med(rate[(mix, "mirs", n)])
+            ratio.append(f"{b / a:.2f}x" if a and b else "-")
+        lines.append("| mirs / stock | " + " | ".join(ratio) + " |")
+        cells = [f"{med(instr_nomask[(mix, n)]):,.0f}" if instr_nomask[(mix, n)] else "-" for n in threads]
+        lines.append("| mirs without masking interrupts (unsound; the mask's cost) | " + " | ".join(cells)
+                     + " | | | |")
+    lines.append("\nMemory at the end of the last TCG run (page allocator pages in use; peak sampled):")
     for k, m in sorted(mem.items()):
-        lines.append(f"- {k[0]} {k[1]}T: {m}")
+        lines.append(f"- {k[0]} {k[1]} {k[2]}T: {m}")
     text = "\n".join(lines) + "\n"
     (WORK / "bench-rust.md").write_text(text)
     log("\n" + text + "(also in target/arceos/bench-rust.md)")

@@ -81,16 +81,56 @@ impl Rng {
     }
 }
 
+/// `APP_RAW` (bench): every block is a bare allocation (one byte
+/// written), so an operation is one allocation and one free and little else.
+const RAW: bool = option_env!("APP_RAW").is_some();
+
+/// A bare allocation of `size` bytes from the global allocator.
+struct RawBlock(core::ptr::NonNull<u8>, usize);
+
+// SAFETY: the block is plain memory owned by this value alone.
+unsafe impl Send for RawBlock {}
+
+impl RawBlock {
+    fn new(size: usize) -> RawBlock {
+        let layout = core::alloc::Layout::from_size_align(size, 1).unwrap();
+        // SAFETY: `size` is at least 4, so the layout is not zero-sized.
+        let p = unsafe { alloc::alloc::alloc(layout) };
+        let Some(p) = core::ptr::NonNull::new(p) else {
+            alloc::alloc::handle_alloc_error(layout)
+        };
+        // SAFETY: the block has `size >= 1` writable bytes.
+        unsafe { p.as_ptr().write(size as u8) };
+        RawBlock(p, size)
+    }
+}
+
+impl Drop for RawBlock {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout, freed once.
+        unsafe {
+            alloc::alloc::dealloc(
+                self.0.as_ptr(),
+                core::alloc::Layout::from_size_align_unchecked(self.1, 1),
+            )
+        };
+    }
+}
+
 /// A block of some kind, its contents derived from `seed`.
 enum Block {
     Bytes(Vec<u8>),
     Words(Box<[u64]>),
     Text(String),
+    Raw(#[allow(dead_code)] RawBlock),
 }
 
 impl Block {
     fn new(rng: &mut Rng, seed: u64) -> Block {
         let size = rng.size();
+        if RAW {
+            return Block::Raw(RawBlock::new(size));
+        }
         match seed % 3 {
             0 => Block::Bytes((0..size).map(|i| (seed as usize + i) as u8).collect()),
             1 => Block::Words(
@@ -116,6 +156,7 @@ impl Block {
                 .enumerate()
                 .all(|(i, &b)| b == (seed as usize + i) as u8),
             Block::Words(w) => w.iter().enumerate().all(|(i, &x)| x == seed ^ i as u64),
+            Block::Raw(_) => true,
             Block::Text(s) => s
                 .bytes()
                 .enumerate()
