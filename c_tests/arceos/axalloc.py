@@ -212,7 +212,10 @@ def build_rust(variant, mode, threads, ops=None, tag=None, up=False, nomask=Fals
     if up:
         uniprocessor_config()
         target_dir = WORK / ("cargo-up-nomask" if nomask else "cargo-up")
-        env.update(AX_CONFIG_PATH=str(WORK / "axconfig-up.toml"), CARGO_TARGET_DIR=str(target_dir))
+        env.update(AX_CONFIG_PATH=str(WORK / "axconfig-up.toml"))
+    elif nomask:
+        target_dir = WORK / "cargo-nomask"
+    env["CARGO_TARGET_DIR"] = str(target_dir)
     if nomask:  # measurement only: no interrupt masking around mirs calls
         env["MIRS_ARCEOS_IRQ_MASK"] = "0"
     lds = target_dir / A.TARGET / "release/linker_x86-pc.lds"
