@@ -19,6 +19,11 @@
 #                     (ARCEOS_RUNS=N runs each, median; default 5)
 #   make bench-fail   instructions per failing malloc(1 << 46), mirs vs glibc
 #   make bench-realloc  a buffer grown by realloc to 64 MiB: time and moves vs glibc
+#   make test-arceos-rust  ArceOS's global allocator (axalloc) switched to
+#                     mirs: a Rust axstd stress with an allocating timer
+#                     interrupt, and the C apps over it (part of `make test`)
+#   make bench-arceos-rust  the Rust axstd benchmark, stock axalloc vs mirs:
+#                     instructions/op (-icount) and throughput at 1/2/4 threads
 #   make bench        benchmark table and charts vs glibc, C mimalloc, jemalloc
 #                     (QUICK=1: one short run of each), and the Rust
 #                     #[global_allocator] benchmark (bench-rust)
@@ -71,7 +76,7 @@ header_digest = $$({ cat $(HEADER_INPUTS); grep '^version' Cargo.toml; } | sha25
 
 .PHONY: all libs libs-secure header header-if-stale header-check prereqs test test-rust test-stable test-stable-run lint-stable-run test-loom test-c test-real test-retention test-glibc test-miri lint \
         fuzz test-fuzz soak \
-        test-embedded embedded test-arceos bench-arceos \
+        test-embedded embedded test-arceos bench-arceos test-arceos-rust bench-arceos-rust \
         bench bench-peers bench-fastpath bench-ops bench-python bench-fail bench-realloc bench-storm bench-rust bench-rust-run \
         install uninstall test-install test-package clean
 
@@ -105,7 +110,7 @@ libs:
 	$(CARGO) rustc --release --lib --features $(LIB_FEATURES) --crate-type $(C_LIBS) -- $(CDYLIB_ARGS)
 	ln -sf libmirs.so $(RELEASE)/$(SONAME)
 
-test: prereqs test-rust test-stable test-loom test-c test-install test-package test-real test-retention test-glibc test-embedded test-miri test-fuzz test-arceos
+test: prereqs test-rust test-stable test-loom test-c test-install test-package test-real test-retention test-glibc test-embedded test-miri test-fuzz test-arceos test-arceos-rust
 	@echo "make test: all suites passed"
 
 # One line per prerequisite of the suites (found, installed, or missing and
@@ -201,6 +206,15 @@ test-arceos:
 
 bench-arceos:
 	python3 c_tests/arceos/arceos.py bench --runs $(or $(ARCEOS_RUNS),5)
+
+# axalloc (the kernel's and axstd apps' global allocator) switched to mirs by
+# c_tests/arceos/switch_axalloc.py (docs/arceos.md, section 9); reuses
+# arceos.py's fetched crates, trees and cargo cache under target/arceos/.
+test-arceos-rust:
+	python3 c_tests/arceos/axalloc.py test
+
+bench-arceos-rust:
+	python3 c_tests/arceos/axalloc.py bench --runs $(or $(ARCEOS_RUNS),3)
 
 lint:
 	python3 tools/module_graph.py

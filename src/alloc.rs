@@ -283,4 +283,16 @@ pub unsafe fn owns(p: *const u8) -> bool {
     unsafe { free::live_usable_size(p) }.is_some()
 }
 
+/// Does `p` lie in a page mirs has in use? True for every live block mirs
+/// handed out (and for freed blocks of pages still in use), false for
+/// memory mirs never had, whatever its contents: exact where [`owns`]
+/// reads the block. An embedder that serves some blocks from another
+/// allocator (ArceOS's boot heap) tells them apart with it.
+///
+/// Any address may be asked; the answer is stable while `p` is a live
+/// block (its page stays in use until the block is freed).
+pub fn in_heap(p: *const u8) -> bool {
+    free::resolve(p).is_some()
+}
+
 const _: () = assert!(core::mem::size_of::<Block>() == WORD_SIZE);

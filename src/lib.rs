@@ -119,7 +119,7 @@ mod panic;
 
 #[cfg(not(loom))]
 pub use alloc::{
-    calloc, malloc, malloc_aligned, owns, realloc, usable_size, zalloc, zalloc_aligned,
+    calloc, in_heap, malloc, malloc_aligned, owns, realloc, usable_size, zalloc, zalloc_aligned,
 };
 #[cfg(not(loom))]
 pub use free::free;

@@ -365,6 +365,29 @@ fn owned_pointers_report_usable_sizes() {
     api::free(p);
 }
 
+/// `in_heap` (embedders tell mirs's blocks from another allocator's with
+/// it): true for every live block, small, aligned and huge, false for
+/// memory mirs never had.
+#[test]
+fn in_heap_tells_mirs_blocks_from_foreign_memory() {
+    let small = alloc::malloc(24);
+    let aligned = alloc::malloc_aligned(100, 4096);
+    let huge = alloc::malloc(3 << 20);
+    for p in [small, aligned, huge] {
+        assert!(!p.is_null() && crate::alloc::in_heap(p));
+    }
+    // SAFETY: inside the huge block.
+    assert!(crate::alloc::in_heap(unsafe { huge.add(1 << 20) }));
+    static OUTSIDE: [u8; 64] = [0; 64];
+    let local = [0u8; 64];
+    assert!(!crate::alloc::in_heap(local.as_ptr()));
+    assert!(!crate::alloc::in_heap(OUTSIDE.as_ptr()));
+    assert!(!crate::alloc::in_heap(std::ptr::null()));
+    for p in [small, aligned, huge] {
+        api::free(p);
+    }
+}
+
 /// Every build: a forged link is never followed (block.rs, page.rs).
 #[test]
 fn free_lists_do_not_follow_a_forged_link() {
