@@ -187,15 +187,14 @@ pub fn remove_chunk(base: usize) {
     }
 }
 
-#[cfg(test)]
+/// Hosted (the embedded configuration's leaves come from its regions,
+/// which only the whole-allocator tests set up: tests_embedded.rs).
+#[cfg(all(test, feature = "hosted"))]
 mod tests {
     use super::*;
     use crate::constants::CHUNK_SIZE;
 
-    /// Hosted (the embedded configuration's leaves come from its regions,
-    /// which only the whole-allocator tests set up: tests_embedded.rs).
     #[test]
-    #[cfg(feature = "hosted")]
     fn insert_set_lookup_remove() {
         // An address range no real mapping uses in the test process.
         let base = (1usize << 45) + 7 * CHUNK_SIZE;
