@@ -313,7 +313,7 @@ def cmd_test(_args):
     try:
         A.build_lib(C_VARIANT)
         for app in ("api", "stress"):
-            sources, extra, _, timeout = A.APPS[app]
+            sources, extra, _, timeout, _mem = A.APPS[app]
             elf = A.build_app(app, sources, extra, C_VARIANT, lld)
             text, secs, timed_out = boot(elf, timeout)
             (WORK / "out" / C_VARIANT / f"{app}.log").write_text(text)
