@@ -289,9 +289,15 @@ pub unsafe fn owns(p: *const u8) -> bool {
 /// reads the block. An embedder that serves some blocks from another
 /// allocator (ArceOS's boot heap) tells them apart with it.
 ///
-/// Any address may be asked; the answer is stable while `p` is a live
-/// block (its page stays in use until the block is freed).
-pub fn in_heap(p: *const u8) -> bool {
+/// The answer is stable while `p` is a live block (its page stays in use
+/// until the block is freed).
+///
+/// # Safety
+/// `p` is a block the caller holds (live, or being handed back by it), or
+/// memory mirs never had: the test reads the header of the chunk the map
+/// names, which another thread freeing that chunk's last block could
+/// unmap meanwhile.
+pub unsafe fn in_heap(p: *const u8) -> bool {
     free::resolve(p).is_some()
 }
 

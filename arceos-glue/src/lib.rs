@@ -464,7 +464,8 @@ pub mod global {
     /// `GlobalAlloc::dealloc`'s contract.
     unsafe fn dealloc(p: *mut u8, layout: Layout) -> bool {
         let _irq = super::irq_guard();
-        if !mirs::in_heap(p) {
+        // SAFETY: the caller's block (GlobalAlloc::dealloc), mirs's or axalloc's.
+        if !unsafe { mirs::in_heap(p) } {
             FOREIGN_FREES.fetch_add(1, Ordering::Relaxed);
             return false;
         }
@@ -480,7 +481,8 @@ pub mod global {
     /// `GlobalAlloc::realloc`'s contract.
     unsafe fn realloc(p: *mut u8, layout: Layout, new_size: usize) -> Option<*mut u8> {
         let _irq = super::irq_guard();
-        if !mirs::in_heap(p) {
+        // SAFETY: the caller's block (GlobalAlloc::realloc), mirs's or axalloc's.
+        if !unsafe { mirs::in_heap(p) } {
             return None;
         }
         // SAFETY: a live block of mirs, the caller's; forwarded contract.

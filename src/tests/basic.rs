@@ -374,15 +374,15 @@ fn in_heap_tells_mirs_blocks_from_foreign_memory() {
     let aligned = alloc::malloc_aligned(100, 4096);
     let huge = alloc::malloc(3 << 20);
     for p in [small, aligned, huge] {
-        assert!(!p.is_null() && crate::alloc::in_heap(p));
+        assert!(!p.is_null() && unsafe { crate::alloc::in_heap(p) });
     }
     // SAFETY: inside the huge block.
-    assert!(crate::alloc::in_heap(unsafe { huge.add(1 << 20) }));
+    assert!(unsafe { crate::alloc::in_heap(huge.add(1 << 20)) });
     static OUTSIDE: [u8; 64] = [0; 64];
     let local = [0u8; 64];
-    assert!(!crate::alloc::in_heap(local.as_ptr()));
-    assert!(!crate::alloc::in_heap(OUTSIDE.as_ptr()));
-    assert!(!crate::alloc::in_heap(std::ptr::null()));
+    assert!(!unsafe { crate::alloc::in_heap(local.as_ptr()) });
+    assert!(!unsafe { crate::alloc::in_heap(OUTSIDE.as_ptr()) });
+    assert!(!unsafe { crate::alloc::in_heap(std::ptr::null()) });
     for p in [small, aligned, huge] {
         api::free(p);
     }
