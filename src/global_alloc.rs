@@ -26,13 +26,13 @@
 //! assertion: a bug) aborts the process instead of unwinding out of the
 //! allocator, which would be undefined behaviour.
 
-use crate::constants::MAX_ALIGN_GUARANTEE;
+use crate::base::constants::MAX_ALIGN_GUARANTEE;
 use core::alloc::{GlobalAlloc, Layout};
 
 /// The global allocator: `#[global_allocator] static GLOBAL: mirs::Mirs = mirs::Mirs;`.
 ///
 /// Statistics of the process: [`crate::stats_print`], or `MIRS_SHOW_STATS=1`
-/// in the environment (printed at exit); counters in [`crate::stats`].
+/// in the environment (printed at exit); counters in [`crate::support::stats`].
 pub struct Mirs;
 
 /// Aborts the process if dropped: created before a call into mirs and
@@ -73,9 +73,9 @@ unsafe impl GlobalAlloc for Mirs {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         no_unwind(|| {
             if layout.align() <= MAX_ALIGN_GUARANTEE {
-                crate::alloc::malloc(fast_size(layout))
+                crate::entry::alloc::malloc(fast_size(layout))
             } else {
-                crate::alloc::malloc_aligned(layout.size(), layout.align())
+                crate::entry::alloc::malloc_aligned(layout.size(), layout.align())
             }
         })
     }
@@ -84,9 +84,9 @@ unsafe impl GlobalAlloc for Mirs {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         no_unwind(|| {
             if layout.align() <= MAX_ALIGN_GUARANTEE {
-                crate::alloc::zalloc(fast_size(layout))
+                crate::entry::alloc::zalloc(fast_size(layout))
             } else {
-                crate::alloc::zalloc_aligned(layout.size(), layout.align())
+                crate::entry::alloc::zalloc_aligned(layout.size(), layout.align())
             }
         })
     }
@@ -94,7 +94,7 @@ unsafe impl GlobalAlloc for Mirs {
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
         // SAFETY: the `GlobalAlloc` contract: `ptr` is a live block of ours.
-        no_unwind(|| unsafe { crate::free::free(ptr) })
+        no_unwind(|| unsafe { crate::entry::free::free(ptr) })
     }
 
     #[inline]
@@ -104,22 +104,22 @@ unsafe impl GlobalAlloc for Mirs {
                 // A moved block is a fresh malloc of at least 16 bytes when
                 // `align == 16`, so it is aligned as well.
                 // SAFETY: the `GlobalAlloc` contract: `ptr` is a live block of ours.
-                return unsafe { crate::alloc::realloc(ptr, new_size.max(layout.align())) };
+                return unsafe { crate::entry::alloc::realloc(ptr, new_size.max(layout.align())) };
             }
             // In place when it fits and is not wastefully large (the rule of
             // `alloc::realloc`); the address, hence the alignment, stays.
             // SAFETY: as above.
-            let usable = unsafe { crate::alloc::usable_size(ptr) };
+            let usable = unsafe { crate::entry::alloc::usable_size(ptr) };
             if new_size <= usable && new_size >= usable / 2 {
                 return ptr;
             }
-            let q = crate::alloc::malloc_aligned(new_size, layout.align());
+            let q = crate::entry::alloc::malloc_aligned(new_size, layout.align());
             if !q.is_null() {
                 // SAFETY: both blocks are live and distinct; `ptr` holds
                 // `layout.size()` bytes and `q` at least `new_size`.
                 unsafe { core::ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size)) };
                 // SAFETY: as above; the contents moved to `q`.
-                unsafe { crate::free::free(ptr) };
+                unsafe { crate::entry::free::free(ptr) };
             }
             q
         })

@@ -65,66 +65,43 @@ compile_error!(
      links std, which has its own panic handler"
 );
 
-pub(crate) mod address;
-pub(crate) mod constants;
-pub(crate) mod size_class;
-pub(crate) mod sync;
-
-pub(crate) mod block;
-pub(crate) mod delayed;
-pub(crate) mod tagged_stack;
-pub(crate) mod thread_free;
+pub(crate) mod base;
+pub(crate) mod lockfree;
 
 #[cfg(not(loom))]
-pub(crate) mod arena;
+pub(crate) mod platform;
 #[cfg(not(loom))]
-pub(crate) mod chunk;
-#[cfg(not(loom))]
-pub(crate) mod chunk_map;
-#[cfg(not(loom))]
-pub(crate) mod page;
-#[cfg(not(loom))]
-pub(crate) mod page_map;
-#[cfg(not(loom))]
-pub(crate) mod page_queue;
+pub(crate) mod support;
 
+#[cfg(not(loom))]
+pub(crate) mod entry;
 #[cfg(not(loom))]
 pub(crate) mod heap;
 #[cfg(not(loom))]
+pub(crate) mod mem;
+#[cfg(not(loom))]
 pub(crate) mod thread;
-
-#[cfg(not(loom))]
-pub(crate) mod alloc;
-#[cfg(not(loom))]
-pub(crate) mod free;
 
 #[cfg(not(loom))]
 pub mod c_api;
 #[cfg(not(loom))]
 pub(crate) mod global_alloc;
-
-#[cfg(not(loom))]
-pub(crate) mod options;
-#[cfg(not(loom))]
-pub(crate) mod output;
-#[cfg(not(loom))]
-pub(crate) mod platform;
 #[cfg(not(loom))]
 pub(crate) mod report;
-#[cfg(not(loom))]
-pub mod stats;
 
 #[cfg(all(feature = "panic-handler", not(test)))]
 mod panic;
 
 #[cfg(not(loom))]
-pub use alloc::{
+pub use entry::alloc::{
     calloc, in_heap, malloc, malloc_aligned, owns, realloc, usable_size, zalloc, zalloc_aligned,
 };
 #[cfg(not(loom))]
-pub use free::free;
+pub use entry::free::free;
 #[cfg(not(loom))]
 pub use global_alloc::Mirs;
+#[cfg(not(loom))]
+pub use support::stats;
 
 /// Internals for the fuzzing crate and out-of-tree tests (feature
 /// `internals`): not part of the supported API.
@@ -183,23 +160,14 @@ pub fn stats_json(buf: &mut [u8]) -> usize {
 /// (text) and `MIRS_STATS_JSON` (JSON).
 #[cfg(all(not(loom), feature = "hosted"))]
 pub(crate) fn stats_at_exit() {
-    if options::get(options::Opt::ShowStats) != 0 {
+    if support::options::get(support::options::Opt::ShowStats) != 0 {
         report::print_text();
     }
-    if options::get(options::Opt::StatsJson) != 0 {
+    if support::options::get(support::options::Opt::StatsJson) != 0 {
         report::print_json();
     }
 }
 
-// The whole-allocator tests run on the hosted platform; without `hosted`,
-// the embedded core is tested on a fake embedder (also what Miri runs).
-#[cfg(all(test, not(loom)))]
-mod test_api;
-#[cfg(all(test, not(loom), feature = "hosted"))]
+// The tests (src/tests/mod.rs says which run in which configuration).
+#[cfg(test)]
 mod tests;
-// The fake embedder's hook definitions are not the C API:
-/// cbindgen:ignore
-#[cfg(all(test, not(loom), not(feature = "hosted")))]
-mod tests_embedded;
-#[cfg(all(test, loom))]
-mod tests_loom;

@@ -3,7 +3,7 @@
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    crate::output::mirs_print!("mirs: fatal: {}\n", info);
+    crate::support::output::mirs_print!("mirs: fatal: {}\n", info);
     crate::platform::abort()
 }
 

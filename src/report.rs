@@ -18,10 +18,10 @@
 //! memory plus the free memory the arena has not purged yet (what may be
 //! resident); reserved bytes are all that is mapped.
 
+use crate::base::size_class::{bin_block_size, BIN_COUNT, BIN_HUGE};
 use crate::heap::{self, Heap};
-use crate::page::Page;
-use crate::size_class::{bin_block_size, BIN_COUNT, BIN_HUGE};
-use crate::stats::{self, bin_index, current, peak, total, Bytes, Counter, Plural};
+use crate::mem::page::Page;
+use crate::support::stats::{self, bin_index, current, peak, total, Bytes, Counter, Plural};
 use core::fmt::{self, Write};
 
 /// Pages seen at reporting time for one size class.
@@ -75,7 +75,7 @@ pub fn snapshot() -> Snapshot {
             }
         }
     }
-    crate::arena::for_each_abandoned(|page| {
+    crate::mem::arena::for_each_abandoned(|page| {
         // SAFETY: an abandoned page under the arena lock: its header stays
         // live; only its atomics and fixed fields are read.
         let p = unsafe { &*page };
@@ -91,8 +91,8 @@ pub fn snapshot() -> Snapshot {
         live: bins.iter().map(|b| b.live).sum::<u64>() + singletons,
         other_threads: page_bytes.saturating_sub(seen + singletons),
         bins,
-        cached_chunks: crate::arena::cached_count() as u64,
-        committed: page_bytes + crate::arena::dirty_bytes() as u64,
+        cached_chunks: crate::mem::arena::cached_count() as u64,
+        committed: page_bytes + crate::mem::arena::dirty_bytes() as u64,
     }
 }
 
@@ -177,7 +177,7 @@ pub fn write_text(w: &mut impl Write) -> fmt::Result {
         }
         let blocks = stats::bin_blocks_carved(bin);
         let u = s.bins[bin];
-        let mut name = crate::output::StackStr::new();
+        let mut name = crate::support::output::StackStr::new();
         if bin == BIN_HUGE {
             let _ = write!(name, "huge");
         } else {
@@ -291,14 +291,14 @@ pub fn bytes_in_use() -> usize {
 
 /// Print the text table to the platform's error output.
 pub fn print_text() {
-    let mut w = crate::output::Writer::new();
+    let mut w = crate::support::output::Writer::new();
     let _ = write_text(&mut w);
 }
 
 /// Print the JSON object to the platform's error output (at exit, hosted).
 #[cfg_attr(not(feature = "hosted"), allow(dead_code))]
 pub fn print_json() {
-    let mut w = crate::output::Writer::new();
+    let mut w = crate::support::output::Writer::new();
     let _ = write_json(&mut w);
 }
 

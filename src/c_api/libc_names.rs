@@ -4,8 +4,8 @@
 
 use super::prefixed::*;
 use super::EINVAL;
-use crate::alloc;
-use crate::constants::OS_PAGE_SIZE;
+use crate::base::constants::OS_PAGE_SIZE;
+use crate::entry::alloc;
 use core::ffi::{c_int, c_void};
 
 #[no_mangle]
@@ -18,7 +18,7 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
     // SAFETY: forwarded contract.
-    unsafe { crate::free::free(p.cast()) };
+    unsafe { crate::entry::free::free(p.cast()) };
 }
 
 /// # Safety
@@ -26,7 +26,7 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 #[no_mangle]
 pub unsafe extern "C" fn cfree(p: *mut c_void) {
     // SAFETY: forwarded contract.
-    unsafe { crate::free::free(p.cast()) };
+    unsafe { crate::entry::free::free(p.cast()) };
 }
 
 #[no_mangle]
@@ -106,11 +106,12 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
 /// Collect and return unused memory to the OS; 1 when something was released.
 #[no_mangle]
 pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
-    let before = crate::stats::current(crate::stats::Counter::Reserved);
-    let purged = crate::stats::total(crate::stats::Counter::Purged);
+    let before = crate::support::stats::current(crate::support::stats::Counter::Reserved);
+    let purged = crate::support::stats::total(crate::support::stats::Counter::Purged);
     crate::collect(true);
-    let released = crate::stats::current(crate::stats::Counter::Reserved) < before
-        || crate::stats::total(crate::stats::Counter::Purged) > purged;
+    let released = crate::support::stats::current(crate::support::stats::Counter::Reserved)
+        < before
+        || crate::support::stats::total(crate::support::stats::Counter::Purged) > purged;
     released as c_int
 }
 
@@ -120,11 +121,11 @@ pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
 /// cancellation point.
 #[no_mangle]
 pub extern "C" fn malloc_stats() {
-    use crate::stats::{peak, Counter};
+    use crate::support::stats::{peak, Counter};
     use core::fmt::Write;
     let m = mallinfo2();
     {
-        let mut w = crate::output::Writer::new();
+        let mut w = crate::support::output::Writer::new();
         let _ = writeln!(w, "Arena 0:");
         let _ = writeln!(w, "system bytes     = {:>10}", m.arena);
         let _ = writeln!(w, "in use bytes     = {:>10}", m.uordblks);
@@ -166,7 +167,7 @@ pub struct Mallinfo2 {
 /// reporting, not for every allocation.
 #[no_mangle]
 pub extern "C" fn mallinfo2() -> Mallinfo2 {
-    use crate::stats::{current, peak, Counter};
+    use crate::support::stats::{current, peak, Counter};
     let reserved = current(Counter::Reserved).max(0) as usize;
     let in_use = crate::report::bytes_in_use();
     Mallinfo2 {
@@ -222,7 +223,7 @@ pub extern "C" fn mallinfo() -> Mallinfo {
 struct FileSink(*mut libc::FILE);
 
 #[cfg(feature = "hosted")]
-impl crate::output::Sink for FileSink {
+impl crate::support::output::Sink for FileSink {
     fn write(&mut self, bytes: &[u8]) {
         // SAFETY: `malloc_info`'s caller passes an open stream; the slice is live.
         unsafe { libc::fwrite(bytes.as_ptr().cast(), 1, bytes.len(), self.0) };
@@ -249,7 +250,7 @@ impl crate::output::Sink for FileSink {
 #[cfg(feature = "hosted")]
 #[no_mangle]
 pub unsafe extern "C" fn malloc_info(options: c_int, fp: *mut libc::FILE) -> c_int {
-    use crate::stats::{current, peak, Counter};
+    use crate::support::stats::{current, peak, Counter};
     use core::fmt::Write;
     if options != 0 {
         return EINVAL;
@@ -260,8 +261,8 @@ pub unsafe extern "C" fn malloc_info(options: c_int, fp: *mut libc::FILE) -> c_i
     let m = mallinfo2();
     let max = peak(Counter::Reserved).max(0) as usize;
     let pages = current(Counter::Pages).max(0);
-    let mut w = crate::output::Writer::with_sink(FileSink(fp));
-    let totals = |w: &mut crate::output::Writer<FileSink>| {
+    let mut w = crate::support::output::Writer::with_sink(FileSink(fp));
+    let totals = |w: &mut crate::support::output::Writer<FileSink>| {
         let _ = writeln!(w, "<total type=\"fast\" count=\"0\" size=\"0\"/>");
         let _ = writeln!(
             w,
@@ -269,7 +270,7 @@ pub unsafe extern "C" fn malloc_info(options: c_int, fp: *mut libc::FILE) -> c_i
             m.fordblks
         );
     };
-    let system = |w: &mut crate::output::Writer<FileSink>| {
+    let system = |w: &mut crate::support::output::Writer<FileSink>| {
         let _ = writeln!(w, "<system type=\"current\" size=\"{}\"/>", m.arena);
         let _ = writeln!(w, "<system type=\"max\" size=\"{max}\"/>");
         let _ = writeln!(w, "<aspace type=\"total\" size=\"{}\"/>", m.arena);

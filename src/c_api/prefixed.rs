@@ -2,7 +2,7 @@
 //! from these declarations). Semantics follow glibc's unprefixed names.
 
 use super::{EINVAL, ENOMEM};
-use crate::alloc;
+use crate::entry::alloc;
 use core::ffi::{c_char, c_int, c_long, c_void};
 
 /// Allocate `size` bytes; NULL with errno ENOMEM on failure.
@@ -22,7 +22,7 @@ pub extern "C" fn mirs_malloc(size: usize) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn mirs_free(p: *mut c_void) {
     // SAFETY: forwarded contract.
-    unsafe { crate::free::free(p.cast()) };
+    unsafe { crate::entry::free::free(p.cast()) };
 }
 
 /// Allocate `count * size` zeroed bytes; NULL with ENOMEM on overflow or failure.
@@ -42,7 +42,7 @@ pub extern "C" fn mirs_calloc(count: usize, size: usize) -> *mut c_void {
 pub unsafe extern "C" fn mirs_realloc(p: *mut c_void, size: usize) -> *mut c_void {
     if size == 0 && !p.is_null() {
         // SAFETY: forwarded contract.
-        unsafe { crate::free::free(p.cast()) };
+        unsafe { crate::entry::free::free(p.cast()) };
         return core::ptr::null_mut();
     }
     // SAFETY: forwarded contract.
@@ -172,9 +172,9 @@ pub enum mirs_option_t {
 pub extern "C" fn mirs_option_get(option: c_int) -> c_long {
     match usize::try_from(option)
         .ok()
-        .and_then(crate::options::from_index)
+        .and_then(crate::support::options::from_index)
     {
-        Some(o) => c_long::try_from(crate::options::get(o)).unwrap_or(c_long::MAX),
+        Some(o) => c_long::try_from(crate::support::options::get(o)).unwrap_or(c_long::MAX),
         None => -1,
     }
 }
@@ -187,9 +187,9 @@ pub extern "C" fn mirs_option_get(option: c_int) -> c_long {
 pub extern "C" fn mirs_option_set(option: c_int, value: c_long) -> c_int {
     match usize::try_from(option)
         .ok()
-        .and_then(crate::options::from_index)
+        .and_then(crate::support::options::from_index)
     {
-        Some(o) if crate::options::set(o, i64::from(value)) => 0,
+        Some(o) if crate::support::options::set(o, i64::from(value)) => 0,
         _ => EINVAL,
     }
 }

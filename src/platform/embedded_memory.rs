@@ -28,7 +28,7 @@
 //! taken only on the chunk slow path,
 //! never by `malloc` or `free` fast paths.
 
-use crate::constants::{CHUNK_SHIFT, CHUNK_SIZE, OS_PAGE_SIZE};
+use crate::base::constants::{CHUNK_SHIFT, CHUNK_SIZE, OS_PAGE_SIZE};
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -306,7 +306,7 @@ mod static_region {
 
     #[repr(C, align(4194304))]
     pub struct Aligned(pub UnsafeCell<[u8; SIZE]>);
-    const _: () = assert!(core::mem::align_of::<Aligned>() == crate::constants::CHUNK_SIZE);
+    const _: () = assert!(core::mem::align_of::<Aligned>() == crate::base::constants::CHUNK_SIZE);
 
     // SAFETY: mirs hands its bytes out only through the region bitmap.
     unsafe impl Sync for Aligned {}

@@ -21,7 +21,9 @@ pub fn os_alloc_chunk(
 /// Map `size` bytes aligned to `align` (a power of two, at least the OS page).
 /// Over-maps by `align` and unmaps the slack on both sides.
 pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
-    debug_assert!(align.is_power_of_two() && size.is_multiple_of(crate::constants::OS_PAGE_SIZE));
+    debug_assert!(
+        align.is_power_of_two() && size.is_multiple_of(crate::base::constants::OS_PAGE_SIZE)
+    );
     #[cfg(any(test, feature = "fault-injection"))]
     if !fault::allow_request() {
         return None;

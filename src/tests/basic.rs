@@ -1,8 +1,8 @@
 //! Single-thread behaviour of the core entry points.
 
 use super::api;
-use crate::constants::*;
-use crate::{alloc, platform};
+use crate::base::constants::*;
+use crate::{entry::alloc, platform};
 use std::sync::atomic::Ordering;
 use std::vec::Vec;
 
@@ -179,7 +179,7 @@ const KIND_SIZES: [usize; 4] = [48, 20 << 10, 300 << 10, 8 << 20];
 
 #[test]
 fn double_frees_are_detected_in_every_build() {
-    use crate::stats::{total, Counter};
+    use crate::support::stats::{total, Counter};
     for size in KIND_SIZES {
         let p = alloc::malloc(size);
         let keep = alloc::malloc(size);
@@ -211,7 +211,7 @@ fn double_frees_are_detected_in_every_build() {
 
 #[test]
 fn cross_thread_double_frees_are_refused_and_never_hang() {
-    use crate::stats::{total, Counter};
+    use crate::support::stats::{total, Counter};
     for size in KIND_SIZES {
         let p = alloc::malloc(size) as usize;
         let q = alloc::malloc(size);
@@ -246,10 +246,10 @@ fn cross_thread_double_frees_are_refused_and_never_hang() {
 /// owner: the mark only sends free to the exact list lookup.
 #[test]
 fn a_live_block_holding_the_free_mark_is_freed() {
-    use crate::stats::{total, Counter};
+    use crate::support::stats::{total, Counter};
     let p = alloc::malloc(64);
     // SAFETY: a live block of this thread's heap.
-    let mark = unsafe { (*crate::chunk::Chunk::page_of_block(p)).free_mark() };
+    let mark = unsafe { (*crate::mem::chunk::Chunk::page_of_block(p)).free_mark() };
     // SAFETY: our 64-byte block.
     unsafe { p.cast::<usize>().add(1).write(mark) };
     let before = total(Counter::InvalidFrees);
@@ -257,7 +257,7 @@ fn a_live_block_holding_the_free_mark_is_freed() {
     api::free(p);
     assert_eq!(total(Counter::InvalidFrees), before);
     // SAFETY: our own page.
-    let page = unsafe { crate::page::Page::owned(crate::chunk::Chunk::page_of_block(p)) };
+    let page = unsafe { crate::mem::page::Page::owned(crate::mem::chunk::Chunk::page_of_block(p)) };
     assert!(
         page.lists_contain(p.cast()),
         "the block went back on the page's list"
@@ -299,9 +299,9 @@ fn blocks_of_an_exited_thread_stay_valid_and_their_pages_come_back() {
     .unwrap();
     let _ = alloc::malloc(1);
     let abandoned_page = |p: usize| {
-        crate::free::resolve(p as *const u8).is_some_and(|page| {
+        crate::entry::free::resolve(p as *const u8).is_some_and(|page| {
             // SAFETY: `resolve` returns a page header of a live chunk.
-            unsafe { (*page).owner.load(Ordering::Acquire) == crate::page::OWNER_ABANDONED }
+            unsafe { (*page).owner.load(Ordering::Acquire) == crate::mem::page::OWNER_ABANDONED }
         })
     };
     assert!(
@@ -374,15 +374,15 @@ fn in_heap_tells_mirs_blocks_from_foreign_memory() {
     let aligned = alloc::malloc_aligned(100, 4096);
     let huge = alloc::malloc(3 << 20);
     for p in [small, aligned, huge] {
-        assert!(!p.is_null() && unsafe { crate::alloc::in_heap(p) });
+        assert!(!p.is_null() && unsafe { crate::entry::alloc::in_heap(p) });
     }
     // SAFETY: inside the huge block.
-    assert!(unsafe { crate::alloc::in_heap(huge.add(1 << 20)) });
+    assert!(unsafe { crate::entry::alloc::in_heap(huge.add(1 << 20)) });
     static OUTSIDE: [u8; 64] = [0; 64];
     let local = [0u8; 64];
-    assert!(!unsafe { crate::alloc::in_heap(local.as_ptr()) });
-    assert!(!unsafe { crate::alloc::in_heap(OUTSIDE.as_ptr()) });
-    assert!(!unsafe { crate::alloc::in_heap(std::ptr::null()) });
+    assert!(!unsafe { crate::entry::alloc::in_heap(local.as_ptr()) });
+    assert!(!unsafe { crate::entry::alloc::in_heap(OUTSIDE.as_ptr()) });
+    assert!(!unsafe { crate::entry::alloc::in_heap(std::ptr::null()) });
     for p in [small, aligned, huge] {
         api::free(p);
     }
@@ -391,7 +391,7 @@ fn in_heap_tells_mirs_blocks_from_foreign_memory() {
 /// Every build: a forged link is never followed (block.rs, page.rs).
 #[test]
 fn free_lists_do_not_follow_a_forged_link() {
-    use crate::stats::{total, Counter};
+    use crate::support::stats::{total, Counter};
     let mut victim = [0u8; 256];
     let target = victim.as_mut_ptr();
     let a = alloc::malloc(64);
@@ -422,7 +422,7 @@ fn free_lists_do_not_follow_a_forged_link() {
 /// hands out a block twice, and is reported.
 #[test]
 fn overflow_into_a_free_block_is_never_followed() {
-    use crate::stats::{total, Counter};
+    use crate::support::stats::{total, Counter};
     use std::collections::HashSet;
     let before = total(Counter::CorruptLists);
     for len in [1usize, 2, 3, 7, 8, 9, 16] {
@@ -472,8 +472,8 @@ fn overflow_into_a_free_block_is_never_followed() {
 /// returns, and the page carves nothing more.
 #[test]
 fn malloc_reuses_freed_blocks_before_carving() {
-    use crate::chunk::Chunk;
-    use crate::page::Page;
+    use crate::mem::chunk::Chunk;
+    use crate::mem::page::Page;
     let size = 208;
     let first = alloc::malloc(size);
     // SAFETY: a block this thread just allocated for a size class.
@@ -520,7 +520,7 @@ fn secure_carving_order_is_not_sequential() {
 #[test]
 fn impossible_requests_fail_without_a_mapping() {
     let warm = alloc::malloc(100);
-    let chunks = crate::stats::total(crate::stats::Counter::Chunks);
+    let chunks = crate::support::stats::total(crate::support::stats::Counter::Chunks);
     for size in [
         MAX_REQUEST_SIZE + 1,
         1 << 50,
@@ -537,7 +537,10 @@ fn impossible_requests_fail_without_a_mapping() {
         assert!(alloc::zalloc(size).is_null());
         assert!(alloc::malloc_aligned(size, 1 << 20).is_null());
     }
-    assert_eq!(crate::stats::total(crate::stats::Counter::Chunks), chunks);
+    assert_eq!(
+        crate::support::stats::total(crate::support::stats::Counter::Chunks),
+        chunks
+    );
     api::free(warm);
 }
 
@@ -574,7 +577,7 @@ fn allocation_in_the_last_key_destructor_round_leaves_no_heap() {
     );
     KEY.store(key as usize, Ordering::Relaxed);
     let warm = alloc::malloc(16);
-    let threads = crate::stats::current(crate::stats::Counter::Threads);
+    let threads = crate::support::stats::current(crate::support::stats::Counter::Threads);
     for _ in 0..20 {
         std::thread::spawn(move || {
             api::free(alloc::malloc(32)); // this thread has a heap (and mirs's key)
@@ -589,7 +592,7 @@ fn allocation_in_the_last_key_destructor_round_leaves_no_heap() {
         "destructor rounds ran"
     );
     assert_eq!(
-        crate::stats::current(crate::stats::Counter::Threads),
+        crate::support::stats::current(crate::support::stats::Counter::Threads),
         threads,
         "heaps still owned by exited threads"
     );
@@ -611,7 +614,7 @@ fn allocation_in_the_last_key_destructor_round_leaves_no_heap() {
 /// block stays live and a later correct free is not a double free.
 #[test]
 fn interior_pointers_of_aligned_blocks_are_refused() {
-    let invalid = || crate::stats::total(crate::stats::Counter::InvalidFrees);
+    let invalid = || crate::support::stats::total(crate::support::stats::Counter::InvalidFrees);
     let mut blocks = Vec::new();
     // 100 bytes aligned to 64: over-allocated in a size class, most pointers interior.
     for _ in 0..64 {
@@ -671,8 +674,8 @@ fn bytes_are(p: *const u8, from: usize, to: usize, byte: u8) -> bool {
 #[cfg(all(feature = "hosted", not(feature = "secure")))]
 #[test]
 fn realloc_remaps_huge_blocks() {
-    use crate::chunk_map;
-    use crate::stats::{self, Counter};
+    use crate::mem::chunk_map;
+    use crate::support::stats::{self, Counter};
     // A chunk mapped first (mmap places later ones below it): often right
     // after the huge block, where growing in place must not take it over.
     let neighbour = alloc::malloc(300 << 10);
@@ -731,7 +734,7 @@ fn realloc_remaps_huge_blocks() {
 /// it, where it lies (issue 20), and the span is freed whole afterwards.
 #[test]
 fn realloc_grows_singleton_spans_in_place() {
-    use crate::stats::{self, Counter};
+    use crate::support::stats::{self, Counter};
     let p = alloc::malloc(200 << 10);
     fill_bytes(p, 0, 200 << 10, 0x11);
     let grown = stats::total(Counter::SpanGrowths);

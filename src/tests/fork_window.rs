@@ -11,9 +11,9 @@
 //! test thread of the parent may have held stdout's lock at the fork).
 
 use super::api;
-use crate::alloc;
-use crate::block::Block;
-use crate::delayed::{DelayedWindow, DELAYED_FREE_HOOK};
+use crate::entry::alloc;
+use crate::lockfree::block::Block;
+use crate::lockfree::delayed::{DelayedWindow, DELAYED_FREE_HOOK};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -95,17 +95,18 @@ fn fork_in_delayed_free_window(at: DelayedWindow) {
     let first = alloc::malloc(SIZE);
     assert!(!first.is_null());
     // SAFETY: a size-class block this thread's heap just returned.
-    let page = unsafe { crate::chunk::Chunk::page_of_block(first) };
+    let page = unsafe { crate::mem::chunk::Chunk::page_of_block(first) };
     let mut blocks: Vec<*mut u8> = std::vec![first];
     // SAFETY: a page of this thread's heap, read by its owner.
-    while !unsafe { crate::page::Page::owned(page) }.is_full_flagged() && blocks.len() < 10_000 {
+    while !unsafe { crate::mem::page::Page::owned(page) }.is_full_flagged() && blocks.len() < 10_000
+    {
         let b = alloc::malloc(SIZE);
         assert!(!b.is_null());
         blocks.push(b);
     }
     // SAFETY: as above.
     assert!(
-        unsafe { crate::page::Page::owned(page) }.is_full_flagged(),
+        unsafe { crate::mem::page::Page::owned(page) }.is_full_flagged(),
         "no full page after {} blocks",
         blocks.len()
     );

@@ -10,8 +10,8 @@ use super::api;
 use crate::c_api::prefixed::{mirs_aligned_alloc, mirs_posix_memalign};
 use crate::c_api::ENOMEM;
 use crate::platform::fault;
-use crate::stats::{self, Counter};
-use crate::{alloc, heap, platform};
+use crate::support::stats::{self, Counter};
+use crate::{entry::alloc, heap, platform};
 use core::ffi::c_void;
 use std::vec::Vec;
 
@@ -328,10 +328,10 @@ fn freeing_one_page_serves_the_next_malloc_of_another_class() {
         alloc::malloc(3000)
     });
     // Free every block of the page that holds the first block.
-    let page = crate::free::resolve(keep[0].0).expect("a live block's page");
+    let page = crate::entry::free::resolve(keep[0].0).expect("a live block's page");
     let (same, rest): (Vec<_>, Vec<_>) = keep
         .into_iter()
-        .partition(|&(p, _)| crate::free::resolve(p) == Some(page));
+        .partition(|&(p, _)| crate::entry::free::resolve(p) == Some(page));
     assert!(same.len() > 10, "{} blocks in the page", same.len());
     for &(p, size) in &same {
         assert!(holds(p, size, size as u8));
@@ -362,15 +362,15 @@ fn recovery_runs_only_when_it_could_serve_the_request() {
     let p = alloc::malloc(8 << 20);
     assert!(!p.is_null());
     api::free(p);
-    let cached = crate::arena::cached_count();
+    let cached = crate::mem::arena::cached_count();
     assert!(cached >= 1, "the freed huge block is cached");
     fault::fail_after(0);
     let beyond = platform::memory_limit().next_multiple_of(1 << 22) + (1 << 22);
     expect_null("malloc beyond memory plus swap", || alloc::malloc(beyond));
-    assert_eq!(crate::arena::cached_count(), cached, "no recovery ran");
+    assert_eq!(crate::mem::arena::cached_count(), cached, "no recovery ran");
     expect_null("malloc(16 MiB)", || alloc::malloc(16 << 20));
     assert_eq!(
-        crate::arena::cached_count(),
+        crate::mem::arena::cached_count(),
         0,
         "the recovery released the cache"
     );

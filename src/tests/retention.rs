@@ -9,8 +9,8 @@
 //! cache may keep freed huge blocks until `collect(true)`.
 
 use super::api;
-use crate::alloc;
-use crate::stats::{current, Counter};
+use crate::entry::alloc;
+use crate::support::stats::{current, Counter};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::vec::Vec;
@@ -197,14 +197,14 @@ fn producer_consumer_of_large_buffers_stays_bounded() {
 #[test]
 fn large_block_pages_retire_with_a_grace() {
     std::thread::spawn(|| {
-        let before = crate::stats::total(Counter::Pages);
+        let before = crate::support::stats::total(Counter::Pages);
         for i in 0..4000 {
             let size = 40 * 1024 + (i % 4) * 6 * 1024;
             let p = alloc::malloc(size);
             fill(p, 64, 1);
             api::free(p);
         }
-        let made = crate::stats::total(Counter::Pages) - before;
+        let made = crate::support::stats::total(Counter::Pages) - before;
         assert!(made <= 8, "{made} pages made for 4000 large blocks");
     })
     .join()

@@ -10,9 +10,9 @@
 //! may remain anywhere.
 
 use super::api;
-use crate::alloc;
-use crate::arena;
-use crate::constants::LARGE_OBJ_SIZE_MAX;
+use crate::base::constants::LARGE_OBJ_SIZE_MAX;
+use crate::entry::alloc;
+use crate::mem::arena;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::vec::Vec;
@@ -217,7 +217,7 @@ fn walk_abandoned() -> usize {
         // SAFETY: an abandoned page stays in place while it is marked, and
         // no other thread touches it in a quiescent process: the caller
         // (holding the arena lock) acts as its owner.
-        live += unsafe { crate::page::Page::owned(page) }.check_invariants();
+        live += unsafe { crate::mem::page::Page::owned(page) }.check_invariants();
     });
     live
 }

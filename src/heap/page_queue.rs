@@ -2,7 +2,7 @@
 //! linked list through `Page::next` / `Page::prev`. The first page is where
 //! malloc allocates; `Heap` mirrors it into `pages_direct`.
 
-use crate::page::{OwnedPage, Page};
+use crate::mem::page::{OwnedPage, Page};
 use core::ptr;
 
 #[repr(C)]

@@ -7,14 +7,14 @@
 //! direct page, pop the page's `free` list. Everything else is in
 //! `heap::malloc_generic`.
 
-use crate::arena;
-use crate::block::Block;
-use crate::constants::*;
-use crate::free;
+use crate::base::constants::*;
+use crate::base::size_class::{bin_block_size, bin_of_size, wsize_of};
+use crate::entry::free;
 use crate::heap::{out_of_memory, Heap};
-use crate::page::{Page, FLAG_HAS_ALIGNED};
+use crate::lockfree::block::Block;
+use crate::mem::arena;
+use crate::mem::page::{Page, FLAG_HAS_ALIGNED};
 use crate::platform;
-use crate::size_class::{bin_block_size, bin_of_size, wsize_of};
 use crate::thread;
 use core::ptr;
 
@@ -176,7 +176,7 @@ fn alloc_aligned(size: usize, align: usize, zero: bool) -> *mut u8 {
             let aligned = block.map_addr(|a| a.next_multiple_of(align));
             if aligned != block {
                 // SAFETY: `block` is a live block we just allocated from our heap.
-                let page = unsafe { crate::chunk::Chunk::page_of_block(block) };
+                let page = unsafe { crate::mem::chunk::Chunk::page_of_block(block) };
                 // SAFETY: as above: its page is ours.
                 unsafe { Page::owned(page) }.set_flag(FLAG_HAS_ALIGNED);
                 // SAFETY: `aligned` lies at least 16 bytes into our block.
@@ -217,8 +217,8 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     }
     // SAFETY: as the caller guarantees.
     let Some(old_size) = (unsafe { free::live_usable_size(p) }) else {
-        crate::stats::add(crate::stats::Counter::InvalidFrees, 1);
-        crate::output::warning!(
+        crate::support::stats::add(crate::support::stats::Counter::InvalidFrees, 1);
+        crate::support::output::warning!(
             "realloc(): invalid pointer {:p}, not a live block (foreign, interior or already freed)",
             p
         );

@@ -19,10 +19,10 @@
 //! unordered read of them is reported. Every model checks that each block
 //! arrives exactly once.
 
-use crate::block::{Block, ListKey};
-use crate::delayed::{hand_over, DelayedList};
-use crate::tagged_stack::{StackNode, TaggedStack};
-use crate::thread_free::{
+use crate::lockfree::block::{Block, ListKey};
+use crate::lockfree::delayed::{hand_over, DelayedList};
+use crate::lockfree::tagged_stack::{StackNode, TaggedStack};
+use crate::lockfree::thread_free::{
     AbandonWords, AbandonedFree, DelayedState, Pushed, ThreadFree, OWNER_ABANDONED,
 };
 use loom::cell::UnsafeCell;

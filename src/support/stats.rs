@@ -5,7 +5,7 @@
 //! The report (text and JSON, `report.rs`) reads them and formats with
 //! integers only.
 
-use crate::size_class::{BIN_COUNT, BIN_HUGE};
+use crate::base::size_class::{BIN_COUNT, BIN_HUGE};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -89,7 +89,7 @@ pub fn total(counter: Counter) -> i64 {
 
 /// The statistics bin of pages of `block_size` (`BIN_HUGE` for anything larger).
 pub(crate) fn bin_index(block_size: usize) -> usize {
-    let bin = crate::size_class::bin_of_size(block_size);
+    let bin = crate::base::size_class::bin_of_size(block_size);
     if bin >= BIN_HUGE {
         BIN_HUGE
     } else {
@@ -148,7 +148,7 @@ impl core::fmt::Display for Bytes {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let sign = if self.0 < 0 { "-" } else { "" };
         let a = self.0.unsigned_abs();
-        let mut s = crate::output::StackStr::new();
+        let mut s = crate::support::output::StackStr::new();
         let unit = [(30, "GiB"), (20, "MiB"), (10, "KiB")]
             .into_iter()
             .find(|&(shift, _)| a >= 10 << shift);

@@ -16,7 +16,7 @@
 //! once on stderr and the default kept. Keep `man/mirs.3` and the README in
 //! step with this table (`tests` check the names).
 
-use crate::constants::PURGE_DELAY_MS;
+use crate::base::constants::PURGE_DELAY_MS;
 use core::sync::atomic::{AtomicI64, Ordering};
 
 /// The options, numbered as in the C header (`mirs_option_t`).

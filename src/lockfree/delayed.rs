@@ -2,7 +2,7 @@
 //! heap's full pages, handed to the heap so it learns those pages have room
 //! again. Slow path only: a freer gets here once per full page (the page's
 //! `thread_free` state is `DelayedFreeing` while it pushes, see
-//! [`crate::thread_free`]), and the owner drains the list in the malloc slow
+//! [`crate::lockfree::thread_free`]), and the owner drains the list in the malloc slow
 //! path and in `collect`.
 //!
 //! ```text
@@ -27,9 +27,9 @@
 //!
 //! A type of its own so the loom models (`tests_loom`) run this code.
 
-use crate::block::Block;
-use crate::sync::{AtomicPtr, Ordering};
-use crate::thread_free::{DelayedState, ThreadFree};
+use crate::lockfree::block::Block;
+use crate::lockfree::sync::{AtomicPtr, Ordering};
+use crate::lockfree::thread_free::{DelayedState, ThreadFree};
 use core::ptr;
 
 /// The head of a heap's delayed-free list.

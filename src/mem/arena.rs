@@ -36,19 +36,19 @@
 //! `abandoned` bit i is set iff `pages[i].owner == OWNER_ABANDONED` iff the
 //! page is in its bin's abandoned list, and `ABANDONED[bin]` counts them.
 
-use crate::address;
-use crate::chunk::{
+use crate::base::address;
+use crate::base::constants::*;
+use crate::base::size_class::{bin_of_size, BIN_COUNT};
+use crate::lockfree::sync::SpinLock;
+use crate::mem::chunk::{
     self, find_run, run_mask, Chunk, ChunkKind, ALL_SLICES, CHUNK_INFO_SIZE, CLASS_PAGES,
     CLASS_SINGLETONS,
 };
-use crate::chunk_map;
-use crate::constants::*;
-use crate::page::{OwnerHeap, Page, OWNER_NONE, OWNER_SINGLETON};
-use crate::page_map;
+use crate::mem::chunk_map;
+use crate::mem::page::{OwnerHeap, Page, OWNER_NONE, OWNER_SINGLETON};
+use crate::mem::page_map;
 use crate::platform;
-use crate::size_class::{bin_of_size, BIN_COUNT};
-use crate::stats::{self, Counter};
-use crate::sync::SpinLock;
+use crate::support::stats::{self, Counter};
 use core::ptr;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -489,7 +489,7 @@ fn mark_free(st: &mut State, chunk: *mut Chunk, mask: u64, dirty: u64) {
     meta.dirty |= dirty;
     if dirty != 0 && meta.purge_at == 0 {
         // Purged once the oldest of them has been free for the delay.
-        meta.purge_at = platform::now_ms() + crate::options::purge_delay_ms();
+        meta.purge_at = platform::now_ms() + crate::support::options::purge_delay_ms();
         PURGE_DUE.fetch_min(meta.purge_at, Ordering::Relaxed);
     }
     if meta.free == ALL_SLICES {
@@ -567,7 +567,7 @@ pub fn alloc_page(
     heap: *mut OwnerHeap,
     owner: usize,
     block_size: usize,
-    key: crate::block::ListKey,
+    key: crate::lockfree::block::ListKey,
 ) -> *mut Page {
     debug_assert!(block_size <= LARGE_OBJ_SIZE_MAX);
     let n = page_slices(block_size);
@@ -885,7 +885,7 @@ unsafe fn singleton_block(
             area,
             is_zero,
             (first, count),
-            crate::block::ListKey::PLAIN,
+            crate::lockfree::block::ListKey::PLAIN,
         )
     };
     pg.extend();
@@ -965,7 +965,7 @@ pub unsafe fn free_singleton(page: *mut Page) -> bool {
         meta.dirty = ALL_SLICES;
         meta.zero = 0;
         PURGE_DUE.fetch_min(
-            meta.cached_at + crate::options::purge_delay_ms(),
+            meta.cached_at + crate::support::options::purge_delay_ms(),
             Ordering::Relaxed,
         );
         let evicted = cache_huge(st, chunk);
@@ -1085,7 +1085,7 @@ fn trim(st: &mut State, strict: bool) {
         let huge_at = oldest.map_or(u64::MAX, |i| {
             // SAFETY: as above.
             let at = unsafe { Chunk::meta(st.huge_cache[i]).cached_at };
-            at + crate::options::purge_delay_ms()
+            at + crate::support::options::purge_delay_ms()
         });
         // Everything left is recent and within the allowance: it stays.
         if huge_at.min(stalest_at) > now
@@ -1405,7 +1405,7 @@ fn purge_due_memory(st: &mut State, now: u64, force: bool) {
             continue;
         }
         // SAFETY: cached chunks are ours, lock held.
-        let due = unsafe { Chunk::meta(c).cached_at } + crate::options::purge_delay_ms();
+        let due = unsafe { Chunk::meta(c).cached_at } + crate::support::options::purge_delay_ms();
         if force || due <= now {
             purge_huge_later(st, i);
         } else {

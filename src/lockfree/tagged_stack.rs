@@ -19,8 +19,8 @@
 //! never unmap nodes (heap metadata) or wait with [`TaggedStack::await_readers`]
 //! before unmapping.
 
-use crate::address::{self, ADDR_BITS, ADDR_MASK};
-use crate::sync::{AtomicUsize, Ordering};
+use crate::base::address::{self, ADDR_BITS, ADDR_MASK};
+use crate::lockfree::sync::{AtomicUsize, Ordering};
 
 /// A node links to the next through an atomic word of its own, which only
 /// the stack reads or writes (while the node is on the stack, or may still
@@ -147,7 +147,7 @@ impl<T: StackNode> TaggedStack<T> {
     #[cfg(loom)]
     pub fn await_readers(&self) {
         while self.readers.load(Ordering::SeqCst) != 0 {
-            crate::sync::spin_hint();
+            crate::lockfree::sync::spin_hint();
         }
     }
 }

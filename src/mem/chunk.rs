@@ -27,8 +27,8 @@
 //! - `meta`: only under the arena lock (`arena.rs`);
 //! - `kind` and `size`: fixed before the chunk is entered in the chunk map.
 
-use crate::constants::*;
-use crate::page::Page;
+use crate::base::constants::*;
+use crate::mem::page::Page;
 use core::cell::UnsafeCell;
 use core::mem::offset_of;
 use core::ptr;
@@ -176,7 +176,7 @@ impl Chunk {
             unsafe { (*entry).store(value, Ordering::Release) };
         }
         let page = |slice| Chunk::page(chunk, if free { slice } else { first });
-        crate::page_map::set(chunk as usize, first, count, page);
+        crate::mem::page_map::set(chunk as usize, first, count, page);
     }
 
     /// Start and byte length of the area of a span of `count` slices at `first`.

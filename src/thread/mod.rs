@@ -21,16 +21,15 @@
 //! below knows nothing of heaps: it gives thread ids and runs the plain
 //! callbacks registered here.
 
-use crate::arena;
-use crate::constants::OS_PAGE_SIZE;
+use crate::base::constants::OS_PAGE_SIZE;
 use crate::heap::{self, Heap, HeapSlot, EMPTY_HEAP_PTR, EXITING_HEAP_PTR};
+use crate::lockfree::tagged_stack::TaggedStack;
+use crate::mem::arena;
 use crate::platform;
-use crate::stats::{self, Counter};
-use crate::tagged_stack::TaggedStack;
+use crate::support::stats::{self, Counter};
 use core::ffi::c_void;
 use core::ptr;
 
-#[path = "thread_table.rs"]
 mod table;
 #[cfg(not(feature = "hosted"))]
 pub(crate) use table::reap_dead;
@@ -138,7 +137,7 @@ static PROCESS_INIT: spin::Once<()> = spin::Once::new();
 /// (or if malloc comes first) at the first heap creation.
 pub(crate) fn process_init() {
     PROCESS_INIT.call_once(|| {
-        crate::options::init();
+        crate::support::options::init();
         platform::register_thread_callbacks(thread_exit_callback, fork_child_callback);
     });
 }

@@ -22,18 +22,20 @@
 //! creates the real heap. Heap structs come from the platform in chunks,
 //! never from malloc, and are recycled through a lock-free pool.
 
-use crate::arena;
-use crate::block::Block;
-use crate::constants::*;
-use crate::delayed::DelayedList;
-use crate::page::{DelayedState, OwnedPage, OwnerHeap, Page, FLAG_IN_FULL};
-use crate::page_queue::PageQueue;
-use crate::platform;
-use crate::size_class::{
+pub(crate) mod page_queue;
+
+use crate::base::constants::*;
+use crate::base::size_class::{
     bin_block_size, bin_of_size, bin_of_wsize, wsize_of, BIN_COUNT, BIN_FULL, BIN_HUGE,
 };
-use crate::sync::AtomicUsize;
-use crate::tagged_stack::StackNode;
+use crate::heap::page_queue::PageQueue;
+use crate::lockfree::block::Block;
+use crate::lockfree::delayed::DelayedList;
+use crate::lockfree::sync::AtomicUsize;
+use crate::lockfree::tagged_stack::StackNode;
+use crate::mem::arena;
+use crate::mem::page::{DelayedState, OwnedPage, OwnerHeap, Page, FLAG_IN_FULL};
+use crate::platform;
 use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::Ordering;
@@ -272,8 +274,8 @@ impl Heap {
 
     /// The key a new page of this heap stores its lists with: secret and
     /// per page (block.rs).
-    fn page_key(&mut self) -> crate::block::ListKey {
-        crate::block::ListKey::new(self.random_words())
+    fn page_key(&mut self) -> crate::lockfree::block::ListKey {
+        crate::lockfree::block::ListKey::new(self.random_words())
     }
 
     /// The heap owning `page` (null for abandoned and singleton pages).
@@ -568,7 +570,7 @@ impl Heap {
         let thread_free_of = |block: *mut Block| {
             // SAFETY: blocks on the delayed list are handed-out block starts
             // of pages of this heap (the pusher checked), live until freed here.
-            let page = unsafe { crate::chunk::Chunk::page_of_block(block.cast()) };
+            let page = unsafe { crate::mem::chunk::Chunk::page_of_block(block.cast()) };
             // SAFETY: a page header of a live chunk.
             ptr::addr_of!(unsafe { &*page }.thread_free)
         };
@@ -584,7 +586,7 @@ impl Heap {
         // Each block comes after its pusher left DelayedFreeing.
         for block in blocks {
             // SAFETY: as above; the block is ours now.
-            let page = unsafe { crate::chunk::Chunk::page_of_block(block.cast()) };
+            let page = unsafe { crate::mem::chunk::Chunk::page_of_block(block.cast()) };
             // SAFETY: as above: a handed-out block of our heap's page.
             unsafe { self.free_local(page, block) };
         }
@@ -650,7 +652,7 @@ impl Heap {
         if !force && now < self.next_purge_at {
             return;
         }
-        self.next_purge_at = now + crate::options::purge_delay_ms().max(1);
+        self.next_purge_at = now + crate::support::options::purge_delay_ms().max(1);
         arena::purge(force);
     }
 

@@ -31,8 +31,8 @@
 //! (Relaxed, as `span_of` was: the page header's own atomics order what is
 //! read through it).
 
-use crate::constants::{CHUNK_SHIFT, OS_PAGE_SIZE, SLICES_PER_CHUNK, SLICE_SHIFT};
-use crate::page::Page;
+use crate::base::constants::{CHUNK_SHIFT, OS_PAGE_SIZE, SLICES_PER_CHUNK, SLICE_SHIFT};
+use crate::mem::page::Page;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
@@ -192,7 +192,7 @@ pub fn remove_chunk(base: usize) {
 #[cfg(all(test, feature = "hosted"))]
 mod tests {
     use super::*;
-    use crate::constants::CHUNK_SIZE;
+    use crate::base::constants::CHUNK_SIZE;
 
     #[test]
     fn insert_set_lookup_remove() {

@@ -15,11 +15,11 @@
 //! each test runs in a process of its own (`panic-abort-tests`), like the
 //! hosted suite.
 
-use crate::constants::*;
-use crate::size_class::{bin_block_size, bin_of_size, BIN_HUGE};
-use crate::stats::{current, total, Counter};
-use crate::test_api as api;
-use crate::{alloc, platform};
+use super::api;
+use crate::base::constants::*;
+use crate::base::size_class::{bin_block_size, bin_of_size, BIN_HUGE};
+use crate::support::stats::{current, total, Counter};
+use crate::{entry::alloc, platform};
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -319,7 +319,7 @@ fn embedded_purge_waits_for_the_delay() {
         purged,
         "nothing purged before the delay"
     );
-    advance_clock(crate::options::purge_delay_ms() + 1);
+    advance_clock(crate::support::options::purge_delay_ms() + 1);
     crate::collect(false);
     let after_delay = total(Counter::Purged) - purged;
     assert!(
@@ -488,13 +488,13 @@ fn embedded_huge_blocks_grow_where_they_lie() {
     assert!(api::usable_size(q) >= 11 << 20);
     let base = q as usize & !CHUNK_MASK;
     assert_eq!(
-        crate::chunk_map::chunk_containing(q as usize + (10 << 20)),
+        crate::mem::chunk_map::chunk_containing(q as usize + (10 << 20)),
         Some(base)
     );
     let s = api::realloc(q, 5 << 20);
     assert_eq!(s, q, "shrunk where it lies");
     assert_eq!(
-        crate::chunk_map::chunk_containing(s as usize + (10 << 20)),
+        crate::mem::chunk_map::chunk_containing(s as usize + (10 << 20)),
         None
     );
     assert!(holds(s, 5 << 20, 0x5e));

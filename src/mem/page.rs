@@ -37,14 +37,14 @@
 //!   no thread ever holds a `&mut Page`: every non-atomic field is an
 //!   `UnsafeCell`, so a `&Page` on any thread aliases nothing.
 
-use crate::block::{Block, ListKey};
-use crate::constants::{MAX_EXTEND_SIZE, MIN_EXTEND};
+use crate::base::constants::{MAX_EXTEND_SIZE, MIN_EXTEND};
+use crate::lockfree::block::{Block, ListKey};
 use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
-use crate::thread_free::AbandonWords;
-pub use crate::thread_free::{DelayedState, Pushed, ThreadFree, OWNER_ABANDONED};
+use crate::lockfree::thread_free::AbandonWords;
+pub use crate::lockfree::thread_free::{DelayedState, Pushed, ThreadFree, OWNER_ABANDONED};
 
 /// Page is in the heap's full queue.
 pub const FLAG_IN_FULL: u8 = 1;
@@ -275,7 +275,7 @@ impl Page {
         (slice, slices): (usize, usize),
         key: ListKey,
     ) -> OwnedPage {
-        debug_assert!(block_size >= crate::constants::WORD_SIZE);
+        debug_assert!(block_size >= crate::base::constants::WORD_SIZE);
         // SAFETY: as the caller guarantees: until the Release store below,
         // nobody else reads this header, so the caller is its owner.
         let pg = unsafe { Page::owned(page) };
@@ -573,8 +573,8 @@ impl OwnedPage {
 
     #[cold]
     fn report_corrupted_list(self) {
-        crate::stats::add(crate::stats::Counter::CorruptLists, 1);
-        crate::output::warning!(
+        crate::support::stats::add(crate::support::stats::Counter::CorruptLists, 1);
+        crate::support::output::warning!(
             "corrupted free list in page of {}-byte blocks: rest dropped",
             self.block_size()
         );
@@ -636,7 +636,7 @@ impl OwnedPage {
         if self.flags() == 0 {
             self.set_fast_free_limit(carved);
         }
-        crate::stats::blocks_carved(bs, n);
+        crate::support::stats::blocks_carved(bs, n);
     }
 
     /// Secure mode: link the new run in a random order (Fisher-Yates over
@@ -644,7 +644,8 @@ impl OwnedPage {
     /// next block cannot be predicted from the last one.
     #[cfg(feature = "secure")]
     fn extend_shuffled(self, first: *mut u8, n: usize) {
-        const MAX_RUN: usize = crate::constants::MAX_EXTEND_SIZE / crate::constants::WORD_SIZE;
+        const MAX_RUN: usize =
+            crate::base::constants::MAX_EXTEND_SIZE / crate::base::constants::WORD_SIZE;
         let mut order = [0u16; MAX_RUN];
         let n = n.min(MAX_RUN);
         for (i, slot) in order[..n].iter_mut().enumerate() {
@@ -816,7 +817,7 @@ impl Page {
     /// mask under the arena lock first.
     pub(crate) unsafe fn resize_singleton(&self, start: *mut u8, area: usize, slices: usize) {
         debug_assert!(self.owner.load(Ordering::Relaxed) == OWNER_SINGLETON);
-        debug_assert!(self.reserved() == 1 && area >= crate::constants::WORD_SIZE);
+        debug_assert!(self.reserved() == 1 && area >= crate::base::constants::WORD_SIZE);
         self.slices.set(slices as u8);
         self.start.set(start);
         self.block_size.set(area);

@@ -29,9 +29,9 @@
 //!
 //! A type of its own so the loom model tests (`tests_loom`) run this code.
 
-use crate::address;
-use crate::block::{Block, ListKey};
-use crate::sync::{fence, AtomicU32, AtomicUsize, Ordering};
+use crate::base::address;
+use crate::lockfree::block::{Block, ListKey};
+use crate::lockfree::sync::{fence, AtomicU32, AtomicUsize, Ordering};
 
 /// What a non-owner does with a block it frees into this page, kept in the
 /// low two bits of `thread_free`.
@@ -234,7 +234,7 @@ impl ThreadFree {
         loop {
             let old = state_of(tf);
             if old == DelayedState::DelayedFreeing {
-                crate::sync::spin_hint();
+                crate::lockfree::sync::spin_hint();
                 tf = self.0.load(Ordering::Acquire);
                 continue;
             }

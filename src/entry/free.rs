@@ -23,16 +23,16 @@
 //! counted, reported (one line, rate-limited; `MIRS_VERBOSE=0` silences it)
 //! and ignored, never linked into a list.
 
-use crate::arena;
-use crate::block::Block;
-use crate::chunk::Chunk;
-use crate::chunk_map;
-use crate::constants::CHUNK_MASK;
+use crate::base::constants::CHUNK_MASK;
 use crate::heap::Heap;
-use crate::page::{Page, Pushed, OWNER_ABANDONED, OWNER_NONE, OWNER_SINGLETON};
-use crate::page_map;
+use crate::lockfree::block::Block;
+use crate::lockfree::thread_free::AbandonedFree;
+use crate::mem::arena;
+use crate::mem::chunk::Chunk;
+use crate::mem::chunk_map;
+use crate::mem::page::{Page, Pushed, OWNER_ABANDONED, OWNER_NONE, OWNER_SINGLETON};
+use crate::mem::page_map;
 use crate::platform;
-use crate::thread_free::AbandonedFree;
 use core::sync::atomic::Ordering;
 
 /// Free a block. Null is ignored; a pointer that is not a live mirs block
@@ -266,7 +266,7 @@ unsafe fn push_delayed_and_end(page: *mut Page, block: *mut Block) {
     // heap is alive.
     let list = || unsafe { Heap::delayed_list(Heap::of_page_acquire(pg)) };
     // SAFETY: as above; the block is ours to give up.
-    unsafe { crate::delayed::hand_over(&pg.thread_free, list, block) };
+    unsafe { crate::lockfree::delayed::hand_over(&pg.thread_free, list, block) };
 }
 
 /// A free (or realloc) of a pointer that is not a live block mirs handed
@@ -275,8 +275,8 @@ unsafe fn push_delayed_and_end(page: *mut Page, block: *mut Block) {
 #[cold]
 #[inline(never)]
 pub(crate) fn invalid_free(p: *mut u8, what: &str) {
-    crate::stats::add(crate::stats::Counter::InvalidFrees, 1);
-    crate::output::warning!("free(): invalid pointer {:p}, {}", p, what);
+    crate::support::stats::add(crate::support::stats::Counter::InvalidFrees, 1);
+    crate::support::output::warning!("free(): invalid pointer {:p}, {}", p, what);
 }
 
 #[cold]

@@ -17,7 +17,7 @@
 //! mimalloc makes the same trade. Bin 0 is unused, `BIN_HUGE` holds pages of
 //! one huge block each and `BIN_FULL` is the queue of pages with no free block.
 
-use crate::constants::{LARGE_OBJ_WSIZE_MAX, MIN_BLOCK_WSIZE, WORD_SIZE};
+use crate::base::constants::{LARGE_OBJ_WSIZE_MAX, MIN_BLOCK_WSIZE, WORD_SIZE};
 
 /// Queue of huge pages (blocks above `LARGE_OBJ_SIZE_MAX`).
 pub const BIN_HUGE: usize = bin_of_wsize(LARGE_OBJ_WSIZE_MAX) + 1;
@@ -79,7 +79,7 @@ pub const fn bin_block_size(bin: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::constants::LARGE_OBJ_SIZE_MAX;
+    use crate::base::constants::LARGE_OBJ_SIZE_MAX;
 
     #[test]
     fn bins_are_contiguous_and_monotone() {

@@ -29,7 +29,7 @@
 //!   and a chunk whose slots are taken anyway (page-provider memory from
 //!   far away) is refused by [`insert`] (its memory goes back).
 
-use crate::chunk::ChunkKind;
+use crate::mem::chunk::ChunkKind;
 
 /// Entry of a region where a normal chunk starts.
 pub const NORMAL: u8 = 1;
@@ -45,7 +45,7 @@ fn kind_byte(kind: ChunkKind) -> u8 {
 
 #[cfg(feature = "hosted")]
 mod imp {
-    use crate::constants::{CHUNK_SHIFT, CHUNK_SIZE, OS_PAGE_SIZE};
+    use crate::base::constants::{CHUNK_SHIFT, CHUNK_SIZE, OS_PAGE_SIZE};
     use core::ptr;
     use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
@@ -236,7 +236,7 @@ mod imp {
 /// The embedded map; also compiled into the hosted unit tests, which test it.
 #[cfg(any(not(feature = "hosted"), test))]
 mod windowed {
-    use crate::constants::{CHUNK_SHIFT, CHUNK_SIZE};
+    use crate::base::constants::{CHUNK_SHIFT, CHUNK_SIZE};
     use core::sync::atomic::{AtomicUsize, Ordering};
 
     /// Slots in the table: a power of two; regions `r` and `r + MAP_SLOTS`
@@ -424,7 +424,7 @@ pub fn is_chunk_start(chunk_base: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::constants::CHUNK_SIZE;
+    use crate::base::constants::CHUNK_SIZE;
 
     #[test]
     fn insert_lookup_remove() {

@@ -241,7 +241,7 @@ fn table_full() -> bool {
 #[cfg(not(feature = "hosted"))]
 fn table_full() -> bool {
     if !TABLE_FULL_REPORTED.swap(true, Ordering::Relaxed) {
-        crate::output::mirs_print!(
+        crate::support::output::mirs_print!(
             "mirs: error: thread table full ({} heaps, MIRS_MAX_THREADS={}): call \
              mirs_thread_done() at thread exit, install an alive hook, or raise \
              MIRS_MAX_THREADS\n",

@@ -79,7 +79,7 @@ impl<S: Sink> Drop for Writer<S> {
 /// Print a line to the platform's error output: `mirs_print!("x = {}", x)`.
 macro_rules! mirs_print {
     ($($arg:tt)*) => {{
-        let mut w = $crate::output::Writer::new();
+        let mut w = $crate::support::output::Writer::new();
         let _ = core::fmt::Write::write_fmt(&mut w, format_args!($($arg)*));
     }};
 }
@@ -94,7 +94,7 @@ pub(crate) use mirs_print;
 /// `warning!("free(): invalid pointer {:p}, {}", p, what)`.
 macro_rules! warning {
     ($($arg:tt)*) => {
-        $crate::output::report_error(format_args!($($arg)*))
+        $crate::support::output::report_error(format_args!($($arg)*))
     };
 }
 pub(crate) use warning;
@@ -144,14 +144,14 @@ impl fmt::Write for StackStr {
 #[cold]
 #[inline(never)]
 pub(crate) fn report_error(what: fmt::Arguments<'_>) {
-    if crate::options::abort_on_error() {
+    if crate::support::options::abort_on_error() {
         mirs_print!("mirs: {}: aborting (MIRS_ABORT_ON_ERROR=1)\n", what);
         crate::platform::abort();
     }
-    if !crate::options::verbose() {
+    if !crate::support::options::verbose() {
         return;
     }
-    let burst = crate::options::max_warnings().min(u32::MAX as u64) as u32;
+    let burst = crate::support::options::max_warnings().min(u32::MAX as u64) as u32;
     match REPORTS.take(crate::platform::now_ms(), burst) {
         Report::Print { suppressed: 0 } => mirs_print!("mirs: {}\n", what),
         Report::Print { suppressed } => mirs_print!(

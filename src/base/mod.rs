@@ -1,0 +1,6 @@
+//! The base: sizes, address packing and size classes (pure arithmetic,
+//! nothing below it).
+
+pub(crate) mod address;
+pub(crate) mod constants;
+pub(crate) mod size_class;

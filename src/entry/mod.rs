@@ -1,0 +1,4 @@
+//! The entry points: allocation and free, with their slow paths.
+
+pub(crate) mod alloc;
+pub(crate) mod free;
