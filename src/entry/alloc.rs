@@ -10,6 +10,7 @@
 use crate::base::constants::*;
 use crate::base::size_class::{bin_block_size, bin_of_size, wsize_of};
 use crate::entry::free;
+use crate::entry::lookup;
 use crate::heap::{out_of_memory, Heap};
 use crate::lockfree::block::Block;
 use crate::mem::arena;
@@ -180,7 +181,7 @@ fn alloc_aligned(size: usize, align: usize, zero: bool) -> *mut u8 {
                 // SAFETY: as above: its page is ours.
                 unsafe { Page::owned(page) }.set_flag(FLAG_HAS_ALIGNED);
                 // SAFETY: `aligned` lies at least 16 bytes into our block.
-                unsafe { free::mark_aligned(aligned) };
+                unsafe { lookup::mark_aligned(aligned) };
             }
             if zero {
                 // SAFETY: `aligned` has at least `size` writable bytes of our block.
@@ -216,7 +217,7 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         return malloc(new_size);
     }
     // SAFETY: as the caller guarantees.
-    let Some(old_size) = (unsafe { free::live_usable_size(p) }) else {
+    let Some(old_size) = (unsafe { lookup::live_usable_size(p) }) else {
         crate::support::stats::add(crate::support::stats::Counter::InvalidFrees, 1);
         crate::support::output::warning!(
             "realloc(): invalid pointer {:p}, not a live block (foreign, interior or already freed)",
@@ -230,7 +231,7 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     }
     // A singleton span's block grows over the free slices after it.
     if old_size > LARGE_OBJ_SIZE_MAX && old_size < new_size && new_size <= arena::SINGLETON_MAX {
-        if let Some(page) = free::resolve(p) {
+        if let Some(page) = lookup::resolve(p) {
             // SAFETY: `p` is a live block (above), a singleton's (its size),
             // which the caller gives up to us.
             if unsafe { arena::grow_span(p, page, new_size) } {
@@ -243,7 +244,7 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         && new_size > arena::SINGLETON_MAX
         && new_size <= MAX_REQUEST_SIZE
     {
-        if let Some(page) = free::resolve(p) {
+        if let Some(page) = lookup::resolve(p) {
             // SAFETY: `p` is a live block (above), a huge chunk's (its size),
             // which the caller gives up to us.
             if let Some(q) = unsafe { arena::remap_huge(p, page, new_size) } {
@@ -269,7 +270,7 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
 /// No other thread frees `p` or writes its block meanwhile.
 pub unsafe fn usable_size(p: *const u8) -> usize {
     // SAFETY: as the caller guarantees.
-    unsafe { free::live_usable_size(p) }.unwrap_or(0)
+    unsafe { lookup::live_usable_size(p) }.unwrap_or(0)
 }
 
 /// Is `p` a live block mirs handed out (not freed, not an interior or
@@ -280,7 +281,7 @@ pub unsafe fn usable_size(p: *const u8) -> usize {
 /// reads the block's second word).
 pub unsafe fn owns(p: *const u8) -> bool {
     // SAFETY: as the caller guarantees.
-    unsafe { free::live_usable_size(p) }.is_some()
+    unsafe { lookup::live_usable_size(p) }.is_some()
 }
 
 /// Does `p` lie in a page mirs has in use? True for every live block mirs
@@ -298,7 +299,7 @@ pub unsafe fn owns(p: *const u8) -> bool {
 /// names, which another thread freeing that chunk's last block could
 /// unmap meanwhile.
 pub unsafe fn in_heap(p: *const u8) -> bool {
-    free::resolve(p).is_some()
+    lookup::resolve(p).is_some()
 }
 
 const _: () = assert!(core::mem::size_of::<Block>() == WORD_SIZE);

@@ -2,3 +2,4 @@
 
 pub(crate) mod alloc;
 pub(crate) mod free;
+pub(crate) mod lookup;

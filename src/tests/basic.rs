@@ -299,7 +299,7 @@ fn blocks_of_an_exited_thread_stay_valid_and_their_pages_come_back() {
     .unwrap();
     let _ = alloc::malloc(1);
     let abandoned_page = |p: usize| {
-        crate::entry::free::resolve(p as *const u8).is_some_and(|page| {
+        crate::entry::lookup::resolve(p as *const u8).is_some_and(|page| {
             // SAFETY: `resolve` returns a page header of a live chunk.
             unsafe { (*page).owner.load(Ordering::Acquire) == crate::mem::page::OWNER_ABANDONED }
         })

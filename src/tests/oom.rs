@@ -328,10 +328,10 @@ fn freeing_one_page_serves_the_next_malloc_of_another_class() {
         alloc::malloc(3000)
     });
     // Free every block of the page that holds the first block.
-    let page = crate::entry::free::resolve(keep[0].0).expect("a live block's page");
+    let page = crate::entry::lookup::resolve(keep[0].0).expect("a live block's page");
     let (same, rest): (Vec<_>, Vec<_>) = keep
         .into_iter()
-        .partition(|&(p, _)| crate::entry::free::resolve(p) == Some(page));
+        .partition(|&(p, _)| crate::entry::lookup::resolve(p) == Some(page));
     assert!(same.len() > 10, "{} blocks in the page", same.len());
     for &(p, size) in &same {
         assert!(holds(p, size, size as u8));
