@@ -86,6 +86,8 @@ pub(crate) mod thread;
 pub mod c_api;
 #[cfg(not(loom))]
 pub(crate) mod global_alloc;
+#[cfg(all(not(loom), feature = "hosted"))]
+mod process;
 #[cfg(not(loom))]
 pub(crate) mod report;
 
@@ -115,25 +117,7 @@ pub mod internals {
     }
 }
 
-/// `major * 10000 + minor * 100 + patch`, from Cargo.toml's version (as
-/// `MIRS_VERSION` in `include/mirs.h`).
-pub const VERSION: i32 = parse_version_part(env!("CARGO_PKG_VERSION_MAJOR")) * 10000
-    + parse_version_part(env!("CARGO_PKG_VERSION_MINOR")) * 100
-    + parse_version_part(env!("CARGO_PKG_VERSION_PATCH"));
-
-/// A decimal version component (at compile time).
-const fn parse_version_part(s: &str) -> i32 {
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut v = 0;
-    while i < b.len() {
-        assert!(b[i].is_ascii_digit(), "version parts are decimal");
-        v = v * 10 + (b[i] - b'0') as i32;
-        i += 1;
-    }
-    v
-}
-pub const VERSION_STRING: &str = env!("CARGO_PKG_VERSION");
+pub use base::version::{VERSION, VERSION_STRING};
 
 /// Collect the calling thread's heap: free lists, empty pages, and with
 /// `force` purge unused memory and release cached chunks to the OS.
@@ -154,18 +138,6 @@ pub fn stats_print() {
 #[cfg(not(loom))]
 pub fn stats_json(buf: &mut [u8]) -> usize {
     report::json_into(buf)
-}
-
-/// At process exit (hosted): the statistics asked for by `MIRS_SHOW_STATS`
-/// (text) and `MIRS_STATS_JSON` (JSON).
-#[cfg(all(not(loom), feature = "hosted"))]
-pub(crate) fn stats_at_exit() {
-    if support::options::get(support::options::Opt::ShowStats) != 0 {
-        report::print_text();
-    }
-    if support::options::get(support::options::Opt::StatsJson) != 0 {
-        report::print_json();
-    }
 }
 
 // The tests (src/tests/mod.rs says which run in which configuration).

@@ -104,7 +104,11 @@ fn percent(part: u64, whole: u64) -> u64 {
 /// The text table (`mirs_stats_print`).
 pub fn write_text(w: &mut impl Write) -> fmt::Result {
     let s = snapshot();
-    writeln!(w, "mirs: statistics (version {})", crate::VERSION_STRING)?;
+    writeln!(
+        w,
+        "mirs: statistics (version {})",
+        crate::base::version::VERSION_STRING
+    )?;
     writeln!(
         w,
         "{:<22} {:>12} {:>12} {:>12}",
@@ -224,7 +228,11 @@ impl fmt::Display for Triple {
 /// an integer; byte counts are in bytes.
 pub fn write_json(w: &mut impl Write) -> fmt::Result {
     let s = snapshot();
-    write!(w, "{{\"version\": \"{}\", ", crate::VERSION_STRING)?;
+    write!(
+        w,
+        "{{\"version\": \"{}\", ",
+        crate::base::version::VERSION_STRING
+    )?;
     write!(w, "\"live_bytes\": {}, ", s.live)?;
     write!(w, "\"other_threads_page_bytes\": {}, ", s.other_threads)?;
     write!(w, "\"reserved_bytes\": {}, ", Triple(Counter::Reserved))?;

@@ -4,3 +4,4 @@
 pub(crate) mod address;
 pub(crate) mod constants;
 pub(crate) mod size_class;
+pub(crate) mod version;

@@ -3,9 +3,9 @@
 //! glibc's documented behaviour (see the table in `c_api`).
 
 use super::prefixed::*;
-use super::EINVAL;
 use crate::base::constants::OS_PAGE_SIZE;
 use crate::entry::alloc;
+use crate::platform::EINVAL;
 use core::ffi::{c_int, c_void};
 
 #[no_mangle]
@@ -108,7 +108,7 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
 pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
     let before = crate::support::stats::current(crate::support::stats::Counter::Reserved);
     let purged = crate::support::stats::total(crate::support::stats::Counter::Purged);
-    crate::collect(true);
+    crate::thread::collect_current(true);
     let released = crate::support::stats::current(crate::support::stats::Counter::Reserved)
         < before
         || crate::support::stats::total(crate::support::stats::Counter::Purged) > purged;
@@ -139,7 +139,7 @@ pub extern "C" fn malloc_stats() {
             peak(Counter::Reserved).max(0)
         );
     }
-    crate::stats_print();
+    crate::report::print_text();
 }
 
 /// glibc's `struct mallinfo2`, filled from mirs's statistics.

@@ -18,5 +18,3 @@ mod libc_names;
 
 #[cfg(not(feature = "hosted"))]
 pub mod embedder;
-
-pub(crate) use crate::platform::{EINVAL, ENOMEM};

@@ -1,8 +1,8 @@
 //! The `mirs_*` C API (always exported; cbindgen writes `include/mirs.h`
 //! from these declarations). Semantics follow glibc's unprefixed names.
 
-use super::{EINVAL, ENOMEM};
 use crate::entry::alloc;
+use crate::platform::{EINVAL, ENOMEM};
 use core::ffi::{c_char, c_int, c_long, c_void};
 
 /// Allocate `size` bytes; NULL with errno ENOMEM on failure.
@@ -115,19 +115,19 @@ pub unsafe extern "C" fn mirs_owns(p: *const c_void) -> bool {
 /// Collect the calling thread's heap; `force` also returns all unused memory to the OS.
 #[no_mangle]
 pub extern "C" fn mirs_collect(force: bool) {
-    crate::collect(force);
+    crate::thread::collect_current(force);
 }
 
 /// Print statistics to stderr.
 #[no_mangle]
 pub extern "C" fn mirs_stats_print() {
-    crate::stats_print();
+    crate::report::print_text();
 }
 
 /// The version: major * 10000 + minor * 100 + patch.
 #[no_mangle]
 pub extern "C" fn mirs_version() -> c_int {
-    crate::VERSION
+    crate::base::version::VERSION
 }
 
 /// The statistics as one JSON object (integers; byte counts in bytes; see
@@ -141,11 +141,11 @@ pub extern "C" fn mirs_version() -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn mirs_stats_json(buf: *mut c_char, len: usize) -> usize {
     if buf.is_null() || len == 0 {
-        return crate::stats_json(&mut []);
+        return crate::report::json_into(&mut []);
     }
     // SAFETY: the caller passes `len` writable bytes at `buf`.
     let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
-    crate::stats_json(out)
+    crate::report::json_into(out)
 }
 
 /// The run-time options (mirs(3) and the README list them with their

@@ -43,7 +43,7 @@
 //! `malloc` and `free` then make no hook call. The table still records
 //! heaps by hook id, on the slow path only, so dead threads can be reaped.
 
-use super::OsMemory;
+use super::common::OsMemory;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -51,13 +51,6 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 mod memory;
 
 pub use memory::{PageAlloc, PageFree};
-
-/// Build-time configuration (build.rs, from `MIRS_*` environment variables).
-#[allow(dead_code)] // STATIC_REGION_MB is read only with `static-region`
-mod config {
-    include!(concat!(env!("OUT_DIR"), "/embedded_config.rs"));
-}
-pub use config::*;
 
 extern "C" {
     /// Embedder hook: a non-zero id (below 2^63) unique among the live

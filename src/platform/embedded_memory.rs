@@ -297,7 +297,7 @@ impl State {
 /// heap structs.
 #[cfg(feature = "static-region")]
 mod static_region {
-    use super::super::STATIC_REGION_MB;
+    use crate::platform::config::STATIC_REGION_MB;
     use core::cell::UnsafeCell;
 
     /// Slack after the last unit, used for metadata (heap structs).
@@ -347,11 +347,12 @@ pub fn set_page_provider(alloc: Option<PageAlloc>, free: Option<PageFree>) {
 /// `MIRS_PROVIDER_MAX_MB` (0: no cap), changed at run time by
 /// `mirs_provider_limit`. The provider usually hands out the embedder's own
 /// heap (ArceOS: the kernel's), which must not be starved.
-static PROVIDER_LIMIT: AtomicUsize = AtomicUsize::new(if super::PROVIDER_MAX_MB == 0 {
-    usize::MAX
-} else {
-    super::PROVIDER_MAX_MB << 20
-});
+static PROVIDER_LIMIT: AtomicUsize =
+    AtomicUsize::new(if crate::platform::config::PROVIDER_MAX_MB == 0 {
+        usize::MAX
+    } else {
+        crate::platform::config::PROVIDER_MAX_MB << 20
+    });
 /// Bytes mirs holds from the page provider now.
 static PROVIDER_HELD: AtomicUsize = AtomicUsize::new(0);
 

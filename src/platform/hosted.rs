@@ -1,7 +1,7 @@
 //! Linux through the `libc` crate only: nothing here can reach a system or
 //! Rust global allocator.
 
-use super::OsMemory;
+use super::common::OsMemory;
 use core::ffi::c_void;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -531,7 +531,7 @@ fn impossible_requests_fail_without_a_mapping() {
         assert!(alloc::malloc(size).is_null(), "malloc({size:#x})");
         assert_eq!(
             platform::errno(),
-            crate::c_api::ENOMEM,
+            crate::platform::ENOMEM,
             "errno after malloc({size:#x})"
         );
         assert!(alloc::zalloc(size).is_null());

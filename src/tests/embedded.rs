@@ -180,7 +180,7 @@ fn embedded_calloc_zeroes_reused_and_fresh_memory() {
     assert!(holds(p, 100_000, 0));
     api::free(p);
     assert!(alloc::calloc(usize::MAX / 2, 3).is_null());
-    assert_eq!(platform::errno(), crate::c_api::ENOMEM);
+    assert_eq!(platform::errno(), crate::platform::ENOMEM);
 }
 
 #[test]
@@ -283,7 +283,7 @@ fn embedded_huge_blocks_round_trip_and_are_cached() {
     // More than the region holds, and no page provider: null, ENOMEM, and
     // the memory is still usable afterwards.
     assert!(alloc::malloc((REGION_UNITS + 1) * CHUNK_SIZE).is_null());
-    assert_eq!(platform::errno(), crate::c_api::ENOMEM);
+    assert_eq!(platform::errno(), crate::platform::ENOMEM);
     assert!(alloc::malloc(usize::MAX / 2 + 1).is_null());
     let p = alloc::malloc(8 << 20);
     fill(p, 8 << 20, 3);
@@ -447,7 +447,7 @@ fn embedded_out_of_memory_recovers() {
         small.push(p);
         assert!(small.len() < 100_000);
     };
-    assert_eq!(platform::errno(), crate::c_api::ENOMEM);
+    assert_eq!(platform::errno(), crate::platform::ENOMEM);
     crate::thread::check_current();
     // Pages emptied by free stay with the heap for a while (retired):
     // out of memory, `recover` hands them back and the request is served.

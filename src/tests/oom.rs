@@ -8,8 +8,8 @@
 
 use super::api;
 use crate::c_api::prefixed::{mirs_aligned_alloc, mirs_posix_memalign};
-use crate::c_api::ENOMEM;
 use crate::platform::fault;
+use crate::platform::ENOMEM;
 use crate::support::stats::{self, Counter};
 use crate::{entry::alloc, heap, platform};
 use core::ffi::c_void;

@@ -31,9 +31,6 @@ use core::ffi::c_void;
 use core::ptr;
 
 mod table;
-#[cfg(not(feature = "hosted"))]
-pub(crate) use table::reap_dead;
-pub(crate) use table::reap_dead_threads;
 
 // ------------------------------------------------------------------ the slot
 
@@ -80,7 +77,7 @@ pub(crate) fn heap_get() -> *mut Heap {
 /// Point the calling thread's slot at `heap`. False (embedded) when the
 /// heap table has no room even after reaping dead threads.
 fn heap_set(heap: *mut Heap) -> bool {
-    if !table::record(heap) {
+    if !table::record(heap, abandon_dead) {
         return false;
     }
     #[cfg(feature = "thread-local")]
@@ -162,30 +159,6 @@ extern "C" fn fork_child_callback() {
         unsafe { (*heap).reset_delayed_freeing_after_fork() };
     }
 }
-
-/// Read the options and register the callbacks when the library is loaded,
-/// so `MIRS_VERBOSE` holds even before the first allocation.
-#[cfg(feature = "hosted")]
-#[used]
-#[link_section = ".init_array"]
-static AT_LOAD: extern "C" fn() = {
-    extern "C" fn at_load() {
-        process_init();
-    }
-    at_load
-};
-
-/// Print at process exit (hosted only): `.fini_array` runs after `main`
-/// returns or `exit` is called, without `atexit` (which may allocate).
-#[cfg(feature = "hosted")]
-#[used]
-#[link_section = ".fini_array"]
-static AT_EXIT: extern "C" fn() = {
-    extern "C" fn at_exit() {
-        crate::stats_at_exit();
-    }
-    at_exit
-};
 
 // ------------------------------------------------------------------ thread life
 
@@ -284,6 +257,23 @@ pub(crate) unsafe fn heap_abandon(heap: *mut Heap, current: bool) {
     unsafe { heap_struct_free(heap) };
 }
 
+/// A dead thread's heap, found by the table (`table::Abandon`).
+///
+/// # Safety
+/// `heap` is a live heap whose thread has ended for good, and the caller
+/// is the only one reaping it.
+unsafe fn abandon_dead(heap: *mut Heap) {
+    // SAFETY: as the caller guarantees.
+    unsafe { heap_abandon(heap, false) };
+}
+
+/// Reclaim the heaps of threads the alive hook reports dead
+/// (`mirs_thread_reap`); how many.
+#[cfg(not(feature = "hosted"))]
+pub(crate) fn reap_dead() -> usize {
+    table::reap_dead(abandon_dead)
+}
+
 // ------------------------------------------------------------------ out of memory
 
 /// Out of memory for a request of `size` bytes: [`recover`] when that could
@@ -312,7 +302,7 @@ pub(crate) fn recover(heap: *mut Heap) -> bool {
     // region room a failed request lacks.
     arena::purge(false);
     let mut released = arena::release_caches();
-    released |= reap_dead_threads();
+    released |= table::reap_dead_threads(abandon_dead);
     // After the reaping (which abandons pages), the sweep: pages whose
     // blocks all came back go now, whenever the last sweep ran.
     arena::sweep_abandoned_now();

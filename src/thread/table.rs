@@ -35,6 +35,12 @@ use crate::platform::MAX_THREADS;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
+/// Abandons the heap of a thread that has ended (the thread layer's
+/// `heap_abandon`): the table finds dead threads' heaps, the layer that owns
+/// heaps says what giving one up means. Called with the heap's slot held
+/// (CHANGING), so by one reaper only.
+pub(crate) type Abandon = unsafe fn(*mut Heap);
+
 #[cfg(not(feature = "hosted"))]
 const SLOTS: usize = (MAX_THREADS * 2).next_power_of_two();
 /// Hosted: heaps beyond this many live threads simply go unrecorded (all
@@ -119,7 +125,7 @@ fn insert(key: usize, heap: *mut Heap) -> bool {
 
 /// Take over slot `i`, which held `key`, a thread that has ended: abandon
 /// its heap and free the slot. False when someone else changed it first.
-fn reap_slot(i: usize, key: usize) -> bool {
+fn reap_slot(i: usize, key: usize, abandon: Abandon) -> bool {
     let slot = &TABLE[i];
     if slot
         .key
@@ -133,7 +139,7 @@ fn reap_slot(i: usize, key: usize) -> bool {
         // SAFETY: the heap's thread has ended for good (the alive hook said
         // so, or a live thread now holds its id), and the CHANGING key makes
         // us the only thread reaping it.
-        unsafe { super::heap_abandon(dead, false) };
+        unsafe { abandon(dead) };
     }
     set_occupied(i, false);
     slot.key.store(TOMBSTONE, Ordering::Release);
@@ -142,13 +148,13 @@ fn reap_slot(i: usize, key: usize) -> bool {
 
 /// Out of memory: take over the heaps of threads the alive hook reports
 /// dead, so their empty pages go back to the arena. Returns whether any was.
-pub(crate) fn reap_dead_threads() -> bool {
-    reap_dead() > 0
+pub(crate) fn reap_dead_threads(abandon: Abandon) -> bool {
+    reap_dead(abandon) > 0
 }
 
 /// Reclaim the heaps of threads the alive hook reports dead; how many.
 /// Visits the occupied slots only.
-pub(crate) fn reap_dead() -> usize {
+pub(crate) fn reap_dead(abandon: Abandon) -> usize {
     let me = platform::thread_key();
     let mut reaped = 0;
     for (w, word) in OCCUPIED.iter().enumerate() {
@@ -165,7 +171,7 @@ pub(crate) fn reap_dead() -> usize {
                 Some(true) => continue,
                 Some(false) => {}
             }
-            if reap_slot(i, key) {
+            if reap_slot(i, key, abandon) {
                 reaped += 1;
             }
         }
@@ -202,7 +208,7 @@ static TABLE_FULL_REPORTED: core::sync::atomic::AtomicBool =
 
 /// Record the calling thread's heap (or, with a static empty heap, forget
 /// it). False when the table has no room even after reaping dead threads.
-pub(crate) fn record(heap: *mut Heap) -> bool {
+pub(crate) fn record(heap: *mut Heap, abandon: Abandon) -> bool {
     let key = platform::thread_key();
     if heap::is_empty_heap(heap) {
         if let Some(i) = find(key) {
@@ -223,9 +229,9 @@ pub(crate) fn record(heap: *mut Heap) -> bool {
     // unique among live threads). With the table lookup we would have found
     // and used it; with a thread-local slot we reap it.
     if let Some(i) = find(key) {
-        reap_slot(i, key);
+        reap_slot(i, key, abandon);
     }
-    if !insert(key, heap) && (reap_dead() == 0 || !insert(key, heap)) {
+    if !insert(key, heap) && (reap_dead(abandon) == 0 || !insert(key, heap)) {
         return table_full();
     }
     true
