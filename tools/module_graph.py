@@ -34,7 +34,7 @@ ROOT = "lib"
 LAYERS = [
     ("base/", ["base::constants", "base::address", "base::size_class", "base::version", "base"],
      "sizes tied together at compile time, address packing, size classes, the version"),
-    ("platform/", ["platform::common", "platform::hosted", "platform::embedded::memory",
+    ("platform/", ["platform::common", "platform::config", "platform::hosted", "platform::embedded::memory",
                    "platform::embedded", "platform"],
      "the declared contract (mod.rs) and its two backends: memory, time, thread id, "
      "output, errno, thread-exit/fork callbacks; no heap"),
@@ -45,8 +45,9 @@ LAYERS = [
     ("support/", ["support::options", "support::output", "support::stats", "support"],
      "MIRS_* options, printing (fixed buffer, write(2)), statistics counters"),
     ("mem/", ["mem::page", "mem::page_map", "mem::chunk", "mem::chunk_map",
-              "mem::arena::span", "mem::arena::huge", "mem::arena::abandoned",
-              "mem::arena::purge", "mem::arena", "mem"],
+              "mem::arena::state", "mem::arena::chunks", "mem::arena::huge_cache",
+              "mem::arena::trim", "mem::arena::lock", "mem::arena::span", "mem::arena::huge",
+              "mem::arena::abandoned", "mem::arena::purge", "mem::arena", "mem"],
      "a page's three free lists; chunks of 64 KiB slices and the maps that "
      "validate pointers; the arena: spans, singletons and the huge cache, "
      "abandoned pages, purge"),

@@ -1,0 +1,375 @@
+//! Singletons (one block in a span of its own) and huge blocks (a chunk of
+//! their own, from the cache when one fits): allocation, growth in place
+//! or by remapping, free.
+
+use super::chunks::{map_chunk, unmap_chunk};
+use super::huge_cache::{cache_huge, huge_dirty_bytes};
+use super::lock::with_arena;
+use super::span::{alloc_span, release_span};
+use super::state::{ARENA, HUGE_CACHE, PURGE_DUE, SINGLETON_MAX};
+use super::trim::trim;
+use crate::base::constants::*;
+use crate::mem::chunk::{
+    run_mask, Chunk, ChunkKind, ALL_SLICES, CHUNK_INFO_SIZE, CLASS_SINGLETONS,
+};
+use crate::mem::chunk_map;
+use crate::mem::page::{Page, OWNER_NONE, OWNER_SINGLETON};
+use crate::platform;
+use crate::support::stats::{self, Counter};
+use core::ptr;
+use core::sync::atomic::Ordering;
+
+/// One block of `size` bytes aligned to `align` (0 or a power of two) in a
+/// span or huge chunk of its own: returns the block and whether it reads
+/// as zero. Any thread may free it.
+pub fn alloc_singleton(size: usize, align: usize) -> Option<(*mut u8, bool)> {
+    let align = align.max(MAX_ALIGN_GUARANTEE);
+    if size <= SINGLETON_MAX && align <= SLICE_SIZE {
+        let plain = size.div_ceil(SLICE_SIZE);
+        // Slice 0's area starts after the header, which is only OS-page aligned.
+        let at0 = (align <= OS_PAGE_SIZE).then(|| (size + CHUNK_INFO_SIZE).div_ceil(SLICE_SIZE));
+        let span = alloc_span(CLASS_SINGLETONS, plain, at0)?;
+        let is_zero = span.is_zero;
+        let (start, area) = Chunk::span_area(span.chunk, span.first, span.count);
+        let page = Chunk::page(span.chunk, span.first);
+        // SAFETY: the span is ours alone until `init` publishes the page.
+        let block = unsafe { singleton_block(page, start, area, is_zero, span.first, span.count) };
+        // SAFETY: our span; we publish it to `free` last.
+        unsafe { Chunk::set_span(span.chunk, span.first, span.count, false) };
+        return Some((block, is_zero));
+    }
+    alloc_huge(size, align)
+}
+/// A huge chunk for one block: from the cache when one fits, else fresh.
+pub(super) fn alloc_huge(size: usize, align: usize) -> Option<(*mut u8, bool)> {
+    // The block starts at the first `align` boundary after the header.
+    let offset = CHUNK_INFO_SIZE.next_multiple_of(align);
+    let total = offset
+        .checked_add(size)?
+        .checked_next_multiple_of(SLICE_SIZE)?;
+    if total > MAX_ALLOC_SIZE {
+        return None;
+    }
+    let chunk = match take_cached_huge(total, align) {
+        Some(chunk) => chunk,
+        None => {
+            let chunk = map_chunk(ChunkKind::Huge, total, align.max(CHUNK_SIZE));
+            if chunk.is_null() {
+                return None;
+            }
+            chunk
+        }
+    };
+    // SAFETY: the chunk is ours alone (fresh, or taken out of the cache).
+    let meta = unsafe { Chunk::meta(chunk) };
+    let is_zero = meta.zero == ALL_SLICES;
+    meta.zero = 0;
+    meta.dirty = 0;
+    let start = (chunk as *mut u8).wrapping_add(offset);
+    // SAFETY: as above.
+    let area = unsafe { (*chunk).size } - offset;
+    // SAFETY: as above: its one page header is ours to make.
+    let block = unsafe { singleton_block(Chunk::page(chunk, 0), start, area, is_zero, 0, 0) };
+    Some((block, is_zero))
+}
+/// realloc of a huge block to `new_size` bytes without copying it: the
+/// chunk's mapping is resized where it lies (hosted: `mremap` without
+/// `MREMAP_MAYMOVE`; embedded: the free 4 MiB units after it in its
+/// region), or else (hosted) its pages are moved, not copied, to a
+/// fresh aligned address (`MREMAP_MAYMOVE | MREMAP_FIXED`); a move leaves
+/// half again the old size as room to grow (address space only: untouched
+/// pages cost no memory), so a block grown step by step moves a few times,
+/// not at every step. Returns the block's (possibly new) address, None when
+/// neither worked (the chunk is as it was; the caller copies instead; so
+/// with `secure` hosted, whose guard page splits the mapping).
+///
+/// Resized where it lies, the chunk map gains (before) or loses (after) the
+/// 4 MiB regions at its end; moved, the chunk leaves the map before its old
+/// range goes and comes back at its new extent once its header is there,
+/// its base still 4 MiB aligned (and aligned as the block was: an
+/// over-aligned block keeps its alignment).
+///
+/// # Safety
+/// `page` is the page of a huge chunk whose live block `p` is, given up by
+/// the caller (no other thread uses it meanwhile).
+pub unsafe fn remap_huge(p: *mut u8, page: *mut Page, new_size: usize) -> Option<*mut u8> {
+    if cfg!(all(feature = "secure", feature = "hosted")) {
+        return None;
+    }
+    let chunk = Chunk::of_page(page);
+    // SAFETY: as the caller guarantees: a live chunk, ours while `p` is.
+    if unsafe { (*chunk).kind } != ChunkKind::Huge {
+        return None;
+    }
+    // SAFETY: as above.
+    let old_total = unsafe { (*chunk).size };
+    let offset = p as usize - chunk as usize;
+    let new_total = offset
+        .checked_add(new_size)?
+        .checked_next_multiple_of(SLICE_SIZE)?;
+    if new_total > MAX_ALLOC_SIZE {
+        return None;
+    }
+    let base = chunk as usize;
+    // Where it lies. Hosted, the mapping grows first (the address space it
+    // takes is then ours: no other chunk can be recorded there) and the
+    // chunk map then covers the regions gained, their leaves made
+    // beforehand; embedded, where chunks of other windows share the map's
+    // slots, the slots are claimed first (as every insert does) and given
+    // back if the units are taken. Readers only read the header at the
+    // base, which stays. A shrink is recorded after.
+    let grows = new_total > old_total;
+    let in_place = if grows && cfg!(feature = "hosted") {
+        chunk_map::prepare(base, new_total)
+            // SAFETY: our chunk's whole mapping; nobody uses it meanwhile.
+            && unsafe { platform::os_remap_in_place(chunk.cast(), old_total, new_total) }
+            && {
+                let recorded = chunk_map::resize(base, old_total, new_total);
+                debug_assert!(recorded, "regions of our own mapping are nobody's");
+                true
+            }
+    } else if grows {
+        chunk_map::resize(base, old_total, new_total) && {
+            // SAFETY: as above.
+            let grown = unsafe { platform::os_remap_in_place(chunk.cast(), old_total, new_total) };
+            if !grown {
+                // The slots just claimed go back.
+                chunk_map::resize(base, new_total, old_total);
+            }
+            grown
+        }
+    } else {
+        // SAFETY: as above.
+        let shrunk = unsafe { platform::os_remap_in_place(chunk.cast(), old_total, new_total) };
+        if shrunk {
+            chunk_map::resize(base, old_total, new_total);
+        }
+        shrunk
+    };
+    let (chunk, total) = if in_place {
+        (chunk, new_total)
+    } else {
+        // Moved: out of the chunk map before the old range goes, back in at
+        // the new address once the header is there. The base keeps the
+        // block's alignment: 4 MiB, or an over-aligned block's own (its
+        // offset is then its alignment).
+        if !grows || !cfg!(feature = "hosted") {
+            return None;
+        }
+        let base_align = CHUNK_SIZE.max(1 << offset.trailing_zeros());
+        let roomy = new_total.max((old_total + old_total / 2).next_multiple_of(SLICE_SIZE));
+        let roomy = if roomy > MAX_ALLOC_SIZE {
+            new_total
+        } else {
+            roomy
+        };
+        chunk_map::remove(base, old_total);
+        // SAFETY: as above.
+        let moved = unsafe {
+            platform::os_remap_move(
+                chunk.cast(),
+                old_total,
+                roomy,
+                base_align,
+                chunk_map::prepare,
+            )
+        };
+        let Some(new_base) = moved else {
+            // Unchanged: recorded again as it was (its leaves exist).
+            let again = chunk_map::insert(base, old_total, ChunkKind::Huge);
+            debug_assert!(again);
+            return None;
+        };
+        (new_base.cast::<Chunk>(), roomy)
+    };
+    let block = (chunk as *mut u8).wrapping_add(offset);
+    // SAFETY: our chunk at its new extent; others read only its page's
+    // `start` (below, if moved, before it is back in the map).
+    unsafe { (*chunk).size = total };
+    // SAFETY: as above: its page header, at the chunk's new address.
+    let pg = unsafe { &*Chunk::page(chunk, 0) };
+    // SAFETY: as above.
+    unsafe { pg.resize_singleton(block, total - offset, 0) };
+    if block != p {
+        // `prepare` made every leaf the new extent needs.
+        let recorded = chunk_map::insert(chunk as usize, total, ChunkKind::Huge);
+        debug_assert!(recorded);
+    }
+    stats::add(Counter::Reserved, total as i64 - old_total as i64);
+    stats::add(Counter::PageBytes, total as i64 - old_total as i64);
+    stats::add(Counter::HugeRemaps, 1);
+    if block != p {
+        stats::add(Counter::HugeMoves, 1);
+    }
+    Some(block)
+}
+/// realloc of a singleton span's block to `new_size` bytes (at most
+/// `SINGLETON_MAX`) where it lies: the span takes the free slices right
+/// after it in its chunk, under the lock. False (nothing changed) when they
+/// are not free or the chunk ends first; the caller then moves the block.
+///
+/// # Safety
+/// `page` is a singleton page of a normal chunk whose live block `p` is,
+/// given up by the caller (no other thread uses it meanwhile).
+pub unsafe fn grow_span(p: *mut u8, page: *mut Page, new_size: usize) -> bool {
+    let chunk = Chunk::of_page(page);
+    // SAFETY: as the caller guarantees: a live chunk.
+    if unsafe { (*chunk).kind } != ChunkKind::Normal {
+        return false;
+    }
+    // SAFETY: as above: a page in use, whose span fields stay while its
+    // block is the caller's.
+    let (first, count) = unsafe { &*page }.span();
+    let end = (p as usize - chunk as usize).saturating_add(new_size);
+    let want = end.div_ceil(SLICE_SIZE).saturating_sub(first);
+    if want <= count {
+        return false;
+    }
+    if first + want > SLICES_PER_CHUNK {
+        return false;
+    }
+    let extra = run_mask(first + count, want - count);
+    let mut st = ARENA.lock();
+    // SAFETY: a live normal chunk; we hold the lock.
+    let meta = unsafe { Chunk::meta(chunk) };
+    if meta.free & extra != extra {
+        return false;
+    }
+    meta.free &= !extra;
+    st.dirty_slices -= (meta.dirty & extra).count_ones() as usize;
+    meta.dirty &= !extra;
+    meta.zero &= !extra;
+    drop(st);
+    let (start, area) = Chunk::span_area(chunk, first, want);
+    debug_assert!(start == p);
+    // SAFETY: the slices are ours now (off the free mask); the page and
+    // its block are the caller's.
+    unsafe { Chunk::set_span(chunk, first, want, false) };
+    // SAFETY: as above: a page header of a live chunk.
+    let pg = unsafe { &*page };
+    let old_area = pg.area_bytes();
+    // SAFETY: as above; the page's span changed under the lock.
+    unsafe { pg.resize_singleton(start, area, want) };
+    stats::add(Counter::PageBytes, area as i64 - old_area as i64);
+    stats::add(Counter::SpanGrowths, 1);
+    true
+}
+/// Make `page` a singleton page over `start..start + area` (its one block
+/// spans all of it, so usable_size reports it all) and hand out its block.
+///
+/// # Safety
+/// `page` heads a span (or huge chunk) that is ours alone.
+pub(super) unsafe fn singleton_block(
+    page: *mut Page,
+    start: *mut u8,
+    area: usize,
+    is_zero: bool,
+    first: usize,
+    count: usize,
+) -> *mut u8 {
+    // SAFETY: as the caller guarantees; the lock holder owns the page
+    // while it makes it.
+    let pg = unsafe {
+        Page::init(
+            page,
+            OWNER_SINGLETON,
+            ptr::null_mut(),
+            area,
+            start,
+            area,
+            is_zero,
+            (first, count),
+            crate::lockfree::block::ListKey::PLAIN,
+        )
+    };
+    pg.extend();
+    stats::singleton_allocated(area);
+    pg.pop_free()
+}
+/// A cached huge chunk of at least `total` bytes (and at most twice as
+/// big) whose base suits `align`: the smallest resident one, else the
+/// smallest purged one.
+pub(super) fn take_cached_huge(total: usize, align: usize) -> Option<*mut Chunk> {
+    if !HUGE_CACHE {
+        return None;
+    }
+    let chunk = with_arena(|st| {
+        // A chunk still resident first (no page faults), then the smallest.
+        let mut best: Option<(usize, (bool, usize))> = None;
+        for (i, &c) in st.huge_cache.iter().enumerate() {
+            if c.is_null() {
+                continue;
+            }
+            // SAFETY: cached chunks are live and ours (lock held).
+            let size = unsafe { (*c).size };
+            let fits = size >= total && size - total <= total && (c as usize).is_multiple_of(align);
+            let rank = (huge_dirty_bytes(c) == 0, size);
+            if fits && best.is_none_or(|(_, r)| rank < r) {
+                best = Some((i, rank));
+            }
+        }
+        let (i, _) = best?;
+        let c = core::mem::replace(&mut st.huge_cache[i], ptr::null_mut());
+        st.dirty_huge -= huge_dirty_bytes(c);
+        Some(c)
+    })?;
+    stats::add(Counter::CacheHits, 1);
+    // SAFETY: the chunk is ours now; the tail past `total` may hold memory
+    // from a bigger block before: give it back.
+    let size = unsafe { (*chunk).size };
+    // SAFETY: as above.
+    if size > total && unsafe { Chunk::meta(chunk) }.zero != ALL_SLICES {
+        let tail = (chunk as *mut u8).wrapping_add(total);
+        // SAFETY: the tail of our chunk, which no block uses.
+        unsafe { platform::os_purge(tail, size - total) };
+    }
+    Some(chunk)
+}
+/// Free the block of a singleton page (any thread). `p` was checked to be
+/// the block's start. False when the page was no singleton any more under
+/// the lock (another thread freed it first: a double free).
+///
+/// # Safety
+/// `page` is a live singleton page whose block is `p`, handed to us by the
+/// caller's free.
+pub unsafe fn free_singleton(page: *mut Page) -> bool {
+    let chunk = Chunk::of_page(page);
+    let evicted = with_arena(|st| {
+        // SAFETY: the chunk is live (the caller found it in the map and a
+        // freed singleton stays mapped until the lock is dropped); an owner
+        // of OWNER_SINGLETON under the lock means nobody else is freeing it.
+        let p = unsafe { &*page };
+        if p.owner.load(Ordering::Relaxed) != OWNER_SINGLETON {
+            return None;
+        }
+        stats::singleton_freed(p.area_bytes());
+        // SAFETY: as above.
+        if unsafe { (*chunk).kind } == ChunkKind::Normal {
+            let (first, count) = p.span();
+            // SAFETY: our singleton span of the live chunk; lock held.
+            unsafe { release_span(st, chunk, first, count) };
+            return Some(ptr::null_mut());
+        }
+        p.owner.store(OWNER_NONE, Ordering::Release);
+        // SAFETY: a live huge chunk; lock held.
+        let meta = unsafe { Chunk::meta(chunk) };
+        meta.cached_at = platform::now_ms();
+        meta.dirty = ALL_SLICES;
+        meta.zero = 0;
+        PURGE_DUE.fetch_min(
+            meta.cached_at + crate::support::options::purge_delay_ms(),
+            Ordering::Relaxed,
+        );
+        let evicted = cache_huge(st, chunk);
+        trim(st, false);
+        Some(evicted)
+    });
+    let Some(evicted) = evicted else {
+        return false;
+    };
+    if !evicted.is_null() {
+        // SAFETY: off every list and cache, nothing in use.
+        unsafe { unmap_chunk(evicted) };
+    }
+    true
+}

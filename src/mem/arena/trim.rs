@@ -1,0 +1,80 @@
+//! The dirty-memory budget: free slices and cached huge chunks may stay
+//! resident up to it; above it the memory unused longest is purged.
+
+use super::chunks::purge_later;
+use super::huge_cache::{huge_dirty_bytes, purge_huge_later};
+use super::state::State;
+use crate::base::constants::*;
+use crate::mem::chunk::Chunk;
+use crate::platform;
+use crate::support::stats::{self, Counter};
+use core::ptr;
+
+/// Memory that free spans and cached huge chunks may keep resident: half
+/// of what the program has in pages now, at least `DIRTY_FLOOR`. A program
+/// that shrinks (or frees everything) gets its memory back at once, not at
+/// the next purge pass, which only a later allocation would run; one in a
+/// steady state keeps its working set warm (and what stays unused for the
+/// purge delay goes back at the next pass). Over budget, the memory unused
+/// longest goes first.
+pub(super) const DIRTY_FLOOR: usize = 4 << 20;
+/// Above the budget, memory freed less than the purge delay ago may stay
+/// resident up to this much: a program that frees a big block and
+/// allocates the next one at once (a producer and a consumer of buffers,
+/// a loop of large blocks) reuses it instead of faulting it in again. It
+/// goes back at the next purge pass once the delay has passed, or at once
+/// when a thread exits ([`trim_strict`]).
+pub(super) const RECENT_ALLOWANCE: usize = 8 << 20;
+/// Purge until the dirty memory is within budget (hosted: elsewhere purging
+/// gives nothing back); unless `strict`, memory freed within the purge
+/// delay may exceed it by `RECENT_ALLOWANCE`. Lock held; the purges are
+/// made once it is dropped.
+pub(super) fn trim(st: &mut State, strict: bool) {
+    if !cfg!(feature = "hosted") {
+        return;
+    }
+    let budget = DIRTY_FLOOR.max(stats::current(Counter::PageBytes).max(0) as usize / 2);
+    let now = if strict { u64::MAX } else { platform::now_ms() };
+    while st.dirty_huge + st.dirty_slices * SLICE_SIZE > budget {
+        // The dirty huge chunk freed longest ago first.
+        let oldest = (0..HUGE_CACHE_SLOTS)
+            .filter(|&i| !st.huge_cache[i].is_null() && huge_dirty_bytes(st.huge_cache[i]) > 0)
+            // SAFETY: cached chunks are live, lock held.
+            .min_by_key(|&i| unsafe { Chunk::meta(st.huge_cache[i]).cached_at });
+        // Then the chunk whose free slices are unused longest.
+        let mut stalest: *mut Chunk = ptr::null_mut();
+        let mut stalest_at = u64::MAX;
+        let mut chunk = st.first;
+        while !chunk.is_null() {
+            // SAFETY: listed chunks are live; we hold the lock.
+            let meta = unsafe { Chunk::meta(chunk) };
+            if meta.dirty != 0 && meta.purge_at < stalest_at {
+                stalest = chunk;
+                stalest_at = meta.purge_at;
+            }
+            chunk = meta.next;
+        }
+        let huge_at = oldest.map_or(u64::MAX, |i| {
+            // SAFETY: as above.
+            let at = unsafe { Chunk::meta(st.huge_cache[i]).cached_at };
+            at + crate::support::options::purge_delay_ms()
+        });
+        // Everything left is recent and within the allowance: it stays.
+        if huge_at.min(stalest_at) > now
+            && st.dirty_huge + st.dirty_slices * SLICE_SIZE <= budget + RECENT_ALLOWANCE
+        {
+            break;
+        }
+        if let Some(i) = oldest.filter(|_| huge_at <= stalest_at) {
+            purge_huge_later(st, i);
+        } else if !stalest.is_null() {
+            // SAFETY: as above.
+            let dirty = unsafe { Chunk::meta(stalest) }.dirty;
+            if !purge_later(st, stalest, dirty) {
+                break;
+            }
+        } else {
+            break;
+        }
+    }
+}
