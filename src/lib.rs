@@ -7,22 +7,23 @@
 //! with C's contracts), [`collect`], [`stats_print`], the statistics
 //! ([`stats`]) and the C API ([`c_api`], declared in `include/mirs.h`).
 //!
-//! Layers, top to bottom; each module uses only those below it
-//! (`docs/design.md` has the picture, the protocols and the reasons):
+//! Layers, top to bottom, as folders; each module uses only those below
+//! it (`docs/design.md` has the picture, the protocols and the reasons;
+//! `tools/module_graph.py` holds the order and checks every edge):
 //!
-//! | module                          | what lives there                                     |
-//! |---------------------------------|------------------------------------------------------|
-//! | `c_api`, `global_alloc`         | `mirs_*` exports, libc names (`override`); `mirs::Mirs` |
-//! | `alloc`, `free`                 | the entry points and their slow paths; pointer validation |
-//! | `thread`                        | the thread's heap slot, heap pool, thread exit, fork, out-of-memory recovery |
-//! | `heap`                          | thread-local heap: direct pages, bin queues, delayed free |
-//! | `page`, `page_queue`            | a page: free / local_free / thread_free lists        |
-//! | `arena`, `chunk`, `chunk_map`, `page_map` | shared chunks of 64 KiB slices, spans, abandoned pages, purge; which regions are chunks; each slice's page |
-//! | `thread_free`, `delayed`, `block`, `tagged_stack` | the lock-free lists other threads free into (loom-modelled), free-list links, the pool stack |
-//! | `report`                        | the statistics report: text table and JSON, live bytes read at reporting time |
-//! | `stats`, `options`, `output`    | statistics counters, `MIRS_*` options, printing (fixed buffer, `write(2)`) |
-//! | `platform`                      | memory, time, thread id, output, errno, thread-exit/fork callbacks |
-//! | `size_class`, `constants`, `sync` | bins, the sizes that tie everything together, atomics (loom) |
+//! <!-- layers: generated from tools/module_graph.py (LAYERS) by --write; make lint compares -->
+//! | layer | modules, top to bottom | what lives there |
+//! |-------|------------------------|------------------|
+//! | `src/` | lib.rs, panic, c_api (embedder, libc_names, prefixed), global_alloc, process, report | the top: the statistics report (text and JSON; live bytes read from the caller's heap and the abandoned pages), process load/exit hooks, GlobalAlloc, the C API (mirs_*, libc names, embedder API), the panic handler; lib.rs, the table of contents |
+//! | `entry/` | alloc, free, lookup | lookup: the one pointer-resolution routine and validation; free and its slow path; malloc, zalloc, realloc, aligned, usable_size, owns |
+//! | `thread/` | mod.rs, table | the thread's heap slot, the heap pool, lazy process init, thread exit, the exiting heap of late key destructors, fork-child reset, reaping dead threads' heaps (table), the one out-of-memory recover() |
+//! | `heap/` | mod.rs, page_queue | the thread-local heap: direct pages, bin queues, full queue, delayed frees, retire, collect, abandon (the page layer knows a heap only as an opaque OwnerHeap) |
+//! | `mem/` | arena (purge, abandoned, huge, span, lock, trim, huge_cache, chunks, state), chunk_map, chunk, page_map, page | page: a page's three free lists (free, local_free, atomic thread_free) and its owner; page_map: each slice's page header (free's one lookup); chunk, chunk_map: the chunk header (page headers, slice table), which 4 MiB regions are chunks; arena: spans of 64 KiB slices, singletons and the huge cache, abandoned pages, purge (one lock, taken once per page, no system call while it is held) |
+//! | `support/` | stats, output, options | MIRS_* options, printing (fixed buffer, write(2)), statistics counters |
+//! | `lockfree/` | tagged_stack, delayed, thread_free, block, sync | what other threads touch: atomics (loom), free-list links, thread_free, delayed free, the pool stack; loom runs these as they are |
+//! | `platform/` | mod.rs, embedded (memory), hosted, config, common | the declared contract (mod.rs) and its two backends: memory, time, thread id, output, errno, thread-exit/fork callbacks; no heap |
+//! | `base/` | version, size_class, address, constants | sizes tied together at compile time, address packing, size classes, the version |
+//! <!-- /layers -->
 //!
 //! The library is `#![no_std]` in every configuration: nothing inside it can
 //! call back into a system or Rust global allocator. With the default

@@ -48,22 +48,29 @@ LAYERS = [
               "mem::arena::state", "mem::arena::chunks", "mem::arena::huge_cache",
               "mem::arena::trim", "mem::arena::lock", "mem::arena::span", "mem::arena::huge",
               "mem::arena::abandoned", "mem::arena::purge", "mem::arena", "mem"],
-     "a page's three free lists; chunks of 64 KiB slices and the maps that "
-     "validate pointers; the arena: spans, singletons and the huge cache, "
-     "abandoned pages, purge"),
+     "page: a page's three free lists (free, local_free, atomic thread_free) "
+     "and its owner; page_map: each slice's page header (free's one lookup); "
+     "chunk, chunk_map: the chunk header (page headers, slice table), which "
+     "4 MiB regions are chunks; arena: spans of 64 KiB slices, singletons and "
+     "the huge cache, abandoned pages, purge (one lock, taken once per page, "
+     "no system call while it is held)"),
     ("heap/", ["heap::page_queue", "heap"],
      "the thread-local heap: direct pages, bin queues, full queue, delayed "
-     "frees, retire, collect, abandon"),
+     "frees, retire, collect, abandon (the page layer knows a heap only as "
+     "an opaque OwnerHeap)"),
     ("thread/", ["thread::table", "thread"],
-     "the thread's heap slot, heap pool, lazy process init, thread exit, "
-     "fork, out-of-memory recovery; the table of heaps by thread"),
+     "the thread's heap slot, the heap pool, lazy process init, thread exit, "
+     "the exiting heap of late key destructors, fork-child reset, reaping dead "
+     "threads' heaps (table), the one out-of-memory recover()"),
     ("entry/", ["entry::lookup", "entry::free", "entry::alloc", "entry"],
-     "pointer lookup and validation; free; malloc, realloc, aligned, "
-     "usable_size, owns"),
+     "lookup: the one pointer-resolution routine and validation; free and "
+     "its slow path; malloc, zalloc, realloc, aligned, usable_size, owns"),
     ("src/", ["report", "process", "global_alloc", "c_api::prefixed", "c_api::libc_names",
               "c_api::embedder", "c_api", "panic", ROOT],
-     "the top: statistics report, process load/exit hooks, GlobalAlloc, the "
-     "C API, the panic handler; lib.rs, the table of contents"),
+     "the top: the statistics report (text and JSON; live bytes read from "
+     "the caller's heap and the abandoned pages), process load/exit hooks, "
+     "GlobalAlloc, the C API (mirs_*, libc names, embedder API), the panic "
+     "handler; lib.rs, the table of contents"),
 ]
 
 ORDER = [m for _, mods, _ in LAYERS for m in mods]
@@ -223,22 +230,47 @@ def edges(mod, path, known, children):
     return uses
 
 
+def layer_names(folder, mods):
+    """A layer's modules, top to bottom, as short names; a module's children
+    in parentheses after it; a folder's mod.rs that only declares its
+    children left out."""
+    out = []
+    for m in reversed(mods):
+        if m == ROOT:
+            out.append("lib.rs")
+            continue
+        depth = m.count("::") - (0 if folder == "src/" else 1)
+        if depth < 0:
+            # the layer's own mod.rs: listed when it holds code, not only `mod`s
+            src = open(modules()[m]).read()
+            if re.search(r"\bfn \w+", strip_tests(strip_comments(src))):
+                out.append("mod.rs")
+            continue
+        if depth > 0:
+            continue
+        kids = [k.rsplit("::", 1)[-1] for k in reversed(mods) if k.startswith(m + "::")]
+        name = m.rsplit("::", 1)[-1]
+        out.append(f"{name} ({', '.join(kids)})" if kids else name)
+    return ", ".join(out)
+
+
 def generated_table(style):
     if style == "design":
-        lines = ["```text", "top", " |"]
+        lines = ["```text", "top (each module uses only modules below it; within a layer, those after it)"]
         for folder, mods, what in reversed(LAYERS):
-            names = ", ".join(m.split("::")[-1] if m != ROOT else "lib.rs" for m in reversed(mods)
-                              if m.count("::") == (0 if folder == "src/" else 1) or m == ROOT)
-            lines.append(f"{folder:10} {names}")
-            for w in wrap(what, 66):
+            lines.append(" |")
+            first, *rest = wrap(layer_names(folder, mods), 66)
+            lines.append(f"{folder:10} {first}")
+            for w in rest:
                 lines.append(f" |{'':9} {w}")
+            for w in wrap(what, 66):
+                lines.append(f" |{'':9}   {w}")
         lines += ["bottom", "```"]
         return lines
     lines = ["| layer | modules, top to bottom | what lives there |",
              "|-------|------------------------|------------------|"]
     for folder, mods, what in reversed(LAYERS):
-        names = ", ".join(f"`{m}`" if m != ROOT else "`lib.rs`" for m in reversed(mods))
-        lines.append(f"| `{folder}` | {names} | {what} |")
+        lines.append(f"| `{folder}` | {layer_names(folder, mods)} | {what} |")
     return ["//! " + l for l in lines]
 
 
