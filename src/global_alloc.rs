@@ -106,11 +106,10 @@ unsafe impl GlobalAlloc for Mirs {
                 // SAFETY: the `GlobalAlloc` contract: `ptr` is a live block of ours.
                 return unsafe { crate::entry::alloc::realloc(ptr, new_size.max(layout.align())) };
             }
-            // In place when it fits and is not wastefully large (the rule of
-            // `alloc::realloc`); the address, hence the alignment, stays.
+            // In place by `realloc`'s rule: the address, hence the alignment, stays.
             // SAFETY: as above.
             let usable = unsafe { crate::entry::alloc::usable_size(ptr) };
-            if new_size <= usable && new_size >= usable / 2 {
+            if crate::entry::alloc::stays_in_place(new_size, usable) {
                 return ptr;
             }
             let q = crate::entry::alloc::malloc_aligned(new_size, layout.align());

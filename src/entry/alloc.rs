@@ -199,6 +199,14 @@ fn aligned_huge(size: usize, align: usize, zero: bool) -> *mut u8 {
     malloc_singleton(thread::heap_get(), size, align, zero)
 }
 
+/// realloc's in-place rule (here and in `Mirs::realloc`): a block of
+/// `usable` bytes is kept for `new_size` when that fits and is not
+/// wastefully smaller (less than half the block).
+#[inline(always)]
+pub(crate) fn stays_in_place(new_size: usize, usable: usize) -> bool {
+    new_size <= usable && new_size >= usable / 2
+}
+
 /// Resize a block, in place when the new size fits and is not wastefully
 /// smaller (less than half the block); a singleton span's block grows over
 /// the free slices after it, and a huge block is remapped, never copied,
@@ -207,6 +215,11 @@ fn aligned_huge(size: usize, align: usize, zero: bool) -> *mut u8 {
 /// pointer that is not a live mirs block (foreign, interior, already
 /// freed) gives null with EINVAL and is left alone. `p` null means
 /// `malloc(new_size)`.
+///
+/// `new_size` 0 gives a block as `malloc(0)` does (the smallest) and frees
+/// `p`, so a null result always means failure with `p` intact. This differs
+/// from the C API: `mirs_realloc(p, 0)` (and `realloc(p, 0)` with
+/// `override`) frees `p` and returns NULL, as glibc does.
 ///
 /// # Safety
 /// `p` is null or a pointer the caller may free: no other thread frees or
@@ -226,7 +239,7 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         platform::set_errno(platform::EINVAL);
         return ptr::null_mut();
     };
-    if new_size <= old_size && new_size >= old_size / 2 {
+    if stays_in_place(new_size, old_size) {
         return p;
     }
     // A singleton span's block grows over the free slices after it.

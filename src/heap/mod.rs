@@ -525,10 +525,11 @@ impl Heap {
     }
 
     /// Free the retiring pages whose grace has run out (all with `force`).
-    fn collect_retired(&mut self, force: bool) {
+    fn collect_retired(&mut self, force: bool) -> usize {
         if self.retired_min > self.retired_max {
-            return;
+            return 0;
         }
+        let mut freed = 0;
         let (lo, hi) = (self.retired_min, self.retired_max);
         self.retired_min = BIN_FULL;
         self.retired_max = 0;
@@ -558,11 +559,13 @@ impl Heap {
                 pg.set_retire_expire(0);
                 // SAFETY: an empty page of this heap.
                 unsafe { self.page_free(page) };
+                freed += 1;
             } else {
                 self.retired_min = self.retired_min.min(bin);
                 self.retired_max = self.retired_max.max(bin);
             }
         }
+        freed
     }
 
     /// Free the blocks other threads handed over because their page was full.
@@ -646,22 +649,24 @@ impl Heap {
         self.queues.iter().flat_map(|q| q.iter())
     }
 
-    /// Purge unused memory whose delay has passed (all of it with `force`).
-    fn purge(&mut self, force: bool) {
+    /// Purge unused memory whose delay has passed (all of it with `force`);
+    /// whether the pass freed an abandoned page (`arena::purge`).
+    fn purge(&mut self, force: bool) -> bool {
         let now = platform::now_ms();
         if !force && now < self.next_purge_at {
-            return;
+            return false;
         }
         self.next_purge_at = now + crate::support::options::purge_delay_ms().max(1);
-        arena::purge(force);
+        arena::purge(force)
     }
 
     /// Collect everything this heap can: delayed frees, every page's free
     /// lists, empty pages back to the arena; with `force` also purge all
-    /// unused memory now and release cached chunks.
-    pub fn collect(&mut self, force: bool) {
+    /// unused memory now and release cached chunks. Returns whether this
+    /// call freed a page (its own, or an abandoned one the purge swept).
+    pub fn collect(&mut self, force: bool) -> bool {
         self.drain_delayed_free();
-        self.collect_retired(true);
+        let mut freed = self.collect_retired(true);
         let mut cur = self.first_page_any();
         while let Some(page) = cur {
             cur = self.next_page_any(page);
@@ -671,14 +676,16 @@ impl Heap {
             if pg.all_free() {
                 // SAFETY: an empty page of this heap.
                 unsafe { self.page_free(page) };
+                freed += 1;
             } else if pg.is_full_flagged() && pg.has_free() {
                 self.page_unfull(page);
             }
         }
-        self.purge(force);
+        let swept = self.purge(force);
         if force {
             arena::release_caches();
         }
+        freed > 0 || swept
     }
 
     /// The first page of any queue.

@@ -26,7 +26,8 @@ pub fn spin_hint() {
 /// crowd of waiters does not take a core each: the state is 0 (free),
 /// 1 (held) or 2 (held, and someone may sleep on it: the holder wakes one
 /// when it lets go).
-/// Fork safety: the child resets it (`arena::reset_after_fork`).
+/// Fork: the lock is not held across `fork` (`arena::reset_after_fork`
+/// says why); a child forked while a thread of the parent held it resets it.
 #[cfg(not(loom))]
 pub(crate) struct SpinLock<T> {
     state: core::sync::atomic::AtomicU32,
@@ -61,8 +62,8 @@ impl<T> SpinLock<T> {
         SpinGuard { lock: self }
     }
 
-    /// Take the lock without a guard.
-    pub(crate) fn acquire(&self) {
+    /// Take the lock (for the guard).
+    fn acquire(&self) {
         use core::sync::atomic::Ordering as O;
         if self
             .state
@@ -105,13 +106,11 @@ impl<T> SpinLock<T> {
         }
     }
 
-    /// Release a lock taken with [`SpinLock::acquire`] (after `fork`, in
-    /// parent and child).
+    /// Release the lock (the guard's drop).
     ///
     /// # Safety
-    /// The calling thread (or, in a fork child, its parent) holds the lock
-    /// through `acquire`, not through a guard.
-    pub(crate) unsafe fn release(&self) {
+    /// The calling thread holds the lock, through the guard being dropped.
+    unsafe fn release(&self) {
         if self.state.swap(0, core::sync::atomic::Ordering::Release) == 2 {
             crate::platform::lock_wake(&self.state);
         }

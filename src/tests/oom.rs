@@ -376,3 +376,56 @@ fn recovery_runs_only_when_it_could_serve_the_request() {
     );
     fault::disable();
 }
+
+/// `thread::recover` says whether *this call* released something, not
+/// whether the process's page count fell meanwhile: while another thread
+/// keeps freeing and refilling pages of its own (its blocks and ours keep
+/// every chunk in use, so no chunk is ever spare), a recovery with nothing
+/// of its own to give back answers false every time; one that frees this
+/// thread's empty page answers true.
+#[test]
+fn recovery_reports_only_what_it_released() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    // An anchor block in the chunk everyone uses, and nothing else of ours.
+    let anchor = alloc::malloc(64);
+    assert!(!anchor.is_null());
+    crate::thread::collect_current(true);
+    let heap = crate::thread::heap_get();
+    assert!(!crate::thread::recover(heap), "nothing to give back yet");
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let keep = alloc::malloc(64);
+            let mut rounds = 0u64;
+            while !stop.load(Ordering::Relaxed) || rounds < 200 {
+                // Two pages of 1 KiB blocks taken, then given back.
+                let blocks: Vec<*mut u8> = (0..128).map(|_| alloc::malloc(1024)).collect();
+                blocks.iter().for_each(|&b| api::free(b));
+                crate::thread::collect_current(false);
+                rounds += 1;
+            }
+            api::free(keep);
+            rounds
+        })
+    };
+    let pages_before = stats::total(Counter::Pages);
+    let mut answers = 0;
+    for _ in 0..20_000 {
+        answers += crate::thread::recover(heap) as usize;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let rounds = churn.join().expect("the churning thread");
+    assert!(
+        stats::total(Counter::Pages) - pages_before >= 2,
+        "the other thread took pages meanwhile ({rounds} rounds)"
+    );
+    assert_eq!(answers, 0, "recoveries that released nothing said true");
+    // Our own empty page: given back, and said so.
+    let p = alloc::malloc(2048);
+    assert!(!p.is_null());
+    api::free(p);
+    assert!(crate::thread::recover(heap), "our emptied page was freed");
+    api::free(anchor);
+}

@@ -287,26 +287,29 @@ pub(crate) fn recover_for(heap: *mut Heap, size: usize) -> bool {
 
 /// Out of memory: give back everything that is not in use: this thread's
 /// empty and retired pages, the arena's cached chunks, and (embedded) the
-/// heaps of threads that died without saying so. Returns whether anything
-/// was released, so a request that could never fit fails at once. The one
-/// recovery every allocation slow path runs before its single retry.
+/// heaps of threads that died without saying so. Returns whether this call
+/// released anything (a page freed, a cached chunk or a dead thread's heap
+/// given back: counted by the calls themselves, not read off a
+/// process-wide counter another thread moves), so a request that could
+/// never fit fails at once. The one recovery every allocation slow path
+/// runs before its single retry.
 #[cold]
 pub(crate) fn recover(heap: *mut Heap) -> bool {
-    let pages = stats::current(Counter::Pages);
+    let mut released = false;
     if !heap.is_null() && !heap::is_empty_heap(heap) {
         // SAFETY: the calling thread's live heap.
-        unsafe { (*heap).collect(false) };
+        released |= unsafe { (*heap).collect(false) };
     }
     // Due purges and the abandoned-page sweep (which frees spans); purging
     // everything would give back physical memory, not the address space or
     // region room a failed request lacks.
-    arena::purge(false);
-    let mut released = arena::release_caches();
+    released |= arena::purge(false);
+    released |= arena::release_caches();
     released |= table::reap_dead_threads(abandon_dead);
     // After the reaping (which abandons pages), the sweep: pages whose
     // blocks all came back go now, whenever the last sweep ran.
-    arena::sweep_abandoned_now();
-    released || stats::current(Counter::Pages) < pages
+    released |= arena::sweep_abandoned_now();
+    released
 }
 
 // ------------------------------------------------------------------ the current heap

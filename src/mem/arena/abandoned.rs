@@ -192,14 +192,15 @@ pub fn for_each_abandoned(mut f: impl FnMut(*mut Page)) {
     }
 }
 /// Out of memory: free every abandoned page whose blocks have all come
-/// back, now (the unforced sweep runs at most every `SWEEP_INTERVAL_MS`).
-pub fn sweep_abandoned_now() {
-    if ABANDONED_TOTAL.load(Ordering::Relaxed) != 0 {
-        with_arena(sweep_abandoned);
-    }
+/// back, now (the unforced sweep runs at most every `SWEEP_INTERVAL_MS`);
+/// whether it freed any.
+pub fn sweep_abandoned_now() -> bool {
+    ABANDONED_TOTAL.load(Ordering::Relaxed) != 0 && with_arena(sweep_abandoned)
 }
-/// Free every abandoned page whose blocks have all come back. Lock held.
-pub(super) fn sweep_abandoned(st: &mut State) {
+/// Free every abandoned page whose blocks have all come back; whether it
+/// freed any. Lock held.
+pub(super) fn sweep_abandoned(st: &mut State) -> bool {
+    let mut freed = false;
     for bin in 0..BIN_COUNT {
         let mut page = st.abandoned[bin];
         while !page.is_null() {
@@ -208,8 +209,9 @@ pub(super) fn sweep_abandoned(st: &mut State) {
             // SAFETY: as above; read before the page may leave the list.
             let next = unsafe { Chunk::meta(Chunk::of_page(page)) }.ab_next[slice];
             // SAFETY: as above.
-            unsafe { free_if_all_back(st, page) };
+            freed |= unsafe { free_if_all_back(st, page) };
             page = next;
         }
     }
+    freed
 }

@@ -29,7 +29,8 @@ pub(super) const SWEEP_INTERVAL_MS: u64 = 100;
 /// `force`), and free abandoned pages whose blocks have all come back
 /// (a free that raced with the abandonment leaves one for this sweep).
 /// One thread at a time does each unforced pass; the others go on.
-pub fn purge(force: bool) {
+/// Returns whether this call freed an abandoned page.
+pub fn purge(force: bool) -> bool {
     let now = platform::now_ms();
     let due = PURGE_DUE.load(Ordering::Relaxed);
     // Claim the pass: whoever moves the due time does it.
@@ -51,16 +52,15 @@ pub fn purge(force: bool) {
                     )
                     .is_ok()));
     if !purge_due && !sweep_due {
-        return;
+        return false;
     }
     with_arena(|st| {
-        if sweep_due {
-            sweep_abandoned(st);
-        }
+        let freed = sweep_due && sweep_abandoned(st);
         if purge_due {
             purge_due_memory(st, now, force);
         }
-    });
+        freed
+    })
 }
 /// Purge what has been unused for the delay (all with `force`), and set
 /// `PURGE_DUE` to when the rest is. Lock held; the purges are made once it
