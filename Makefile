@@ -121,7 +121,7 @@ prereqs:
 
 # Nightly: the default features (std's thread_local!) with the header check,
 # then the C libraries' configuration (#[thread_local]), plain and secure;
-# the embedded core on a fake embedder (src/tests_embedded.rs, as test-miri).
+# the embedded core on a fake embedder (src/tests/embedded.rs, as test-miri).
 test-rust: header-check
 	$(CARGO) test --lib --features header
 	$(CARGO) test --release --lib --features thread-local
@@ -185,7 +185,7 @@ test-embedded:
 
 # Miri (undefined behaviour: aliasing, provenance, uninitialised reads, leaks)
 # over the single-threaded core, on the embedded platform driven by a fake
-# embedder (src/tests_embedded.rs: memory from one System allocation, a
+# embedder (src/tests/embedded.rs: memory from one System allocation, a
 # counter for a clock). tests/miri.sh installs the pinned nightly's miri
 # through rustup (tools/prereqs.py); prints `SKIP test-miri: <reason>` when it cannot.
 test-miri:

@@ -86,14 +86,14 @@ def main():
         return
 
     # One documented table: every option of the header is in the README,
-    # the man page and src/options.rs, under its enum name and its variable.
+    # the man page and src/support/options.rs, under its enum name and its variable.
     import re
     header = open(os.path.join(ROOT, "include", "mirs.h")).read()
     names = re.findall(r"MIRS_OPTION_([A-Z_]+) = ", header)
     check(len(names) == 6, "mirs_option_t in the header", str(names))
-    for doc in ["README.md", "man/mirs.3", "src/options.rs"]:
+    for doc in ["README.md", "man/mirs.3", "src/support/options.rs"]:
         text = open(os.path.join(ROOT, doc)).read().replace("\\", "")
-        missing = [n for n in names if f"MIRS_{n}" not in text or (doc != "src/options.rs" and f"MIRS_OPTION_{n}" not in text)]
+        missing = [n for n in names if f"MIRS_{n}" not in text or (doc != "src/support/options.rs" and f"MIRS_OPTION_{n}" not in text)]
         check(not missing, f"{doc} documents every option", str(missing))
 
     # Defaults, and the environment.

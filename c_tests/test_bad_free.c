@@ -203,7 +203,7 @@ struct bad_case {
   bool loop;        /* the rate-limited loop: counted against the limit */
 };
 
-/* The rate limit (src/output.rs REPORT_BURST): reports printed before it applies. */
+/* The rate limit (src/support/output.rs REPORT_BURST): reports printed before it applies. */
 enum { REPORT_BURST = 100 };
 
 static const struct bad_case cases[] = {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Miri over the single-threaded core: src/tests_embedded.rs (the embedded
+# Miri over the single-threaded core: src/tests/embedded.rs (the embedded
 # platform on a fake embedder: memory from one System allocation, a
 # counter for a clock, threads numbered from 1), `cargo miri test` on the
 # tests named `embedded_*`, without and with `secure`. Installs the pinned nightly's miri and rust-src

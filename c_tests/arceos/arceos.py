@@ -87,7 +87,7 @@ ARCHES = {
 }
 EXTRA_ARCH_TESTS = [("api", "mirs"), ("stress", "stock"), ("stress", "mirs")]
 # aarch64 is left out by default: mirs decodes the pointers it packs with a
-# counter (src/tagged_stack.rs unpack_node, src/thread_free.rs block_of) by
+# counter (src/lockfree/tagged_stack.rs unpack_node, src/lockfree/thread_free.rs block_of) by
 # sign-extending bit 47, and ArceOS's aarch64 kernel addresses
 # (0xffff_0000_4xxx_xxxx) have bit 47 clear, so a recycled heap slot or a
 # remotely freed block becomes a wild pointer (stress faults; api, one

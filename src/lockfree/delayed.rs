@@ -25,7 +25,7 @@
 //! writes it afterwards. Links are plain (`ListKey::PLAIN`): the list is the
 //! heap's, not a page's, so it cannot use a page's secret key.
 //!
-//! A type of its own so the loom models (`tests_loom`) run this code.
+//! A type of its own so the loom models (`src/tests/loom.rs`) run this code.
 
 use crate::lockfree::block::Block;
 use crate::lockfree::sync::{AtomicPtr, Ordering};

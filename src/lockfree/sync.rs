@@ -1,5 +1,5 @@
 //! Atomics used by the lock-free protocols. Under `--cfg loom` they are
-//! loom's, so the model tests in `tests_loom` explore every interleaving of
+//! loom's, so the model tests in `tests/loom.rs` explore every interleaving of
 //! the real code.
 
 #[cfg(not(loom))]

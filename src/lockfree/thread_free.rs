@@ -27,7 +27,7 @@
 //! lives here too, in [`AbandonWords`]: it is a rule about this word's
 //! length and two other atomics of the page, and needs nothing else of it.
 //!
-//! A type of its own so the loom model tests (`tests_loom`) run this code.
+//! A type of its own so the loom model tests (`src/tests/loom.rs`) run this code.
 
 use crate::base::address;
 use crate::lockfree::block::{Block, ListKey};

@@ -24,7 +24,7 @@
 //! - `pages[i]`: see `page.rs` (owner-only fields, and the atomics any thread reads);
 //! - `span_of`: written under the arena lock when a span is made or freed,
 //!   read by any thread (atomic bytes);
-//! - `meta`: only under the arena lock (`arena.rs`);
+//! - `meta`: only under the arena lock (`arena/`);
 //! - `kind` and `size`: fixed before the chunk is entered in the chunk map.
 
 use crate::base::constants::*;

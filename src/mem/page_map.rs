@@ -188,7 +188,7 @@ pub fn remove_chunk(base: usize) {
 }
 
 /// Hosted (the embedded configuration's leaves come from its regions,
-/// which only the whole-allocator tests set up: tests_embedded.rs).
+/// which only the whole-allocator tests set up: src/tests/embedded.rs).
 #[cfg(all(test, feature = "hosted"))]
 mod tests {
     use super::*;

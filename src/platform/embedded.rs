@@ -285,7 +285,7 @@ pub fn now_ms() -> u64 {
     }
 }
 
-/// The clock of the crate's own tests (`src/tests_embedded.rs`), in ms.
+/// The clock of the crate's own tests (`src/tests/embedded.rs`), in ms.
 #[cfg(test)]
 pub static TEST_CLOCK_MS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
