@@ -71,7 +71,7 @@ C_LIBS   := staticlib,cdylib
 # list); their digest is kept in include/mirs.h.inputs, so `make` knows the
 # committed header is current without compiling cbindgen. The test
 # `header_is_fresh` (make test-rust) is the authority; the digest a shortcut.
-HEADER_INPUTS := $(sort $(wildcard src/c_api/*.rs src/platform/*.rs)) src/lib.rs cbindgen.toml build.rs
+HEADER_INPUTS := $(sort $(wildcard src/c_api/*.rs src/platform/*.rs)) src/lib.rs src/tests/mod.rs cbindgen.toml build.rs
 header_digest = $$({ cat $(HEADER_INPUTS); grep '^version' Cargo.toml; } | sha256sum | cut -d' ' -f1)
 
 .PHONY: all libs libs-secure header header-if-stale header-check prereqs test test-rust test-stable test-stable-run lint-stable-run test-loom test-c test-real test-retention test-glibc test-miri lint \

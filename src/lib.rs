@@ -66,31 +66,30 @@ compile_error!(
      links std, which has its own panic handler"
 );
 
+// The layers (the table above; rustfmt keeps them alphabetical, which also
+// puts c_api before platform, the order of include/mirs.h).
 pub(crate) mod base;
-pub(crate) mod lockfree;
-
-#[cfg(not(loom))]
-pub(crate) mod platform;
-#[cfg(not(loom))]
-pub(crate) mod support;
-
-#[cfg(not(loom))]
-pub(crate) mod entry;
-#[cfg(not(loom))]
-pub(crate) mod heap;
-#[cfg(not(loom))]
-pub(crate) mod mem;
-#[cfg(not(loom))]
-pub(crate) mod thread;
-
 #[cfg(not(loom))]
 pub mod c_api;
 #[cfg(not(loom))]
+pub(crate) mod entry;
+#[cfg(not(loom))]
 pub(crate) mod global_alloc;
+#[cfg(not(loom))]
+pub(crate) mod heap;
+pub(crate) mod lockfree;
+#[cfg(not(loom))]
+pub(crate) mod mem;
+#[cfg(not(loom))]
+pub(crate) mod platform;
 #[cfg(all(not(loom), feature = "hosted"))]
 mod process;
 #[cfg(not(loom))]
 pub(crate) mod report;
+#[cfg(not(loom))]
+pub(crate) mod support;
+#[cfg(not(loom))]
+pub(crate) mod thread;
 
 #[cfg(all(feature = "panic-handler", not(test)))]
 mod panic;
