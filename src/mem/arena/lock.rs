@@ -27,6 +27,7 @@ pub(super) fn with_arena<R>(f: impl FnOnce(&mut State) -> R) -> R {
     }
     r
 }
+
 impl Deferred {
     /// Make the calls (lock not held), then put what was purged back in
     /// reach under the lock.
