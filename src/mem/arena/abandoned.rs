@@ -40,6 +40,7 @@ pub unsafe fn abandon(page: *mut Page) {
         free_abandoned_if_empty(page);
     }
 }
+
 /// A thread pushed onto an abandoned page's `thread_free` and the stack's
 /// length reached the page's live count: free the page if that still
 /// holds under the lock (an adopter may have taken it first). `page` is
@@ -55,6 +56,7 @@ pub fn free_abandoned_if_empty(page: *mut Page) {
         unsafe { free_if_all_back(st, page) };
     });
 }
+
 /// Free `page` if it is abandoned with every block back; returns whether
 /// it did. Lock held.
 ///
@@ -74,6 +76,7 @@ pub(super) unsafe fn free_if_all_back(st: &mut State, page: *mut Page) -> bool {
     unsafe { release_span(st, Chunk::of_page(page), first, count) };
     true
 }
+
 /// Enter `page` at the end of its bin's abandoned list. Lock held.
 ///
 /// # Safety
@@ -103,6 +106,7 @@ pub(super) unsafe fn mark_abandoned(st: &mut State, page: *mut Page) {
     ABANDONED[bin].fetch_add(1, Ordering::Relaxed);
     ABANDONED_TOTAL.fetch_add(1, Ordering::Relaxed);
 }
+
 /// Take `page` out of its bin's abandoned list. Lock held, page abandoned.
 ///
 /// # Safety
@@ -140,11 +144,13 @@ pub(super) unsafe fn unmark_abandoned(st: &mut State, page: *mut Page) {
     ABANDONED[bin].fetch_sub(1, Ordering::Relaxed);
     ABANDONED_TOTAL.fetch_sub(1, Ordering::Relaxed);
 }
+
 /// Are there abandoned pages of `bin` (a hint)?
 #[inline]
 pub fn has_abandoned(bin: usize) -> bool {
     ABANDONED[bin].load(Ordering::Relaxed) != 0
 }
+
 /// Take an abandoned page of blocks of `block_size` for the thread `owner`
 /// (whose heap is `heap`); null when there is none. The page's
 /// `thread_free` is collected by the caller. The oldest abandoned page of
@@ -176,6 +182,7 @@ pub fn adopt(heap: *mut OwnerHeap, owner: usize, block_size: usize) -> *mut Page
     }
     page
 }
+
 /// Visit every abandoned page, lock held (tests, whose process must be
 /// quiescent, and the statistics report, which reads only its atomics).
 pub fn for_each_abandoned(mut f: impl FnMut(*mut Page)) {
@@ -191,12 +198,14 @@ pub fn for_each_abandoned(mut f: impl FnMut(*mut Page)) {
         }
     }
 }
+
 /// Out of memory: free every abandoned page whose blocks have all come
 /// back, now (the unforced sweep runs at most every `SWEEP_INTERVAL_MS`);
 /// whether it freed any.
 pub fn sweep_abandoned_now() -> bool {
     ABANDONED_TOTAL.load(Ordering::Relaxed) != 0 && with_arena(sweep_abandoned)
 }
+
 /// Free every abandoned page whose blocks have all come back; whether it
 /// freed any. Lock held.
 pub(super) fn sweep_abandoned(st: &mut State) -> bool {

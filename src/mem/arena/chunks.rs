@@ -33,6 +33,7 @@ pub(super) fn push_chunk(st: &mut State, chunk: *mut Chunk) {
     st.last = chunk;
     st.empty += 1;
 }
+
 pub(super) fn unlink_chunk(st: &mut State, chunk: *mut Chunk) {
     let (prev, next) = {
         // SAFETY: `chunk` is on the list; we hold the lock.
@@ -55,6 +56,7 @@ pub(super) fn unlink_chunk(st: &mut State, chunk: *mut Chunk) {
         unsafe { Chunk::meta(next) }.prev = prev;
     }
 }
+
 /// Fresh memory for a chunk (normal, or huge of `size` bytes aligned to
 /// `align`), its header initialised and entered in the chunk map. Called
 /// without the lock (the platform may take its own).
@@ -93,6 +95,7 @@ pub(super) fn map_chunk(kind: ChunkKind, size: usize, align: usize) -> *mut Chun
     stats::add(Counter::Chunks, 1);
     chunk
 }
+
 /// Give a chunk that nobody references any more back to the platform.
 ///
 /// # Safety
@@ -110,6 +113,7 @@ pub(super) unsafe fn unmap_chunk(chunk: *mut Chunk) {
     // SAFETY: the mapping is ours and unreferenced.
     unsafe { platform::os_free(chunk.cast(), size) };
 }
+
 /// Slices `mask` of `chunk` become free (`dirty` of them may hold resident
 /// memory). A chunk emptied beyond the spares is unlinked and left in
 /// `pending` to unmap. Lock held, `chunk` live and listed.
@@ -141,6 +145,7 @@ pub(super) fn mark_free(st: &mut State, chunk: *mut Chunk, mask: u64, dirty: u64
         release_if_spare(st, chunk);
     }
 }
+
 /// `chunk` is empty: if there are more empty chunks than the spares,
 /// unlink it and leave it in `pending` to unmap (when there is room).
 /// Lock held, `chunk` live and listed.
@@ -154,6 +159,7 @@ pub(super) fn release_if_spare(st: &mut State, chunk: *mut Chunk) {
         st.pending.n_unmap += 1;
     }
 }
+
 /// Take the dirty free slices `mask` of `chunk` out of reach to purge them
 /// once the lock is dropped; false when this lock hold has no room for
 /// more. Lock held, `chunk` live and listed.
@@ -178,6 +184,7 @@ pub(super) fn purge_later(st: &mut State, chunk: *mut Chunk, mask: u64) -> bool 
     st.pending.n_purge += 1;
     true
 }
+
 /// Slices taken out by [`purge_later`] are purged: back into `free`
 /// (`zeroed` of them read as zero now). Lock held.
 pub(super) fn unpurge(st: &mut State, chunk: *mut Chunk, mask: u64, zeroed: u64) {
@@ -189,6 +196,7 @@ pub(super) fn unpurge(st: &mut State, chunk: *mut Chunk, mask: u64, zeroed: u64)
     meta.zero |= zeroed;
     mark_free(st, chunk, mask, 0);
 }
+
 pub(super) fn spare_chunks() -> usize {
     // Embedded memory is physical and shared with the embedder: keep one.
     if cfg!(feature = "hosted") {

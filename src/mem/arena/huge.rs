@@ -40,6 +40,7 @@ pub fn alloc_singleton(size: usize, align: usize) -> Option<(*mut u8, bool)> {
     }
     alloc_huge(size, align)
 }
+
 /// A huge chunk for one block: from the cache when one fits, else fresh.
 pub(super) fn alloc_huge(size: usize, align: usize) -> Option<(*mut u8, bool)> {
     // The block starts at the first `align` boundary after the header.
@@ -72,6 +73,7 @@ pub(super) fn alloc_huge(size: usize, align: usize) -> Option<(*mut u8, bool)> {
     let block = unsafe { singleton_block(Chunk::page(chunk, 0), start, area, is_zero, 0, 0) };
     Some((block, is_zero))
 }
+
 /// realloc of a huge block to `new_size` bytes without copying it: the
 /// chunk's mapping is resized where it lies (hosted: `mremap` without
 /// `MREMAP_MAYMOVE`; embedded: the free 4 MiB units after it in its
@@ -203,6 +205,7 @@ pub unsafe fn remap_huge(p: *mut u8, page: *mut Page, new_size: usize) -> Option
     }
     Some(block)
 }
+
 /// realloc of a singleton span's block to `new_size` bytes (at most
 /// `SINGLETON_MAX`) where it lies: the span takes the free slices right
 /// after it in its chunk, under the lock. False (nothing changed) when they
@@ -254,6 +257,7 @@ pub unsafe fn grow_span(p: *mut u8, page: *mut Page, new_size: usize) -> bool {
     stats::add(Counter::SpanGrowths, 1);
     true
 }
+
 /// Make `page` a singleton page over `start..start + area` (its one block
 /// spans all of it, so usable_size reports it all) and hand out its block.
 ///
@@ -286,6 +290,7 @@ pub(super) unsafe fn singleton_block(
     stats::singleton_allocated(area);
     pg.pop_free()
 }
+
 /// A cached huge chunk of at least `total` bytes (and at most twice as
 /// big) whose base suits `align`: the smallest resident one, else the
 /// smallest purged one.
@@ -325,6 +330,7 @@ pub(super) fn take_cached_huge(total: usize, align: usize) -> Option<*mut Chunk>
     }
     Some(chunk)
 }
+
 /// Free the block of a singleton page (any thread). `p` was checked to be
 /// the block's start. False when the page was no singleton any more under
 /// the lock (another thread freed it first: a double free).

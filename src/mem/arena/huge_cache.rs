@@ -25,6 +25,7 @@ pub(super) fn cache_huge(st: &mut State, chunk: *mut Chunk) -> *mut Chunk {
     st.dirty_huge -= huge_dirty_bytes(evicted);
     evicted
 }
+
 /// A huge chunk taken out by [`purge_huge_later`] is purged: back into the
 /// cache (returns a chunk to unmap when the cache filled meanwhile). Lock held.
 pub(super) fn recache_huge(st: &mut State, chunk: *mut Chunk, zeroed: bool) -> *mut Chunk {
@@ -34,11 +35,13 @@ pub(super) fn recache_huge(st: &mut State, chunk: *mut Chunk, zeroed: bool) -> *
     meta.zero = if zeroed { ALL_SLICES } else { 0 };
     cache_huge(st, chunk)
 }
+
 /// Bytes of a huge chunk's body (all of it but the header).
 pub(super) fn huge_body_bytes(chunk: *mut Chunk) -> usize {
     // SAFETY: a live huge chunk the caller holds (lock held or ours alone).
     unsafe { (*chunk).size - CHUNK_INFO_SIZE }
 }
+
 /// Bytes of a huge chunk's body that may be resident (0 once purged).
 pub(super) fn huge_dirty_bytes(chunk: *mut Chunk) -> usize {
     // SAFETY: a live huge chunk the caller holds (lock held or ours alone).
@@ -48,6 +51,7 @@ pub(super) fn huge_dirty_bytes(chunk: *mut Chunk) -> usize {
         0
     }
 }
+
 /// Take the dirty huge chunk of cache slot `i` out of the cache to purge
 /// once the lock is dropped. Lock held.
 pub(super) fn purge_huge_later(st: &mut State, i: usize) {

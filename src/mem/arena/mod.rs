@@ -113,6 +113,7 @@ pub fn alloc_page(
     purge(false);
     page
 }
+
 /// Give an empty page back (its owner, the page in no queue).
 ///
 /// # Safety
@@ -128,6 +129,7 @@ pub unsafe fn free_page(page: *mut Page) {
     // SAFETY: the page's span is in use and ours to give back.
     with_arena(|st| unsafe { release_span(st, chunk, first, count) });
 }
+
 /// In the child after `fork` (single-threaded now): a thread of the parent
 /// may have held the lock; it does not exist here. The lock is not taken
 /// across `fork` in a prepare handler: glibc runs those before it takes its

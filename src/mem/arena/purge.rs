@@ -20,11 +20,13 @@ use core::sync::atomic::{AtomicU64, Ordering};
 pub fn trim_strict() {
     with_arena(|st| trim(st, true));
 }
+
 /// The earliest time (ms) the abandoned-page sweep runs again (unforced).
 pub(super) static SWEEP_DUE: AtomicU64 = AtomicU64::new(0);
 /// Milliseconds between unforced sweeps: the sweep only catches a free
 /// that raced with an abandonment, and walks every abandoned page.
 pub(super) const SWEEP_INTERVAL_MS: u64 = 100;
+
 /// Purge memory that has been free for the purge delay (all of it with
 /// `force`), and free abandoned pages whose blocks have all come back
 /// (a free that raced with the abandonment leaves one for this sweep).
@@ -62,6 +64,7 @@ pub fn purge(force: bool) -> bool {
         freed
     })
 }
+
 /// Purge what has been unused for the delay (all with `force`), and set
 /// `PURGE_DUE` to when the rest is. Lock held; the purges are made once it
 /// is dropped (what does not fit in one lock hold stays due).
@@ -104,6 +107,7 @@ pub(super) fn purge_due_memory(st: &mut State, now: u64, force: bool) {
         }
     }
 }
+
 /// Out of memory: hand every cached huge chunk and spare empty chunk back
 /// to the platform. Returns whether anything was released.
 pub fn release_caches() -> bool {
@@ -143,11 +147,13 @@ pub fn release_caches() -> bool {
         released = true;
     }
 }
+
 /// Spare empty chunks and cached huge chunks (statistics).
 pub fn cached_count() -> usize {
     let st = ARENA.lock();
     st.empty + st.huge_cache.iter().filter(|c| !c.is_null()).count()
 }
+
 /// Free memory not yet purged (free slices and cached huge chunks that were
 /// written to), for the statistics report's committed bytes.
 pub fn dirty_bytes() -> usize {

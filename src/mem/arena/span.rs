@@ -31,6 +31,7 @@ pub(super) fn take_span(
     }
     take_span_of(st, class, any_class, plain, at0, false)
 }
+
 /// [`take_span`] among all free slices, or with `dirty` among the resident
 /// ones only.
 pub(super) fn take_span_of(
@@ -88,6 +89,7 @@ pub(super) fn take_span_of(
     }
     None
 }
+
 /// A span of `plain` slices (or `at0` at slice 0), from a chunk of `class`
 /// with room or a fresh one; None when the platform has no memory.
 pub(super) fn alloc_span(class: u8, plain: usize, at0: Option<usize>) -> Option<Span> {
@@ -110,6 +112,7 @@ pub(super) fn alloc_span(class: u8, plain: usize, at0: Option<usize>) -> Option<
         with_arena(|st| push_chunk(st, chunk));
     }
 }
+
 /// Give the slices of a span back (an empty chunk beyond the spares goes
 /// back to the platform once the lock is dropped). Lock held.
 ///

@@ -39,8 +39,10 @@ pub(super) struct State {
     /// dropped ([`with_arena`]).
     pub(super) pending: Deferred,
 }
+
 // SAFETY: the raw chunk pointers are only followed under the lock.
 unsafe impl Send for State {}
+
 pub(super) static ARENA: SpinLock<State> = SpinLock::new(State {
     first: ptr::null_mut(),
     last: ptr::null_mut(),
@@ -54,11 +56,13 @@ pub(super) static ARENA: SpinLock<State> = SpinLock::new(State {
     abandoned_last: [ptr::null_mut(); BIN_COUNT],
     pending: Deferred::NONE,
 });
+
 /// Purge runs deferred per lock hold (more wait for the next pass).
 pub(super) const DEFER_PURGE: usize = 64;
 /// Chunks to unmap per lock hold (more stay as spares until the next
 /// purge pass, which gives back the empty chunks beyond the spares).
 pub(super) const DEFER_UNMAP: usize = 16;
+
 /// System calls to make after the lock is dropped. What they act on is out
 /// of everyone else's reach meanwhile: unlinked chunks, free slices moved
 /// from `free` to `purging`, huge chunks taken out of the cache.
@@ -73,6 +77,7 @@ pub(super) struct Deferred {
     pub(super) huge: [*mut Chunk; HUGE_CACHE_SLOTS],
     pub(super) n_huge: usize,
 }
+
 impl Deferred {
     pub(super) const NONE: Deferred = Deferred {
         unmap: [ptr::null_mut(); DEFER_UNMAP],
@@ -87,6 +92,7 @@ impl Deferred {
         self.n_unmap == 0 && self.n_purge == 0 && self.n_huge == 0
     }
 }
+
 /// Abandoned pages per bin and in all (changed under the lock, read without it).
 pub(super) static ABANDONED: [AtomicUsize; BIN_COUNT] = [const { AtomicUsize::new(0) }; BIN_COUNT];
 pub(super) static ABANDONED_TOTAL: AtomicUsize = AtomicUsize::new(0);
@@ -95,9 +101,11 @@ pub(super) static ABANDONED_TOTAL: AtomicUsize = AtomicUsize::new(0);
 /// each purge pass under the lock, so a pass that has nothing to do costs
 /// one load.
 pub(super) static PURGE_DUE: AtomicU64 = AtomicU64::new(u64::MAX);
+
 /// Huge blocks are cached only where purging returns their memory and the
 /// address space is plentiful; embedded memory goes straight back.
 pub(super) const HUGE_CACHE: bool = cfg!(feature = "hosted");
+
 /// Slices of a page of blocks of `block_size` (a size class up to
 /// `LARGE_OBJ_SIZE_MAX`): one for small blocks, else room for about
 /// `BLOCKS_PER_PAGE` blocks.
@@ -110,9 +118,11 @@ pub fn page_slices(block_size: usize) -> usize {
             .min(MAX_PAGE_SLICES)
     }
 }
+
 /// The largest block a singleton span in a normal chunk holds; larger
 /// blocks get a huge chunk.
 pub const SINGLETON_MAX: usize = (SLICES_PER_CHUNK - 1) * SLICE_SIZE;
+
 /// A span found for a request: its chunk, first slice and length, and
 /// whether all of its memory reads as zero.
 pub(super) struct Span {

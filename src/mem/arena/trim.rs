@@ -25,6 +25,7 @@ pub(super) const DIRTY_FLOOR: usize = 4 << 20;
 /// goes back at the next purge pass once the delay has passed, or at once
 /// when a thread exits ([`trim_strict`]).
 pub(super) const RECENT_ALLOWANCE: usize = 8 << 20;
+
 /// Purge until the dirty memory is within budget (hosted: elsewhere purging
 /// gives nothing back); unless `strict`, memory freed within the purge
 /// delay may exceed it by `RECENT_ALLOWANCE`. Lock held; the purges are
