@@ -463,7 +463,7 @@ unsafe fn release_span(st: &mut State, chunk: *mut Chunk, first: usize, count: u
     // SAFETY: as the caller guarantees.
     let dirty = mask & !unsafe { Chunk::meta(chunk) }.zero;
     mark_free(st, chunk, mask, dirty);
-    trim(st, false);
+    trim(st);
 }
 
 /// Slices `mask` of `chunk` become free (`dirty` of them may hold resident
@@ -1062,7 +1062,7 @@ pub unsafe fn free_singleton(page: *mut Page) -> bool {
             Ordering::Relaxed,
         );
         let evicted = cache_huge(st, chunk);
-        trim(st, false);
+        trim(st);
         Some(evicted)
     });
     let Some(evicted) = evicted else {
@@ -1139,13 +1139,13 @@ fn purge_huge_later(st: &mut State, i: usize) {
 /// longest goes first.
 const DIRTY_FLOOR: usize = 4 << 20;
 /// Above the budget, memory freed recently (less than `RECENT_DELAYS`
-/// purge delays ago) may stay resident up to twice the budget more (8 MiB
-/// at least, the page memory in use when that is more): a program that
-/// frees big blocks and allocates the next ones at once (a producer and a
-/// consumer of buffers, a loop of large blocks) reuses them instead of
+/// purge delays ago) may stay resident up to twice the budget more (so at
+/// least 8 MiB): a program that frees big blocks and allocates the
+/// next ones at once (a producer and a consumer of buffers, a loop of large
+/// blocks, rounds of threads that come and go) reuses them instead of
 /// faulting them in again, and the allowance grows with its working set.
 /// It goes back at the next purge pass once it has been unused for the
-/// delay, or at once when a thread exits ([`trim_strict`]).
+/// delay.
 const RECENT_FACTOR: usize = 2;
 /// How many purge delays freed memory counts as recent for `trim`: reuse
 /// that comes a little later than the delay (a loop whose steps take
@@ -1158,20 +1158,17 @@ fn dirty_budget() -> usize {
 }
 
 /// Purge until the dirty memory is within budget (hosted: elsewhere purging
-/// gives nothing back); unless `strict`, recent memory may exceed it by
-/// the recent allowance. Lock held; the purges are made once it is dropped.
-fn trim(st: &mut State, strict: bool) {
+/// gives nothing back), recent memory beyond it within the recent
+/// allowance. Lock held; the purges are made once it is dropped.
+fn trim(st: &mut State) {
     if !cfg!(feature = "hosted") {
         return;
     }
     let budget = dirty_budget();
     let recent = RECENT_FACTOR * budget;
     // Due times (free + delay) after this are recent.
-    let recent_after = if strict {
-        u64::MAX
-    } else {
-        platform::now_ms().saturating_sub(RECENT_DELAYS * crate::options::purge_delay_ms())
-    };
+    let recent_after =
+        platform::now_ms().saturating_sub(RECENT_DELAYS * crate::options::purge_delay_ms());
     while st.dirty_huge + st.dirty_slices * SLICE_SIZE > budget {
         // The dirty huge chunk freed longest ago first.
         let oldest = (0..HUGE_CACHE_SLOTS)
@@ -1214,13 +1211,6 @@ fn trim(st: &mut State, strict: bool) {
             break;
         }
     }
-}
-
-/// Purge the dirty memory above the budget now, recent or not (a thread
-/// exits: a program winding down gets its memory back without waiting for
-/// a purge pass that may never come).
-pub fn trim_strict() {
-    with_arena(|st| trim(st, true));
 }
 
 // ------------------------------------------------------------------ abandon and adopt
