@@ -731,8 +731,10 @@ impl Heap {
                 }
             }
         }
+        // Memory freed here stays resident for the next thread (a pool
+        // whose threads come and go) within the recent allowance, and goes
+        // back at the next purge pass once unused for the delay.
         self.purge(false);
-        arena::trim_strict();
     }
 
     /// Check every invariant of this heap and its pages (owner thread).
