@@ -121,13 +121,15 @@ prereqs:
 
 # Nightly: the default features (std's thread_local!) with the header check,
 # then the C libraries' configuration (#[thread_local]), plain and secure;
-# the embedded core on a fake embedder (src/tests_embedded.rs, as test-miri).
+# the embedded core on a fake embedder (src/tests_embedded.rs, as test-miri),
+# with the heap table and with thread-local.
 test-rust: header-check
 	$(CARGO) test --lib --features header
 	$(CARGO) test --release --lib --features thread-local
 	$(CARGO) test --release --lib --features thread-local,secure
 	$(CARGO) build --no-default-features --features panic-handler --lib
 	$(CARGO) test --no-default-features --lib
+	$(CARGO) test --no-default-features --features thread-local --lib
 
 # Stable: what a Rust user gets. The library's own tests (one process per
 # test, tests/stable_lib_tests.sh), a std program with mirs::Mirs as its
