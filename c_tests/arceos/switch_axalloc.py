@@ -12,7 +12,8 @@ docs/arceos.md (section 9) describes each edit.
 - axtask, src/api.rs and src/run_queue.rs: `set_task_exit_hook`, run by
   `exit_current` (interrupts and preemption off) before the task is retired.
 - axruntime: a dependency on mirs-arceos (GLUE_DIR, feature `global`),
-  `mirs_arceos::global::enable()` before the constructors and `main`, and
+  `mirs_arceos::global::enable()` once every CPU is initialised, just before
+  `main` (after the constructors), and
   `mirs_arceos::global::timer_tick()` in the timer interrupt (a test hook).
 
 Every edit checks that the text it changes is there, so crates that have
@@ -196,9 +197,14 @@ def switch_axruntime(d, glue):
     assert cfg["dependencies"][MARK]["features"] == ["global"]
     manifest.write_text(text)
     edit(d / "src/lib.rs", [
-        ("\n    ctor_bare::call_ctors();\n",
-         "\n    // mirs (switch_axalloc.py): the global allocator is mirs from here on.\n"
-         "    mirs_arceos::global::enable();\n\n    ctor_bare::call_ctors();\n"),
+        # After every CPU is initialised: a secondary CPU allocates in
+        # axtask::init_scheduler_secondary before its idle task (and, with
+        # `tls`, its thread pointer) is set, and mirs with `thread-local`
+        # reads the thread pointer.
+        ("\n    unsafe { main() };\n",
+         "\n    // mirs (switch_axalloc.py): the global allocator is mirs from here on\n"
+         "    // (every CPU has its init or idle task, and so its thread pointer).\n"
+         "    mirs_arceos::global::enable();\n\n    unsafe { main() };\n"),
         ("        update_timer();\n",
          "        update_timer();\n        // mirs (switch_axalloc.py): the interrupt-context test hook.\n"
          "        mirs_arceos::global::timer_tick();\n"),
