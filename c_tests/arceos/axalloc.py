@@ -5,12 +5,13 @@ docs/arceos.md, section 9.
 
   axalloc.py test     the Rust stress app (axstd, 4 threads, cross-thread
                       frees, content checks, a timer-interrupt hook that
-                      allocates) under stock axalloc and under mirs, and the
+                      allocates) under stock axalloc and under mirs (thread
+                      identity from the hook; from the task's TLS), and the
                       C api and stress apps with kernel, axlibc and Rust heap
                       all on mirs; last line `test-arceos-rust: N passed, M failed`
   axalloc.py bench [--runs N] [--ops N]
                       the Rust benchmark app at 1/2/4 threads, stock axalloc
-                      and mirs alternated: guest instructions per operation
+                      and both mirs identities alternated: guest instructions per operation
                       (QEMU -icount shift=0) and throughput (plain TCG)
 
 Reuses arceos.py (prerequisites, fetch, axlibc trees, axconfig, C builds),
