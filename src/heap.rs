@@ -114,7 +114,8 @@ pub const EMPTY_HEAP_PTR: *mut Heap = EMPTY_HEAP.0.get();
 /// pthread key destructor. Allocations in later destructors (glibc runs
 /// them in up to four rounds, and no destructor follows the last) each get
 /// a heap that is abandoned again right after the allocation, so nothing
-/// is left owned by a thread that is gone.
+/// is left owned by a thread that is gone. Embedded with `thread-local`,
+/// the same after `mirs_thread_done` (`thread::heap_abandon`).
 pub(crate) const EXITING_HEAP_PTR: *mut Heap = EXITING_HEAP.0.get();
 
 /// Is `heap` one of the static heaps (no real heap yet, or exiting)?
