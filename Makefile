@@ -20,10 +20,12 @@
 #   make bench-fail   instructions per failing malloc(1 << 46), mirs vs glibc
 #   make bench-realloc  a buffer grown by realloc to 64 MiB: time and moves vs glibc
 #   make test-arceos-rust  ArceOS's global allocator (axalloc) switched to
-#                     mirs: a Rust axstd stress with an allocating timer
-#                     interrupt, and the C apps over it (part of `make test`)
-#   make bench-arceos-rust  the Rust axstd benchmark, stock axalloc vs mirs:
-#                     instructions/op (-icount) and throughput at 1/2/4 threads
+#                     mirs (hook and TLS identity): a Rust axstd stress with an
+#                     allocating timer interrupt, and the C apps over it (part
+#                     of `make test`)
+#   make bench-arceos-rust  the Rust axstd benchmark, stock axalloc vs mirs (hook
+#                     and TLS identity): instructions/op (-icount) and
+#                     throughput at 1/2/4 threads
 #   make bench        benchmark table and charts vs glibc, C mimalloc, jemalloc
 #                     (QUICK=1: one short run of each), and the Rust
 #                     #[global_allocator] benchmark (bench-rust)
@@ -121,13 +123,15 @@ prereqs:
 
 # Nightly: the default features (std's thread_local!) with the header check,
 # then the C libraries' configuration (#[thread_local]), plain and secure;
-# the embedded core on a fake embedder (src/tests/embedded.rs, as test-miri).
+# the embedded core on a fake embedder (src/tests/embedded.rs, as test-miri),
+# with the heap table and with thread-local.
 test-rust: header-check
 	$(CARGO) test --lib --features header
 	$(CARGO) test --release --lib --features thread-local
 	$(CARGO) test --release --lib --features thread-local,secure
 	$(CARGO) build --no-default-features --features panic-handler --lib
 	$(CARGO) test --no-default-features --lib
+	$(CARGO) test --no-default-features --features thread-local --lib
 
 # Stable: what a Rust user gets. The library's own tests (one process per
 # test, tests/stable_lib_tests.sh), a std program with mirs::Mirs as its

@@ -14,48 +14,20 @@
 # (which_malloc) to really provide `malloc`; one that does not is reported.
 #
 # Usage: bench/fastpath_instr.sh            (from the repo root or anywhere)
+# Shared code: bench/lib.sh.
 # Env:   N1, N2 iteration counts (default 200000 and 1200000).
 set -eu
-root=$(cd "$(dirname "$0")/.." && pwd)
-bin="$root/target/bench/bin"
-peers="$root/target/bench-peers/lib"
-mirs_so="$root/target/release/libmirs.so"
+. "$(dirname "$0")/lib.sh"
 mirs_a="$root/target/release/libmirs.a"
 N1=${N1:-200000}
 N2=${N2:-1200000}
 
-# valgrind on PATH, installed through apt-get when missing (tools/prereqs.py).
-python3 "$root/tools/prereqs.py" ensure --fail --suite bench-fastpath valgrind || exit 1
-mkdir -p "$bin"
+need_valgrind bench-fastpath
 gcc -O2 -o "$bin/fastpath" "$root/c_tests/bench/fastpath.c"
 gcc -O2 -o "$bin/which_malloc" "$root/c_tests/bench/which_malloc.c" -ldl
 if [ -f "$mirs_a" ]; then
     gcc -O2 -o "$bin/fastpath.static-mirs" "$root/c_tests/bench/fastpath.c" "$mirs_a" -lpthread -ldl -lm
 fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-# ir PRELOAD PROGRAM ARGS...: total instructions of one run under callgrind.
-ir() {
-    pre=$1; shift
-    out="$tmp/cg.out"
-    if ! LD_PRELOAD="$pre" timeout 300 valgrind --tool=callgrind --callgrind-out-file="$out" \
-            "$@" >/dev/null 2>"$tmp/cg.err"; then
-        echo "fastpath: callgrind failed for $*: $(tail -3 "$tmp/cg.err")" >&2
-        return 1
-    fi
-    # The profile's "summary:" (or "totals:") line holds the total Ir.
-    awk '/^(summary|totals):/ { print $2; exit }' "$out"
-}
-
-# per_iter PRELOAD PROGRAM [empty]: instructions per loop iteration.
-per_iter() {
-    pre=$1; prog=$2; shift 2
-    a=$(ir "$pre" "$prog" "$N1" "$@") || return 1
-    b=$(ir "$pre" "$prog" "$N2" "$@") || return 1
-    awk -v a="$a" -v b="$b" -v n1="$N1" -v n2="$N2" 'BEGIN { printf "%.1f", (b - a) / (n2 - n1) }'
-}
 
 loop=$(per_iter "" "$bin/fastpath" empty)
 printf '%-22s %10s %10s\n' allocator "pair" "net"
@@ -68,13 +40,13 @@ row() { # row NAME PRELOAD PROGRAM
         fi
     fi
     if v=$(per_iter "$2" "$3"); then
-        printf '%-22s %10s %10s\n' "$1" "$v" "$(awk -v v="$v" -v l="$loop" 'BEGIN { printf "%.1f", v - l }')"
+        printf '%-22s %10s %10s\n' "$1" "$v" "$(minus "$v" "$loop")"
     else
         printf '%-22s %10s\n' "$1" "failed"
     fi
 }
 row glibc "" "$bin/fastpath"
-if [ -f "$mirs_so" ]; then row "mirs*" "$mirs_so" "$bin/fastpath"; else echo "mirs*: skipped ($mirs_so missing; build mirs first)"; fi
+if_mirs row "mirs*" "$mirs_so" "$bin/fastpath"
 if [ -x "$bin/fastpath.static-mirs" ]; then row "mirs-static*" "" "$bin/fastpath.static-mirs"; fi
 for p in mimalloc-v3 mimalloc-v2 jemalloc; do
     if [ -f "$peers/lib$p.so" ]; then row "$p" "$peers/lib$p.so" "$bin/fastpath"

@@ -2,10 +2,11 @@
  *
  * - CHECK(cond): one assertion; a failure prints file:line and the condition.
  * - test_report(): prints the final "N passed, N failed" line, returns the exit code.
- * - mirs_api: the mirs_* functions, resolved so that one source works both when the
- *   test is linked with libmirs.a (MIRS_TEST_LINKED defined: direct references) and
- *   when it is linked against nothing special and run under LD_PRELOAD=libmirs.so
- *   (dlsym(RTLD_DEFAULT, ...): a direct reference would not link).
+ * - mirs_api: the mirs_* functions of include/mirs.h (their types taken from it),
+ *   resolved so that one source works both when the test is linked with libmirs.a
+ *   (MIRS_TEST_LINKED defined: direct references) and when it is linked against
+ *   nothing special and run under LD_PRELOAD=libmirs.so (dlsym(RTLD_DEFAULT, ...): a
+ *   direct reference would not link).
  *   A function not found stays NULL; tests count that as a failure ("not running
  *   under mirs?"), which is the point of the ownership proof.
  */
@@ -23,27 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#if defined(__has_include)
-#if __has_include("mirs.h")
+/* The generated header users get (-I include): the tests compile against exactly it. */
 #include "mirs.h"
-#define MIRS_TEST_HAVE_HEADER 1
-#endif
-#endif
-
-#ifndef MIRS_TEST_HAVE_HEADER
-/* The prototypes from the brief, for builds without include/mirs.h. */
-void *mirs_malloc(size_t size);
-void mirs_free(void *p);
-void *mirs_calloc(size_t count, size_t size);
-void *mirs_realloc(void *p, size_t size);
-int mirs_posix_memalign(void **out, size_t alignment, size_t size);
-void *mirs_aligned_alloc(size_t alignment, size_t size);
-size_t mirs_usable_size(const void *p);
-bool mirs_owns(const void *p);
-void mirs_collect(bool force);
-void mirs_stats_print(void);
-int mirs_version(void);
-#endif
 
 /* glibc removed cfree's declaration (2.26) and only keeps it as a compat symbol, so
  * a new binary cannot bind to glibc's; mirs exports it. Declared here for the linked
@@ -85,20 +67,23 @@ static inline int test_report(void) {
 
 /* ---- the mirs_* API, resolved at run time when not linked ---------------------- */
 
+/* Each member has the type include/mirs.h gives its function. */
+#define MIRS_TEST_FN(name) __typeof__(mirs_##name) *name
 struct mirs_api {
-  void *(*malloc)(size_t);
-  void (*free)(void *);
-  void *(*calloc)(size_t, size_t);
-  void *(*realloc)(void *, size_t);
-  int (*posix_memalign)(void **, size_t, size_t);
-  void *(*aligned_alloc)(size_t, size_t);
-  size_t (*usable_size)(const void *);
-  bool (*owns)(const void *);
-  void (*collect)(bool);
-  void (*stats_print)(void);
-  int (*version)(void);
-  void (*cfree)(void *);
+  MIRS_TEST_FN(malloc);
+  MIRS_TEST_FN(free);
+  MIRS_TEST_FN(calloc);
+  MIRS_TEST_FN(realloc);
+  MIRS_TEST_FN(posix_memalign);
+  MIRS_TEST_FN(aligned_alloc);
+  MIRS_TEST_FN(usable_size);
+  MIRS_TEST_FN(owns);
+  MIRS_TEST_FN(collect);
+  MIRS_TEST_FN(stats_print);
+  MIRS_TEST_FN(version);
+  __typeof__(cfree) *cfree;
 };
+#undef MIRS_TEST_FN
 
 #ifdef MIRS_TEST_LINKED
 #define MIRS_TEST_SYM(name) ((void *)&name)

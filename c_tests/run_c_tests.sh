@@ -32,13 +32,8 @@ read -r -a STATIC_LIBS <<<"${MIRS_STATIC_LIBS:--lpthread}"
 TIMEOUT=${TEST_TIMEOUT:-300}
 SRC=$ROOT/c_tests
 
-total_passed=0
-total_failed=0
-
-fail() { # fail MESSAGE: one failure not reported by a test's own summary
-  echo "FAIL $1"
-  total_failed=$((total_failed + 1))
-}
+# shellcheck source=c_tests/lib.sh
+. "$SRC/lib.sh"
 
 for lib in libmirs.a libmirs.so; do
   if [[ ! -f $LIBDIR/$lib ]]; then
@@ -51,66 +46,10 @@ mkdir -p "$BUILD"
 LOGS=$BUILD/logs
 mkdir -p "$LOGS"
 
-# build OUT SRC [extra args...]: compile; a failure is counted and the output shown.
-build() {
+build() { # build OUT SRC [extra args...]: cc with the tests' flags
   local out=$1
   shift
-  if ! "$CC" "${CFLAGS[@]}" "$@" -o "$out" >"$out.buildlog" 2>&1; then
-    fail "build of $(basename "$out"):"
-    sed 's/^/    /' "$out.buildlog" | head -30
-    return 1
-  fi
-  [[ -s $out.buildlog ]] && sed 's/^/    warning: /' "$out.buildlog" | head -10
-  return 0
-}
-
-# run NAME CMD...: run a test (env assignments via `env` in CMD), parse its summary.
-# Leaves the combined output in $LOGS/NAME.log and stderr alone in $LOGS/NAME.err.
-run() {
-  local name=$1
-  shift
-  local log=$LOGS/${name//[^A-Za-z0-9_.-]/_}.log
-  local err=${log%.log}.err
-  local start=$SECONDS
-  timeout --kill-after=10 "$TIMEOUT" "$@" >"$log.out" 2>"$err"
-  local rc=$?
-  cat "$log.out" "$err" >"$log"
-  local summary
-  summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log.out" | tail -1)
-  local p=0 f=0
-  if [[ -n $summary ]]; then
-    p=${summary%% passed*}
-    f=${summary#*, }
-    f=${f%% failed}
-  fi
-  total_passed=$((total_passed + p))
-  total_failed=$((total_failed + f))
-  local why=""
-  if ((rc == 124)); then
-    why="timed out after ${TIMEOUT}s"
-  elif ((rc > 128)); then
-    why="killed by signal $((rc - 128)) ($(kill -l $((rc - 128)) 2>/dev/null || echo ?))"
-  elif [[ -z $summary ]]; then
-    why="no summary line (exit $rc)"
-  elif ((rc != 0 && f == 0)); then
-    why="exit $rc with 0 failed checks"
-  fi
-  if [[ -n $why ]]; then
-    fail "$name: $why"
-  elif ((f > 0)); then
-    echo "FAIL $name: $p passed, $f failed"
-  else
-    printf 'ok   %-40s %5d passed (%ds)\n' "$name" "$p" $((SECONDS - start))
-    return 0
-  fi
-  # Show what went wrong: the test's FAIL lines, else the tail of its output.
-  if grep -qE '^(FAIL|    detail:)' "$log"; then
-    grep -E '^(FAIL|    detail:)' "$log" | head -40 | sed 's/^/    /'
-  else
-    tail -15 "$log" | sed 's/^/    /'
-  fi
-  echo "    (full output: $log)"
-  return 1
+  compile "$out" "$CC" "${CFLAGS[@]}" "$@" -o "$out"
 }
 
 echo "mirs C tests: LIBDIR=$LIBDIR, build dir $BUILD"
@@ -224,5 +163,4 @@ if build "$BUILD/libctor_lib.so" -fPIC -shared "$SRC/ctor_lib.c"; then
   }
 fi
 
-echo "$total_passed passed, $total_failed failed"
-((total_failed == 0))
+summary

@@ -16,50 +16,22 @@
  * keeps its data too.
  */
 #include "mirs_test.h"
+#include "bench/realloc_grow.h"
 
 #include <string.h>
 
 static struct mirs_api api;
-static void *(*volatile realloc_v)(void *, size_t) = realloc;
 static void (*volatile free_v)(void *) = free;
 
-static unsigned char step_byte(int k) { return (unsigned char)(k * 37 + 11); }
-
-/* One round; returns the moves, or -1 when data was lost. */
-static int grow_round(void) {
-  const size_t end = (size_t)64 << 20;
-  size_t size = 4096, bounds[64];
-  int steps = 0, moves = 0;
-  unsigned char *buf = malloc(size);
-  if (!buf) return -1;
-  memset(buf, step_byte(0), size);
-  bounds[0] = 0;
-  while (size < end) {
-    size_t next = size + size / 4;
-    if (next > end) next = end;
-    unsigned char *q = realloc_v(buf, next);
-    if (!q) {
-      free(buf);
-      return -1;
-    }
-    moves += q != buf;
-    buf = q;
-    bounds[++steps] = size;
-    memset(buf + size, step_byte(steps), next - size);
-    size = next;
-  }
-  bounds[steps + 1] = size;
-  int bad = 0;
-  for (int k = 0; k <= steps && !bad; k++)
-    for (size_t i = bounds[k]; i < bounds[k + 1]; i++)
-      if (buf[i] != step_byte(k)) {
-        bad = 1;
-        break;
-      }
-  CHECKF(api.owns(buf) && api.usable_size(buf) >= size, "grown block: owns %d, usable %zu",
-         api.owns(buf), api.usable_size(buf));
-  free(buf);
-  return bad ? -1 : moves;
+/* One round of realloc_grow.h, every byte checked; returns the moves, or -1 when a
+ * realloc failed or data was lost. */
+static int grow_checked(void) {
+  struct grow_round g = grow_round(1);
+  if (!g.buf) return -1;
+  CHECKF(api.owns(g.buf) && api.usable_size(g.buf) >= g.size, "grown block: owns %d, usable %zu",
+         api.owns(g.buf), api.usable_size(g.buf));
+  free(g.buf);
+  return g.bad != SIZE_MAX ? -1 : g.moves;
 }
 
 int main(void) {
@@ -67,7 +39,7 @@ int main(void) {
 
   int total = 0;
   for (int r = 0; r < 10; r++) {
-    int moves = grow_round();
+    int moves = grow_checked();
     CHECKF(moves >= 0, "round %d: realloc failed or the data changed", r);
     CHECKF(moves <= 24, "round %d: %d moves of 44 reallocs, want at most 24", r, moves);
     total += moves < 0 ? 0 : moves;

@@ -119,7 +119,8 @@ int mirs_option_set(int option, long value);
 // The calling thread (task) is exiting: its heap is collected, pages with
 // live blocks are abandoned for other threads to adopt, and its table slot
 // is freed. Call it last, after the thread's final `free`; a later
-// allocation on the same thread simply creates a new heap.
+// allocation on the same thread simply creates a new heap (with
+// `thread-local`, one for that allocation alone, given back right after).
 void mirs_thread_done(void);
 #endif
 

@@ -358,8 +358,9 @@ pub fn thread_exiting() {
 /// `c_tests/arceos/switch_axalloc.py` adds to axalloc, axtask and axruntime
 /// call in here (docs/arceos.md, section 9).
 ///
-/// - [`enable`] (axruntime, once tasks, secondary CPUs and interrupts are
-///   set up, before the constructors and `main`) installs the page provider,
+/// - [`enable`] (axruntime, once every CPU is initialised, with its init or
+///   idle task current, and interrupts are set up; after the constructors,
+///   before `main`) installs the page provider,
 ///   axalloc's byte hooks and axtask's exit hook. Allocations before it
 ///   (early boot) come from axalloc's own byte allocator, and so do any
 ///   that mirs cannot serve (out of memory: counted, see [`stats`]); a
@@ -372,7 +373,12 @@ pub fn thread_exiting() {
 /// - Thread identity is the axtask id; a CPU with no current task (boot)
 ///   and a task past its exit hook use the CPU's own heap (id
 ///   `CPU_HEAP_ID + cpu`), so the exit path's last allocations and frees do
-///   not make the exiting task a new heap.
+///   not make the exiting task a new heap. With `thread-local` (and axstd's
+///   `tls`) the heap pointer is in the task's TLS instead and the id is
+///   asked on mirs's slow path only (its heap table); after the exit hook
+///   each allocation gets a heap given back at once (mirs's exiting heap).
+///   That needs a thread pointer on every CPU that enters mirs, hence
+///   [`enable`] after every CPU's initialisation.
 /// - A task's exit (axtask's `exit_current`, interrupts and preemption
 ///   off) calls `mirs_thread_done()`: its heap slot is freed, its pages
 ///   with live blocks are abandoned for other tasks to adopt.
@@ -544,6 +550,14 @@ pub mod global {
     pub fn collect() {
         let _irq = super::irq_guard();
         mirs::collect(true);
+    }
+
+    /// mirs's statistics (`mirs::stats_print`: chunks, reserved, committed,
+    /// live, per size class, abandoned pages) to the console, interrupts
+    /// masked.
+    pub fn print_stats() {
+        let _irq = super::irq_guard();
+        mirs::stats_print();
     }
 
     /// Called by the switched axruntime on every timer interrupt: runs the

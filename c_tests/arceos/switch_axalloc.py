@@ -10,9 +10,11 @@ docs/arceos.md (section 9) describes each edit.
   without hooks (early boot), or when a hook declines (out of memory, a
   block of the boot heap), the stock byte allocator serves as before.
 - axtask, src/api.rs and src/run_queue.rs: `set_task_exit_hook`, run by
-  `exit_current` (interrupts and preemption off) before the task is retired.
+  `exit_current` (interrupts and preemption off) just before the final
+  switch.
 - axruntime: a dependency on mirs-arceos (GLUE_DIR, feature `global`),
-  `mirs_arceos::global::enable()` before the constructors and `main`, and
+  `mirs_arceos::global::enable()` once every CPU is initialised, just before
+  `main` (after the constructors), and
   `mirs_arceos::global::timer_tick()` in the timer interrupt (a test hook).
 
 Every edit checks that the text it changes is there, so crates that have
@@ -143,7 +145,8 @@ AXTASK_HOOK = '''
 static TASK_EXIT_HOOK: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
 /// Run `hook` in every task's exit, on its CPU with interrupts and
-/// preemption off, before the task is handed to the GC task.
+/// preemption off, after the joiner is woken and the task handed to this
+/// CPU's GC task, before the final switch.
 pub fn set_task_exit_hook(hook: fn()) {
     TASK_EXIT_HOOK.store(hook as usize, core::sync::atomic::Ordering::Release);
 }
@@ -161,15 +164,25 @@ pub(crate) fn run_task_exit_hook() {
 /// The idle task routine.
 '''
 
-AXTASK_EXIT_OLD = '''        } else {
-            // Notify the joiner task.
-            curr.notify_exit(exit_code);
+# The hook runs last before the final switch: the joiner's wake-up and the
+# hand-over to the GC task (which runs on this CPU, so not before the switch)
+# allocate, and do so on the task's own heap; after the hook an allocation
+# of the exiting task goes to a per-CPU heap (hook identity) or to a heap
+# made and given back for it alone (mirs `thread-local`).
+AXTASK_EXIT_OLD = '''                WAIT_FOR_EXIT.current_ref_mut_raw().wake();
+            }
+
+            // Schedule to next task.
+            self.inner.resched();
 '''
-AXTASK_EXIT_NEW = '''        } else {
+AXTASK_EXIT_NEW = '''                WAIT_FOR_EXIT.current_ref_mut_raw().wake();
+            }
+
             // mirs (switch_axalloc.py): the exit hook (the task's heap).
             crate::api::run_task_exit_hook();
-            // Notify the joiner task.
-            curr.notify_exit(exit_code);
+
+            // Schedule to next task.
+            self.inner.resched();
 '''
 
 
@@ -196,9 +209,14 @@ def switch_axruntime(d, glue):
     assert cfg["dependencies"][MARK]["features"] == ["global"]
     manifest.write_text(text)
     edit(d / "src/lib.rs", [
-        ("\n    ctor_bare::call_ctors();\n",
-         "\n    // mirs (switch_axalloc.py): the global allocator is mirs from here on.\n"
-         "    mirs_arceos::global::enable();\n\n    ctor_bare::call_ctors();\n"),
+        # After every CPU is initialised: a secondary CPU allocates in
+        # axtask::init_scheduler_secondary before its idle task (and, with
+        # `tls`, its thread pointer) is set, and mirs with `thread-local`
+        # reads the thread pointer.
+        ("\n    unsafe { main() };\n",
+         "\n    // mirs (switch_axalloc.py): the global allocator is mirs from here on\n"
+         "    // (every CPU has its init or idle task, and so its thread pointer).\n"
+         "    mirs_arceos::global::enable();\n\n    unsafe { main() };\n"),
         ("        update_timer();\n",
          "        update_timer();\n        // mirs (switch_axalloc.py): the interrupt-context test hook.\n"
          "        mirs_arceos::global::timer_tick();\n"),

@@ -4,12 +4,23 @@
  *   RESULT name=<bench> threads=<n> ops_per_sec=<x> seconds=<s> [key=value ...]
  * Anything else on stdout is for people.
  *
+ * The threaded benchmarks share one skeleton, kept here so each file holds
+ * only its own work loop: bench_args (THREADS [SECONDS|SCALE]), bench_spawn /
+ * bench_join or bench_run (the threads, released together by bench_release),
+ * bench_now around them, bench_result at the end. Header-only, so every
+ * build (run.py, ops_instr.py, the embedded and ArceOS harnesses) compiles a
+ * benchmark as the one source file it always was.
+ *
  * Kept to C11 + pthreads + clock_gettime so the programs also build for
  * ArceOS's axlibc (define MIRS_ARCEOS there: no getrusage, no /proc).
  */
 #ifndef MIRS_BENCH_COMMON_H
 #define MIRS_BENCH_COMMON_H
 
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,14 +122,107 @@ static inline uint64_t bench_fixed_work(void)
 #endif
 }
 
-/* The one line run.py reads; `extra` is appended verbatim (may be ""). */
-static inline void bench_result(const char *name, long threads, double ops,
-                                double seconds, const char *extra)
+/* The one line run.py reads; `extra` is a printf format for the benchmark's
+ * own key=value fields, appended after a space, or NULL for none. */
+__attribute__((format(printf, 5, 6))) static inline void
+bench_result(const char *name, long threads, double ops, double seconds, const char *extra, ...)
 {
+    char fields[256] = "";
+    va_list ap;
+    va_start(ap, extra);
+    if (extra)
+        vsnprintf(fields, sizeof fields, extra, ap);
+    va_end(ap);
     printf("RESULT name=%s threads=%ld ops_per_sec=%.0f seconds=%.4f max_rss_kib=%ld%s%s\n",
            name, threads, seconds > 0 ? ops / seconds : 0.0, seconds,
-           bench_max_rss_kib(), extra[0] ? " " : "", extra);
+           bench_max_rss_kib(), fields[0] ? " " : "", fields);
     fflush(stdout);
+}
+
+/* ---- the skeleton of the threaded benchmarks ---------------------------- */
+
+/* Threads a benchmark runs at most (xmalloc: half as many pairs). */
+#define BENCH_MAX_THREADS 256
+
+/* The program's name, for messages (bench_args sets it). */
+static const char *bench_name = "bench";
+
+/* NAME THREADS [AMOUNT]: the arguments every threaded benchmark takes; AMOUNT
+ * is SECONDS for one that runs for a time, SCALE for fixed work (a factor).
+ * `*threads` and `*amount` hold the defaults on entry (ArceOS: the only
+ * values). False, after the usage line, when THREADS is not in
+ * 1..max_threads or AMOUNT not above 0; `threads_name` names THREADS in it. */
+static inline bool bench_args(int argc, char **argv, const char *name, const char *threads_name,
+                              long max_threads, long *threads, const char *amount_name,
+                              double *amount)
+{
+    bench_name = name;
+    *threads = bench_arg_long(argc, argv, 1, *threads);
+    *amount = bench_arg_double(argc, argv, 2, *amount);
+    if (*threads < 1 || *threads > max_threads || !(*amount > 0)) {
+        fprintf(stderr, "usage: %s %s(1..%ld) [%s]\n", name, threads_name, max_threads,
+                amount_name);
+        return false;
+    }
+    return true;
+}
+
+/* Threads started by bench_spawn and not yet joined. */
+static pthread_t bench_tids[BENCH_MAX_THREADS];
+static long bench_started;
+/* Set by bench_release: workers that wait in bench_wait start together. */
+static atomic_int bench_go;
+
+/* Starts `n` threads, thread i running fn(&args[i]) where args is an array of
+ * elements of `size` bytes. A thread that cannot be created ends the program
+ * (status 1), as no figure would mean anything. */
+static inline void bench_spawn(void *(*fn)(void *), void *args, size_t size, long n)
+{
+    for (long i = 0; i < n; i++) {
+        if (bench_started == BENCH_MAX_THREADS ||
+            pthread_create(&bench_tids[bench_started], NULL, fn, (char *)args + (size_t)i * size) != 0) {
+            fprintf(stderr, "%s: pthread_create failed\n", bench_name);
+            exit(1);
+        }
+        bench_started++;
+    }
+}
+
+/* Joins every thread bench_spawn started, in the order they started. */
+static inline void bench_join(void)
+{
+    for (long i = 0; i < bench_started; i++)
+        pthread_join(bench_tids[i], NULL);
+    bench_started = 0;
+}
+
+static inline void bench_release(void)
+{
+    atomic_store_explicit(&bench_go, 1, memory_order_release);
+}
+
+/* A worker's first step when the threads must start together (from
+ * bench_release, once all are created): thread creation is not measured. */
+static inline void bench_wait(void)
+{
+    while (!atomic_load_explicit(&bench_go, memory_order_acquire))
+        ;
+}
+
+/* fn over `n` workers (args as for bench_spawn), released together: on the
+ * calling thread when n is 1, so a single-threaded run is what a
+ * single-threaded program sees (glibc: the main arena), else on n new
+ * threads, joined before it returns. */
+static inline void bench_run(void *(*fn)(void *), void *args, size_t size, long n)
+{
+    if (n == 1) {
+        bench_release();
+        fn(args);
+        return;
+    }
+    bench_spawn(fn, args, size, n);
+    bench_release();
+    bench_join();
 }
 
 /* Keep the compiler from proving a block unused (and eliding malloc/free). */

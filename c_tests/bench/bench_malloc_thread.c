@@ -15,8 +15,6 @@
  */
 #include "bench_common.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #if defined(MIRS_ARCEOS) && defined(__x86_64__)
 #include <cpuid.h>
 /* The (v)CPU this thread runs on: the initial APIC id from CPUID leaf 1, so
@@ -43,15 +41,12 @@ static unsigned current_cpu(void)
 #define MIN_SIZE 4
 #define MAX_SIZE 32768
 #define CHECK_EVERY 256
-#define MAX_THREADS 256
 
 static size_t size_table[NUM_SIZES];
 static unsigned index_table[NUM_INDICES];
 static double duration;
-static atomic_int start_flag;
 
 struct worker {
-    pthread_t tid;
     unsigned id;
     uint64_t iterations;
     double elapsed;
@@ -85,8 +80,7 @@ static void *run_worker(void *arg)
     unsigned ri = w->id * 997, rs = w->id * 1327 % NUM_SIZES;
     uint64_t iters = 0, fixed = bench_fixed_work();
 
-    while (!atomic_load_explicit(&start_flag, memory_order_acquire))
-        ;
+    bench_wait();
     double start = bench_now(), deadline = start + duration, now;
     do {
         for (int k = 0; k < CHECK_EVERY; k++) {
@@ -119,32 +113,18 @@ static void *run_worker(void *arg)
 
 int main(int argc, char **argv)
 {
-    long threads = bench_arg_long(argc, argv, 1, NUM_THREADS);
-    duration = bench_arg_double(argc, argv, 2, DURATION);
-    if (threads < 1 || threads > MAX_THREADS || !(duration > 0)) {
-        fprintf(stderr, "usage: bench_malloc_thread THREADS(1..%d) [SECONDS]\n", MAX_THREADS);
+    long threads = NUM_THREADS;
+    duration = DURATION;
+    if (!bench_args(argc, argv, "bench_malloc_thread", "THREADS", BENCH_MAX_THREADS, &threads,
+                    "SECONDS", &duration))
         return 2;
-    }
     init_tables();
 
-    static struct worker workers[MAX_THREADS];
+    static struct worker workers[BENCH_MAX_THREADS];
+    for (long i = 0; i < threads; i++)
+        workers[i].id = (unsigned)i;
     double t0 = bench_now();
-    if (threads == 1) {
-        /* Single-threaded runs use the main thread (glibc: main arena). */
-        atomic_store(&start_flag, 1);
-        run_worker(&workers[0]);
-    } else {
-        for (long i = 0; i < threads; i++) {
-            workers[i].id = (unsigned)i;
-            if (pthread_create(&workers[i].tid, NULL, run_worker, &workers[i]) != 0) {
-                fprintf(stderr, "bench_malloc_thread: pthread_create failed\n");
-                return 1;
-            }
-        }
-        atomic_store_explicit(&start_flag, 1, memory_order_release);
-        for (long i = 0; i < threads; i++)
-            pthread_join(workers[i].tid, NULL);
-    }
+    bench_run(run_worker, workers, sizeof workers[0], threads);
     double wall = bench_now() - t0;
 
     uint64_t total = 0;
@@ -173,8 +153,7 @@ int main(int argc, char **argv)
     printf("    \"max_size\": %d,\n", MAX_SIZE);
     printf("    \"random_seed\": 42\n   }\n  }\n }\n}\n");
 
-    char extra[64];
-    snprintf(extra, sizeof extra, "iterations=%llu", (unsigned long long)total);
-    bench_result("malloc_thread", threads, (double)total, wall, extra);
+    bench_result("malloc_thread", threads, (double)total, wall, "iterations=%llu",
+                 (unsigned long long)total);
     return 0;
 }

@@ -10,20 +10,16 @@
  */
 #include "bench_common.h"
 
-#include <pthread.h>
-
 #define BURST 64
 #define NUM_SIZES 1024 /* power of two */
 #define MIN_SIZE 8
 #define MAX_SIZE 256
 #define CHECK_EVERY 64 /* rounds between deadline checks */
-#define MAX_THREADS 256
 
 static size_t sizes[NUM_SIZES];
 static double deadline;
 
 struct worker {
-    pthread_t tid;
     uint64_t mallocs;
 };
 
@@ -69,34 +65,23 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
-    long threads = bench_arg_long(argc, argv, 1, 1);
-    double seconds = bench_arg_double(argc, argv, 2, 2.0);
-    if (threads < 1 || threads > MAX_THREADS || !(seconds > 0)) {
-        fprintf(stderr, "usage: churn THREADS(1..%d) [SECONDS]\n", MAX_THREADS);
+    long threads = 1;
+    double seconds = 2.0;
+    if (!bench_args(argc, argv, "churn", "THREADS", BENCH_MAX_THREADS, &threads, "SECONDS",
+                    &seconds))
         return 2;
-    }
     uint64_t rng = bench_seed(7);
     for (int i = 0; i < NUM_SIZES; i++)
         sizes[i] = MIN_SIZE + bench_rand(&rng) % (MAX_SIZE - MIN_SIZE + 1);
 
-    static struct worker workers[MAX_THREADS];
+    static struct worker workers[BENCH_MAX_THREADS];
     double t0 = bench_now();
     deadline = t0 + seconds;
-    if (threads == 1) {
-        run(&workers[0]);
-    } else {
-        for (long i = 0; i < threads; i++)
-            if (pthread_create(&workers[i].tid, NULL, run, &workers[i]) != 0) {
-                fprintf(stderr, "churn: pthread_create failed\n");
-                return 1;
-            }
-        for (long i = 0; i < threads; i++)
-            pthread_join(workers[i].tid, NULL);
-    }
+    bench_run(run, workers, sizeof workers[0], threads);
     double elapsed = bench_now() - t0;
     uint64_t total = 0;
     for (long i = 0; i < threads; i++)
         total += workers[i].mallocs;
-    bench_result("churn", threads, (double)total, elapsed, "");
+    bench_result("churn", threads, (double)total, elapsed, NULL);
     return 0;
 }

@@ -14,13 +14,10 @@
  */
 #include "bench_common.h"
 
-#include <pthread.h>
-
 #define SLOTS 1000
 #define ROUNDS 20
 #define MIN_SIZE 8
 #define MAX_SIZE 1000
-#define MAX_THREADS 256
 
 struct lane {
     void *blocks[SLOTS];
@@ -29,7 +26,7 @@ struct lane {
     unsigned generation; /* threads that have worked this lane */
 };
 
-static struct lane lanes[MAX_THREADS];
+static struct lane lanes[BENCH_MAX_THREADS];
 static double deadline;
 
 static void *lane_worker(void *arg)
@@ -73,12 +70,11 @@ static void *lane_driver(void *arg)
 
 int main(int argc, char **argv)
 {
-    long threads = bench_arg_long(argc, argv, 1, 1);
-    double seconds = bench_arg_double(argc, argv, 2, 2.0);
-    if (threads < 1 || threads > MAX_THREADS || !(seconds > 0)) {
-        fprintf(stderr, "usage: larson THREADS(1..%d) [SECONDS]\n", MAX_THREADS);
+    long threads = 1;
+    double seconds = 2.0;
+    if (!bench_args(argc, argv, "larson", "THREADS", BENCH_MAX_THREADS, &threads, "SECONDS",
+                    &seconds))
         return 2;
-    }
     /* The main thread fills every lane, so the first generation already
      * frees foreign memory. */
     for (long t = 0; t < threads; t++) {
@@ -91,14 +87,8 @@ int main(int argc, char **argv)
 
     double t0 = bench_now();
     deadline = t0 + seconds;
-    pthread_t drivers[MAX_THREADS];
-    for (long t = 0; t < threads; t++)
-        if (pthread_create(&drivers[t], NULL, lane_driver, &lanes[t]) != 0) {
-            fprintf(stderr, "larson: pthread_create failed\n");
-            return 1;
-        }
-    for (long t = 0; t < threads; t++)
-        pthread_join(drivers[t], NULL);
+    bench_spawn(lane_driver, lanes, sizeof lanes[0], threads);
+    bench_join();
     double elapsed = bench_now() - t0;
 
     uint64_t ops = 0;
@@ -109,8 +99,6 @@ int main(int argc, char **argv)
         for (int i = 0; i < SLOTS; i++)
             free(lanes[t].blocks[i]);
     }
-    char extra[64];
-    snprintf(extra, sizeof extra, "thread_generations=%u", gens);
-    bench_result("larson", threads, (double)ops, elapsed, extra);
+    bench_result("larson", threads, (double)ops, elapsed, "thread_generations=%u", gens);
     return 0;
 }

@@ -12,9 +12,6 @@
  */
 #include "bench_common.h"
 
-#include <pthread.h>
-
-#define MAX_THREADS 256
 #define PAIRS_PER_CASE 1500000.0 /* malloc+free pairs per (size, count), times SCALE */
 
 static const size_t SIZES[] = {16, 64, 256, 1024};
@@ -25,7 +22,6 @@ static const int COUNTS[] = {25, 100, 400, 1600};
 static double scale;
 
 struct worker {
-    pthread_t tid;
     double ns_per_pair[NSIZES][NCOUNTS];
     uint64_t pairs;
 };
@@ -62,25 +58,13 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
-    long threads = bench_arg_long(argc, argv, 1, 1);
-    scale = bench_arg_double(argc, argv, 2, 1.0);
-    if (threads < 1 || threads > MAX_THREADS || !(scale > 0)) {
-        fprintf(stderr, "usage: simple THREADS(1..%d) [SCALE]\n", MAX_THREADS);
+    long threads = 1;
+    scale = 1.0;
+    if (!bench_args(argc, argv, "simple", "THREADS", BENCH_MAX_THREADS, &threads, "SCALE", &scale))
         return 2;
-    }
-    static struct worker workers[MAX_THREADS];
+    static struct worker workers[BENCH_MAX_THREADS];
     double t0 = bench_now();
-    if (threads == 1) {
-        run(&workers[0]);
-    } else {
-        for (long i = 0; i < threads; i++)
-            if (pthread_create(&workers[i].tid, NULL, run, &workers[i]) != 0) {
-                fprintf(stderr, "simple: pthread_create failed\n");
-                return 1;
-            }
-        for (long i = 0; i < threads; i++)
-            pthread_join(workers[i].tid, NULL);
-    }
+    bench_run(run, workers, sizeof workers[0], threads);
     double elapsed = bench_now() - t0;
 
     uint64_t pairs = 0;
@@ -91,6 +75,6 @@ int main(int argc, char **argv)
         for (unsigned c = 0; c < NCOUNTS; c++)
             printf("size=%zu count=%d ns_per_pair=%.2f\n", SIZES[s], COUNTS[c],
                    workers[0].ns_per_pair[s][c]);
-    bench_result("simple", threads, (double)pairs, elapsed, "");
+    bench_result("simple", threads, (double)pairs, elapsed, NULL);
     return 0;
 }

@@ -13,15 +13,11 @@
  */
 #include "bench_common.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
-
 #define ROUNDS 10
 #define STEPS 1500000        /* per thread per round, times SCALE */
 #define LOCAL_SLOTS 512
 #define TRANSFER_SLOTS 1024
 #define COOKIE 0x5a5aa5a5c3c33c3cULL
-#define MAX_THREADS 256
 
 static _Atomic(uintptr_t) transfer[TRANSFER_SLOTS];
 static long steps;
@@ -67,9 +63,10 @@ static void free_block(uint64_t *p)
     free(p);
 }
 
+/* A worker's argument: its seed, unique over all rounds. */
 static void *worker(void *arg)
 {
-    uint64_t rng = bench_seed((uint64_t)(uintptr_t)arg);
+    uint64_t rng = bench_seed(*(uint64_t *)arg);
     uint64_t *local[LOCAL_SLOTS] = {0};
     uint64_t ops = 0;
     for (long s = 0; s < steps; s++) {
@@ -109,32 +106,25 @@ static void *worker(void *arg)
 
 int main(int argc, char **argv)
 {
-    long threads = bench_arg_long(argc, argv, 1, 1);
-    double scale = bench_arg_double(argc, argv, 2, 1.0);
-    if (threads < 1 || threads > MAX_THREADS || !(scale > 0)) {
-        fprintf(stderr, "usage: stress THREADS(1..%d) [SCALE]\n", MAX_THREADS);
+    long threads = 1;
+    double scale = 1.0;
+    if (!bench_args(argc, argv, "stress", "THREADS", BENCH_MAX_THREADS, &threads, "SCALE", &scale))
         return 2;
-    }
     steps = (long)(STEPS * scale);
     if (steps < 1)
         steps = 1;
     double t0 = bench_now();
     for (int round = 0; round < ROUNDS; round++) {
-        pthread_t tids[MAX_THREADS];
+        uint64_t seeds[BENCH_MAX_THREADS];
         for (long i = 0; i < threads; i++)
-            if (pthread_create(&tids[i], NULL, worker,
-                               (void *)(uintptr_t)(round * MAX_THREADS + i + 1)) != 0) {
-                fprintf(stderr, "stress: pthread_create failed\n");
-                return 1;
-            }
-        for (long i = 0; i < threads; i++)
-            pthread_join(tids[i], NULL);
+            seeds[i] = (uint64_t)(round * BENCH_MAX_THREADS + i + 1);
+        bench_spawn(worker, seeds, sizeof seeds[0], threads);
+        bench_join();
     }
     double elapsed = bench_now() - t0;
     for (int i = 0; i < TRANSFER_SLOTS; i++)
         free_block((uint64_t *)atomic_exchange(&transfer[i], 0));
-    char extra[64];
-    snprintf(extra, sizeof extra, "rounds=%d steps=%ld", ROUNDS, steps);
-    bench_result("stress", threads, (double)atomic_load(&total_ops), elapsed, extra);
+    bench_result("stress", threads, (double)atomic_load(&total_ops), elapsed, "rounds=%d steps=%ld",
+                 ROUNDS, steps);
     return 0;
 }

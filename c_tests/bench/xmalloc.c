@@ -11,15 +11,13 @@
  */
 #include "bench_common.h"
 
-#include <pthread.h>
 #include <sched.h>
-#include <stdatomic.h>
 
 #define BATCH 256
 #define RING 16 /* batches in flight per pair (power of two) */
 #define MIN_SIZE 8
 #define MAX_SIZE 512
-#define MAX_PAIRS 128
+#define MAX_PAIRS (BENCH_MAX_THREADS / 2)
 
 /* Producer-written and consumer-written fields on separate cache lines, so
  * the only sharing measured is the allocator's (and the batches handed over). */
@@ -85,38 +83,26 @@ static void *consumer(void *arg)
 
 int main(int argc, char **argv)
 {
-    long threads = bench_arg_long(argc, argv, 1, 1);
-    double seconds = bench_arg_double(argc, argv, 2, 2.0);
-    if (threads < 1 || threads > MAX_PAIRS || !(seconds > 0)) {
-        fprintf(stderr, "usage: xmalloc PAIRS(1..%d) [SECONDS]\n", MAX_PAIRS);
+    long threads = 1;
+    double seconds = 2.0;
+    if (!bench_args(argc, argv, "xmalloc", "PAIRS", MAX_PAIRS, &threads, "SECONDS", &seconds))
         return 2;
-    }
     /* Allocated once up front; not part of the measured traffic. */
     pairs = aligned_alloc(64, (size_t)threads * sizeof *pairs);
     if (!pairs)
         return 1;
     memset(pairs, 0, (size_t)threads * sizeof *pairs);
-    pthread_t prod[MAX_PAIRS], cons[MAX_PAIRS];
     double t0 = bench_now();
     deadline = t0 + seconds;
-    for (long i = 0; i < threads; i++) {
-        if (pthread_create(&cons[i], NULL, consumer, &pairs[i]) != 0 ||
-            pthread_create(&prod[i], NULL, producer, &pairs[i]) != 0) {
-            fprintf(stderr, "xmalloc: pthread_create failed\n");
-            return 1;
-        }
-    }
-    for (long i = 0; i < threads; i++) {
-        pthread_join(prod[i], NULL);
-        pthread_join(cons[i], NULL);
-    }
+    bench_spawn(consumer, pairs, sizeof pairs[0], threads);
+    bench_spawn(producer, pairs, sizeof pairs[0], threads);
+    bench_join();
     double elapsed = bench_now() - t0;
     uint64_t freed = 0;
     for (long i = 0; i < threads; i++)
         freed += pairs[i].freed;
     free(pairs);
-    char extra[64];
-    snprintf(extra, sizeof extra, "pairs=%ld blocks=%llu", threads, (unsigned long long)freed);
-    bench_result("xmalloc", threads, (double)freed, elapsed, extra);
+    bench_result("xmalloc", threads, (double)freed, elapsed, "pairs=%ld blocks=%llu", threads,
+                 (unsigned long long)freed);
     return 0;
 }

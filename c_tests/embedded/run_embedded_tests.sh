@@ -32,52 +32,11 @@ CARGO=${CARGO:-cargo}
 LOGS=$BUILD/logs
 mkdir -p "$LOGS"
 
-total_passed=0
-total_failed=0
-fail() {
-  echo "FAIL $1"
-  total_failed=$((total_failed + 1))
-}
-
-# run NAME CMD...: run one test, parse its summary line.
-run() {
-  local name=$1
-  shift
-  local log=$LOGS/${name//[^A-Za-z0-9_.-]/_}.log
-  local start=$SECONDS
-  timeout --kill-after=10 "$TIMEOUT" "$@" >"$log" 2>"$log.err"
-  local rc=$?
-  local summary p=0 f=0 why=""
-  summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
-  if [[ -n $summary ]]; then
-    p=${summary%% passed*}
-    f=${summary#*, }
-    f=${f%% failed}
-  fi
-  total_passed=$((total_passed + p))
-  total_failed=$((total_failed + f))
-  if ((rc == 124)); then
-    why="timed out after ${TIMEOUT}s"
-  elif ((rc > 128)); then
-    why="killed by signal $((rc - 128))"
-  elif [[ -z $summary ]]; then
-    why="no summary line (exit $rc)"
-  elif ((rc != 0 && f == 0)); then
-    why="exit $rc with 0 failed checks"
-  fi
-  local info
-  info=$(grep -E '^(exhaustion|dead threads|table full|regions|xstress .*):|^total iterations' "$log" | tr '\n' ';' | sed 's/;$//')
-  if [[ -n $why ]]; then
-    fail "$name: $why"
-  elif ((f > 0)); then
-    echo "FAIL $name: $p passed, $f failed"
-  else
-    printf 'ok   %-44s %4d passed (%ds) %s\n' "$name" "$p" $((SECONDS - start)) "$info"
-    return 0
-  fi
-  tail -n 15 "$log.err" "$log" | sed 's/^/    /'
-  echo "    (full output: $log)"
-}
+# shellcheck source=c_tests/lib.sh
+. "$SRC/lib.sh"
+# What a passing run shows on its ok line: test_embedded's and xstress's
+# figures, bench_malloc_thread's iterations.
+RUN_INFO='^(exhaustion|dead threads|table full|regions|xstress .*):|^total iterations'
 
 build_lib() { # build_lib NAME FEATURES [REGION_MB [PROFILE]]: $BUILD/NAME/libmirs.a
   local out=$BUILD/$1 profile=${4:-release}
@@ -95,26 +54,16 @@ build_lib() { # build_lib NAME FEATURES [REGION_MB [PROFILE]]: $BUILD/NAME/libmi
 }
 
 bench_obj() { # bench_obj OUT.o SOURCE: a benchmark whose main is renamed bench_main
-  if ! "$CC" -O2 -Wall -pthread -I"$SRC/bench" -Dmain=bench_main -c "$2" -o "$1" >"$1.buildlog" 2>&1; then
-    fail "build of $(basename "$2")"
-    sed 's/^/    /' "$1.buildlog" | head -30
-    return 1
-  fi
+  compile "$1" "$CC" -O2 -Wall -pthread -I"$SRC/bench" -Dmain=bench_main -c "$2" -o "$1"
 }
 
 link() { # link OUT SOURCES...: against $LIB with the harness
   local out=$1
   shift
-  if ! "$CC" -O2 -Wall -pthread -I"$ROOT/include" -I"$SRC" -I"$SRC/embedded" -DMIRS_EMBEDDED \
+  compile "$out" "$CC" -O2 -Wall -pthread -I"$ROOT/include" -I"$SRC" -I"$SRC/embedded" -DMIRS_EMBEDDED \
     -DREGION_MB=$REGION_MB -DHEAP_SLOTS=$MAX_THREADS -DMIRS_TEST_LINKED "$@" \
     "$SRC/embedded/harness.c" "$LIB" -Wl,--wrap=pthread_create,--wrap=pthread_join \
-    -lpthread -lm -o "$out" >"$out.buildlog" 2>&1; then
-    fail "build of $(basename "$out")"
-    sed 's/^/    /' "$out.buildlog" | head -30
-    return 1
-  fi
-  [[ -s $out.buildlog ]] && sed 's/^/    warning: /' "$out.buildlog" | head -10
-  return 0
+    -lpthread -lm -o "$out"
 }
 
 echo "mirs embedded tests (host simulation): ${REGION_MB} MiB static region, $MAX_THREADS heap slots"
@@ -180,5 +129,4 @@ if build_lib big static-region,override,panic-handler 1024; then
     done
 fi
 
-echo "$total_passed passed, $total_failed failed"
-((total_failed == 0))
+summary

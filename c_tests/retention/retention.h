@@ -101,7 +101,7 @@ static inline void ret_result(const char *name, long threads, double ops, double
     char line[256];
     snprintf(line, sizeof line, "final_rss_kib=%ld idle_rss_kib=%ld minflt=%ld%s%s", final_kib,
              idle_kib, flt, extra[0] ? " " : "", extra);
-    bench_result(name, threads, ops, seconds, line);
+    bench_result(name, threads, ops, seconds, "%s", line);
 }
 
 #endif

@@ -11,7 +11,8 @@ pub use crate::platform::{
 /// The calling thread (task) is exiting: its heap is collected, pages with
 /// live blocks are abandoned for other threads to adopt, and its table slot
 /// is freed. Call it last, after the thread's final `free`; a later
-/// allocation on the same thread simply creates a new heap.
+/// allocation on the same thread simply creates a new heap (with
+/// `thread-local`, one for that allocation alone, given back right after).
 #[no_mangle]
 pub extern "C" fn mirs_thread_done() {
     crate::thread::current_thread_done();

@@ -116,7 +116,8 @@ pub const EMPTY_HEAP_PTR: *mut Heap = EMPTY_HEAP.0.get();
 /// pthread key destructor. Allocations in later destructors (glibc runs
 /// them in up to four rounds, and no destructor follows the last) each get
 /// a heap that is abandoned again right after the allocation, so nothing
-/// is left owned by a thread that is gone.
+/// is left owned by a thread that is gone. Embedded with `thread-local`,
+/// the same after `mirs_thread_done` (`thread::heap_abandon`).
 pub(crate) const EXITING_HEAP_PTR: *mut Heap = EXITING_HEAP.0.get();
 
 /// Is `heap` one of the static heaps (no real heap yet, or exiting)?
@@ -740,8 +741,10 @@ impl Heap {
                 }
             }
         }
+        // Memory freed here stays resident for the next thread (a pool
+        // whose threads come and go) within the recent allowance, and goes
+        // back at the next purge pass once unused for the delay.
         self.purge(false);
-        arena::trim_strict();
     }
 
     /// Check every invariant of this heap and its pages (owner thread).

@@ -500,3 +500,36 @@ fn embedded_huge_blocks_grow_where_they_lie() {
     assert!(holds(s, 5 << 20, 0x5e));
     api::free(s);
 }
+
+/// A thread that allocates after `mirs_thread_done` (an ArceOS task's exit
+/// path after its exit hook): without `thread-local` it gets a new heap
+/// under its hook id (a later `mirs_thread_done`, or the alive hook, ends
+/// it); with `thread-local` each such allocation gets a heap given back
+/// right after it, so no heap is left owned by the thread-local's address,
+/// which the embedder reuses for a later thread.
+#[test]
+fn embedded_allocations_after_thread_done() {
+    let _e = embedder();
+    let early = alloc::malloc(64);
+    fill(early, 64, 0x11);
+    crate::c_api::embedder::mirs_thread_done();
+    assert!(crate::heap::is_empty_heap(crate::thread::heap_get()));
+    let threads = current(Counter::Threads);
+    let late = alloc::malloc(200);
+    fill(late, 200, 0x22);
+    assert!(holds(early, 64, 0x11), "the abandoned page keeps its block");
+    let has_heap = !crate::heap::is_empty_heap(crate::thread::heap_get());
+    assert_eq!(has_heap, cfg!(not(feature = "thread-local")));
+    assert_eq!(
+        current(Counter::Threads),
+        threads + i64::from(has_heap),
+        "heaps alive"
+    );
+    let invalid = invalid_frees();
+    api::free(late);
+    api::free(early);
+    assert_eq!(invalid_frees(), invalid, "both frees accepted");
+    let again = alloc::malloc(200);
+    fill(again, 200, 0x33);
+    api::free(again);
+}

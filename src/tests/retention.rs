@@ -211,3 +211,45 @@ fn large_block_pages_retire_with_a_grace() {
     .unwrap();
     assert_returned("large-block pages", 0);
 }
+
+/// A freed huge block's memory serves the next huge request of another
+/// size (issue 18: malloc_large faulted 1.4x glibc's pages): a bigger one
+/// grows the cached chunk (mremap: its resident pages move, only the growth
+/// is new memory), a smaller one takes it whole while the dirty budget has
+/// room for the tail. (Not with `secure`, whose guard page splits the
+/// mapping; those builds map a fresh chunk.)
+#[cfg(all(feature = "hosted", not(feature = "secure")))]
+#[test]
+fn huge_memory_serves_the_next_request_of_any_size() {
+    use crate::options::{self, Opt};
+    // Nothing is purged for the time being: the cache is what is tested.
+    assert!(options::set(Opt::PurgeDelay, 1_000_000));
+    let total = crate::stats::total;
+    let p = alloc::malloc(6 << 20);
+    fill(p, 6 << 20, 1);
+    api::free(p);
+    let (hits, remaps, mapped) = (
+        total(Counter::CacheHits),
+        total(Counter::HugeRemaps),
+        reserved(),
+    );
+    let q = alloc::malloc(10 << 20);
+    fill(q, 10 << 20, 2);
+    assert_eq!(total(Counter::CacheHits), hits + 1, "taken from the cache");
+    assert_eq!(total(Counter::HugeRemaps), remaps + 1, "grown, not mapped");
+    let grown = reserved() - mapped;
+    assert!(
+        (4 * MIB..5 * MIB).contains(&grown),
+        "{grown} bytes mapped for a 10 MiB block after a 6 MiB one"
+    );
+    api::free(q);
+    // Smaller: the 10 MiB chunk, its tail kept (no fresh memory at all).
+    let r = alloc::malloc(6 << 20);
+    fill(r, 6 << 20, 3);
+    assert_eq!(total(Counter::CacheHits), hits + 2);
+    assert_eq!(reserved() - mapped, grown, "no fresh memory");
+    assert!(api::usable_size(r) >= 10 << 20, "the whole chunk");
+    api::free(r);
+    crate::thread::collect_current(true);
+    assert!(reserved() < mapped, "collect(true) unmaps the cached chunk");
+}

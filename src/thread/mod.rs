@@ -234,7 +234,12 @@ pub(crate) fn current_thread_done() {
 /// the calling thread's slot is reset: hosted to the exiting heap (a later
 /// key destructor may still allocate), embedded to the empty heap (a thread
 /// that goes on after `mirs_thread_done`, or a task reusing its id, simply
-/// gets a new heap).
+/// gets a new heap), except with `thread-local`: there the exiting heap too,
+/// since the owner id is the thread-local's address, which the embedder
+/// reuses for a later thread once this one's TLS is freed (ArceOS: a task's
+/// exit path allocates after its exit hook); a heap made after
+/// `mirs_thread_done` and never given back would leave pages that later
+/// thread takes for its own while another thread reaps them.
 ///
 /// # Safety
 /// `heap` is a live heap, and either the calling thread's (`current`) or
@@ -246,7 +251,7 @@ pub(crate) unsafe fn heap_abandon(heap: *mut Heap, current: bool) {
     stats::add(Counter::Threads, -1);
     stats::add(Counter::ThreadsDone, 1);
     if current {
-        heap_set(if cfg!(feature = "hosted") {
+        heap_set(if cfg!(any(feature = "hosted", feature = "thread-local")) {
             EXITING_HEAP_PTR
         } else {
             EMPTY_HEAP_PTR

@@ -425,6 +425,8 @@ fn stress() {
     {
         mirs_arceos::global::collect();
         memory_line("rust-stress: after collect");
+        // Where the held memory is (docs/arceos.md 9.3): after the collect.
+        mirs_arceos::global::print_stats();
     }
     println!(
         "rust-stress: rounds={round} ops={} handed={} corrupt={} in {} ms",
@@ -501,6 +503,8 @@ fn bench() {
     let ticks = tsc() - tsc0;
     let ns = t0.elapsed().as_nanos();
     memory_line("rust-bench");
+    #[cfg(feature = "mirs")]
+    mirs_arceos::global::print_stats();
     println!(
         "rust-bench: threads={THREADS} ops={} ns={ns} tsc={ticks}",
         THREADS * OPS

@@ -135,10 +135,15 @@ pub(super) fn mark_free(st: &mut State, chunk: *mut Chunk, mask: u64, dirty: u64
     }
     st.dirty_slices += (dirty & !meta.dirty).count_ones() as usize;
     meta.dirty |= dirty;
-    if dirty != 0 && meta.purge_at == 0 {
-        // Purged once the oldest of them has been free for the delay.
+    if dirty != 0 {
+        // Purged once the chunk has had no free for the delay: memory
+        // freed again and again is in use, and the chunk freed into last
+        // is the last `trim` picks.
+        let first = meta.purge_at == 0;
         meta.purge_at = platform::now_ms() + crate::support::options::purge_delay_ms();
-        PURGE_DUE.fetch_min(meta.purge_at, Ordering::Relaxed);
+        if first {
+            PURGE_DUE.fetch_min(meta.purge_at, Ordering::Relaxed);
+        }
     }
     if meta.free == ALL_SLICES {
         st.empty += 1;

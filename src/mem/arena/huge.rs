@@ -7,7 +7,7 @@ use super::huge_cache::{cache_huge, huge_dirty_bytes};
 use super::lock::with_arena;
 use super::span::{alloc_span, release_span};
 use super::state::{ARENA, HUGE_CACHE, PURGE_DUE, SINGLETON_MAX};
-use super::trim::trim;
+use super::trim::{dirty_budget, trim};
 use crate::base::constants::*;
 use crate::mem::chunk::{
     run_mask, Chunk, ChunkKind, ALL_SLICES, CHUNK_INFO_SIZE, CLASS_SINGLETONS,
@@ -291,43 +291,135 @@ pub(super) unsafe fn singleton_block(
     pg.pop_free()
 }
 
-/// A cached huge chunk of at least `total` bytes (and at most twice as
-/// big) whose base suits `align`: the smallest resident one, else the
-/// smallest purged one.
+/// A cached huge chunk of at least `total` bytes whose base suits
+/// `align`: the smallest resident one at most twice as big, else the
+/// biggest resident smaller one grown to `total` (its pages moved, not
+/// copied: only the growth is faulted in), else the smallest purged one at
+/// most twice as big. So freed huge memory serves the next request of any
+/// size, as a coalescing heap would, without faulting it in again.
 pub(super) fn take_cached_huge(total: usize, align: usize) -> Option<*mut Chunk> {
     if !HUGE_CACHE {
         return None;
     }
-    let chunk = with_arena(|st| {
-        // A chunk still resident first (no page faults), then the smallest.
-        let mut best: Option<(usize, (bool, usize))> = None;
+    // With `secure` the guard page splits the mapping: it cannot be remapped.
+    let can_grow = cfg!(all(feature = "hosted", not(feature = "secure")));
+    let (chunk, purge_tail) = with_arena(|st| {
+        // Ranked: a resident fit (smallest), a resident one to grow
+        // (biggest), a purged fit (smallest).
+        let mut best: Option<(usize, (u8, usize))> = None;
         for (i, &c) in st.huge_cache.iter().enumerate() {
-            if c.is_null() {
+            if c.is_null() || !(c as usize).is_multiple_of(align) {
                 continue;
             }
             // SAFETY: cached chunks are live and ours (lock held).
             let size = unsafe { (*c).size };
-            let fits = size >= total && size - total <= total && (c as usize).is_multiple_of(align);
-            let rank = (huge_dirty_bytes(c) == 0, size);
-            if fits && best.is_none_or(|(_, r)| rank < r) {
+            let resident = huge_dirty_bytes(c) != 0;
+            let fits = size >= total && size - total <= total;
+            let rank = if fits && resident {
+                (0, size)
+            } else if resident && size < total && can_grow {
+                (1, usize::MAX - size)
+            } else if fits {
+                (2, size)
+            } else {
+                continue;
+            };
+            if best.is_none_or(|(_, r)| rank < r) {
                 best = Some((i, rank));
             }
         }
         let (i, _) = best?;
         let c = core::mem::replace(&mut st.huge_cache[i], ptr::null_mut());
-        st.dirty_huge -= huge_dirty_bytes(c);
-        Some(c)
+        let dirty = huge_dirty_bytes(c);
+        st.dirty_huge -= dirty;
+        // The tail past `total` may hold memory from a bigger block before.
+        // It stays resident while the dirty budget has room for it (a
+        // bigger block next reuses it without faults), else it goes back.
+        // SAFETY: as above.
+        let tail = unsafe { (*c).size }.saturating_sub(total);
+        let purge_tail = dirty != 0
+            && tail != 0
+            && st.dirty_huge + st.dirty_slices * SLICE_SIZE + tail > dirty_budget();
+        Some((c, purge_tail))
     })?;
-    stats::add(Counter::CacheHits, 1);
-    // SAFETY: the chunk is ours now; the tail past `total` may hold memory
-    // from a bigger block before: give it back.
+    // SAFETY: the chunk is ours now.
     let size = unsafe { (*chunk).size };
-    // SAFETY: as above.
-    if size > total && unsafe { Chunk::meta(chunk) }.zero != ALL_SLICES {
+    if size < total {
+        // SAFETY: out of the cache, no block in it: ours alone.
+        let grown = unsafe { grow_cached_huge(chunk, total, align) };
+        if grown.is_none() {
+            let evicted = with_arena(|st| cache_huge(st, chunk));
+            if !evicted.is_null() {
+                // SAFETY: off every list and cache, nothing in use.
+                unsafe { unmap_chunk(evicted) };
+            }
+        }
+        stats::add(Counter::CacheHits, grown.is_some() as i64);
+        return grown;
+    }
+    stats::add(Counter::CacheHits, 1);
+    if purge_tail {
         let tail = (chunk as *mut u8).wrapping_add(total);
-        // SAFETY: the tail of our chunk, which no block uses.
+        // SAFETY: the chunk is ours now, and its tail is used by no block.
         unsafe { platform::os_purge(tail, size - total) };
     }
+    Some(chunk)
+}
+
+/// Grow a cached huge chunk's mapping to `total` bytes: where it lies, else
+/// moved (its pages, not copied) to a base aligned to `align` and 4 MiB.
+/// The chunk map follows. None when neither worked (the chunk is as it was).
+///
+/// # Safety
+/// `chunk` is a huge chunk taken out of the cache: no block is in it and
+/// nobody else refers to it.
+pub(super) unsafe fn grow_cached_huge(
+    chunk: *mut Chunk,
+    total: usize,
+    align: usize,
+) -> Option<*mut Chunk> {
+    // SAFETY: as the caller guarantees.
+    let old = unsafe { (*chunk).size };
+    let base = chunk as usize;
+    let in_place = chunk_map::prepare(base, total)
+        // SAFETY: our chunk's whole mapping; nobody uses it meanwhile.
+        && unsafe { platform::os_remap_in_place(chunk.cast(), old, total) }
+        && {
+            let recorded = chunk_map::resize(base, old, total);
+            debug_assert!(recorded, "regions of our own mapping are nobody's");
+            true
+        };
+    let chunk = if in_place {
+        chunk
+    } else {
+        chunk_map::remove(base, old);
+        // SAFETY: as above.
+        let moved = unsafe {
+            platform::os_remap_move(
+                chunk.cast(),
+                old,
+                total,
+                align.max(CHUNK_SIZE),
+                chunk_map::prepare,
+            )
+        };
+        let Some(new_base) = moved else {
+            // Unchanged: recorded again as it was (its leaves exist).
+            let again = chunk_map::insert(base, old, ChunkKind::Huge);
+            debug_assert!(again);
+            return None;
+        };
+        new_base.cast::<Chunk>()
+    };
+    // SAFETY: our chunk at its new extent.
+    unsafe { (*chunk).size = total };
+    if !in_place {
+        // `prepare` made every leaf the new extent needs.
+        let recorded = chunk_map::insert(chunk as usize, total, ChunkKind::Huge);
+        debug_assert!(recorded);
+    }
+    stats::add(Counter::Reserved, total as i64 - old as i64);
+    stats::add(Counter::HugeRemaps, 1);
     Some(chunk)
 }
 
@@ -367,7 +459,7 @@ pub unsafe fn free_singleton(page: *mut Page) -> bool {
             Ordering::Relaxed,
         );
         let evicted = cache_huge(st, chunk);
-        trim(st, false);
+        trim(st);
         Some(evicted)
     });
     let Some(evicted) = evicted else {

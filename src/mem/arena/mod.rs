@@ -59,7 +59,7 @@ pub use abandoned::{
     abandon, adopt, for_each_abandoned, free_abandoned_if_empty, sweep_abandoned_now,
 };
 pub use huge::{alloc_singleton, free_singleton, grow_span, remap_huge};
-pub use purge::{cached_count, dirty_bytes, purge, release_caches, trim_strict};
+pub use purge::{cached_count, dirty_bytes, purge, release_caches};
 pub use state::{page_slices, SINGLETON_MAX};
 
 use crate::base::constants::*;

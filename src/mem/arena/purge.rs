@@ -7,19 +7,11 @@ use super::chunks::{purge_later, release_if_spare, spare_chunks, unlink_chunk, u
 use super::huge_cache::{huge_dirty_bytes, purge_huge_later};
 use super::lock::with_arena;
 use super::state::{State, ABANDONED_TOTAL, ARENA, PURGE_DUE};
-use super::trim::trim;
 use crate::base::constants::*;
 use crate::mem::chunk::{Chunk, ALL_SLICES};
 use crate::platform;
 use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering};
-
-/// Purge the dirty memory above the budget now, recent or not (a thread
-/// exits: a program winding down gets its memory back without waiting for
-/// a purge pass that may never come).
-pub fn trim_strict() {
-    with_arena(|st| trim(st, true));
-}
 
 /// The earliest time (ms) the abandoned-page sweep runs again (unforced).
 pub(super) static SWEEP_DUE: AtomicU64 = AtomicU64::new(0);

@@ -130,5 +130,5 @@ pub(super) unsafe fn release_span(st: &mut State, chunk: *mut Chunk, first: usiz
     // SAFETY: as the caller guarantees.
     let dirty = mask & !unsafe { Chunk::meta(chunk) }.zero;
     mark_free(st, chunk, mask, dirty);
-    trim(st, false);
+    trim(st);
 }

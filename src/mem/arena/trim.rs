@@ -18,24 +18,37 @@ use core::ptr;
 /// purge delay goes back at the next pass). Over budget, the memory unused
 /// longest goes first.
 pub(super) const DIRTY_FLOOR: usize = 4 << 20;
-/// Above the budget, memory freed less than the purge delay ago may stay
-/// resident up to this much: a program that frees a big block and
-/// allocates the next one at once (a producer and a consumer of buffers,
-/// a loop of large blocks) reuses it instead of faulting it in again. It
-/// goes back at the next purge pass once the delay has passed, or at once
-/// when a thread exits ([`trim_strict`]).
-pub(super) const RECENT_ALLOWANCE: usize = 8 << 20;
+/// Above the budget, memory freed recently (less than `RECENT_DELAYS`
+/// purge delays ago) may stay resident up to twice the budget more (so at
+/// least 8 MiB): a program that frees big blocks and allocates the
+/// next ones at once (a producer and a consumer of buffers, a loop of large
+/// blocks, rounds of threads that come and go) reuses them instead of
+/// faulting them in again, and the allowance grows with its working set.
+/// It goes back at the next purge pass once it has been unused for the
+/// delay.
+pub(super) const RECENT_FACTOR: usize = 2;
+/// How many purge delays freed memory counts as recent for `trim`: reuse
+/// that comes a little later than the delay (a loop whose steps take
+/// longer) still finds it resident.
+pub(super) const RECENT_DELAYS: u64 = 10;
+
+/// What free spans and cached huge chunks may keep resident for good.
+pub(super) fn dirty_budget() -> usize {
+    DIRTY_FLOOR.max(stats::current(Counter::PageBytes).max(0) as usize / 2)
+}
 
 /// Purge until the dirty memory is within budget (hosted: elsewhere purging
-/// gives nothing back); unless `strict`, memory freed within the purge
-/// delay may exceed it by `RECENT_ALLOWANCE`. Lock held; the purges are
-/// made once it is dropped.
-pub(super) fn trim(st: &mut State, strict: bool) {
+/// gives nothing back), recent memory beyond it within the recent
+/// allowance. Lock held; the purges are made once it is dropped.
+pub(super) fn trim(st: &mut State) {
     if !cfg!(feature = "hosted") {
         return;
     }
-    let budget = DIRTY_FLOOR.max(stats::current(Counter::PageBytes).max(0) as usize / 2);
-    let now = if strict { u64::MAX } else { platform::now_ms() };
+    let budget = dirty_budget();
+    let recent = RECENT_FACTOR * budget;
+    // Due times (free + delay) after this are recent.
+    let recent_after = platform::now_ms()
+        .saturating_sub(RECENT_DELAYS * crate::support::options::purge_delay_ms());
     while st.dirty_huge + st.dirty_slices * SLICE_SIZE > budget {
         // The dirty huge chunk freed longest ago first.
         let oldest = (0..HUGE_CACHE_SLOTS)
@@ -61,8 +74,8 @@ pub(super) fn trim(st: &mut State, strict: bool) {
             at + crate::support::options::purge_delay_ms()
         });
         // Everything left is recent and within the allowance: it stays.
-        if huge_at.min(stalest_at) > now
-            && st.dirty_huge + st.dirty_slices * SLICE_SIZE <= budget + RECENT_ALLOWANCE
+        if huge_at.min(stalest_at) > recent_after
+            && st.dirty_huge + st.dirty_slices * SLICE_SIZE <= budget + recent
         {
             break;
         }
