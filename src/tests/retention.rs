@@ -221,10 +221,10 @@ fn large_block_pages_retire_with_a_grace() {
 #[cfg(all(feature = "hosted", not(feature = "secure")))]
 #[test]
 fn huge_memory_serves_the_next_request_of_any_size() {
-    use crate::options::{self, Opt};
+    use crate::support::options::{self, Opt};
     // Nothing is purged for the time being: the cache is what is tested.
     assert!(options::set(Opt::PurgeDelay, 1_000_000));
-    let total = crate::stats::total;
+    let total = crate::support::stats::total;
     let p = alloc::malloc(6 << 20);
     fill(p, 6 << 20, 1);
     api::free(p);
