@@ -115,7 +115,7 @@ STATIC_REGION_MB = 32
 
 # C mimalloc (the reference peer): its C sources from this registry crate.
 MIMALLOC_SYS_VERSION = "0.1.49"
-MIMALLOC_TREE = "c_src/mimalloc/v2"
+MIMALLOC_TREES = {"v2": "c_src/mimalloc/v2", "v3": "c_src/mimalloc/v3"}
 # Source trees: axlibc as published, and switched to each glue crate.
 TREES = {"stock": None, "mirs": "arceos-glue", "mimalloc": "arceos-glue-mimalloc"}
 
@@ -124,6 +124,8 @@ VARIANTS = {
     "stock": ("stock", [], "stock axlibc (kernel heap, size header)"),
     "mimalloc": ("mimalloc", ["mimalloc-page-provider", "tls"],
                  f"C mimalloc (libmimalloc-sys {MIMALLOC_SYS_VERSION}, v2), page provider capped at {PROVIDER_MAX_MB} MiB"),
+    "mimalloc-v3": ("mimalloc", ["mimalloc-page-provider", "mimalloc-v3", "tls"],
+                    f"C mimalloc (libmimalloc-sys {MIMALLOC_SYS_VERSION}, v3), page provider capped at {PROVIDER_MAX_MB} MiB"),
     "mirs": ("mirs", ["mirs-page-provider"], f"mirs, page provider capped at {PROVIDER_MAX_MB} MiB"),
     "mirs-tls": ("mirs", ["mirs-page-provider", "tls"],
                  f"mirs, TLS thread identity (axlibc `tls`), page provider capped at {PROVIDER_MAX_MB} MiB"),
@@ -134,20 +136,20 @@ VARIANTS = {
 SMALL_MEM, SMALL_CAP_MB = "64M", 48
 # app: (sources, extra CFLAGS, variants tested, boot timeout s, guest memory)
 APPS = {
-    "api": (["c_tests/arceos/api.c"], [], ["mirs", "mirs-tls", "mirs-static", "mimalloc"], 120, MEM),
-    "stress": (["c_tests/arceos/stress.c"], [], ["stock", "mirs", "mirs-tls", "mirs-static", "mimalloc"], 420, MEM),
+    "api": (["c_tests/arceos/api.c"], [], ["mirs", "mirs-tls", "mirs-static", "mimalloc", "mimalloc-v3"], 120, MEM),
+    "stress": (["c_tests/arceos/stress.c"], [], ["stock", "mirs", "mirs-tls", "mirs-static", "mimalloc", "mimalloc-v3"],
+               420, MEM),
     "stress8": (["c_tests/arceos/stress.c"], ["-DTHREADS=8", f"-DPROVIDER_CAP_MB={SMALL_CAP_MB}"],
                 ["mirs", "mirs-static"], 420, SMALL_MEM),
 }
 BENCH_SRC = "c_tests/bench/bench_malloc_thread.c"
 # api checks a variant is known to fail, with the reason (docs/arceos.md):
 # they are reported, and do not fail the run.
-KNOWN_API_DIFFS = {
-    "mimalloc": {
-        "calloc overflow -> NULL+ENOMEM": "mimalloc's release build returns NULL without setting errno",
-        "memalign(48) -> 64-aligned": "mimalloc's memalign returns NULL for an alignment that is not a power of two",
-    },
+MIMALLOC_API_DIFFS = {
+    "calloc overflow -> NULL+ENOMEM": "mimalloc's release build returns NULL without setting errno",
+    "memalign(48) -> 64-aligned": "mimalloc's memalign returns NULL for an alignment that is not a power of two",
 }
+KNOWN_API_DIFFS = {"mimalloc": MIMALLOC_API_DIFFS, "mimalloc-v3": MIMALLOC_API_DIFFS}
 
 
 def log(msg):
@@ -237,12 +239,13 @@ def cargo_env():
         MIMALLOC_ARCEOS_PROVIDER_MAX_MB=str(PROVIDER_MAX_MB),
         MIMALLOC_ARCEOS_CFLAGS=" ".join(cflags("mimalloc") + ["-isystem", gcc_include()]),
     )
-    if MIMALLOC_SRC[0]:
-        env["MIMALLOC_ARCEOS_SRC"] = str(MIMALLOC_SRC[0])
+    for version, var in (("v2", "MIMALLOC_ARCEOS_SRC"), ("v3", "MIMALLOC_ARCEOS_SRC_V3")):
+        if version in MIMALLOC_SRC:
+            env[var] = str(MIMALLOC_SRC[version])
     return env
 
 
-MIMALLOC_SRC = [None]  # set by fetch()
+MIMALLOC_SRC = {}  # version: source tree, set by fetch()
 
 
 def gcc_include():
@@ -289,8 +292,9 @@ libmimalloc-sys = {{ version = "={MIMALLOC_SYS_VERSION}", default-features = fal
     for p in json.loads(meta.stdout)["packages"]:
         found.setdefault(p["name"], {})[p["version"]] = Path(p["manifest_path"]).parent
     mi = found.get("libmimalloc-sys", {}).get(MIMALLOC_SYS_VERSION)
-    if mi is not None and (mi / MIMALLOC_TREE / "src/static.c").is_file():
-        MIMALLOC_SRC[0] = mi / MIMALLOC_TREE
+    for version, tree in MIMALLOC_TREES.items():
+        if mi is not None and (mi / tree / "src/static.c").is_file():
+            MIMALLOC_SRC[version] = mi / tree
     return found
 
 
@@ -692,7 +696,7 @@ def cmd_test(args):
     return 0 if failed == 0 else 1
 
 
-BENCH_VARIANTS = ["stock", "mimalloc", "mirs", "mirs-tls"]
+BENCH_VARIANTS = ["stock", "mimalloc", "mimalloc-v3", "mirs", "mirs-tls"]
 
 
 def bench_elves(variants, threads, seconds, tag, lld):
@@ -855,7 +859,7 @@ def cmd_bench(args):
     return 0 if ok else 1
 
 
-FOOTPRINT_VARIANTS = ["stock", "mimalloc", "mirs", "mirs-tls", "mirs-static"]
+FOOTPRINT_VARIANTS = ["stock", "mimalloc", "mimalloc-v3", "mirs", "mirs-tls", "mirs-static"]
 
 
 def cmd_footprint(args, lld=None):
