@@ -12,7 +12,8 @@ docs/arceos.md describes every step.
                                        bench_malloc_thread: guest instructions
                                        per iteration (-icount, 1/2 threads) and
                                        wall-clock iterations (1/2/4 threads),
-                                       stock, C mimalloc, mirs, mirs-tls; then
+                                       stock, C mimalloc v2 and v3, mirs,
+                                       mirs-tls; then
                                        the footprint table
   arceos.py footprint [--variants V,..]
                                        the stress app per variant at 4/8
@@ -26,7 +27,8 @@ Steps, all cached under target/arceos/:
    that still fails stops the suite at the first failure: one line with its
    cause, the log's tail and its path;
 2. the published ArceOS crates (0.3.0-preview.3) and libmimalloc-sys (for
-   its C sources) fetched by cargo as the dependencies of a throwaway crate;
+   its C sources of mimalloc v2 and v3) fetched by cargo as the
+   dependencies of a throwaway crate;
 3. three source trees laid out as ArceOS's (ulib/axlibc, api/arceos_posix_api):
    `stock`, `mirs` and `mimalloc`, the last two edited by switch_axlibc.py
    (over arceos-glue/ and arceos-glue-mimalloc/);
@@ -67,11 +69,18 @@ MEM = "128M"
 # for these apps, plus SMP and the round-robin scheduler so threads overlap).
 LIB_FEATURES = ["smp", "alloc", "multitask", "irq", "fp-simd"]
 AX_FEATURES = ["axfeat/defplat", "axfeat/sched-rr"]
+# x86_64: -mno-red-zone, which ArceOS's build_c.mk lacks. Interrupts in the
+# kernel arrive on the running task's stack, and their frame overwrites the
+# 128 bytes below %rsp that x86_64 C code may use without moving %rsp (the
+# red zone): gcc kept mimalloc's chacha_block loop counter there, a timer
+# interrupt turned it into an address, and the boot spun for minutes (the
+# "stalls" of docs/arceos.md section 8). Rust code for x86_64-unknown-none
+# has no red zone already.
 # The other architectures (QEMU virt): api and stress for stock and mirs.
 # fp-simd is off there (with it axlibc's setjmp.rs fails to assemble on
 # riscv64); the kernel is booted from a flat binary, as ArceOS's make does.
 ARCHES = {
-    "x86_64": dict(target=TARGET, plat="axplat-x86-pc", cc="gcc", cflags=["-mcmodel=large"],
+    "x86_64": dict(target=TARGET, plat="axplat-x86-pc", cc="gcc", cflags=["-mcmodel=large", "-mno-red-zone"],
                    lib_features=LIB_FEATURES, qemu="qemu-system-x86_64", package="qemu-system-x86",
                    machine=["-machine", "q35"], flat=False),
     "riscv64": dict(target="riscv64gc-unknown-none-elf", plat="axplat-riscv64-qemu-virt",
