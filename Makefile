@@ -203,7 +203,7 @@ test-miri:
 # pinned toolchain, QEMU or libclang cannot be installed (tools/prereqs.py);
 # a build that fails anyway stops the suite with one line and its log's path.
 # bench-arceos: guest instructions per malloc+free (-icount) and wall-clock
-# throughput for stock, C mimalloc, mirs and mirs-tls, then the stress
+# throughput for stock, C mimalloc v2 and v3, mirs and mirs-tls, then the stress
 # footprint table.
 test-arceos:
 	python3 c_tests/arceos/arceos.py test $(if $(ARCEOS_ARCHES),--arches "$(ARCEOS_ARCHES)") $(ARCEOS_APPS)

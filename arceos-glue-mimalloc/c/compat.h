@@ -32,4 +32,13 @@ int pthread_mutex_destroy(pthread_mutex_t *mutex);
 /* mi_realpath calls it; axlibc has none (and no file system here). */
 #define realpath(path, resolved) ((void)(path), (void)(resolved), (char *)NULL)
 
+/* v3's page map covers the low MIMALLOC_ARCEOS_VA_BITS bits of an address
+ * (build.rs patches its index and its bounds check to these): ArceOS maps
+ * physical memory at one fixed offset, so every heap address has the same
+ * high bits, which mimalloc_arceos_high_bits holds (that value | 1, or 0
+ * before the first allocation; c/mimalloc_arceos.c). */
+#define MIMALLOC_ARCEOS_VA_BITS 32
+#define MIMALLOC_ARCEOS_HIGH(a) ((uintptr_t)(a) >> MIMALLOC_ARCEOS_VA_BITS)
+extern uintptr_t mimalloc_arceos_high_bits;
+
 #endif

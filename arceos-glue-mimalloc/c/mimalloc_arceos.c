@@ -1,8 +1,9 @@
-/* mimalloc-arceos: C mimalloc (v2) as axlibc's malloc.
+/* mimalloc-arceos: C mimalloc (v2 or v3) as axlibc's malloc.
  *
  * One translation unit: mimalloc's own sources (the list its src/static.c
  * includes, without its OS layer src/prim/), then the OS primitives of
- * include/mimalloc/prim.h for ArceOS, then the C allocation names.
+ * include/mimalloc/prim.h for ArceOS, then the C allocation names. v2 and
+ * v3 differ in their source lists and in a few primitives (#if below).
  *
  * ArceOS has no virtual memory to reserve or give back lazily: axlibc
  * implements no mmap, and what axalloc's page allocator hands out is
@@ -12,6 +13,8 @@
 #include "mimalloc.h"
 #include "mimalloc/internal.h"
 #include "mimalloc/prim.h"
+
+#define MIMALLOC_ARCEOS_V3 (MI_MALLOC_VERSION >= 30000)
 
 #include "alloc.c" /* without MI_MALLOC_OVERRIDE: the C names are defined below */
 #include "alloc-aligned.c"
@@ -25,9 +28,16 @@
 #include "os.c"
 #include "page.c"
 #include "random.c"
+#include "stats.c"
+#if MIMALLOC_ARCEOS_V3
+#include "arena-meta.c"
+#include "page-map.c"
+#include "theap.c"
+#include "threadlocal.c"
+#else
 #include "segment.c"
 #include "segment-map.c"
-#include "stats.c"
+#endif
 
 #include <errno.h>
 #include <string.h>
@@ -37,8 +47,16 @@
 void *mimalloc_arceos_pages_alloc(size_t size, size_t align);
 void mimalloc_arceos_pages_free(void *p, size_t size);
 void mimalloc_arceos_write(const char *bytes, size_t len);
+void mimalloc_arceos_yield(void);
 
 #define ARCEOS_PAGE 4096
+
+#if MIMALLOC_ARCEOS_V3
+#if !MI_PAGE_MAP_FLAT
+#error "mimalloc-arceos: v3 is built with its flat page map (MI_DEFAULT_VIRTUAL_ADDRESS_BITS=32)"
+#endif
+uintptr_t mimalloc_arceos_high_bits;
+#endif
 
 /* ------------------------------------------------------------- memory */
 
@@ -50,6 +68,13 @@ void _mi_prim_mem_init(mi_os_mem_config_t *config)
     config->has_overcommit = false;       /* every page handed out is physical */
     config->has_partial_free = false;     /* give back whole allocations only */
     config->has_virtual_reserve = false;
+#if MIMALLOC_ARCEOS_V3
+    /* v3's page map is indexed by the address's low MIMALLOC_ARCEOS_VA_BITS
+     * bits (build.rs patches the index); _mi_prim_alloc checks the rest. */
+    config->virtual_address_bits = MIMALLOC_ARCEOS_VA_BITS;
+    config->physical_memory_in_kib = 0; /* unknown: only used for statistics */
+    config->has_transparent_huge_pages = false;
+#endif
 }
 
 int _mi_prim_alloc(void *hint_addr, size_t size, size_t try_alignment, bool commit, bool allow_large,
@@ -63,8 +88,30 @@ int _mi_prim_alloc(void *hint_addr, size_t size, size_t try_alignment, bool comm
         align = try_alignment;
     *is_large = false;
     *is_zero = false; /* axalloc does not clear pages */
-    *addr = mimalloc_arceos_pages_alloc(_mi_align_up(size, ARCEOS_PAGE), align);
-    return *addr != NULL ? 0 : ENOMEM;
+    size = _mi_align_up(size, ARCEOS_PAGE);
+    *addr = mimalloc_arceos_pages_alloc(size, align);
+    if (*addr == NULL)
+        return ENOMEM;
+#if MIMALLOC_ARCEOS_V3
+    /* Every block of memory must lie in the window of 2^VA_BITS bytes the
+     * page map covers (ArceOS maps physical memory at one fixed offset, so
+     * the high bits are that offset's): anything else is refused rather
+     * than aliased in the map. */
+    uintptr_t lo = (uintptr_t)*addr, hi = lo + size - 1;
+    uintptr_t expect = mimalloc_arceos_high_bits;
+    if (expect == 0) {
+        uintptr_t none = 0;
+        __atomic_compare_exchange_n(&mimalloc_arceos_high_bits, &none, MIMALLOC_ARCEOS_HIGH(lo) | 1, false,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+        expect = mimalloc_arceos_high_bits;
+    }
+    if ((MIMALLOC_ARCEOS_HIGH(lo) | 1) != expect || (MIMALLOC_ARCEOS_HIGH(hi) | 1) != expect) {
+        mimalloc_arceos_pages_free(*addr, size);
+        *addr = NULL;
+        return ENOMEM;
+    }
+#endif
+    return 0;
 }
 
 int _mi_prim_free(void *addr, size_t size)
@@ -158,7 +205,13 @@ bool _mi_prim_random_buf(void *buf, size_t buf_len)
  * mi_thread_done), not through a pthread key. */
 void _mi_prim_thread_init_auto_done(void) {}
 void _mi_prim_thread_done_auto_done(void) {}
+#if MIMALLOC_ARCEOS_V3
+void _mi_prim_thread_associate_default_theap(mi_theap_t *theap) { (void)theap; }
+bool _mi_prim_thread_is_in_threadpool(void) { return false; }
+void _mi_prim_thread_yield(void) { mimalloc_arceos_yield(); }
+#else
 void _mi_prim_thread_associate_default_heap(mi_heap_t *heap) { (void)heap; }
+#endif
 
 bool _mi_is_redirected(void) { return false; }
 bool _mi_allocator_init(const char **message)

@@ -73,6 +73,13 @@ pub unsafe extern "C" fn pthread_mutex_trylock(mutex: *mut c_void) -> c_int {
     }
 }
 
+/// Give the CPU to another task (v3's `_mi_prim_thread_yield`; axlibc has
+/// no `sched_yield`).
+#[no_mangle]
+pub extern "C" fn mimalloc_arceos_yield() {
+    arceos_posix_api::sys_sched_yield();
+}
+
 /// `pthread_mutex_destroy`: an axsync mutex holds no resources, so nothing to do.
 #[no_mangle]
 pub extern "C" fn pthread_mutex_destroy(_mutex: *mut c_void) -> c_int {

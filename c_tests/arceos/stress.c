@@ -291,7 +291,10 @@ int main(void)
                (cap ? cap : hooks.mirs_cap()) >> 10);
     if (hooks.mi_peak && hooks.mi_cap)
         printf("stress: page provider peak %zu KiB (cap %zu KiB)\n", hooks.mi_peak() >> 10, hooks.mi_cap() >> 10);
-    if (total.nulls && hooks.mirs_stats)
+#ifndef PRINT_STATS /* -DPRINT_STATS=1: mirs's statistics after every run (arceos.py footprint) */
+#define PRINT_STATS 0
+#endif
+    if ((total.nulls || PRINT_STATS) && hooks.mirs_stats)
         hooks.mirs_stats();
     printf("stress: ops=%ld nulls=%ld corrupt=%ld leaked=%ld create_failed=%ld\n", ops, total.nulls,
            total.corrupt, leaked, create_failed);

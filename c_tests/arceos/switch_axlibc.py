@@ -10,7 +10,8 @@ arceos-glue-mimalloc/ (mimalloc-arceos); below, GLUE is its name and P the
 name without `-arceos` (mirs, mimalloc).
 - Cargo.toml: the dependency on GLUE, turned on by `alloc`; `multitask` and
   `tls` passed on to it; features `P-page-provider` and (when GLUE has a
-  static region) `P-static-region` choose the allocator's memory.
+  static region) `P-static-region` choose the allocator's memory, and
+  (when GLUE has one) `P-v3` its version (C mimalloc v3).
 - src/malloc.rs: axlibc's malloc/free (a size header before each block over
   the kernel heap) replaced by a re-export of GLUE's C functions.
 - c/stdlib.c: its calloc and realloc removed (realloc reads that header).
@@ -65,7 +66,7 @@ def edit_cargo_toml(path, glue, glue_features):
     text = add_to_feature(text, "alloc", [f"dep:{MARK}"])
     text = add_to_feature(text, "multitask", [f"{MARK}?/multitask"])
     text = add_to_feature(text, "tls", [f"{MARK}?/thread-local"])
-    memory = [(f"{prefix}-{f}", ["alloc", f"{MARK}/{f}"]) for f in ("page-provider", "static-region")
+    memory = [(f"{prefix}-{f}", ["alloc", f"{MARK}/{f}"]) for f in ("page-provider", "static-region", "v3")
               if f in glue_features]
     text = add_features(text, memory)
     text += (
