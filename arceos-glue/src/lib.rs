@@ -59,7 +59,10 @@ struct NoGuard;
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
     let _irq = irq_guard();
-    m::mirs_malloc(size)
+    // mirs's Rust entry points, not the `mirs_*` C symbols: those are
+    // exported, so even under LTO each call stays a jump through the GOT;
+    // these inline their fast paths here.
+    mirs::malloc(size).cast()
 }
 
 /// C `free`.
@@ -70,7 +73,7 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 pub unsafe extern "C" fn free(p: *mut c_void) {
     let _irq = irq_guard();
     // SAFETY: the caller's contract is mirs_free's.
-    unsafe { m::mirs_free(p) }
+    unsafe { mirs::free(p.cast()) }
 }
 
 /// C `calloc` (NULL and ENOMEM when `n * size` overflows).
