@@ -179,16 +179,21 @@ pub fn region_bytes() -> usize {
 // ---------------------------------------------------------------- thread identity
 
 /// With `thread-local`: a thread-local whose address is the thread's id.
+/// A `u64`, so the address is 8-aligned (the TLS block honours the largest
+/// alignment of its variables) and therefore even, as owner ids must be,
+/// with no masking on the fast paths.
 #[cfg(feature = "thread-local")]
 #[thread_local]
-static THREAD_ANCHOR: u8 = 0;
+static THREAD_ANCHOR: u64 = 0;
 
 /// The page owner id of the calling thread: even and non-zero.
 #[inline(always)]
 pub fn thread_id() -> usize {
     #[cfg(feature = "thread-local")]
     {
-        core::ptr::addr_of!(THREAD_ANCHOR) as usize & !1
+        let id = core::ptr::addr_of!(THREAD_ANCHOR) as usize;
+        debug_assert!(id & 1 == 0);
+        id
     }
     #[cfg(not(feature = "thread-local"))]
     {
