@@ -374,6 +374,7 @@ fn in_heap_tells_mirs_blocks_from_foreign_memory() {
     let aligned = alloc::malloc_aligned(100, 4096);
     let huge = alloc::malloc(3 << 20);
     for p in [small, aligned, huge] {
+        // SAFETY: live blocks of ours, freed only below.
         assert!(!p.is_null() && unsafe { crate::entry::alloc::in_heap(p) });
     }
     // SAFETY: inside the huge block.
