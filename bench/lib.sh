@@ -31,7 +31,10 @@ ir() {
     out="$tmp/cg.out"
     if ! LD_PRELOAD="$pre" timeout 300 valgrind --tool=callgrind --callgrind-out-file="$out" \
             "$@" >/dev/null 2>"$tmp/cg.err"; then
-        echo "$(basename "$0" .sh): callgrind failed for $*: $(tail -3 "$tmp/cg.err")" >&2
+        # The program's own last word (not valgrind's `==pid==` lines) says
+        # why, e.g. huge_fail: a peer whose malloc(1 << 46) succeeds.
+        why=$(grep -v '^==' "$tmp/cg.err" | tail -1)
+        echo "$(basename "$0" .sh): $* exited non-zero under callgrind: ${why:-$(tail -3 "$tmp/cg.err")}" >&2
         return 1
     fi
     # The profile's "summary:" (or "totals:") line holds the total Ir.
