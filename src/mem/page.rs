@@ -37,7 +37,7 @@
 //!   no thread ever holds a `&mut Page`: every non-atomic field is an
 //!   `UnsafeCell`, so a `&Page` on any thread aliases nothing.
 
-use crate::base::constants::{MAX_EXTEND_SIZE, MIN_EXTEND};
+use crate::base::constants::{CHUNK_SIZE, MAX_EXTEND_SIZE, MIN_EXTEND};
 use crate::lockfree::block::{Block, ListKey};
 use core::cell::UnsafeCell;
 use core::ptr;
@@ -486,14 +486,12 @@ impl OwnedPage {
     #[inline(always)]
     pub fn pop_free(self) -> *mut u8 {
         let block = self.free();
-        // The head must lie in the page's carved area before its link is
-        // read: one subtraction and compare against the hot-line bound,
-        // which null fails too. A head that fails it is null (empty), a
-        // page with flags (its bound is 0: the cold path asks `carved`),
-        // or a link that was damaged while its block was free (a use after
-        // free, an overflow from the block below: it decodes far outside
-        // the page, block.rs).
-        if (block as usize).wrapping_sub(self.start() as usize) >= self.fast_free_limit() {
+        // The head must be a block of ours before its link is read. A head
+        // that fails the test is null (empty) or a link that was damaged
+        // while its block was free (a use after free, an overflow from the
+        // block below): it decodes with the page's secret key to a random
+        // address (block.rs), far outside the page.
+        if !self.may_pop(block) {
             if block.is_null() {
                 return self.pop_local_free();
             }
@@ -516,10 +514,32 @@ impl OwnedPage {
         self.set_local_free(ptr::null_mut());
         self.set_free(local);
         self.set_free_is_zero(false);
-        if (local as usize).wrapping_sub(self.start() as usize) >= self.fast_free_limit() {
+        if !self.may_pop(local) {
             return self.pop_checked();
         }
         self.pop_head(local)
+    }
+
+    /// The fast test of a free-list head. Default build: it lies in the
+    /// chunk-sized window that starts at the page header (every block of
+    /// the page does: headers come first in their chunk): a subtraction and
+    /// a compare, no load. Null fails it (it wraps far above the window;
+    /// the static empty page included, wherever it is linked), and a
+    /// damaged link passes only if it decodes into those 4 MiB by chance
+    /// (2^-42 with the page's random key); a head that fails goes to the
+    /// exact test of `pop_checked`. `secure`: the exact test (in the carved
+    /// area; the bound is 0 for pages with flags, whose heads `pop_checked`
+    /// checks as block starts).
+    #[inline(always)]
+    fn may_pop(self, block: *mut Block) -> bool {
+        #[cfg(not(feature = "secure"))]
+        {
+            (block as usize).wrapping_sub(self.0 as usize) < CHUNK_SIZE
+        }
+        #[cfg(feature = "secure")]
+        {
+            (block as usize).wrapping_sub(self.start() as usize) < self.fast_free_limit()
+        }
     }
 
     /// Unlink `block`, the valid head of `free`, and hand it out.
