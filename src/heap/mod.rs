@@ -40,17 +40,6 @@ use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::Ordering;
 
-/// The retire grace of an emptied page of blocks of `block_size`: pages of
-/// large blocks (a few blocks each, so a loop of a few allocations empties
-/// and refills them) get a shorter one, as their spans are bigger.
-fn retire_cycles(block_size: usize) -> u8 {
-    if block_size <= RETIRE_SIZE_MAX {
-        RETIRE_CYCLES
-    } else {
-        RETIRE_CYCLES_LARGE
-    }
-}
-
 #[repr(C)]
 pub struct Heap {
     // --- the malloc fast path reads only this ---
@@ -497,7 +486,7 @@ impl Heap {
         // thread's is held until it is reaped).
         let keep = pg.block_size() <= RETIRE_SIZE_MAX || cfg!(feature = "hosted");
         if bin < BIN_HUGE && keep && self.queues[bin].first == page {
-            pg.set_retire_expire(retire_cycles(pg.block_size()));
+            pg.set_retire_expire(RETIRE_CYCLES);
             pg.note_retire_free();
             self.retired_min = self.retired_min.min(bin);
             self.retired_max = self.retired_max.max(bin);
@@ -552,7 +541,7 @@ impl Heap {
                 // Blocks were handed out since the last look: in use,
                 // though empty right now. The grace starts over.
                 pg.note_retire_free();
-                pg.set_retire_expire(retire_cycles(pg.block_size()));
+                pg.set_retire_expire(RETIRE_CYCLES);
             } else {
                 pg.set_retire_expire(pg.retire_expire() - 1);
             }
