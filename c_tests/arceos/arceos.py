@@ -541,6 +541,16 @@ def boot(elf, timeout, mem=MEM, icount=False):
 
 
 BOOT_CPU = [0.0]
+# riscv64 guests (QEMU virt, OpenSBI) now and then run ArceOS's primary boot
+# path on both harts: the banner prints twice and the second pass panics
+# in `lazyinit` ("Already initialized") before main, whatever the allocator:
+# 1 of 80 stock boots and 3 of 60 mirs boots (2026-12-06). Such a boot is
+# reported and booted again, as it tests nothing of the allocator.
+BOOT_RACE_RETRIES = 2
+
+
+def boot_race(text):
+    return text.count("d8888888888") > 1
 OBJCOPY = ["rust-objcopy"]  # set by arch_prerequisites()
 
 
@@ -697,6 +707,12 @@ def cmd_test(args):
         finally:
             t_build += time.time() - t0
         text, secs, timed_out = boot(elf, timeout, mem=mem)
+        for _ in range(BOOT_RACE_RETRIES):
+            if not boot_race(text):
+                break
+            log(f"test-arceos: {app} {name}: two harts ran the primary boot path (ArceOS's "
+                f"banner twice, then {panic_line(text) or 'no panic'}): not the allocator; booting again")
+            text, secs, timed_out = boot(elf, timeout, mem=mem)
         (out_dir(variant) / f"{app}.log").write_text(text)
         ok, summary = judge(app, text, timed_out, variant)
         passed += ok
