@@ -231,6 +231,99 @@ pub unsafe fn os_remap_move(
     Some(aligned as *mut u8)
 }
 
+/// Reserve `size` bytes of address space aligned to `align`, readable and
+/// writable but committing nothing (`MAP_NORESERVE`): a region the arena
+/// carves huge blocks from; only the pages written become memory.
+pub fn os_reserve(size: usize, align: usize) -> Option<OsMemory> {
+    #[cfg(any(test, feature = "fault-injection"))]
+    if !fault::allow_request() {
+        return None;
+    }
+    let map_size = size.checked_add(align)?;
+    // SAFETY: an anonymous private mapping has no preconditions.
+    let raw = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            map_size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return None;
+    }
+    let start = raw as usize;
+    let aligned = (start + align - 1) & !(align - 1);
+    let (head, tail) = (aligned - start, map_size - (aligned - start) - size);
+    if head > 0 {
+        // SAFETY: inside the mapping just made, before the part we keep.
+        unsafe { libc::munmap(raw, head) };
+    }
+    if tail > 0 {
+        // SAFETY: inside the mapping just made, after the part we keep.
+        unsafe { libc::munmap((aligned + size) as *mut c_void, tail) };
+    }
+    // Transparent huge pages where the system allows them on request
+    // (`madvise` mode): a block written in full then faults once per 2 MiB,
+    // not per 4 KiB (C mimalloc v3 asks the same for its arenas). Purges
+    // of whole units give whole huge pages back. Advice only: failure is
+    // harmless.
+    // SAFETY: advice on the range just reserved.
+    unsafe { libc::madvise(aligned as *mut c_void, size, libc::MADV_HUGEPAGE) };
+    Some(OsMemory {
+        base: aligned as *mut u8,
+        is_zero: true,
+    })
+}
+
+/// Move the pages of `from..from + old` to `to` (`new` bytes there, the
+/// growth reading as zero) without copying, inside reservations of ours
+/// (`os_reserve`), and map the vacated range again, empty, so the
+/// reservation has no hole. False (nothing changed) when the kernel
+/// refuses.
+///
+/// # Safety
+/// Both ranges are page aligned, disjoint, inside live reservations of
+/// ours, and nobody else uses them meanwhile.
+pub unsafe fn os_move_pages(from: *mut u8, old: usize, to: *mut u8, new: usize) -> bool {
+    #[cfg(any(test, feature = "fault-injection"))]
+    if !fault::allow_request() {
+        return false;
+    }
+    // SAFETY: as the caller guarantees; MREMAP_FIXED replaces the target.
+    let got = unsafe {
+        libc::mremap(
+            from.cast(),
+            old,
+            new,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            to.cast::<c_void>(),
+        )
+    };
+    if got == libc::MAP_FAILED {
+        return false;
+    }
+    // SAFETY: the range just vacated, ours; MAP_FIXED fills the hole.
+    let refilled = unsafe {
+        libc::mmap(
+            from.cast(),
+            old,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    // A hole left in a reservation would fault on the next block there:
+    // nothing sane remains to be done.
+    if refilled == libc::MAP_FAILED {
+        abort();
+    }
+    true
+}
+
 /// Give a mapping back.
 ///
 /// # Safety

@@ -45,9 +45,12 @@ pub enum Counter {
     /// Bytes of singleton pages (one large or huge block each, handed out
     /// whole): live until freed.
     SingletonBytes,
+    /// Address space reserved for regions (hosted), which huge blocks are
+    /// carved from: not memory (what their blocks use is in `Reserved`).
+    RegionSpace,
 }
 
-const COUNTERS: usize = Counter::SingletonBytes as usize + 1;
+const COUNTERS: usize = Counter::RegionSpace as usize + 1;
 
 struct Stat {
     current: AtomicI64,

@@ -51,6 +51,7 @@ mod huge;
 mod huge_cache;
 mod lock;
 mod purge;
+mod region;
 mod span;
 mod state;
 mod trim;
@@ -60,7 +61,7 @@ pub use abandoned::{
 };
 pub use huge::{alloc_singleton, free_singleton, grow_span, remap_huge};
 pub use purge::{cached_count, dirty_bytes, purge, release_caches};
-pub use state::{page_slices, SINGLETON_MAX};
+pub use state::{page_slices, HUGE_MIN, SINGLETON_MAX};
 
 use crate::base::constants::*;
 use crate::mem::chunk::{Chunk, CLASS_PAGES};

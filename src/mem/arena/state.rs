@@ -2,6 +2,7 @@
 //! `lock.rs` takes it), the counters read without it, and the sizes the
 //! rest share.
 
+use super::region::{Region, MAX_REGIONS};
 use crate::base::constants::*;
 use crate::base::size_class::BIN_COUNT;
 use crate::lockfree::sync::SpinLock;
@@ -29,6 +30,14 @@ pub(super) struct State {
     /// and bytes of dirty cached huge chunks: what `trim` bounds.
     pub(super) dirty_slices: usize,
     pub(super) dirty_huge: usize,
+    /// Regions huge blocks are carved from (hosted), and the bytes their
+    /// free units may hold resident (also bounded by `trim`).
+    pub(super) regions: [Region; MAX_REGIONS],
+    pub(super) dirty_region: usize,
+    /// Bytes of units in blocks (`trim`'s allowance for free units).
+    pub(super) region_used: usize,
+    /// Blocks freed into regions since one was last carved.
+    pub(super) region_frees: usize,
     /// Abandoned pages of each bin, oldest first (the ones that had the
     /// longest to get their blocks back): a doubly linked list through
     /// their chunks' `ab_next` / `ab_prev`, so an adopter takes one without
@@ -52,6 +61,10 @@ pub(super) static ARENA: SpinLock<State> = SpinLock::new(State {
     huge_cache: [ptr::null_mut(); HUGE_CACHE_SLOTS],
     dirty_slices: 0,
     dirty_huge: 0,
+    regions: [const { Region::EMPTY }; MAX_REGIONS],
+    dirty_region: 0,
+    region_used: 0,
+    region_frees: 0,
     abandoned: [ptr::null_mut(); BIN_COUNT],
     abandoned_last: [ptr::null_mut(); BIN_COUNT],
     pending: Deferred::NONE,
@@ -62,6 +75,8 @@ pub(super) const DEFER_PURGE: usize = 64;
 /// Chunks to unmap per lock hold (more stay as spares until the next
 /// purge pass, which gives back the empty chunks beyond the spares).
 pub(super) const DEFER_UNMAP: usize = 16;
+/// Runs of region units to purge per lock hold.
+pub(super) const DEFER_REGION: usize = 16;
 
 /// System calls to make after the lock is dropped. What they act on is out
 /// of everyone else's reach meanwhile: unlinked chunks, free slices moved
@@ -76,6 +91,10 @@ pub(super) struct Deferred {
     /// Huge chunks (out of the cache) whose body to purge.
     pub(super) huge: [*mut Chunk; HUGE_CACHE_SLOTS],
     pub(super) n_huge: usize,
+    /// Region units to purge: (region, first unit, units, start address,
+    /// bytes).
+    pub(super) region: [(usize, usize, usize, usize, usize); DEFER_REGION],
+    pub(super) n_region: usize,
 }
 
 impl Deferred {
@@ -86,10 +105,12 @@ impl Deferred {
         n_purge: 0,
         huge: [ptr::null_mut(); HUGE_CACHE_SLOTS],
         n_huge: 0,
+        region: [(0, 0, 0, 0, 0); DEFER_REGION],
+        n_region: 0,
     };
 
     pub(super) fn is_empty(&self) -> bool {
-        self.n_unmap == 0 && self.n_purge == 0 && self.n_huge == 0
+        self.n_unmap == 0 && self.n_purge == 0 && self.n_huge == 0 && self.n_region == 0
     }
 }
 
@@ -122,6 +143,13 @@ pub fn page_slices(block_size: usize) -> usize {
 /// The largest block a singleton span in a normal chunk holds; larger
 /// blocks get a huge chunk.
 pub const SINGLETON_MAX: usize = (SLICES_PER_CHUNK - 1) * SLICE_SIZE;
+/// The smallest block that gets a huge chunk: from `REGION_MIN` on where
+/// there are regions (hosted), else beyond `SINGLETON_MAX`.
+pub const HUGE_MIN: usize = if super::region::REGIONS {
+    super::region::REGION_MIN
+} else {
+    SINGLETON_MAX + 1
+};
 
 /// A span found for a request: its chunk, first slice and length, and
 /// whether all of its memory reads as zero.
