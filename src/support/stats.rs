@@ -14,7 +14,9 @@ use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 pub enum Counter {
     /// Chunks mapped (normal and huge, spare and cached ones included).
     Chunks,
-    /// Bytes mapped for chunks (spare and cached ones included).
+    /// Bytes mapped for chunks (spare and cached ones included; a chunk
+    /// carved from a region counts its size, and free region memory not
+    /// yet purged counts too).
     Reserved,
     /// Pages handed to heaps.
     Pages,

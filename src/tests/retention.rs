@@ -257,6 +257,7 @@ fn huge_memory_serves_the_next_request_of_any_size() {
 }
 
 /// Page faults of the calling thread so far (getrusage RUSAGE_THREAD).
+#[cfg(all(feature = "hosted", not(feature = "secure")))]
 fn thread_faults() -> i64 {
     // SAFETY: `rusage` is a struct of integers: all zeros is a valid value.
     let mut ru: libc::rusage = unsafe { core::mem::zeroed() };

@@ -20,7 +20,10 @@
 //! arena lock; region bases are also published in `REGION_BASES` so the
 //! owner of a live block finds its region without the lock.
 
-use super::state::{State, DEFER_REGION, PURGE_DUE};
+use super::state::{
+    Region, State, DEFER_REGION, MAX_REGIONS, PURGE_DUE, REGION_SIZE, UNITS, WORDS,
+};
+pub(super) use super::state::{REGIONS, REGION_MAX_UNITS};
 use crate::base::address;
 use crate::base::constants::*;
 use crate::mem::chunk_map;
@@ -28,70 +31,9 @@ use crate::platform;
 use crate::support::stats::{self, Counter};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// Address space per region: a few hundred MiB of big blocks fit one.
-pub(super) const REGION_SIZE: usize = 1 << 30;
-/// Units (chunks' 4 MiB) per region.
-pub(super) const UNITS: usize = REGION_SIZE / CHUNK_SIZE;
-const WORDS: usize = UNITS / 64;
-/// Regions at most (16 GiB of address space); beyond them blocks get
-/// mappings of their own.
-pub(super) const MAX_REGIONS: usize = 16;
-/// Blocks of more units than this get a mapping of their own: one such
-/// block would take a good part of a region.
-pub(super) const REGION_MAX_UNITS: usize = UNITS / 4;
-/// Blocks from this size on are carved from regions (when there are
-/// regions): the memory of freed big blocks then serves big blocks of any
-/// size, in huge pages, rather than staying in spans of 4 MiB chunks.
-pub(super) const REGION_MIN: usize = 1 << 20;
-/// Regions exist hosted only (embedded memory is the embedder's), and not
-/// with `secure`, whose guard page after each header would split them.
-pub(super) const REGIONS: bool = cfg!(all(feature = "hosted", not(feature = "secure")));
-
-const _: () = assert!(UNITS.is_multiple_of(64) && UNITS <= u16::MAX as usize);
-
 /// Region bases (0: none), written under the lock, read by the holder of
 /// a live block to find its region (a region with a live block stays).
 static REGION_BASES: [AtomicUsize; MAX_REGIONS] = [const { AtomicUsize::new(0) }; MAX_REGIONS];
-
-pub(super) struct Region {
-    base: usize,
-    /// Bit u: unit u is in no block and not being purged.
-    free: [u64; WORDS],
-    /// Per unit: bytes from its start that may be resident (0: reads as
-    /// zero). Kept for units in use too: the tail after a block holds what
-    /// an earlier, longer block left there.
-    dirty: [u32; UNITS],
-    /// Per free unit with resident memory: when it was freed (ms).
-    freed_at: [u64; UNITS],
-    /// Free units with resident memory.
-    dirty_units: usize,
-}
-
-impl Region {
-    pub(super) const EMPTY: Region = Region {
-        base: 0,
-        free: [0; WORDS],
-        dirty: [0; UNITS],
-        freed_at: [0; UNITS],
-        dirty_units: 0,
-    };
-
-    fn is_free(&self, u: usize) -> bool {
-        self.free[u / 64] & (1 << (u % 64)) != 0
-    }
-
-    fn set_free(&mut self, u: usize, free: bool) {
-        if free {
-            self.free[u / 64] |= 1 << (u % 64);
-        } else {
-            self.free[u / 64] &= !(1 << (u % 64));
-        }
-    }
-
-    fn all_free(&self) -> bool {
-        self.free.iter().all(|&w| w == u64::MAX)
-    }
-}
 
 /// Units carved for a block: where, and what the units held.
 pub(super) struct Carved {
@@ -119,6 +61,20 @@ fn resident_extent(bytes: usize) -> usize {
     bytes.next_multiple_of(HUGE_PAGE).min(CHUNK_SIZE)
 }
 
+/// Free units' resident bytes change: `State::dirty_region`, and the
+/// reserved bytes of the statistics, which count what regions may hold
+/// resident outside blocks as well as their blocks' chunks (so committed
+/// memory stays within reserved).
+fn more_dirty(st: &mut State, bytes: usize) {
+    st.dirty_region += bytes;
+    stats::add(Counter::Reserved, bytes as i64);
+}
+
+fn less_dirty(st: &mut State, bytes: usize) {
+    st.dirty_region -= bytes;
+    stats::add(Counter::Reserved, -(bytes as i64));
+}
+
 /// The region and unit of `addr` (a live block's chunk base, which keeps
 /// its region alive).
 pub(super) fn region_of(addr: usize) -> Option<(usize, usize)> {
@@ -137,7 +93,7 @@ pub(super) fn region_of(addr: usize) -> Option<(usize, usize)> {
 /// shortest free run on a tie (fewer large runs are cut up), the lowest
 /// address after that. Lock held.
 pub(super) fn take_units(st: &mut State, units: usize, total: usize) -> Option<Carved> {
-    debug_assert!(units >= 1 && units <= REGION_MAX_UNITS && total <= units * CHUNK_SIZE);
+    debug_assert!((1..=REGION_MAX_UNITS).contains(&units) && total <= units * CHUNK_SIZE);
     let last_need = covered(total, units - 1);
     // (useful resident bytes, run length, region, first unit)
     let mut best: Option<(usize, usize, usize, usize)> = None;
@@ -194,17 +150,17 @@ pub(super) fn take_units(st: &mut State, units: usize, total: usize) -> Option<C
             is_zero = false;
         }
     }
-    st.dirty_region -= taken_dirty;
-    st.region_used += units * CHUNK_SIZE;
-    st.region_frees = 0;
-    let last = first + units - 1;
-    Some(Carved {
+    let carved = Carved {
         base: r.base + first * CHUNK_SIZE,
         region: ri,
         first,
         is_zero,
-        tail_dirty: (r.dirty[last] as usize).saturating_sub(last_need),
-    })
+        tail_dirty: (r.dirty[first + units - 1] as usize).saturating_sub(last_need),
+    };
+    less_dirty(st, taken_dirty);
+    st.region_used += units * CHUNK_SIZE;
+    st.region_frees = 0;
+    Some(carved)
 }
 
 /// The tail of a block's last unit (after `need` bytes) is being purged by
@@ -230,7 +186,7 @@ pub(super) fn grow_units(st: &mut State, region: usize, first: usize, count: usi
             r.dirty_units -= 1;
         }
     }
-    st.dirty_region -= taken_dirty;
+    less_dirty(st, taken_dirty);
     st.region_used += count * CHUNK_SIZE;
     true
 }
@@ -271,7 +227,7 @@ pub(super) fn release_units(
             added += d as usize;
         }
     }
-    st.dirty_region += added;
+    more_dirty(st, added);
     st.region_used -= count * CHUNK_SIZE;
     st.region_frees += 1;
     if added != 0 {
@@ -368,7 +324,7 @@ fn purge_later(st: &mut State, region: usize, first: usize, count: usize) -> boo
     // One call for the run: from its first unit to the resident end of its last.
     let len = (count - 1) * CHUNK_SIZE + r.dirty[first + count - 1] as usize;
     let start = r.base + first * CHUNK_SIZE;
-    st.dirty_region -= bytes;
+    less_dirty(st, bytes);
     let n = st.pending.n_region;
     st.pending.region[n] = (
         region,
@@ -397,7 +353,7 @@ pub(super) fn unpurge(st: &mut State, region: usize, first: usize, count: usize,
             back += r.dirty[u] as usize;
         }
     }
-    st.dirty_region += back;
+    more_dirty(st, back);
 }
 
 /// Reserve a new region (lock not held); its chunk map leaves are made
@@ -436,9 +392,9 @@ pub(super) fn take_empty_region(st: &mut State) -> Option<usize> {
     let i = (0..MAX_REGIONS).find(|&i| st.regions[i].base != 0 && st.regions[i].all_free())?;
     let r = &mut st.regions[i];
     let resident: usize = r.dirty.iter().map(|&d| d as usize).sum();
-    st.dirty_region -= resident;
     let base = r.base;
     *r = Region::EMPTY;
+    less_dirty(st, resident);
     REGION_BASES[i].store(0, Ordering::Relaxed);
     stats::add(Counter::RegionSpace, -(REGION_SIZE as i64));
     Some(base)

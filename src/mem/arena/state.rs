@@ -2,7 +2,6 @@
 //! `lock.rs` takes it), the counters read without it, and the sizes the
 //! rest share.
 
-use super::region::{Region, MAX_REGIONS};
 use crate::base::constants::*;
 use crate::base::size_class::BIN_COUNT;
 use crate::lockfree::sync::SpinLock;
@@ -145,8 +144,8 @@ pub fn page_slices(block_size: usize) -> usize {
 pub const SINGLETON_MAX: usize = (SLICES_PER_CHUNK - 1) * SLICE_SIZE;
 /// The smallest block that gets a huge chunk: from `REGION_MIN` on where
 /// there are regions (hosted), else beyond `SINGLETON_MAX`.
-pub const HUGE_MIN: usize = if super::region::REGIONS {
-    super::region::REGION_MIN
+pub const HUGE_MIN: usize = if REGIONS {
+    REGION_MIN
 } else {
     SINGLETON_MAX + 1
 };
@@ -158,4 +157,69 @@ pub(super) struct Span {
     pub(super) first: usize,
     pub(super) count: usize,
     pub(super) is_zero: bool,
+}
+
+// ---------------------------------------------------------------- regions
+// (the units' bookkeeping is `region.rs`'s)
+
+/// Address space per region: a few hundred MiB of big blocks fit one.
+pub(super) const REGION_SIZE: usize = 1 << 30;
+/// Units (chunks' 4 MiB) per region.
+pub(super) const UNITS: usize = REGION_SIZE / CHUNK_SIZE;
+pub(super) const WORDS: usize = UNITS / 64;
+/// Regions at most (16 GiB of address space); beyond them blocks get
+/// mappings of their own.
+pub(super) const MAX_REGIONS: usize = 16;
+/// Blocks of more units than this get a mapping of their own: one such
+/// block would take a good part of a region.
+pub(super) const REGION_MAX_UNITS: usize = UNITS / 4;
+/// Blocks from this size on are carved from regions (when there are
+/// regions): the memory of freed big blocks then serves big blocks of any
+/// size, in huge pages, rather than staying in spans of 4 MiB chunks.
+pub(super) const REGION_MIN: usize = 1 << 20;
+/// Regions exist hosted only (embedded memory is the embedder's), and not
+/// with `secure`, whose guard page after each header would split them.
+pub(super) const REGIONS: bool = cfg!(all(feature = "hosted", not(feature = "secure")));
+
+const _: () = assert!(UNITS.is_multiple_of(64) && UNITS <= u16::MAX as usize);
+
+/// A region's units (under the lock).
+pub(super) struct Region {
+    pub(super) base: usize,
+    /// Bit u: unit u is in no block and not being purged.
+    pub(super) free: [u64; WORDS],
+    /// Per unit: bytes from its start that may be resident (0: reads as
+    /// zero). Kept for units in use too: the tail after a block holds what
+    /// an earlier, longer block left there.
+    pub(super) dirty: [u32; UNITS],
+    /// Per free unit with resident memory: when it was freed (ms).
+    pub(super) freed_at: [u64; UNITS],
+    /// Free units with resident memory.
+    pub(super) dirty_units: usize,
+}
+
+impl Region {
+    pub(super) const EMPTY: Region = Region {
+        base: 0,
+        free: [0; WORDS],
+        dirty: [0; UNITS],
+        freed_at: [0; UNITS],
+        dirty_units: 0,
+    };
+
+    pub(super) fn is_free(&self, u: usize) -> bool {
+        self.free[u / 64] & (1 << (u % 64)) != 0
+    }
+
+    pub(super) fn set_free(&mut self, u: usize, free: bool) {
+        if free {
+            self.free[u / 64] |= 1 << (u % 64);
+        } else {
+            self.free[u / 64] &= !(1 << (u % 64));
+        }
+    }
+
+    pub(super) fn all_free(&self) -> bool {
+        self.free.iter().all(|&w| w == u64::MAX)
+    }
 }
