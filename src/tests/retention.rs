@@ -341,3 +341,35 @@ fn pointers_into_free_region_units_are_refused() {
     api::free(keep);
     assert_eq!(total(Counter::InvalidFrees) - before, 3, "valid frees pass");
 }
+
+/// Freed big blocks side by side in a region join: a block as big as both
+/// takes their units (their resident memory), and a realloc grows a block
+/// over the free units after it without moving it.
+#[cfg(all(feature = "hosted", not(feature = "secure")))]
+#[test]
+fn freed_neighbours_in_a_region_join() {
+    let a = alloc::malloc(6 << 20);
+    let b = alloc::malloc(6 << 20);
+    let c = alloc::malloc(6 << 20);
+    fill(a, 6 << 20, 1);
+    fill(b, 6 << 20, 2);
+    fill(c, 6 << 20, 3);
+    assert_eq!(
+        b as usize - a as usize,
+        8 << 20,
+        "side by side, two units each"
+    );
+    api::free(a);
+    api::free(b);
+    let joined = alloc::malloc(15 << 20);
+    assert_eq!(joined, a, "the two freed blocks' units serve one block");
+    // SAFETY: `joined` is a live block of ours, no other thread uses it.
+    let grown = unsafe { alloc::realloc(joined, 15 << 20) };
+    assert_eq!(grown, joined);
+    api::free(c);
+    // SAFETY: as above.
+    let grown = unsafe { alloc::realloc(joined, 22 << 20) };
+    assert_eq!(grown, joined, "grown over the freed units after it");
+    fill(grown, 22 << 20, 4);
+    api::free(grown);
+}

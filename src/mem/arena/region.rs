@@ -95,45 +95,49 @@ pub(super) fn region_of(addr: usize) -> Option<(usize, usize)> {
 pub(super) fn take_units(st: &mut State, units: usize, total: usize) -> Option<Carved> {
     debug_assert!((1..=REGION_MAX_UNITS).contains(&units) && total <= units * CHUNK_SIZE);
     let last_need = covered(total, units - 1);
+    // The most a window can hold: every byte the block will use.
+    let perfect = (units - 1) * CHUNK_SIZE + last_need;
     // (useful resident bytes, run length, region, first unit)
     let mut best: Option<(usize, usize, usize, usize)> = None;
-    for (ri, r) in st.regions.iter().enumerate() {
+    'regions: for (ri, r) in st.regions.iter().enumerate() {
         if r.base == 0 {
             continue;
         }
         let mut u = 0;
-        while u < UNITS {
-            if !r.is_free(u) {
-                u += 1;
-                continue;
-            }
-            let start = u;
-            while u < UNITS && r.is_free(u) {
-                u += 1;
-            }
-            let len = u - start;
+        while let Some(start) = r.next_free(u) {
+            let end = r.next_used(start);
+            u = end;
+            let len = end - start;
             if len < units {
                 continue;
             }
             // Slide a window over the run: the full units' resident bytes
-            // plus what the last unit holds of the block's part of it.
-            let useful_at = |w: usize| {
-                let full: usize = (w..w + units - 1).map(|x| r.dirty[x] as usize).sum();
-                full + (r.dirty[w + units - 1] as usize).min(last_need)
+            // (kept as a running sum) plus what the last unit holds of the
+            // block's part of it. A region without resident free units:
+            // the run's first window is as good as any.
+            let last_w = if r.dirty_units == 0 {
+                start
+            } else {
+                end - units
             };
-            for w in start..=u - units {
-                let useful = useful_at(w);
+            let mut full: usize = (start..start + units - 1)
+                .map(|x| r.dirty[x] as usize)
+                .sum();
+            for w in start..=last_w {
+                if w > start && units > 1 {
+                    full = full + r.dirty[w + units - 2] as usize - r.dirty[w - 1] as usize;
+                }
+                let useful = full + (r.dirty[w + units - 1] as usize).min(last_need);
                 let better = match best {
                     None => true,
                     Some((bu, bl, _, _)) => useful > bu || (useful == bu && len < bl),
                 };
                 if better {
                     best = Some((useful, len, ri, w));
-                }
-                // A run without resident memory: its first window is as
-                // good as any.
-                if r.dirty_units == 0 {
-                    break;
+                    if useful == perfect {
+                        // Nothing faults in: no need to look further.
+                        break 'regions;
+                    }
                 }
             }
         }

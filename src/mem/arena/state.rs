@@ -219,6 +219,33 @@ impl Region {
         }
     }
 
+    /// The first free unit at or after `from`.
+    pub(super) fn next_free(&self, from: usize) -> Option<usize> {
+        self.next_where(from, false)
+    }
+
+    /// The first unit at or after `from` in a block or being purged
+    /// (`UNITS` when none).
+    pub(super) fn next_used(&self, from: usize) -> usize {
+        self.next_where(from, true).unwrap_or(UNITS)
+    }
+
+    /// The first unit at or after `from` whose free bit is clear (`used`)
+    /// or set, a word at a time.
+    fn next_where(&self, from: usize, used: bool) -> Option<usize> {
+        let mut i = from / 64;
+        let mut mask = u64::MAX.checked_shl((from % 64) as u32).unwrap_or(0);
+        while i < WORDS {
+            let word = if used { !self.free[i] } else { self.free[i] } & mask;
+            if word != 0 {
+                return Some(i * 64 + word.trailing_zeros() as usize);
+            }
+            i += 1;
+            mask = u64::MAX;
+        }
+        None
+    }
+
     pub(super) fn all_free(&self) -> bool {
         self.free.iter().all(|&w| w == u64::MAX)
     }
