@@ -87,8 +87,15 @@ pub(super) fn purge_due_memory(st: &mut State, now: u64, force: bool) {
         }
         chunk = next;
     }
+    // Free region units within the budget stay past the delay while big
+    // blocks are in use (the next ones take them); once none is, they go.
     let others = st.dirty_slices * SLICE_SIZE + st.dirty_huge;
-    region::purge_due(st, now, force, dirty_budget().saturating_sub(others));
+    let keep = if st.region_used == 0 {
+        0
+    } else {
+        dirty_budget().saturating_sub(others)
+    };
+    region::purge_due(st, now, force, keep);
     for i in 0..HUGE_CACHE_SLOTS {
         let c = st.huge_cache[i];
         if c.is_null() || huge_dirty_bytes(c) == 0 {

@@ -292,8 +292,8 @@ pub(super) fn purge_around(st: &mut State, region: usize, unit: usize) -> bool {
 /// first, until at most `keep` bytes stay resident; note when the rest is
 /// due. Units within `keep` stay past the delay: big blocks are what a
 /// program cycles, and faulting them in again costs more than keeping a
-/// bounded amount (the caller's budget, half the page memory in use).
-/// Lock held.
+/// bounded amount (the caller's budget, half the page memory in use, while
+/// big blocks are in use; else nothing). Lock held.
 pub(super) fn purge_due(st: &mut State, now: u64, force: bool, keep: usize) {
     while force || st.dirty_region > keep {
         let Some((due, r, u)) = oldest_dirty(st) else {
