@@ -169,6 +169,12 @@ pub unsafe fn os_move_pages(_from: *mut u8, _old: usize, _to: *mut u8, _new: usi
     false
 }
 
+/// No pages of any size to ask for here.
+///
+/// # Safety
+/// None needed: nothing is touched.
+pub unsafe fn os_huge_pages(_base: *mut u8, _size: usize, _on: bool) {}
+
 /// Embedded memory stays with mirs: nothing to purge, nothing zeroed.
 ///
 /// # Safety

@@ -265,17 +265,28 @@ pub fn os_reserve(size: usize, align: usize) -> Option<OsMemory> {
         // SAFETY: inside the mapping just made, after the part we keep.
         unsafe { libc::munmap((aligned + size) as *mut c_void, tail) };
     }
-    // Transparent huge pages where the system allows them on request
-    // (`madvise` mode): a block written in full then faults once per 2 MiB,
-    // not per 4 KiB (C mimalloc v3 asks the same for its arenas). Purges
-    // of whole units give whole huge pages back. Advice only: failure is
-    // harmless.
-    // SAFETY: advice on the range just reserved.
-    unsafe { libc::madvise(aligned as *mut c_void, size, libc::MADV_HUGEPAGE) };
     Some(OsMemory {
         base: aligned as *mut u8,
         is_zero: true,
     })
+}
+
+/// Ask for transparent huge pages in `base..base + size` (`on`), or for
+/// none there: where the system grants them on request (`madvise` mode), a
+/// range written in full then faults once per 2 MiB, not per 4 KiB (C
+/// mimalloc v3 asks the same for its arenas). Advice only: a failure is
+/// harmless.
+///
+/// # Safety
+/// The range is page aligned and inside a reservation of ours.
+pub unsafe fn os_huge_pages(base: *mut u8, size: usize, on: bool) {
+    let advice = if on {
+        libc::MADV_HUGEPAGE
+    } else {
+        libc::MADV_NOHUGEPAGE
+    };
+    // SAFETY: as the caller guarantees; advice changes no contents.
+    unsafe { libc::madvise(base.cast(), size, advice) };
 }
 
 /// Move the pages of `from..from + old` to `to` (`new` bytes there, the

@@ -81,6 +81,9 @@ contract! {
     /// the vacated range mapped and empty; false (nothing changed) when not
     /// possible.
     [unsafe] fn os_move_pages(from: *mut u8, old: usize, to: *mut u8, new: usize) -> bool;
+    /// Ask for transparent huge pages in a page-aligned range of an
+    /// `os_reserve` reservation (`on`), or for small pages only (advice).
+    [unsafe] fn os_huge_pages(base: *mut u8, size: usize, on: bool);
     /// Return the physical memory behind an unused, page-aligned range of
     /// a chunk (it stays mapped); true when it then reads as zero.
     [unsafe] fn os_purge(base: *mut u8, size: usize) -> bool;

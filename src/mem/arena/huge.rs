@@ -276,6 +276,7 @@ unsafe fn remap_in_region(
         return Some((chunk, new_total));
     }
     let (to, _) = carve_units(new_total)?;
+    to.advise();
     chunk_map::remove(base, old_total);
     // SAFETY: our block's units and free units just taken: disjoint, in
     // regions, used by nobody else meanwhile.
@@ -335,6 +336,7 @@ fn alloc_in_region(total: usize, align: usize) -> Option<*mut Chunk> {
         return None;
     }
     let (c, purge_tail) = carve_units(total)?;
+    c.advise();
     if purge_tail {
         let tail = (c.base + total) as *mut u8;
         // SAFETY: the units are ours; the tail after the block is used by

@@ -4,7 +4,8 @@
 //! their free neighbours, so freed ranges of any sizes serve a request of
 //! any size; each unit remembers how much of it may be resident, so a
 //! request takes the free units that hold the most resident memory and
-//! faults in little, and `trim` and the purge pass purge free units as they
+//! faults in little (transparent huge pages on the 2 MiB pages a block
+//! covers whole), and `trim` and the purge pass purge free units as they
 //! do free slices (oldest first). A pointer into a free unit is in no chunk
 //! (the chunk map entry goes with the block), so free refuses it.
 //!
@@ -13,6 +14,8 @@
 //! | block A (3 units) | free (dirty) | free (purged) | block B (1 unit) | ...
 //!   dirty[u]: bytes from the unit's start that may be resident (0: zero)
 //!   freed_at[u]: when a free unit was freed (ms), for the purge delay
+//!   huge[h]: 2 MiB page h is advised for transparent huge pages (those a
+//!            block covers whole; the others of its units are not)
 //! ```
 //!
 //! Blocks of more than `REGION_MAX_UNITS` units (and over-aligned ones)
@@ -21,7 +24,7 @@
 //! owner of a live block finds its region without the lock.
 
 use super::state::{
-    Region, State, DEFER_REGION, MAX_REGIONS, PURGE_DUE, REGION_SIZE, UNITS, WORDS,
+    Region, State, DEFER_REGION, HUGE_PAGE, MAX_REGIONS, PURGE_DUE, REGION_SIZE, UNITS, WORDS,
 };
 pub(super) use super::state::{REGIONS, REGION_MAX_UNITS};
 use crate::base::address;
@@ -45,20 +48,44 @@ pub(super) struct Carved {
     /// Resident bytes in the last unit after the block's end (an earlier,
     /// longer block's), which the caller keeps or purges.
     pub(super) tail_dirty: usize,
+    /// Huge-page advice to give once the lock is dropped: (start, bytes,
+    /// on), bytes 0 for none.
+    pub(super) advice: [(usize, usize, bool); 2],
+}
+
+impl Carved {
+    /// Give the huge-page advice the carve found necessary (lock not held).
+    pub(super) fn advise(&self) {
+        for &(start, len, on) in &self.advice {
+            if len != 0 {
+                // SAFETY: huge pages of the units just carved, in a region.
+                unsafe { platform::os_huge_pages(start as *mut u8, len, on) };
+            }
+        }
+    }
+}
+
+/// Huge pages `from..to` of a region are to be advised `on` (or not):
+/// the call to make, if their advice changes. Lock held.
+fn advise_huge(r: &mut Region, from: usize, to: usize, on: bool) -> (usize, usize, bool) {
+    let mut change = false;
+    for h in from..to {
+        let (w, bit) = (h / 64, 1u64 << (h % 64));
+        if (r.huge[w] & bit != 0) != on {
+            change = true;
+            r.huge[w] ^= bit;
+        }
+    }
+    if change {
+        (r.base + from * HUGE_PAGE, (to - from) * HUGE_PAGE, on)
+    } else {
+        (0, 0, on)
+    }
 }
 
 /// Bytes of a block of `total` bytes that lie in its unit `k`.
 pub(super) fn covered(total: usize, k: usize) -> usize {
     total.saturating_sub(k * CHUNK_SIZE).min(CHUNK_SIZE)
-}
-
-/// Regions ask for transparent huge pages (`os_reserve`): memory a block
-/// touched is resident in whole ones.
-const HUGE_PAGE: usize = 2 << 20;
-
-/// What may be resident of a unit whose first `bytes` were used.
-fn resident_extent(bytes: usize) -> usize {
-    bytes.next_multiple_of(HUGE_PAGE).min(CHUNK_SIZE)
 }
 
 /// Free units' resident bytes change: `State::dirty_region`, and the
@@ -154,12 +181,24 @@ pub(super) fn take_units(st: &mut State, units: usize, total: usize) -> Option<C
             is_zero = false;
         }
     }
+    // Transparent huge pages where the block covers them whole (memory it
+    // writes faults once per 2 MiB), small pages in the rest of its last
+    // unit (a block that ends a little past a 2 MiB boundary does not hold
+    // a whole huge page resident for it, nor do its neighbours' tails).
+    let per_unit = CHUNK_SIZE / HUGE_PAGE;
+    let whole = (first * CHUNK_SIZE + total) / HUGE_PAGE;
+    let end = (first + units) * per_unit;
+    let advice = [
+        advise_huge(r, first * per_unit, whole, true),
+        advise_huge(r, whole, end, false),
+    ];
     let carved = Carved {
         base: r.base + first * CHUNK_SIZE,
         region: ri,
         first,
         is_zero,
         tail_dirty: (r.dirty[first + units - 1] as usize).saturating_sub(last_need),
+        advice,
     };
     less_dirty(st, taken_dirty);
     st.region_used += units * CHUNK_SIZE;
@@ -213,7 +252,7 @@ pub(super) fn release_units(
     for k in 0..count {
         let u = first + k;
         debug_assert!(!r.is_free(u), "unit freed twice");
-        let c = resident_extent(covered(total, k)) as u32;
+        let c = covered(total, k) as u32;
         let d = if fresh {
             if r.dirty[u] <= c {
                 0
@@ -246,7 +285,7 @@ pub(super) fn release_units(
 /// a shrunk block left there). Lock held.
 pub(super) fn note_resident(st: &mut State, region: usize, unit: usize, bytes: usize) {
     let d = &mut st.regions[region].dirty[unit];
-    *d = (*d).max(resident_extent(bytes) as u32);
+    *d = (*d).max(bytes.min(CHUNK_SIZE) as u32);
 }
 
 /// The free unit with resident memory freed longest ago: (its purge due

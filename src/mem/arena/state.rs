@@ -166,6 +166,9 @@ pub(super) struct Span {
 pub(super) const REGION_SIZE: usize = 1 << 30;
 /// Units (chunks' 4 MiB) per region.
 pub(super) const UNITS: usize = REGION_SIZE / CHUNK_SIZE;
+/// Transparent huge pages (2 MiB) per region, and words of their bitmap.
+pub(super) const HUGE_PAGE: usize = 2 << 20;
+pub(super) const HUGE_WORDS: usize = REGION_SIZE / HUGE_PAGE / 64;
 pub(super) const WORDS: usize = UNITS / 64;
 /// Regions at most (16 GiB of address space); beyond them blocks get
 /// mappings of their own.
@@ -196,6 +199,8 @@ pub(super) struct Region {
     pub(super) freed_at: [u64; UNITS],
     /// Free units with resident memory.
     pub(super) dirty_units: usize,
+    /// Bit h: huge page h (2 MiB) is advised for transparent huge pages.
+    pub(super) huge: [u64; HUGE_WORDS],
 }
 
 impl Region {
@@ -205,6 +210,7 @@ impl Region {
         dirty: [0; UNITS],
         freed_at: [0; UNITS],
         dirty_units: 0,
+        huge: [0; HUGE_WORDS],
     };
 
     pub(super) fn is_free(&self, u: usize) -> bool {
