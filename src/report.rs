@@ -16,7 +16,9 @@
 //! `other_threads_page_bytes`. In a single-threaded program, or after the
 //! other threads have exited, `live` is exact. Committed bytes are the page
 //! memory plus the free memory the arena has not purged yet (what may be
-//! resident); reserved bytes are all that is mapped.
+//! resident); reserved bytes are all that is mapped for chunks (a big
+//! block carved from a region counts its chunk's bytes); region space is
+//! the address space regions reserve, which is not memory.
 
 use crate::base::size_class::{bin_block_size, BIN_COUNT, BIN_HUGE};
 use crate::heap::{self, Heap};
@@ -131,6 +133,14 @@ pub fn write_text(w: &mut impl Write) -> fmt::Result {
             writeln!(w, "{name:<22} {cur:>12} {pk:>12} {tot:>12}")?;
         }
     }
+    if peak(Counter::RegionSpace) > 0 {
+        writeln!(
+            w,
+            "{:<22} {:>12} (address space only: big blocks are carved from it, in reserved)",
+            "region space",
+            Bytes(current(Counter::RegionSpace))
+        )?;
+    }
     let page_bytes = current(Counter::PageBytes).max(0) as u64;
     writeln!(
         w,
@@ -236,6 +246,11 @@ pub fn write_json(w: &mut impl Write) -> fmt::Result {
     write!(w, "\"live_bytes\": {}, ", s.live)?;
     write!(w, "\"other_threads_page_bytes\": {}, ", s.other_threads)?;
     write!(w, "\"reserved_bytes\": {}, ", Triple(Counter::Reserved))?;
+    write!(
+        w,
+        "\"region_space_bytes\": {}, ",
+        Triple(Counter::RegionSpace)
+    )?;
     write!(w, "\"committed_bytes\": {}, ", s.committed)?;
     write!(w, "\"page_bytes\": {}, ", Triple(Counter::PageBytes))?;
     write!(

@@ -9,7 +9,8 @@
 //! |  0)    |   medium pages: 2..32 slices   (blocks up to 512 KiB, ~8 each)|
 //! |        |   singletons:   one block      (blocks up to ~4 MiB)         |
 //! +--------+--------------------------------------------------------------+
-//! huge blocks (bigger than a chunk can hold) get a mapping of their own
+//! huge blocks (bigger than a chunk can hold; hosted, from 1 MiB) get 4 MiB
+//! units of a region (`mem/arena/region.rs`) or a mapping of their own,
 //! with a chunk header in front. A span starting at slice 0 is shortened
 //! by the header.
 //! ```

@@ -252,11 +252,9 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
             }
         }
     }
-    // A huge block that stays huge: resized (hosted: remapped) without a copy.
-    if old_size > arena::SINGLETON_MAX
-        && new_size > arena::SINGLETON_MAX
-        && new_size <= MAX_REQUEST_SIZE
-    {
+    // A huge block that stays huge: resized (hosted: remapped, or its
+    // region units grown or moved) without a copy.
+    if old_size >= arena::HUGE_MIN && (arena::HUGE_MIN..=MAX_REQUEST_SIZE).contains(&new_size) {
         if let Some(page) = lookup::resolve(p) {
             // SAFETY: `p` is a live block (above), a huge chunk's (its size),
             // which the caller gives up to us.

@@ -195,9 +195,20 @@ impl Chunk {
     pub unsafe fn init(chunk: *mut Chunk, kind: ChunkKind, size: usize, is_zero: bool) {
         // Raw field writes, no reference to the whole (uninitialised) header.
         let span_of = field::<AtomicU32>(chunk, offset_of!(Chunk, span_of));
+        // A huge chunk's one page is `pages[0]`: nothing reads the others
+        // (lookups of huge blocks go to page 0; the page map does not know
+        // huge chunks), so a block carved from a region does not write 8 KiB
+        // of headers it never uses.
+        let pages = if kind == ChunkKind::Huge {
+            1
+        } else {
+            SLICES_PER_CHUNK
+        };
         for slice in 0..SLICES_PER_CHUNK {
-            // SAFETY: as the caller guarantees; slice < 64.
-            unsafe { Self::page(chunk, slice).write(Page::empty()) };
+            if slice < pages {
+                // SAFETY: as the caller guarantees; slice < 64.
+                unsafe { Self::page(chunk, slice).write(Page::empty()) };
+            }
             let identity = AtomicU32::new((slice * core::mem::size_of::<Page>()) as u32);
             // SAFETY: as above.
             unsafe { span_of.wrapping_add(slice).write(identity) };

@@ -155,6 +155,26 @@ pub unsafe fn os_remap_move(
     None
 }
 
+/// Embedded builds have no address space to reserve apart from memory:
+/// their regions are the embedder's (`mirs_region_add`).
+pub fn os_reserve(_size: usize, _align: usize) -> Option<OsMemory> {
+    None
+}
+
+/// Nothing is reserved (`os_reserve`), so nothing moves.
+///
+/// # Safety
+/// None needed: nothing is touched.
+pub unsafe fn os_move_pages(_from: *mut u8, _old: usize, _to: *mut u8, _new: usize) -> bool {
+    false
+}
+
+/// No pages of any size to ask for here.
+///
+/// # Safety
+/// None needed: nothing is touched.
+pub unsafe fn os_huge_pages(_base: *mut u8, _size: usize, _on: bool) {}
+
 /// Embedded memory stays with mirs: nothing to purge, nothing zeroed.
 ///
 /// # Safety

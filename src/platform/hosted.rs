@@ -231,6 +231,110 @@ pub unsafe fn os_remap_move(
     Some(aligned as *mut u8)
 }
 
+/// Reserve `size` bytes of address space aligned to `align`, readable and
+/// writable but committing nothing (`MAP_NORESERVE`): a region the arena
+/// carves huge blocks from; only the pages written become memory.
+pub fn os_reserve(size: usize, align: usize) -> Option<OsMemory> {
+    #[cfg(any(test, feature = "fault-injection"))]
+    if !fault::allow_request() {
+        return None;
+    }
+    let map_size = size.checked_add(align)?;
+    // SAFETY: an anonymous private mapping has no preconditions.
+    let raw = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            map_size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return None;
+    }
+    let start = raw as usize;
+    let aligned = (start + align - 1) & !(align - 1);
+    let (head, tail) = (aligned - start, map_size - (aligned - start) - size);
+    if head > 0 {
+        // SAFETY: inside the mapping just made, before the part we keep.
+        unsafe { libc::munmap(raw, head) };
+    }
+    if tail > 0 {
+        // SAFETY: inside the mapping just made, after the part we keep.
+        unsafe { libc::munmap((aligned + size) as *mut c_void, tail) };
+    }
+    Some(OsMemory {
+        base: aligned as *mut u8,
+        is_zero: true,
+    })
+}
+
+/// Ask for transparent huge pages in `base..base + size` (`on`), or for
+/// none there: where the system grants them on request (`madvise` mode), a
+/// range written in full then faults once per 2 MiB, not per 4 KiB (C
+/// mimalloc v3 asks the same for its arenas). Advice only: a failure is
+/// harmless.
+///
+/// # Safety
+/// The range is page aligned and inside a reservation of ours.
+pub unsafe fn os_huge_pages(base: *mut u8, size: usize, on: bool) {
+    let advice = if on {
+        libc::MADV_HUGEPAGE
+    } else {
+        libc::MADV_NOHUGEPAGE
+    };
+    // SAFETY: as the caller guarantees; advice changes no contents.
+    unsafe { libc::madvise(base.cast(), size, advice) };
+}
+
+/// Move the pages of `from..from + old` to `to` (`new` bytes there, the
+/// growth reading as zero) without copying, inside reservations of ours
+/// (`os_reserve`), and map the vacated range again, empty, so the
+/// reservation has no hole. False (nothing changed) when the kernel
+/// refuses.
+///
+/// # Safety
+/// Both ranges are page aligned, disjoint, inside live reservations of
+/// ours, and nobody else uses them meanwhile.
+pub unsafe fn os_move_pages(from: *mut u8, old: usize, to: *mut u8, new: usize) -> bool {
+    #[cfg(any(test, feature = "fault-injection"))]
+    if !fault::allow_request() {
+        return false;
+    }
+    // SAFETY: as the caller guarantees; MREMAP_FIXED replaces the target.
+    let got = unsafe {
+        libc::mremap(
+            from.cast(),
+            old,
+            new,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            to.cast::<c_void>(),
+        )
+    };
+    if got == libc::MAP_FAILED {
+        return false;
+    }
+    // SAFETY: the range just vacated, ours; MAP_FIXED fills the hole.
+    let refilled = unsafe {
+        libc::mmap(
+            from.cast(),
+            old,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    // A hole left in a reservation would fault on the next block there:
+    // nothing sane remains to be done.
+    if refilled == libc::MAP_FAILED {
+        abort();
+    }
+    true
+}
+
 /// Give a mapping back.
 ///
 /// # Safety

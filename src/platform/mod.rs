@@ -72,6 +72,18 @@ contract! {
     /// accepted the address; the old range is gone. None (nothing
     /// changed) when not possible.
     [unsafe] fn os_remap_move(base: *mut u8, old: usize, new: usize, align: usize, prepare: fn(usize, usize) -> bool) -> Option<*mut u8>;
+    /// Reserve `size` bytes of address space aligned to `align`, readable
+    /// and writable, committing nothing until written (None where there
+    /// is no such thing: embedded).
+    [] fn os_reserve(size: usize, align: usize) -> Option<OsMemory>;
+    /// Move the pages of `from..from + old` to `to` (`new` bytes there)
+    /// without copying, both inside `os_reserve` reservations, and leave
+    /// the vacated range mapped and empty; false (nothing changed) when not
+    /// possible.
+    [unsafe] fn os_move_pages(from: *mut u8, old: usize, to: *mut u8, new: usize) -> bool;
+    /// Ask for transparent huge pages in a page-aligned range of an
+    /// `os_reserve` reservation (`on`), or for small pages only (advice).
+    [unsafe] fn os_huge_pages(base: *mut u8, size: usize, on: bool);
     /// Return the physical memory behind an unused, page-aligned range of
     /// a chunk (it stays mapped); true when it then reads as zero.
     [unsafe] fn os_purge(base: *mut u8, size: usize) -> bool;

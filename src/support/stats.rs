@@ -14,7 +14,9 @@ use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 pub enum Counter {
     /// Chunks mapped (normal and huge, spare and cached ones included).
     Chunks,
-    /// Bytes mapped for chunks (spare and cached ones included).
+    /// Bytes mapped for chunks (spare and cached ones included; a chunk
+    /// carved from a region counts its size, and free region memory not
+    /// yet purged counts too).
     Reserved,
     /// Pages handed to heaps.
     Pages,
@@ -45,9 +47,12 @@ pub enum Counter {
     /// Bytes of singleton pages (one large or huge block each, handed out
     /// whole): live until freed.
     SingletonBytes,
+    /// Address space reserved for regions (hosted), which huge blocks are
+    /// carved from: not memory (what their blocks use is in `Reserved`).
+    RegionSpace,
 }
 
-const COUNTERS: usize = Counter::SingletonBytes as usize + 1;
+const COUNTERS: usize = Counter::RegionSpace as usize + 1;
 
 struct Stat {
     current: AtomicI64,

@@ -5,9 +5,10 @@
 use super::chunks::{map_chunk, unmap_chunk};
 use super::huge_cache::{cache_huge, huge_dirty_bytes};
 use super::lock::with_arena;
+use super::region::{self, REGIONS, REGION_MAX_UNITS};
 use super::span::{alloc_span, release_span};
-use super::state::{ARENA, HUGE_CACHE, PURGE_DUE, SINGLETON_MAX};
-use super::trim::{dirty_budget, trim};
+use super::state::{ARENA, HUGE_CACHE, HUGE_MIN, PURGE_DUE};
+use super::trim::{dirty_budget, trim, RECENT_FACTOR};
 use crate::base::constants::*;
 use crate::mem::chunk::{
     run_mask, Chunk, ChunkKind, ALL_SLICES, CHUNK_INFO_SIZE, CLASS_SINGLETONS,
@@ -24,7 +25,7 @@ use core::sync::atomic::Ordering;
 /// as zero. Any thread may free it.
 pub fn alloc_singleton(size: usize, align: usize) -> Option<(*mut u8, bool)> {
     let align = align.max(MAX_ALIGN_GUARANTEE);
-    if size <= SINGLETON_MAX && align <= SLICE_SIZE {
+    if size < HUGE_MIN && align <= SLICE_SIZE {
         let plain = size.div_ceil(SLICE_SIZE);
         // Slice 0's area starts after the header, which is only OS-page aligned.
         let at0 = (align <= OS_PAGE_SIZE).then(|| (size + CHUNK_INFO_SIZE).div_ceil(SLICE_SIZE));
@@ -51,7 +52,7 @@ pub(super) fn alloc_huge(size: usize, align: usize) -> Option<(*mut u8, bool)> {
     if total > MAX_ALLOC_SIZE {
         return None;
     }
-    let chunk = match take_cached_huge(total, align) {
+    let chunk = match alloc_in_region(total, align).or_else(|| take_cached_huge(total, align)) {
         Some(chunk) => chunk,
         None => {
             let chunk = map_chunk(ChunkKind::Huge, total, align.max(CHUNK_SIZE));
@@ -113,6 +114,12 @@ pub unsafe fn remap_huge(p: *mut u8, page: *mut Page, new_size: usize) -> Option
         return None;
     }
     let base = chunk as usize;
+    if let Some((r, first)) = region::region_of(base) {
+        // SAFETY: as the caller guarantees; the chunk starts at that unit.
+        let (chunk, total) = unsafe { remap_in_region(chunk, r, first, old_total, new_total) }?;
+        // SAFETY: as above, at its new extent.
+        return Some(unsafe { finish_remap(p, chunk, offset, total, old_total) });
+    }
     // Where it lies. Hosted, the mapping grows first (the address space it
     // takes is then ours: no other chunk can be recorded there) and the
     // chunk map then covers the regions gained, their leaves made
@@ -184,6 +191,24 @@ pub unsafe fn remap_huge(p: *mut u8, page: *mut Page, new_size: usize) -> Option
         };
         (new_base.cast::<Chunk>(), roomy)
     };
+    // SAFETY: as the caller guarantees, at the chunk's new extent.
+    Some(unsafe { finish_remap(p, chunk, offset, total, old_total) })
+}
+
+/// A huge chunk was resized (and maybe moved): its size, page and the
+/// chunk map follow; returns the block's address.
+///
+/// # Safety
+/// `chunk` is the caller's huge chunk (its block `p` given up by the
+/// caller), now `total` bytes long; moved, it is out of the chunk map,
+/// whose leaves for the new extent exist.
+unsafe fn finish_remap(
+    p: *mut u8,
+    chunk: *mut Chunk,
+    offset: usize,
+    total: usize,
+    old_total: usize,
+) -> *mut u8 {
     let block = (chunk as *mut u8).wrapping_add(offset);
     // SAFETY: our chunk at its new extent; others read only its page's
     // `start` (below, if moved, before it is back in the map).
@@ -203,7 +228,141 @@ pub unsafe fn remap_huge(p: *mut u8, page: *mut Page, new_size: usize) -> Option
     if block != p {
         stats::add(Counter::HugeMoves, 1);
     }
-    Some(block)
+    block
+}
+
+/// realloc of a huge block carved from a region (`remap_huge`): a shrink
+/// frees the units after the new end; a growth takes the free units after
+/// the block, else the block's pages move (`os_move_pages`, no copy) to
+/// free units elsewhere, their old units given back (reading as zero).
+/// Returns the chunk and its new size; None (nothing changed) when no
+/// units are to be had.
+///
+/// # Safety
+/// As `remap_huge`; `chunk` starts at unit `first` of region `r`.
+unsafe fn remap_in_region(
+    chunk: *mut Chunk,
+    r: usize,
+    first: usize,
+    old_total: usize,
+    new_total: usize,
+) -> Option<(*mut Chunk, usize)> {
+    let base = chunk as usize;
+    let old_units = old_total.div_ceil(CHUNK_SIZE);
+    let new_units = new_total.div_ceil(CHUNK_SIZE);
+    if new_total <= old_total {
+        chunk_map::resize(base, old_total, new_total);
+        with_arena(|st| {
+            // What the block wrote in its last kept unit stays resident.
+            let last = new_units - 1;
+            region::note_resident(st, r, first + last, region::covered(old_total, last));
+            if new_units < old_units {
+                let rest = old_total - new_units * CHUNK_SIZE;
+                region::release_units(st, r, first + new_units, old_units - new_units, rest, false);
+                trim(st);
+            }
+        });
+        return Some((chunk, new_total));
+    }
+    if new_units > REGION_MAX_UNITS {
+        return None;
+    }
+    let in_place = new_units == old_units
+        || with_arena(|st| region::grow_units(st, r, first + old_units, new_units - old_units));
+    if in_place {
+        // The region's leaves exist; the units' entries are free.
+        let recorded = chunk_map::resize(base, old_total, new_total);
+        debug_assert!(recorded, "free units are in no chunk");
+        return Some((chunk, new_total));
+    }
+    let (to, _) = carve_units(new_total)?;
+    to.advise();
+    chunk_map::remove(base, old_total);
+    // SAFETY: our block's units and free units just taken: disjoint, in
+    // regions, used by nobody else meanwhile.
+    if !unsafe { platform::os_move_pages(chunk.cast(), old_total, to.base as *mut u8, new_total) } {
+        with_arena(|st| region::release_units(st, to.region, to.first, new_units, 0, false));
+        let again = chunk_map::insert(base, old_total, ChunkKind::Huge);
+        debug_assert!(again);
+        return None;
+    }
+    with_arena(|st| {
+        region::release_units(st, r, first, old_units, old_total, true);
+        trim(st);
+    });
+    Some((to.base as *mut Chunk, new_total))
+}
+
+/// Free region units for a block of `total` bytes (a new region reserved
+/// when none has room), and whether the caller is to purge the dirty tail
+/// of the last unit. None when no region can be had.
+fn carve_units(total: usize) -> Option<(region::Carved, bool)> {
+    let units = total.div_ceil(CHUNK_SIZE);
+    let mut reserved = false;
+    loop {
+        let got = with_arena(|st| {
+            let c = region::take_units(st, units, total)?;
+            // The last unit's memory after the block (an earlier, longer
+            // block's) stays resident while dirty memory is within the
+            // budget and its recent allowance (a longer block next reuses
+            // it), else goes back now.
+            let dirty = st.dirty_huge + st.dirty_slices * SLICE_SIZE + st.dirty_region;
+            let purge_tail =
+                c.tail_dirty != 0 && dirty + c.tail_dirty > (1 + RECENT_FACTOR) * dirty_budget();
+            if purge_tail {
+                let last = units - 1;
+                region::tail_purged(st, c.region, c.first + last, region::covered(total, last));
+            }
+            Some((c, purge_tail))
+        });
+        if got.is_some() || reserved {
+            return got;
+        }
+        let base = region::map_region()?;
+        if !with_arena(|st| region::add_region(st, base)) {
+            // SAFETY: just reserved, never entered: nobody knows it.
+            unsafe { region::unmap_region(base) };
+            return None;
+        }
+        reserved = true;
+    }
+}
+
+/// A huge chunk carved from a region, when the block suits one (hosted,
+/// not `secure`, at most `REGION_MAX_UNITS` units, aligned to at most a
+/// chunk); entered in the chunk map.
+fn alloc_in_region(total: usize, align: usize) -> Option<*mut Chunk> {
+    if !REGIONS || align > CHUNK_SIZE || total.div_ceil(CHUNK_SIZE) > REGION_MAX_UNITS {
+        return None;
+    }
+    let (c, purge_tail) = carve_units(total)?;
+    c.advise();
+    if purge_tail {
+        let tail = (c.base + total) as *mut u8;
+        // SAFETY: the units are ours; the tail after the block is used by
+        // nobody (page aligned: `total` is a multiple of a slice).
+        unsafe { platform::os_purge(tail, c.tail_dirty.next_multiple_of(OS_PAGE_SIZE)) };
+    }
+    let chunk = c.base as *mut Chunk;
+    // SAFETY: units just taken: ours alone until the chunk map has them.
+    unsafe { Chunk::init(chunk, ChunkKind::Huge, total, c.is_zero) };
+    if !chunk_map::insert(c.base, total, ChunkKind::Huge) {
+        debug_assert!(false, "free units are in no chunk");
+        with_arena(|st| {
+            region::release_units(
+                st,
+                c.region,
+                c.first,
+                total.div_ceil(CHUNK_SIZE),
+                total,
+                false,
+            )
+        });
+        return None;
+    }
+    stats::add(Counter::Reserved, total as i64);
+    stats::add(Counter::Chunks, 1);
+    Some(chunk)
 }
 
 /// realloc of a singleton span's block to `new_size` bytes (at most
@@ -449,6 +608,17 @@ pub unsafe fn free_singleton(page: *mut Page) -> bool {
             return Some(ptr::null_mut());
         }
         p.owner.store(OWNER_NONE, Ordering::Release);
+        if let Some((r, first)) = region::region_of(chunk as usize) {
+            // Out of the chunk map before its units can be carved again.
+            // SAFETY: as above.
+            let size = unsafe { (*chunk).size };
+            chunk_map::remove(chunk as usize, size);
+            region::release_units(st, r, first, size.div_ceil(CHUNK_SIZE), size, false);
+            stats::add(Counter::Reserved, -(size as i64));
+            stats::add(Counter::Chunks, -1);
+            trim(st);
+            return Some(ptr::null_mut());
+        }
         // SAFETY: a live huge chunk; lock held.
         let meta = unsafe { Chunk::meta(chunk) };
         meta.cached_at = platform::now_ms();

@@ -4,7 +4,8 @@
 
 use super::chunks::{unmap_chunk, unpurge};
 use super::huge_cache::{huge_body_bytes, recache_huge};
-use super::state::{Deferred, State, ARENA, DEFER_PURGE};
+use super::region;
+use super::state::{Deferred, State, ARENA, DEFER_PURGE, DEFER_REGION};
 use crate::mem::chunk::{run_mask, Chunk, CHUNK_INFO_SIZE};
 use crate::platform;
 use crate::support::stats::{self, Counter};
@@ -59,6 +60,21 @@ impl Deferred {
             with_arena(|st| {
                 for (i, &(chunk, mask)) in self.purge[..self.n_purge].iter().enumerate() {
                     unpurge(st, chunk, mask, zeroed[i]);
+                }
+            });
+        }
+        let mut region_zeroed = [false; DEFER_REGION];
+        for (i, &(_, _, _, start, len)) in self.region[..self.n_region].iter().enumerate() {
+            // SAFETY: free region units taken out of reach under the lock
+            // (neither free nor in a block) until `unpurge` below.
+            region_zeroed[i] = unsafe { platform::os_purge(start as *mut u8, len) };
+            stats::add(Counter::Purged, len as i64);
+        }
+        if self.n_region > 0 {
+            with_arena(|st| {
+                for (i, &(r, first, count, _, _)) in self.region[..self.n_region].iter().enumerate()
+                {
+                    region::unpurge(st, r, first, count, region_zeroed[i]);
                 }
             });
         }

@@ -7,6 +7,8 @@
 //!  chunks     -> chunk <-> chunk <-> ...   normal chunks, oldest first
 //!  empty         how many of them have every slice free (at most SPARE_CHUNKS kept)
 //!  huge_cache    freed huge chunks kept for reuse by size (hosted)
+//!  regions       reservations big blocks are carved from in 4 MiB units
+//!                (hosted, not `secure`; `region.rs`)
 //!  abandoned[bin] -> page <-> page ...    abandoned pages per size class,
 //!                oldest first (links in the chunks' meta)
 //!  pending       madvise / munmap to make once the lock is dropped
@@ -39,7 +41,8 @@
 //! The files, bottom to top (each uses only those listed before it):
 //! `state` (the state the lock guards, the counters), `chunks` (the chunk
 //! list, mapping, each chunk's free / dirty / purging slices), `huge_cache`
-//! (freed huge chunks kept for reuse), `trim` (the dirty-memory budget),
+//! (freed huge chunks kept for reuse), `region` (units of regions for big
+//! blocks, free ones joined), `trim` (the dirty-memory budget),
 //! `lock` (`with_arena`: the critical section, then its system calls),
 //! `span` (free slices taken and given back), `huge` (singletons and huge
 //! blocks), `abandoned` (abandon, adopt, sweep), `purge` (the purge pass,
@@ -51,6 +54,7 @@ mod huge;
 mod huge_cache;
 mod lock;
 mod purge;
+mod region;
 mod span;
 mod state;
 mod trim;
@@ -60,7 +64,7 @@ pub use abandoned::{
 };
 pub use huge::{alloc_singleton, free_singleton, grow_span, remap_huge};
 pub use purge::{cached_count, dirty_bytes, purge, release_caches};
-pub use state::{page_slices, SINGLETON_MAX};
+pub use state::{page_slices, HUGE_MIN, SINGLETON_MAX};
 
 use crate::base::constants::*;
 use crate::mem::chunk::{Chunk, CLASS_PAGES};

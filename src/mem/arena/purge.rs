@@ -6,7 +6,9 @@ use super::abandoned::sweep_abandoned;
 use super::chunks::{purge_later, release_if_spare, spare_chunks, unlink_chunk, unmap_chunk};
 use super::huge_cache::{huge_dirty_bytes, purge_huge_later};
 use super::lock::with_arena;
+use super::region;
 use super::state::{State, ABANDONED_TOTAL, ARENA, PURGE_DUE};
+use super::trim::dirty_budget;
 use crate::base::constants::*;
 use crate::mem::chunk::{Chunk, ALL_SLICES};
 use crate::platform;
@@ -85,6 +87,15 @@ pub(super) fn purge_due_memory(st: &mut State, now: u64, force: bool) {
         }
         chunk = next;
     }
+    // Free region units within the budget stay past the delay while big
+    // blocks are in use (the next ones take them); once none is, they go.
+    let others = st.dirty_slices * SLICE_SIZE + st.dirty_huge;
+    let keep = if st.region_used == 0 {
+        0
+    } else {
+        dirty_budget().saturating_sub(others)
+    };
+    region::purge_due(st, now, force, keep);
     for i in 0..HUGE_CACHE_SLOTS {
         let c = st.huge_cache[i];
         if c.is_null() || huge_dirty_bytes(c) == 0 {
@@ -100,10 +111,15 @@ pub(super) fn purge_due_memory(st: &mut State, now: u64, force: bool) {
     }
 }
 
-/// Out of memory: hand every cached huge chunk and spare empty chunk back
-/// to the platform. Returns whether anything was released.
+/// Out of memory: hand every empty region, cached huge chunk and spare
+/// empty chunk back to the platform. Returns whether anything was released.
 pub fn release_caches() -> bool {
     let mut released = false;
+    while let Some(base) = with_arena(region::take_empty_region) {
+        // SAFETY: every unit free: no block lies in it, nobody refers to it.
+        unsafe { region::unmap_region(base) };
+        released = true;
+    }
     loop {
         let victim = with_arena(|st| {
             if let Some(i) = (0..HUGE_CACHE_SLOTS).find(|&i| !st.huge_cache[i].is_null()) {
@@ -146,9 +162,10 @@ pub fn cached_count() -> usize {
     st.empty + st.huge_cache.iter().filter(|c| !c.is_null()).count()
 }
 
-/// Free memory not yet purged (free slices and cached huge chunks that were
-/// written to), for the statistics report's committed bytes.
+/// Free memory not yet purged (free slices, cached huge chunks and free
+/// region units that were written to), for the statistics report's
+/// committed bytes.
 pub fn dirty_bytes() -> usize {
     let st = ARENA.lock();
-    st.dirty_slices * SLICE_SIZE + st.dirty_huge
+    st.dirty_slices * SLICE_SIZE + st.dirty_huge + st.dirty_region
 }

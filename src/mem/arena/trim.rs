@@ -1,8 +1,9 @@
-//! The dirty-memory budget: free slices and cached huge chunks may stay
-//! resident up to it; above it the memory unused longest is purged.
+//! The dirty-memory budget: free slices, cached huge chunks and free
+//! region units may stay resident up to it; above it the memory unused longest is purged.
 
 use super::chunks::purge_later;
 use super::huge_cache::{huge_dirty_bytes, purge_huge_later};
+use super::region;
 use super::state::State;
 use crate::base::constants::*;
 use crate::mem::chunk::Chunk;
@@ -49,7 +50,7 @@ pub(super) fn trim(st: &mut State) {
     // Due times (free + delay) after this are recent.
     let recent_after = platform::now_ms()
         .saturating_sub(RECENT_DELAYS * crate::support::options::purge_delay_ms());
-    while st.dirty_huge + st.dirty_slices * SLICE_SIZE > budget {
+    while st.dirty_huge + st.dirty_slices * SLICE_SIZE + st.dirty_region > budget {
         // The dirty huge chunk freed longest ago first.
         let oldest = (0..HUGE_CACHE_SLOTS)
             .filter(|&i| !st.huge_cache[i].is_null() && huge_dirty_bytes(st.huge_cache[i]) > 0)
@@ -73,13 +74,25 @@ pub(super) fn trim(st: &mut State) {
             let at = unsafe { Chunk::meta(st.huge_cache[i]).cached_at };
             at + crate::support::options::purge_delay_ms()
         });
+        // Then the free region units freed longest ago.
+        let units = region::oldest_dirty(st);
+        let units_at = units.map_or(u64::MAX, |(at, _, _)| at);
         // Everything left is recent and within the allowance: it stays.
-        if huge_at.min(stalest_at) > recent_after
-            && st.dirty_huge + st.dirty_slices * SLICE_SIZE <= budget + recent
+        // Free region units have the allowance while big blocks are being
+        // cycled (some in use, or one carved since the last free but one),
+        // not once the program has let them all go: then only the budget
+        // stays until the next purge pass.
+        if huge_at.min(stalest_at).min(units_at) > recent_after
+            && st.dirty_huge + st.dirty_slices * SLICE_SIZE + st.dirty_region <= budget + recent
+            && (st.region_used != 0 || st.region_frees <= 1 || st.dirty_region <= budget)
         {
             break;
         }
-        if let Some(i) = oldest.filter(|_| huge_at <= stalest_at) {
+        if let Some((_, r, u)) = units.filter(|_| units_at <= huge_at.min(stalest_at)) {
+            if !region::purge_around(st, r, u) {
+                break;
+            }
+        } else if let Some(i) = oldest.filter(|_| huge_at <= stalest_at) {
             purge_huge_later(st, i);
         } else if !stalest.is_null() {
             // SAFETY: as above.
