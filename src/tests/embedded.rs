@@ -1,7 +1,7 @@
 //! The single-threaded core on a fake embedder: the embedded platform (no
 //! `hosted`) driven through its own hooks, as ArceOS drives it, with
 //!
-//! - memory: one 4 MiB-aligned allocation from std's `System` allocator,
+//! - memory: one chunk-aligned allocation from std's `System` allocator,
 //!   handed over once with `mirs_region_add` (nothing else is asked for);
 //! - thread identity: `mirs_hook_thread_id` numbers threads from 1;
 //! - the clock: `platform::TEST_CLOCK_MS`, moved by hand;
@@ -27,9 +27,10 @@ use std::io::Write;
 use std::sync::Once;
 use std::vec::Vec;
 
-/// 4 MiB units in the region: room for the arena's spare chunks, a few
-/// huge blocks and the aligned-allocation test's 8 MiB alignment.
-const REGION_UNITS: usize = 12;
+/// Chunk-sized units in the region (48 MiB): room for the arena's spare
+/// chunks, a few huge blocks and the aligned-allocation test's 8 MiB
+/// alignment.
+const REGION_UNITS: usize = (48 << 20) / CHUNK_SIZE;
 /// Slack after the last unit, where mirs carves heap structs.
 const REGION_SLACK: usize = 256 * 1024;
 
