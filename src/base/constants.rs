@@ -54,16 +54,22 @@ pub const SLICES_PER_CHUNK: usize = CHUNK_SIZE / SLICE_SIZE;
 
 /// Blocks up to this size share one-slice pages (eight or more a page).
 pub const SMALL_OBJ_SIZE_MAX: usize = SLICE_SIZE / BLOCKS_PER_PAGE;
-/// Blocks up to this size share pages of several slices (four to eight
-/// blocks a page); larger ones get a span of their own ("singleton"), given
-/// back the moment they are freed. A thread keeps at most one partly used
+/// Blocks up to this size share pages of several slices (hosted four to
+/// eight blocks a page, embedded four); larger ones get a span of their
+/// own ("singleton"), given back the moment they are freed. A thread keeps at most one partly used
 /// page per size class, so big size classes would pin big pages per thread:
 /// that is what a 32 MiB embedded region cannot afford (128 KiB hosted,
 /// 32 KiB embedded).
 pub const LARGE_OBJ_SIZE_MAX: usize = 2 * SLICE_SIZE;
 pub const LARGE_OBJ_WSIZE_MAX: usize = LARGE_OBJ_SIZE_MAX / WORD_SIZE;
-/// Pages of size-class blocks hold about this many blocks.
+/// One-slice pages hold at least this many blocks.
 pub const BLOCKS_PER_PAGE: usize = 8;
+/// Pages of blocks above `SMALL_OBJ_SIZE_MAX` are sized for about this
+/// many blocks. Embedded four: a thread keeps a partly used page per size
+/// class, and these pages were most of what the threads held beyond their
+/// live blocks (the ArceOS stress, docs/arceos.md section 5: about 1 MiB
+/// less provider memory on average than with eight).
+pub const LARGE_BLOCKS_PER_PAGE: usize = if HOSTED { 8 } else { 4 };
 /// The longest span of a size-class page (512 KiB hosted, 128 KiB
 /// embedded): four of the largest class's blocks.
 pub const MAX_PAGE_SLICES: usize = 8;
@@ -91,17 +97,21 @@ pub const RETIRE_CYCLES: u8 = 16;
 /// bigger ones (spans of 256 KiB and more) with the shorter
 /// `RETIRE_CYCLES_LARGE`, enough for a loop that allocates and frees a few
 /// large blocks not to make and free a page every few blocks, short enough
-/// that an idle thread pins such spans only briefly.
+/// that an idle thread pins such spans only briefly. (Embedded, where every
+/// class is at most 32 KiB, all retire: returning the pages of blocks over
+/// 2 KiB at once instead made no difference to the ArceOS stress's
+/// footprint beyond its boot-to-boot spread.)
 pub const RETIRE_SIZE_MAX: usize = 32 * 1024;
 pub const RETIRE_CYCLES_LARGE: u8 = RETIRE_CYCLES / 4;
 /// Slow-path calls per retire step (so the grace is RETIRE_CYCLES * RETIRE_STEP calls).
 pub const RETIRE_STEP: u64 = 4;
 
 /// Empty chunks the arena keeps (purged, still mapped) before giving them
-/// back to the platform (embedded: memory is physical and shared with the
-/// embedder, so one), and freed huge mappings kept for reuse by size
-/// (hosted only).
-pub const SPARE_CHUNKS: usize = if HOSTED { 4 } else { 1 };
+/// back to the platform (embedded none: memory is physical and shared with
+/// the embedder, and a 1 MiB chunk is cheap to get again; a spare cost the
+/// ArceOS stress 0.5 MiB of provider memory on average), and freed huge
+/// mappings kept for reuse by size (hosted only).
+pub const SPARE_CHUNKS: usize = if HOSTED { 4 } else { 0 };
 pub const HUGE_CACHE_SLOTS: usize = 8;
 
 /// Milliseconds an unused span or cached mapping keeps its memory before it is
@@ -127,8 +137,10 @@ const _: () = {
         "a chunk's slice bitmaps are one u64"
     );
     assert!(SMALL_OBJ_SIZE_MAX * BLOCKS_PER_PAGE <= SLICE_SIZE);
-    // The largest class's pages hold at least four blocks.
-    assert!(LARGE_OBJ_SIZE_MAX * BLOCKS_PER_PAGE / 2 <= MAX_PAGE_SLICES * SLICE_SIZE);
+    // The largest class's pages hold at least four blocks; pages of the
+    // larger classes are sized for four to eight.
+    assert!(LARGE_OBJ_SIZE_MAX * 4 <= MAX_PAGE_SLICES * SLICE_SIZE);
+    assert!(LARGE_BLOCKS_PER_PAGE >= 4 && LARGE_BLOCKS_PER_PAGE <= BLOCKS_PER_PAGE);
     assert!(MAX_PAGE_SLICES < SLICES_PER_CHUNK);
     assert!(SMALL_SIZE_MAX <= SMALL_OBJ_SIZE_MAX);
     assert!(SMALL_OBJ_SIZE_MAX < LARGE_OBJ_SIZE_MAX);
