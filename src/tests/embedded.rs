@@ -310,8 +310,8 @@ fn embedded_free_lists_hold_their_invariants_through_collect() {
 fn embedded_purge_waits_for_the_delay() {
     let _embedder = embedder();
     let size = SLICE_SIZE; // a size class of pages of a few slices
-    // Pins the chunk: an empty chunk would go back whole (no spares
-    // embedded) instead of keeping its free slices to purge.
+                           // Pins the chunk: an empty chunk would go back whole (no spares
+                           // embedded) instead of keeping its free slices to purge.
     let keep = alloc::malloc(16);
     let blocks: Vec<*mut u8> = (0..20).map(|_| alloc::malloc(size)).collect();
     blocks.iter().for_each(|&p| fill(p, size, 1));
