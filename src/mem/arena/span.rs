@@ -118,8 +118,12 @@ fn first_fit(
     None
 }
 
+/// Chunks `best_fit` looks at after the first that fits.
+const BEST_FIT_CHUNKS: usize = 64;
+
 /// Embedded: the free run that fits most tightly over all chunks (the
-/// oldest of equals), its first slices: (chunk, first slice, count). Pages
+/// oldest of equals; after the first fit, over the next `BEST_FIT_CHUNKS`
+/// chunks only), its first slices: (chunk, first slice, count). Pages
 /// of a few slices and singletons of up to a whole chunk share the chunks
 /// here, and a small span cut from a long run would leave a big block no
 /// room: first fit left 4 of the ArceOS stress's 25 MiB of chunks free at
@@ -136,9 +140,18 @@ fn best_fit(
 ) -> Option<(*mut Chunk, usize, usize)> {
     let mut best: Option<(*mut Chunk, usize, usize)> = None;
     let mut best_spare = usize::MAX;
+    // Chunks with room looked at once one fits: bounds the walk (under the
+    // lock) where a region holds many chunks; a 64 MiB budget is all of it.
+    let mut budget = BEST_FIT_CHUNKS;
     let mut chunk = st.scan;
     let mut leading = true;
     while !chunk.is_null() {
+        if best.is_some() {
+            if budget == 0 {
+                break;
+            }
+            budget -= 1;
+        }
         // SAFETY: chunks on the list are live; we hold the lock.
         let meta = unsafe { Chunk::meta(chunk) };
         if leading && meta.free == 0 {
