@@ -11,7 +11,8 @@
 /// Embedded-mode sizes chosen at build time, written to
 /// `$OUT_DIR/embedded_config.rs` (included by `src/platform/embedded.rs`):
 /// `MIRS_STATIC_REGION_MB` (feature `static-region`: MiB of the static
-/// region, a multiple of 4, default 32) and `MIRS_MAX_THREADS` (threads with
+/// region, default 32; any whole number of MiB, as the embedded chunk is
+/// 1 MiB) and `MIRS_MAX_THREADS` (threads with
 /// a heap at once, default 256) and `MIRS_PROVIDER_MAX_MB` (MiB mirs may
 /// hold from the embedder's page provider, default 0: no cap).
 fn embedded_config(out_dir: &str) {
@@ -31,8 +32,8 @@ fn embedded_config(out_dir: &str) {
     // in the environment of an unrelated, e.g. hosted, build).
     let static_region = std::env::var_os("CARGO_FEATURE_STATIC_REGION").is_some();
     assert!(
-        !static_region || (region_mb > 0 && region_mb % 4 == 0),
-        "MIRS_STATIC_REGION_MB={region_mb}: a positive multiple of 4 (MiB) is needed"
+        !static_region || region_mb > 0,
+        "MIRS_STATIC_REGION_MB={region_mb}: a positive number (MiB) is needed"
     );
     println!("cargo:rerun-if-env-changed=MIRS_PROVIDER_MAX_MB");
     let provider_max_mb = read("MIRS_PROVIDER_MAX_MB", 0);

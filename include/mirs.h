@@ -145,12 +145,12 @@ extern void mirs_hook_write(const uint8_t *bytes, size_t len);
 #endif
 
 #if !defined(MIRS_HOSTED)
-// Hand mirs a memory region to carve 4 MiB-aligned chunks from (the
+// Hand mirs a memory region to carve 1 MiB-aligned chunks from (the
 // unaligned ends serve for metadata). Returns false when it cannot be used:
 // too small, or 8 regions (the static region included) are already in use.
 // Regions larger than 16 GiB are truncated. All memory within one 4 GiB
 // window is usable; parts of regions further apart that fall on the same
-// slots of mirs's chunk map (4 MiB slots modulo 4 GiB) are skipped.
+// slots of mirs's chunk map (1 MiB slots modulo 4 GiB) are skipped.
 //
 // # Safety
 // `base..base+size` is readable and writable memory nobody else uses, for
@@ -171,7 +171,7 @@ void mirs_provider_limit(size_t bytes);
 // Install (or, with NULLs, remove) a page provider, asked for memory when
 // the regions are full: `alloc(size, align)` returns `size` bytes (a
 // multiple of 4 KiB) aligned to `align` (a power of two, 4 KiB or at
-// least 4 MiB) or NULL; `free(ptr, size)` takes back exactly what `alloc`
+// least 1 MiB, the chunk size) or NULL; `free(ptr, size)` takes back exactly what `alloc`
 // returned. Both may be called from any thread, never with a mirs lock
 // held, and must not call back into mirs.
 void mirs_page_provider_set(void *(*alloc)(size_t size, size_t align), void (*free)(void *ptr,

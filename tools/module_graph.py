@@ -51,7 +51,7 @@ LAYERS = [
      "page: a page's three free lists (free, local_free, atomic thread_free) "
      "and its owner; page_map: each slice's page header (free's one lookup); "
      "chunk, chunk_map: the chunk header (page headers, slice table), which "
-     "4 MiB regions are chunks; arena: spans of 64 KiB slices, singletons and "
+     "chunk-sized regions are chunks; arena: spans of slices, singletons and "
      "the huge cache, abandoned pages, purge (one lock, taken once per page, "
      "no system call while it is held)"),
     ("heap/", ["heap::page_queue", "heap"],

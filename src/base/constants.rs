@@ -1,19 +1,37 @@
 //! Every size and shift of the allocator in one place, with the arithmetic
 //! that ties them together. A bad combination fails to compile.
 //!
+//! Two geometries, the same shape: hosted (address space is plentiful,
+//! purging returns memory) and embedded (no `hosted`: memory is physical,
+//! a fixed region or a capped page provider, so every unit mirs holds
+//! beyond the live blocks counts, docs/arceos.md section 5).
+//!
 //! ```text
-//! chunk (4 MiB, aligned to 4 MiB) = 64 slices of 64 KiB, shared by all threads
+//!                     hosted               embedded
+//! chunk               4 MiB (aligned)      1 MiB (aligned)
+//! slice               64 KiB               16 KiB      (64 slices a chunk)
+//! small pages         1 slice, <= 8 KiB    1 slice, <= 2 KiB blocks
+//! size-class pages    2..8 slices          2..8 slices (~8 blocks, >= 4)
+//!                     <= 128 KiB blocks    <= 32 KiB blocks
+//! singletons          <= 63 slices         <= 63 slices (one block each)
+//!
+//! chunk = 64 slices, shared by all threads
 //! +--------+--------------------------------------------------------------+
 //! | header | spans of slices, each one page owned by one thread:          |
-//! | (slice |   small  pages: 1 slice        (blocks up to 8 KiB)          |
-//! |  0)    |   medium pages: 2..32 slices   (blocks up to 512 KiB, ~8 each)|
-//! |        |   singletons:   one block      (blocks up to ~4 MiB)         |
+//! | (slice |   small  pages: 1 slice                                      |
+//! |  0)    |   medium pages: 2..MAX_PAGE_SLICES slices                    |
+//! |        |   singletons:   one block, up to 63 slices                   |
 //! +--------+--------------------------------------------------------------+
 //! huge blocks (bigger than a chunk can hold; hosted, from 1 MiB) get 4 MiB
 //! units of a region (`mem/arena/region.rs`) or a mapping of their own,
 //! with a chunk header in front. A span starting at slice 0 is shortened
-//! by the header.
+//! by the header (hosted: at most a quarter of the slice; embedded, where
+//! the header is most of a 16 KiB slice, a page there takes one slice more,
+//! `chunk::page_slices_at0`).
 //! ```
+
+/// Hosted or embedded geometry (see the table above).
+const HOSTED: bool = cfg!(feature = "hosted");
 
 /// Bytes in a machine word; every block size is a multiple of it.
 pub const WORD_SIZE: usize = core::mem::size_of::<usize>();
@@ -26,27 +44,35 @@ pub const MIN_BLOCK_WSIZE: usize = MAX_ALIGN_GUARANTEE / WORD_SIZE;
 
 /// A chunk: the unit of memory the arena takes from the platform, and the
 /// granularity of the chunk map that validates pointers.
-pub const CHUNK_SHIFT: usize = 22;
+pub const CHUNK_SHIFT: usize = if HOSTED { 22 } else { 20 };
 pub const CHUNK_SIZE: usize = 1 << CHUNK_SHIFT;
 pub const CHUNK_MASK: usize = CHUNK_SIZE - 1;
 
 /// A slice: the unit pages are made of.
-pub const SLICE_SHIFT: usize = 16;
+pub const SLICE_SHIFT: usize = if HOSTED { 16 } else { 14 };
 pub const SLICE_SIZE: usize = 1 << SLICE_SHIFT;
 pub const SLICES_PER_CHUNK: usize = CHUNK_SIZE / SLICE_SIZE;
 
-/// Blocks up to this size share one-slice pages.
-pub const SMALL_OBJ_SIZE_MAX: usize = 8 * 1024;
-/// Blocks up to this size share pages of several slices (four to eight
-/// blocks a page); larger ones get a span of their own ("singleton"), given
-/// back the moment they are freed. A thread keeps at most one partly used
+/// Blocks up to this size share one-slice pages (eight or more a page).
+pub const SMALL_OBJ_SIZE_MAX: usize = SLICE_SIZE / BLOCKS_PER_PAGE;
+/// Blocks up to this size share pages of several slices (hosted four to
+/// eight blocks a page, embedded four); larger ones get a span of their
+/// own ("singleton"), given back the moment they are freed. A thread keeps at most one partly used
 /// page per size class, so big size classes would pin big pages per thread:
-/// that is what a 32 MiB embedded region cannot afford.
-pub const LARGE_OBJ_SIZE_MAX: usize = 128 * 1024;
+/// that is what a 32 MiB embedded region cannot afford (128 KiB hosted,
+/// 32 KiB embedded).
+pub const LARGE_OBJ_SIZE_MAX: usize = 2 * SLICE_SIZE;
 pub const LARGE_OBJ_WSIZE_MAX: usize = LARGE_OBJ_SIZE_MAX / WORD_SIZE;
-/// Pages of size-class blocks hold about this many blocks.
+/// One-slice pages hold at least this many blocks.
 pub const BLOCKS_PER_PAGE: usize = 8;
-/// The longest span of a size-class page (512 KiB).
+/// Pages of blocks above `SMALL_OBJ_SIZE_MAX` are sized for about this
+/// many blocks. Embedded four: a thread keeps a partly used page per size
+/// class, and these pages were most of what the threads held beyond their
+/// live blocks (the ArceOS stress, docs/arceos.md section 5: about 1 MiB
+/// less provider memory on average than with eight).
+pub const LARGE_BLOCKS_PER_PAGE: usize = if HOSTED { 8 } else { 4 };
+/// The longest span of a size-class page (512 KiB hosted, 128 KiB
+/// embedded): four of the largest class's blocks.
 pub const MAX_PAGE_SLICES: usize = 8;
 
 /// Requests up to this size index the heap's direct page table.
@@ -72,20 +98,25 @@ pub const MIN_EXTEND: usize = 1;
 /// is returned to the arena: a loop that empties and refills a page does not
 /// tear it down each time.
 pub const RETIRE_CYCLES: u8 = 16;
-/// Embedded, pages of blocks up to this size retire with the grace; bigger
-/// ones (spans of 256 KiB and more) go back at once, as an idle one per
-/// thread and class would fragment a small region. Hosted, every page gets
-/// the grace: with a shorter one for big blocks (a quarter, then a half),
-/// each of 32 Python threads round-tripping json made and freed a page of
-/// each 40-64 KiB class per round (3,200 pages per class; peak RSS 31-34
-/// MiB, against 22-27 with the full grace, `make bench-python`).
+/// Every emptied page gets the grace, with one exception: embedded, pages
+/// of blocks over this size (none in the embedded geometry, whose classes
+/// end at 32 KiB) would go back at once. Hosted, a shorter grace for big
+/// blocks (a quarter, then a half) made each of 32 Python threads
+/// round-tripping json make and free a page of each 40-64 KiB class per
+/// round (3,200 pages per class; peak RSS 31-34 MiB, against 22-27 with the
+/// full grace, `make bench-python`). Embedded, returning the pages of blocks
+/// over 2 KiB at once made no difference to the ArceOS stress's footprint
+/// beyond its boot-to-boot spread.
 pub const RETIRE_SIZE_MAX: usize = 32 * 1024;
 /// Slow-path calls per retire step (so the grace is RETIRE_CYCLES * RETIRE_STEP calls).
 pub const RETIRE_STEP: u64 = 4;
 
 /// Empty chunks the arena keeps (purged, still mapped) before giving them
-/// back to the platform, and freed huge mappings kept for reuse by size.
-pub const SPARE_CHUNKS: usize = 4;
+/// back to the platform (embedded none: memory is physical and shared with
+/// the embedder, and a 1 MiB chunk is cheap to get again; a spare cost the
+/// ArceOS stress 0.5 MiB of provider memory on average), and freed huge
+/// mappings kept for reuse by size (hosted only).
+pub const SPARE_CHUNKS: usize = if HOSTED { 4 } else { 0 };
 pub const HUGE_CACHE_SLOTS: usize = 8;
 
 /// Milliseconds an unused span or cached mapping keeps its memory before it is
@@ -111,7 +142,10 @@ const _: () = {
         "a chunk's slice bitmaps are one u64"
     );
     assert!(SMALL_OBJ_SIZE_MAX * BLOCKS_PER_PAGE <= SLICE_SIZE);
-    assert!(LARGE_OBJ_SIZE_MAX * BLOCKS_PER_PAGE / 2 <= MAX_PAGE_SLICES * SLICE_SIZE);
+    // The largest class's pages hold at least four blocks; pages of the
+    // larger classes are sized for four to eight.
+    assert!(LARGE_OBJ_SIZE_MAX * 4 <= MAX_PAGE_SLICES * SLICE_SIZE);
+    assert!(LARGE_BLOCKS_PER_PAGE >= 4 && LARGE_BLOCKS_PER_PAGE <= BLOCKS_PER_PAGE);
     assert!(MAX_PAGE_SLICES < SLICES_PER_CHUNK);
     assert!(SMALL_SIZE_MAX <= SMALL_OBJ_SIZE_MAX);
     assert!(SMALL_OBJ_SIZE_MAX < LARGE_OBJ_SIZE_MAX);

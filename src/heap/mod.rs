@@ -481,9 +481,10 @@ impl Heap {
             return;
         }
         let bin = Self::bin_of_page(pg);
-        // Embedded, pages of large blocks go back at once: an idle 512 KiB
-        // page per thread and class fragments a small region (a dead
-        // thread's is held until it is reaped).
+        // Embedded, pages of blocks over RETIRE_SIZE_MAX would go back at
+        // once (an idle big page per thread and class fragments a small
+        // region; a dead thread's is held until it is reaped); the
+        // embedded size classes end at 32 KiB, so there are none today.
         let keep = pg.block_size() <= RETIRE_SIZE_MAX || cfg!(feature = "hosted");
         if bin < BIN_HUGE && keep && self.queues[bin].first == page {
             pg.set_retire_expire(RETIRE_CYCLES);

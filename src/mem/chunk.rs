@@ -1,9 +1,10 @@
-//! Chunks: 4 MiB-aligned units of arena memory, shared by every thread and
-//! carved into spans of 64 KiB slices. Each span is one page, owned by one
+//! Chunks: `CHUNK_SIZE`-aligned units of arena memory (4 MiB hosted, 1 MiB
+//! embedded), shared by every thread and carved into spans of 64 slices
+//! (64 KiB hosted, 16 KiB embedded). Each span is one page, owned by one
 //! thread (or by none: singletons and abandoned pages).
 //!
 //! ```text
-//! chunk base (4 MiB aligned) = block pointer & !CHUNK_MASK
+//! chunk base (CHUNK_SIZE aligned) = block pointer & !CHUNK_MASK
 //! +------------------------------+-----------+-----------+-----+-----------+
 //! | pages[64]  span_of[64]  meta | slice 0   | slice 1   | ... | slice 63  |
 //! | (header: first OS pages of   | (rest of  |           |     |           |
@@ -16,7 +17,7 @@
 //! ```
 //!
 //! The free path finds a page with one load and no search:
-//! `page = chunk + span_of[(p >> 16) & 63]`. A huge chunk (one block bigger
+//! `page = chunk + span_of[(p >> SLICE_SHIFT) & 63]`. A huge chunk (one block bigger
 //! than a chunk can hold) is one mapping of any size with the same header;
 //! its only page is `pages[0]`.
 //!
@@ -111,9 +112,26 @@ pub const CHUNK_INFO_SIZE: usize = HEADER_SIZE + GUARD_SIZE;
 pub const CHUNK_HEADER_SIZE: usize = HEADER_SIZE;
 
 const _: () = {
-    assert!(CHUNK_INFO_SIZE <= SLICE_SIZE / 4);
+    // The header lies in slice 0 (a span there starts after it); a page
+    // there still gets at least the area of its slices (`page_slices_at0`).
+    assert!(CHUNK_INFO_SIZE <= SLICE_SIZE);
     assert!(core::mem::offset_of!(Chunk, pages) == 0);
 };
+
+/// Slices of a page of `n` slices (`n` as `arena::page_slices` says)
+/// when it starts at slice 0, whose area the header shortens. Hosted the
+/// header takes at most a quarter of a 64 KiB slice: the page keeps its
+/// `n` slices. Embedded it is most of a 16 KiB slice (64 page headers of
+/// 128 bytes and the rest, 12 KiB): a one-slice page there would hold a
+/// quarter of its blocks, so it takes one slice more, and every page at
+/// slice 0 has at least the area of `n` slices.
+pub const fn page_slices_at0(n: usize) -> usize {
+    if CHUNK_INFO_SIZE <= SLICE_SIZE / 4 {
+        n
+    } else {
+        (n * SLICE_SIZE + CHUNK_INFO_SIZE).div_ceil(SLICE_SIZE)
+    }
+}
 
 impl Chunk {
     /// The chunk a page header lives in.
@@ -135,7 +153,7 @@ impl Chunk {
     }
 
     /// The page header of the span holding `p` (a pointer into a normal
-    /// chunk's first 4 MiB); the header of `p`'s own slice when that is
+    /// chunk's first `CHUNK_SIZE` bytes); the header of `p`'s own slice when that is
     /// free. Always one of the 64 headers. (`span_of` holds the header's
     /// byte offset, so this is a load and an add.)
     ///
@@ -151,7 +169,7 @@ impl Chunk {
     }
 
     /// The page of a block this thread just allocated from its heap (a
-    /// size-class block, so in a normal chunk's first 4 MiB).
+    /// size-class block, so in a normal chunk's first `CHUNK_SIZE` bytes).
     ///
     /// # Safety
     /// `p` is a block start returned by this thread's heap for a size class.

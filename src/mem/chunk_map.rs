@@ -1,14 +1,15 @@
-//! Which 4 MiB regions of the address space belong to mirs chunks.
+//! Which chunk-sized regions of the address space (4 MiB hosted, 1 MiB
+//! embedded) belong to mirs chunks.
 //!
 //! ```text
-//! address bits:  47 ........ 22 | 21 ....... 0
-//!                region index   | offset in a chunk-sized region
+//! address bits:  47 .. CHUNK_SHIFT | CHUNK_SHIFT - 1 .. 0
+//!                region index      | offset in a chunk-sized region
 //! entry[index]:  NORMAL / HUGE iff a chunk header starts this region,
 //!                COVERED iff a huge chunk spans it from further down,
 //!                0 otherwise (one byte per region)
 //! ```
 //!
-//! `free` masks a pointer down to its 4 MiB region and tests its entry
+//! `free` masks a pointer down to its region and tests its entry
 //! before it reads any header, so a pointer mirs never handed out (foreign,
 //! garbage, from another allocator) is detected instead of dereferenced.
 //!
@@ -21,10 +22,11 @@
 //!   64 KiB, not the 32 MiB a flat table would reserve.
 //! - embedded (no `hosted`): the embedder's loader zeroes `.bss` and backs
 //!   all of it, so the map is a small direct-mapped table of `MAP_SLOTS`
-//!   words (8 KiB by default) indexed by `region & (MAP_SLOTS - 1)`, each
-//!   word tagged with its full region number. Any address works (kernel
-//!   addresses such as `0xffff_ffc0_8000_0000` included); chunks within
-//!   one `MAP_SLOTS * 4 MiB` window (4 GiB by default) never collide; the
+//!   words (4096 of 1 MiB regions, 32 KiB) indexed by
+//!   `region & (MAP_SLOTS - 1)`, each word tagged with its full region
+//!   number. Any address works (kernel addresses such as
+//!   `0xffff_ffc0_8000_0000` included); chunks within one
+//!   `MAP_SLOTS * CHUNK_SIZE` window (4 GiB) never collide; the
 //!   platform places chunks of its regions where [`can_insert`] allows,
 //!   and a chunk whose slots are taken anyway (page-provider memory from
 //!   far away) is refused by [`insert`] (its memory goes back).
@@ -117,7 +119,7 @@ mod imp {
         entry(index)
     }
 
-    /// Record a chunk of `size` bytes at `base` (4 MiB aligned) whose header
+    /// Record a chunk of `size` bytes at `base` (chunk aligned) whose header
     /// entry is `kind`. Returns false when the range lies outside the
     /// covered address space (the chunk must then not be used).
     pub fn insert(base: usize, size: usize, kind: u8) -> bool {
@@ -205,7 +207,7 @@ mod imp {
         }
     }
 
-    /// The entry at `chunk_base` (a 4 MiB aligned address): NORMAL, HUGE,
+    /// The entry at `chunk_base` (a chunk-aligned address): NORMAL, HUGE,
     /// or something else when no chunk starts there. The free fast path's
     /// test: a bounds check and two dependent loads.
     #[inline(always)]
@@ -239,10 +241,17 @@ mod windowed {
     use crate::base::constants::{CHUNK_SHIFT, CHUNK_SIZE};
     use core::sync::atomic::{AtomicUsize, Ordering};
 
+    /// The window: chunks less than `1 << WINDOW_BITS` bytes (4 GiB) apart
+    /// never share a slot.
+    pub const WINDOW_BITS: usize = 32;
     /// Slots in the table: a power of two; regions `r` and `r + MAP_SLOTS`
-    /// share a slot. 1024 slots cover any 4 GiB window.
-    pub const MAP_SLOTS: usize = 1024;
+    /// share a slot (embedded: 4096 slots of 1 MiB regions).
+    pub const MAP_SLOTS: usize = 1 << (WINDOW_BITS - CHUNK_SHIFT);
     const _: () = assert!(MAP_SLOTS.is_power_of_two());
+    // Two chunks sharing a page-map entry (page_map.rs) share a slot here
+    // too, so the second is refused before it reaches the page map.
+    #[cfg(not(feature = "hosted"))]
+    const _: () = assert!(crate::mem::page_map::WINDOW_BITS >= WINDOW_BITS);
 
     /// Slot word: `region << TAG_SHIFT | COVERED | kind`, or 0 (free).
     /// `kind` is non-zero iff a chunk starts in this region.
@@ -273,7 +282,7 @@ mod windowed {
         }
     }
 
-    /// Record a chunk of `size` bytes at `base` (4 MiB aligned) whose pages
+    /// Record a chunk of `size` bytes at `base` (chunk aligned) whose pages
     /// are `1 << page_shift` bytes. Returns false when a slot it needs holds
     /// another chunk's region (the chunk must then not be used).
     pub fn insert(base: usize, size: usize, kind: u8) -> bool {
@@ -386,7 +395,7 @@ mod windowed {
 #[cfg(not(feature = "hosted"))]
 use windowed as imp;
 
-/// Record a chunk of `size` bytes at `base` (4 MiB aligned); false when it
+/// Record a chunk of `size` bytes at `base` (chunk aligned); false when it
 /// cannot be recorded (it must then not be used).
 pub fn insert(base: usize, size: usize, kind: ChunkKind) -> bool {
     imp::insert(base, size, kind_byte(kind))

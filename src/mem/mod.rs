@@ -1,4 +1,4 @@
-//! Memory: chunks of 64 KiB slices and the page headers in them, the maps
+//! Memory: chunks of 64 slices and the page headers in them, the maps
 //! that validate pointers, and the arena that hands out spans.
 
 pub(crate) mod arena;

@@ -525,8 +525,8 @@ impl OwnedPage {
     /// the page does: headers come first in their chunk): a subtraction and
     /// a compare, no load. Null fails it (it wraps far above the window;
     /// the static empty page included, wherever it is linked), and a
-    /// damaged link passes only if it decodes into those 4 MiB by chance
-    /// (2^-42 with the page's random key); a head that fails goes to the
+    /// damaged link passes only if it decodes into that window by chance
+    /// (2^-42 or less with the page's random key); a head that fails goes to the
     /// exact test of `pop_checked`. `secure`: the exact test (in the carved
     /// area; the bound is 0 for pages with flags, whose heads `pop_checked`
     /// checks as block starts).

@@ -1,9 +1,10 @@
-//! The page map: for every 64 KiB slice of a normal chunk, the header of
+//! The page map: for every slice (64 KiB hosted, 16 KiB embedded) of a
+//! normal chunk, the header of
 //! the page (span) it belongs to; null for memory that is not a normal
 //! chunk's. `free` finds and validates its page with this one lookup.
 //!
 //! ```text
-//! address bits:  .. | top index (TOP_BITS) | leaf index (LEAF_BITS) | 16 bits in a slice
+//! address bits:  .. | top index (TOP_BITS) | leaf index (LEAF_BITS) | SLICE_SHIFT bits in a slice
 //! TOP[t]:        null, or a leaf of LEAF page pointers (from the platform, never freed)
 //! leaf[i]:       the page header of slice i's span (its own header when the
 //!                slice is free: a header with no owner), else NO_PAGE
@@ -18,10 +19,10 @@
 //!
 //! The top index takes the address bits above the leaf's modulo the table:
 //! hosted, the table covers all of user space (47 or 48 bits) so no two
-//! chunks share an entry; embedded, a 256 GiB window (an 8 KiB table, like
-//! the chunk map's), and two chunks that would share an entry are 256 GiB
-//! apart, so they share a chunk-map slot too and the chunk map has already
-//! refused the second. A pointer outside the window (or above user space)
+//! chunks share an entry; embedded, a 256 GiB window (a 32 KiB table of
+//! leaves of 64 MiB each), and two chunks that would share an entry are
+//! 256 GiB apart, a multiple of the chunk map's 4 GiB window, so they share
+//! a chunk-map slot too and the chunk map has already refused the second. A pointer outside the window (or above user space)
 //! may alias another slice's entry: the free path's block-start test
 //! (`p` must lie inside the page's carved area) rejects it before anything
 //! at `p` is read.
@@ -39,14 +40,18 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 #[cfg(feature = "hosted")]
 const LEAF_BITS: usize = 14; // 1 GiB of slices, a 128 KiB leaf
 #[cfg(not(feature = "hosted"))]
-const LEAF_BITS: usize = 12; // 256 MiB of slices, a 32 KiB leaf
+const LEAF_BITS: usize = 12; // 64 MiB of 16 KiB slices, a 32 KiB leaf
 
 #[cfg(all(feature = "hosted", target_arch = "x86_64"))]
 const TOP_BITS: usize = 47 - SLICE_SHIFT - LEAF_BITS;
 #[cfg(all(feature = "hosted", not(target_arch = "x86_64")))]
 const TOP_BITS: usize = 48 - SLICE_SHIFT - LEAF_BITS;
 #[cfg(not(feature = "hosted"))]
-const TOP_BITS: usize = 38 - SLICE_SHIFT - LEAF_BITS;
+const TOP_BITS: usize = WINDOW_BITS - SLICE_SHIFT - LEAF_BITS;
+/// Embedded: the address bits the table tells apart (a 256 GiB window; at
+/// least the chunk map's, `chunk_map` asserts it).
+#[cfg(not(feature = "hosted"))]
+pub const WINDOW_BITS: usize = 38;
 
 const LEAF: usize = 1 << LEAF_BITS;
 const TOP: usize = 1 << TOP_BITS;

@@ -4,10 +4,10 @@
 //! ```text
 //! region (any base and size)
 //! | slack | unit 0 | unit 1 | ...            | unit n-1 | slack |
-//!          ^ 4 MiB aligned, one bit per unit in `used`
+//!          ^ CHUNK_SIZE (1 MiB) aligned, one bit per unit in `used`
 //! ```
 //!
-//! - Chunks take runs of whole 4 MiB units (first fit, at the alignment
+//! - Chunks take runs of whole units of `CHUNK_SIZE` (first fit, at the alignment
 //!   asked for), and give them back on [`os_free`]: freed memory is reused,
 //!   runs coalesce because the bitmap is the only record.
 //! - Metadata (heap structs, asked for in 64 KiB chunks that are never
@@ -36,8 +36,9 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 /// Regions mirs can manage at once (`mirs_region_add` calls, the static
 /// region included).
 pub const MAX_REGIONS: usize = 8;
-/// Units (4 MiB) per region: 16 GiB; a larger region is truncated.
-const MAX_UNITS: usize = 4096;
+/// Units (`CHUNK_SIZE`, 1 MiB) per region: 16 GiB; a larger region is
+/// truncated.
+const MAX_UNITS: usize = (16 << 30) >> CHUNK_SHIFT;
 const WORDS: usize = MAX_UNITS / 64;
 /// Unaligned leftovers kept for metadata (region slack, spare units).
 const MAX_META: usize = 2 * MAX_REGIONS + 8;
@@ -47,7 +48,7 @@ struct Region {
     /// The pointer the region was handed over with: provenance for what
     /// is carved from it.
     origin: *mut u8,
-    /// First 4 MiB unit.
+    /// First unit.
     base: usize,
     units: usize,
     /// Units at or above this index were never handed out.
@@ -174,7 +175,7 @@ impl State {
     }
 
     /// Record a region; false when the table of regions is full or the
-    /// region holds no 4 MiB unit and no page of slack.
+    /// region holds no unit and no page of slack.
     fn add_region(&mut self, origin: *mut u8, size: usize, zeroed: bool) -> bool {
         let start = origin.addr();
         let Some(end) = start.checked_add(size) else {
@@ -292,7 +293,7 @@ impl State {
 
 // ---------------------------------------------------------------- the static region
 
-/// The embedded default: a 4 MiB-aligned region in `.bss`, sized at build
+/// The embedded default: a chunk-aligned region in `.bss`, sized at build
 /// time by `MIRS_STATIC_REGION_MB` (build.rs), plus a little slack for
 /// heap structs.
 #[cfg(feature = "static-region")]
@@ -304,9 +305,15 @@ mod static_region {
     const META_BYTES: usize = 256 * 1024;
     pub const SIZE: usize = STATIC_REGION_MB * 1024 * 1024 + META_BYTES;
 
-    #[repr(C, align(4194304))]
+    // `align` takes a literal: CHUNK_SIZE (1 MiB), checked below.
+    #[repr(C, align(1048576))]
     pub struct Aligned(pub UnsafeCell<[u8; SIZE]>);
-    const _: () = assert!(core::mem::align_of::<Aligned>() == crate::base::constants::CHUNK_SIZE);
+    const _: () = {
+        use crate::base::constants::CHUNK_SIZE;
+        assert!(core::mem::align_of::<Aligned>() == CHUNK_SIZE);
+        // A whole number of chunks (build.rs takes any number of MiB).
+        assert!((STATIC_REGION_MB << 20).is_multiple_of(CHUNK_SIZE));
+    };
 
     // SAFETY: mirs hands its bytes out only through the region bitmap.
     unsafe impl Sync for Aligned {}
@@ -330,7 +337,7 @@ fn ensure_static(state: &mut State) {
 // ---------------------------------------------------------------- page provider
 
 /// `alloc(size, align)`: `size` bytes (a multiple of 4 KiB) aligned to
-/// `align` (a power of two, 4 KiB to 4 MiB or more), or NULL.
+/// `align` (a power of two, 4 KiB to `CHUNK_SIZE` or more), or NULL.
 pub type PageAlloc = unsafe extern "C" fn(size: usize, align: usize) -> *mut c_void;
 /// `free(ptr, size)`: memory from `PageAlloc` with the same size.
 pub type PageFree = unsafe extern "C" fn(ptr: *mut c_void, size: usize);

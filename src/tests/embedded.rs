@@ -1,7 +1,7 @@
 //! The single-threaded core on a fake embedder: the embedded platform (no
 //! `hosted`) driven through its own hooks, as ArceOS drives it, with
 //!
-//! - memory: one 4 MiB-aligned allocation from std's `System` allocator,
+//! - memory: one chunk-aligned allocation from std's `System` allocator,
 //!   handed over once with `mirs_region_add` (nothing else is asked for);
 //! - thread identity: `mirs_hook_thread_id` numbers threads from 1;
 //! - the clock: `platform::TEST_CLOCK_MS`, moved by hand;
@@ -27,9 +27,10 @@ use std::io::Write;
 use std::sync::Once;
 use std::vec::Vec;
 
-/// 4 MiB units in the region: room for the arena's spare chunks, a few
-/// huge blocks and the aligned-allocation test's 8 MiB alignment.
-const REGION_UNITS: usize = 12;
+/// Chunk-sized units in the region (48 MiB): room for the arena's spare
+/// chunks, a few huge blocks and the aligned-allocation test's 8 MiB
+/// alignment.
+const REGION_UNITS: usize = (48 << 20) / CHUNK_SIZE;
 /// Slack after the last unit, where mirs carves heap structs.
 const REGION_SLACK: usize = 256 * 1024;
 
@@ -308,8 +309,11 @@ fn embedded_free_lists_hold_their_invariants_through_collect() {
 #[test]
 fn embedded_purge_waits_for_the_delay() {
     let _embedder = embedder();
-    let size = 48 * 1024; // medium blocks: a few slices per page
-    let blocks: Vec<*mut u8> = (0..40).map(|_| alloc::malloc(size)).collect();
+    let size = SLICE_SIZE; // a size class of pages of a few slices
+                           // Pins the chunk: an empty chunk would go back whole (no spares
+                           // embedded) instead of keeping its free slices to purge.
+    let keep = alloc::malloc(16);
+    let blocks: Vec<*mut u8> = (0..20).map(|_| alloc::malloc(size)).collect();
     blocks.iter().for_each(|&p| fill(p, size, 1));
     let purged = total(Counter::Purged);
     blocks.into_iter().for_each(api::free);
@@ -323,7 +327,7 @@ fn embedded_purge_waits_for_the_delay() {
     crate::collect(false);
     let after_delay = total(Counter::Purged) - purged;
     assert!(
-        after_delay >= 40 * size as i64 / 2,
+        after_delay >= 20 * size as i64 / 2,
         "purged {after_delay} bytes after the delay"
     );
     // Dirty again, then forced: purged without waiting.
@@ -336,6 +340,7 @@ fn embedded_purge_waits_for_the_delay() {
         total(Counter::Purged) > before,
         "collect(true) purges at once"
     );
+    api::free(keep);
 }
 
 /// A page emptied by `free` is retired, then handed back to the arena and

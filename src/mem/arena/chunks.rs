@@ -155,7 +155,7 @@ pub(super) fn mark_free(st: &mut State, chunk: *mut Chunk, mask: u64, dirty: u64
 /// unlink it and leave it in `pending` to unmap (when there is room).
 /// Lock held, `chunk` live and listed.
 pub(super) fn release_if_spare(st: &mut State, chunk: *mut Chunk) {
-    if st.empty > spare_chunks() && st.pending.n_unmap < DEFER_UNMAP {
+    if st.empty > SPARE_CHUNKS && st.pending.n_unmap < DEFER_UNMAP {
         st.empty -= 1;
         // SAFETY: as stated.
         st.dirty_slices -= unsafe { Chunk::meta(chunk) }.dirty.count_ones() as usize;
@@ -200,13 +200,4 @@ pub(super) fn unpurge(st: &mut State, chunk: *mut Chunk, mask: u64, zeroed: u64)
     meta.purging &= !mask;
     meta.zero |= zeroed;
     mark_free(st, chunk, mask, 0);
-}
-
-pub(super) fn spare_chunks() -> usize {
-    // Embedded memory is physical and shared with the embedder: keep one.
-    if cfg!(feature = "hosted") {
-        SPARE_CHUNKS
-    } else {
-        1
-    }
 }

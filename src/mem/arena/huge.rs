@@ -77,7 +77,7 @@ pub(super) fn alloc_huge(size: usize, align: usize) -> Option<(*mut u8, bool)> {
 
 /// realloc of a huge block to `new_size` bytes without copying it: the
 /// chunk's mapping is resized where it lies (hosted: `mremap` without
-/// `MREMAP_MAYMOVE`; embedded: the free 4 MiB units after it in its
+/// `MREMAP_MAYMOVE`; embedded: the free 1 MiB units after it in its
 /// region), or else (hosted) its pages are moved, not copied, to a
 /// fresh aligned address (`MREMAP_MAYMOVE | MREMAP_FIXED`); a move leaves
 /// half again the old size as room to grow (address space only: untouched
@@ -87,9 +87,9 @@ pub(super) fn alloc_huge(size: usize, align: usize) -> Option<(*mut u8, bool)> {
 /// with `secure` hosted, whose guard page splits the mapping).
 ///
 /// Resized where it lies, the chunk map gains (before) or loses (after) the
-/// 4 MiB regions at its end; moved, the chunk leaves the map before its old
-/// range goes and comes back at its new extent once its header is there,
-/// its base still 4 MiB aligned (and aligned as the block was: an
+/// chunk-sized regions at its end; moved (hosted), the chunk leaves the map
+/// before its old range goes and comes back at its new extent once its
+/// header is there, its base still 4 MiB aligned (and aligned as the block was: an
 /// over-aligned block keeps its alignment).
 ///
 /// # Safety

@@ -67,7 +67,7 @@ pub use purge::{cached_count, dirty_bytes, purge, release_caches};
 pub use state::{page_slices, HUGE_MIN, SINGLETON_MAX};
 
 use crate::base::constants::*;
-use crate::mem::chunk::{Chunk, CLASS_PAGES};
+use crate::mem::chunk::{page_slices_at0, Chunk, CLASS_PAGES};
 use crate::mem::page::{OwnerHeap, Page};
 use crate::support::stats;
 use core::ptr;
@@ -86,7 +86,7 @@ pub fn alloc_page(
 ) -> *mut Page {
     debug_assert!(block_size <= LARGE_OBJ_SIZE_MAX);
     let n = page_slices(block_size);
-    let Some(span) = alloc_span(CLASS_PAGES, n, Some(n)) else {
+    let Some(span) = alloc_span(CLASS_PAGES, n, Some(page_slices_at0(n))) else {
         return ptr::null_mut();
     };
     let is_zero = span.is_zero;

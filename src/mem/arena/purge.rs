@@ -3,7 +3,7 @@
 //! out of memory, every cache handed back; what the report reads.
 
 use super::abandoned::sweep_abandoned;
-use super::chunks::{purge_later, release_if_spare, spare_chunks, unlink_chunk, unmap_chunk};
+use super::chunks::{purge_later, release_if_spare, unlink_chunk, unmap_chunk};
 use super::huge_cache::{huge_dirty_bytes, purge_huge_later};
 use super::lock::with_arena;
 use super::region;
@@ -68,7 +68,7 @@ pub(super) fn purge_due_memory(st: &mut State, now: u64, force: bool) {
         // SAFETY: listed chunks are live; we hold the lock.
         let meta = unsafe { Chunk::meta(chunk) };
         let next = meta.next;
-        if meta.free == ALL_SLICES && st.empty > spare_chunks() {
+        if meta.free == ALL_SLICES && st.empty > SPARE_CHUNKS {
             // An empty chunk left over when a lock hold had no room to
             // give more back.
             release_if_spare(st, chunk);

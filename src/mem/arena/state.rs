@@ -128,12 +128,12 @@ pub(super) const HUGE_CACHE: bool = cfg!(feature = "hosted");
 
 /// Slices of a page of blocks of `block_size` (a size class up to
 /// `LARGE_OBJ_SIZE_MAX`): one for small blocks, else room for about
-/// `BLOCKS_PER_PAGE` blocks.
+/// `LARGE_BLOCKS_PER_PAGE` blocks.
 pub fn page_slices(block_size: usize) -> usize {
     if block_size <= SMALL_OBJ_SIZE_MAX {
         1
     } else {
-        (block_size * BLOCKS_PER_PAGE)
+        (block_size * LARGE_BLOCKS_PER_PAGE)
             .div_ceil(SLICE_SIZE)
             .min(MAX_PAGE_SLICES)
     }
