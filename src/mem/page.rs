@@ -37,7 +37,7 @@
 //!   no thread ever holds a `&mut Page`: every non-atomic field is an
 //!   `UnsafeCell`, so a `&Page` on any thread aliases nothing.
 
-use crate::base::constants::{CHUNK_SIZE, MAX_EXTEND_SIZE, MIN_EXTEND};
+use crate::base::constants::{MAX_EXTEND_SIZE, MIN_EXTEND};
 use crate::lockfree::block::{Block, ListKey};
 use core::cell::UnsafeCell;
 use core::ptr;
@@ -534,7 +534,7 @@ impl OwnedPage {
     fn may_pop(self, block: *mut Block) -> bool {
         #[cfg(not(feature = "secure"))]
         {
-            (block as usize).wrapping_sub(self.0 as usize) < CHUNK_SIZE
+            (block as usize).wrapping_sub(self.0 as usize) < crate::base::constants::CHUNK_SIZE
         }
         #[cfg(feature = "secure")]
         {
