@@ -24,6 +24,16 @@ pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
     debug_assert!(
         align.is_power_of_two() && size.is_multiple_of(crate::base::constants::OS_PAGE_SIZE)
     );
+    // No MAP_NORESERVE: the kernel's overcommit policy judges each request
+    // as it judges glibc's, so an absurd size fails here at once (ENOMEM)
+    // instead of succeeding as a reservation.
+    map_aligned(size, align, 0)
+}
+
+/// An anonymous private read-write mapping of `size` bytes aligned to
+/// `align` (with `extra_flags`): over-maps by `align` and unmaps the slack
+/// on both sides.
+fn map_aligned(size: usize, align: usize, extra_flags: libc::c_int) -> Option<OsMemory> {
     #[cfg(any(test, feature = "fault-injection"))]
     if !fault::allow_request() {
         return None;
@@ -36,10 +46,7 @@ pub fn os_alloc_aligned(size: usize, align: usize) -> Option<OsMemory> {
             ptr::null_mut(),
             map_size,
             libc::PROT_READ | libc::PROT_WRITE,
-            // No MAP_NORESERVE: the kernel's overcommit policy judges each
-            // request as it judges glibc's, so an absurd size fails here
-            // at once (ENOMEM) instead of succeeding as a reservation.
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra_flags,
             -1,
             0,
         )
@@ -235,40 +242,7 @@ pub unsafe fn os_remap_move(
 /// writable but committing nothing (`MAP_NORESERVE`): a region the arena
 /// carves huge blocks from; only the pages written become memory.
 pub fn os_reserve(size: usize, align: usize) -> Option<OsMemory> {
-    #[cfg(any(test, feature = "fault-injection"))]
-    if !fault::allow_request() {
-        return None;
-    }
-    let map_size = size.checked_add(align)?;
-    // SAFETY: an anonymous private mapping has no preconditions.
-    let raw = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            map_size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if raw == libc::MAP_FAILED {
-        return None;
-    }
-    let start = raw as usize;
-    let aligned = (start + align - 1) & !(align - 1);
-    let (head, tail) = (aligned - start, map_size - (aligned - start) - size);
-    if head > 0 {
-        // SAFETY: inside the mapping just made, before the part we keep.
-        unsafe { libc::munmap(raw, head) };
-    }
-    if tail > 0 {
-        // SAFETY: inside the mapping just made, after the part we keep.
-        unsafe { libc::munmap((aligned + size) as *mut c_void, tail) };
-    }
-    Some(OsMemory {
-        base: aligned as *mut u8,
-        is_zero: true,
-    })
+    map_aligned(size, align, libc::MAP_NORESERVE)
 }
 
 /// Ask for transparent huge pages in `base..base + size` (`on`), or for
