@@ -231,20 +231,35 @@ fn free_mt(tf: &ThreadFree, heap: &TestHeap, blocks: &[usize], i: usize) {
 
 // ------------------------------------------------------------------ 1. thread_free
 
+/// A page word in state `initial`, its heap, two blocks, and two non-owner
+/// threads freeing one block each (`free_mt`), already spawned.
+#[allow(clippy::type_complexity)]
+fn two_freers(
+    initial: DelayedState,
+) -> (
+    Arc<ThreadFree>,
+    Arc<TestHeap>,
+    Arc<Vec<usize>>,
+    Vec<thread::JoinHandle<()>>,
+) {
+    let tf = Arc::new(ThreadFree::new());
+    tf.set_state(initial, false);
+    let heap = Arc::new(TestHeap::new());
+    let blocks = Arc::new(new_blocks(2));
+    let handles = (0..2)
+        .map(|i| {
+            let (tf, heap, blocks) = (tf.clone(), heap.clone(), blocks.clone());
+            thread::spawn(move || free_mt(&tf, &heap, &blocks, i))
+        })
+        .collect();
+    (tf, heap, blocks, handles)
+}
+
 /// Two non-owners free while the owner collects; a final collect finds the
 /// rest. Every block exactly once, the state bits survive every swap.
 fn push_collect(initial: DelayedState) {
     model(move |y| {
-        let tf = Arc::new(ThreadFree::new());
-        tf.set_state(initial, false);
-        let heap = Arc::new(TestHeap::new());
-        let blocks = Arc::new(new_blocks(2));
-        let handles: Vec<_> = (0..2)
-            .map(|i| {
-                let (tf, heap, blocks) = (tf.clone(), heap.clone(), blocks.clone());
-                thread::spawn(move || free_mt(&tf, &heap, &blocks, i))
-            })
-            .collect();
+        let (tf, heap, blocks, handles) = two_freers(initial);
         let mut seen = Vec::new();
         start(y);
         take_stack(tf.take_all(), &blocks, &mut seen);
@@ -281,16 +296,7 @@ fn loom_thread_free_push_collect_keeps_state() {
 #[test]
 fn loom_delayed_free() {
     model(|y| {
-        let tf = Arc::new(ThreadFree::new());
-        tf.set_state(DelayedState::UseDelayedFree, false);
-        let heap = Arc::new(TestHeap::new());
-        let blocks = Arc::new(new_blocks(2));
-        let handles: Vec<_> = (0..2)
-            .map(|i| {
-                let (tf, heap, blocks) = (tf.clone(), heap.clone(), blocks.clone());
-                thread::spawn(move || free_mt(&tf, &heap, &blocks, i))
-            })
-            .collect();
+        let (tf, heap, blocks, handles) = two_freers(DelayedState::UseDelayedFree);
         let mut seen = Vec::new();
         start(y);
         heap.drain(&tf, &blocks, &mut seen);
