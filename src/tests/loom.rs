@@ -259,7 +259,7 @@ fn two_freers(
 /// rest. Every block exactly once, the state bits survive every swap.
 fn push_collect(initial: DelayedState) {
     model(move |y| {
-        let (tf, heap, blocks, handles) = two_freers(initial);
+        let (tf, _heap, blocks, handles) = two_freers(initial);
         let mut seen = Vec::new();
         start(y);
         take_stack(tf.take_all(), &blocks, &mut seen);
