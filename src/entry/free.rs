@@ -4,9 +4,10 @@
 //! Fast path (owner thread, no aligned blocks, `p` a block start, not
 //! marked free): the page map gives the page (two dependent loads; a
 //! static ownerless header for memory that is not a normal chunk's);
-//! compare the page's owner with our thread id; bounds and divisibility
-//! test; the free-mark test; mark and push on the page's `local_free`: 34
-//! instructions to `ret` (`objdump -d` of `free` in libmirs.so).
+//! compare the page's owner with our thread id; one multiply-compare for
+//! block start, bounds and flags; the free-mark test; mark and push on the
+//! page's `local_free`: 31 instructions to `ret` (`objdump -d` of `free`
+//! in libmirs.so).
 //! Everything else goes through `free_generic`, which acts on the page's owner:
 //! - ours (page full, or with aligned blocks): the heap frees it;
 //! - another thread's: pushed on the page's `thread_free` (one CAS), or,
@@ -45,7 +46,9 @@ use core::sync::atomic::Ordering;
 /// see).
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    let page = page_map::page_of(p);
+    let Some(page) = page_map::page_of(p) else {
+        return free_outside_chunk_start(p);
+    };
     // SAFETY: the page map holds headers of live normal chunks, or the
     // static ownerless one (the test fails for it: slow path).
     if unsafe { &*page }.owner.load(Ordering::Relaxed) == platform::thread_id() {

@@ -114,12 +114,14 @@ pub struct Page {
     area_is_zero: Owned<bool>,
     /// First block (16-byte aligned).
     start: Fixed<*mut u8>,
-    /// `carved` while `flags == 0`, else 0: the free fast path tests flags
-    /// and bounds with one comparison.
-    fast_free_limit: Owned<usize>,
-    /// `u64::MAX / block_size + 1`: `off` is a multiple of `block_size` iff
-    /// `off * div_magic < div_magic` (wrapping, for `off` below 2^32;
-    /// Lemire, Kaser, Kurz 2019, "Faster remainder by direct computation").
+    /// `capacity * (div_magic * block_size)` (wrapping) while `flags == 0`,
+    /// else 0: the free fast path tests block start, bounds and flags with
+    /// one multiply and one comparison (`is_plain_block_start`).
+    fast_free_bound: Owned<u64>,
+    /// [`block_magic`] of the block size: `off` is a multiple of
+    /// `block_size` iff `off * div_magic < div_magic` (wrapping, for `off`
+    /// below 2^32; Lemire, Kaser, Kurz 2019, "Faster remainder by direct
+    /// computation").
     div_magic: Fixed<u64>,
     /// How the free lists store links (secret per page: block.rs).
     key: Fixed<ListKey>,
@@ -158,6 +160,20 @@ unsafe impl Sync for Page {}
 // 128 bytes: page headers tile the chunk header in cache-line pairs.
 #[cfg(not(feature = "secure"))]
 const _: () = assert!(core::mem::size_of::<Page>() == 128);
+
+/// `is_plain_block_start`'s arithmetic (on its own for the tests).
+#[inline(always)]
+fn below_bound(off: usize, magic: u64, bound: u64) -> bool {
+    (off as u64).wrapping_mul(magic) < bound
+}
+
+/// The multiplier of the block-start tests for blocks of `size` bytes:
+/// `floor(2^64 / size) + 1`, made odd, so that `E = magic * size - 2^64`
+/// is never 0 (for a power of two the plain quotient would give 0) and at
+/// most `2 * size`.
+fn block_magic(size: usize) -> u64 {
+    (u64::MAX / size as u64 + 1) | 1
+}
 
 /// The owner's handle on a page: the only way to its [`Owned`] fields and
 /// to the operations that change its lists. Made by [`Page::owned`].
@@ -203,7 +219,7 @@ owned_fields! {
     free_is_zero, set_free_is_zero: bool;
     retire_expire, set_retire_expire: u8;
     area_is_zero, set_area_is_zero: bool;
-    fast_free_limit, set_fast_free_limit: usize;
+    fast_free_bound, set_fast_free_bound: u64;
     capacity, set_capacity: u16;
     next, set_next: *mut Page;
     prev, set_prev: *mut Page;
@@ -222,7 +238,7 @@ impl Page {
             retire_expire: Owned::new(0),
             area_is_zero: Owned::new(false),
             start: Fixed::new(ptr::null_mut()),
-            fast_free_limit: Owned::new(0),
+            fast_free_bound: Owned::new(0),
             div_magic: Fixed::new(0),
             key: Fixed::new(ListKey::PLAIN),
             block_size: Fixed::new(0),
@@ -282,7 +298,7 @@ impl Page {
         // The fixed fields, written before publication.
         pg.start.set(start);
         pg.block_size.set(block_size);
-        pg.div_magic.set(u64::MAX / block_size as u64 + 1);
+        pg.div_magic.set(block_magic(block_size));
         let reserved = area_size / block_size;
         debug_assert!(reserved <= u16::MAX as usize);
         pg.reserved.set(reserved as u16);
@@ -296,7 +312,7 @@ impl Page {
         pg.set_free_is_zero(false);
         pg.set_retire_expire(0);
         pg.set_area_is_zero(area_is_zero);
-        pg.set_fast_free_limit(0);
+        pg.set_fast_free_bound(0);
         pg.set_capacity(0);
         pg.set_next(ptr::null_mut());
         pg.set_prev(ptr::null_mut());
@@ -430,7 +446,7 @@ impl Page {
 impl OwnedPage {
     pub fn set_flag(self, flag: u8) {
         self.set_flags(self.flags() | flag);
-        self.set_fast_free_limit(0);
+        self.set_fast_free_bound(0);
         if flag & FLAG_HAS_ALIGNED != 0 {
             self.aligned.store(true, Ordering::Relaxed);
         }
@@ -439,17 +455,38 @@ impl OwnedPage {
     pub fn clear_flag(self, flag: u8) {
         self.set_flags(self.flags() & !flag);
         if self.flags() == 0 {
-            self.set_fast_free_limit(self.carved());
+            self.set_fast_free_bound(self.plain_bound());
         }
+    }
+
+    /// `fast_free_bound` for the carved blocks: the products `off *
+    /// div_magic` of block starts `off = k * block_size` are `k * E`
+    /// (wrapping), `E = div_magic * block_size - 2^64` in `1..=2 *
+    /// block_size`, so `k < capacity` is one comparison.
+    fn plain_bound(self) -> u64 {
+        let e = self.div_magic.get().wrapping_mul(self.block_size() as u64);
+        self.capacity() as u64 * e
     }
 
     /// The free fast path's test: `p` is a carved block start and the page
     /// needs no special handling (not full, no aligned blocks).
+    ///
+    /// `off * div_magic` (wrapping) is below the bound exactly for the
+    /// carved block starts while `|off|` stays under 2^24: for `off = q *
+    /// bs + r`, it is `q * E + r * div_magic`; with `r > 0` that is at least
+    /// 2^64 / bs - 2^25 and does not wrap (blocks of at most 4 MiB): far
+    /// above any bound, which is at most twice the page area; with `r = 0`
+    /// it is `q * E`, below `capacity * E` only for `0 <= q < capacity`. Hosted, the page map does not alias, so `p` lies
+    /// in the page's span and `|off|` is under the chunk size; embedded, an
+    /// aliased pointer can be anywhere, so the offset is bounded first.
     #[inline(always)]
     pub fn is_plain_block_start(self, p: *const u8) -> bool {
         let off = (p as usize).wrapping_sub(self.start() as usize);
-        let magic = self.div_magic.get();
-        off < self.fast_free_limit() && (off as u64).wrapping_mul(magic) < magic
+        #[cfg(not(feature = "hosted"))]
+        if off >= crate::base::constants::CHUNK_SIZE {
+            return false;
+        }
+        below_bound(off, self.div_magic.get(), self.fast_free_bound())
     }
 
     #[inline(always)]
@@ -538,7 +575,7 @@ impl OwnedPage {
         }
         #[cfg(feature = "secure")]
         {
-            (block as usize).wrapping_sub(self.start() as usize) < self.fast_free_limit()
+            (block as usize).wrapping_sub(self.start() as usize) < self.carved()
         }
     }
 
@@ -654,7 +691,7 @@ impl OwnedPage {
         let carved = self.capacity() as usize * bs;
         self.carved.store(carved, Ordering::Relaxed);
         if self.flags() == 0 {
-            self.set_fast_free_limit(carved);
+            self.set_fast_free_bound(self.plain_bound());
         }
         crate::support::stats::blocks_carved(bs, n);
     }
@@ -841,7 +878,69 @@ impl Page {
         self.slices.set(slices as u8);
         self.start.set(start);
         self.block_size.set(area);
-        self.div_magic.set(u64::MAX / area as u64 + 1);
+        self.div_magic.set(block_magic(area));
         self.carved.store(area, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::constants::CHUNK_SIZE;
+    use crate::base::size_class::{bin_block_size, BIN_HUGE};
+
+    /// The free fast path's one-compare test accepts exactly the carved
+    /// block starts, for every size class and any offset within a chunk
+    /// either way (all of them in release builds; edges and a stride in
+    /// debug ones).
+    #[test]
+    fn plain_bound_is_exact_within_a_chunk() {
+        let window = CHUNK_SIZE as i64;
+        for bin in 1..BIN_HUGE {
+            let bs = bin_block_size(bin);
+            let magic = block_magic(bs);
+            let e = magic.wrapping_mul(bs as u64);
+            assert!(e >= 1 && e <= 2 * bs as u64, "bin {bin}: E = {e}");
+            for cap in [1, 2, (CHUNK_SIZE / bs / 2).max(1), CHUNK_SIZE / bs] {
+                let bound = cap as u64 * e;
+                let check = |off: i64| {
+                    let exact = off >= 0 && off % bs as i64 == 0 && off / (bs as i64) < cap as i64;
+                    assert_eq!(
+                        below_bound(off as usize, magic, bound),
+                        exact,
+                        "block size {bs}, capacity {cap}, offset {off}"
+                    );
+                };
+                let edges = [0, bs as i64, (cap * bs) as i64, window - 1, -window];
+                for edge in edges {
+                    for d in -2 * bs as i64..=2 * bs as i64 {
+                        check((edge + d).clamp(-window, window - 1));
+                    }
+                }
+                let step = if cfg!(debug_assertions) { 4093 } else { 1 };
+                if cap == CHUNK_SIZE / bs || cfg!(debug_assertions) {
+                    for off in (-window..window).step_by(step) {
+                        check(off);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The multiplier keeps the general block-start test
+    /// (`off * magic < magic`) exact over a page.
+    #[test]
+    fn block_magic_finds_block_starts() {
+        for bin in 1..BIN_HUGE {
+            let bs = bin_block_size(bin);
+            let magic = block_magic(bs);
+            for off in 0..CHUNK_SIZE.min(64 * bs) {
+                assert_eq!(
+                    (off as u64).wrapping_mul(magic) < magic,
+                    off % bs == 0,
+                    "{bs} {off}"
+                );
+            }
+        }
     }
 }

@@ -5,27 +5,31 @@
 //!
 //! ```text
 //! address bits:  .. | top index (TOP_BITS) | leaf index (LEAF_BITS) | SLICE_SHIFT bits in a slice
-//! TOP[t]:        null, or a leaf of LEAF page pointers (from the platform, never freed)
+//! TOP[t]:        null, or a leaf of LEAF page pointers (from the platform,
+//!                never freed), hosted biased by t * LEAF entries so that
+//!                the slice number indexes it without a mask
 //! leaf[i]:       the page header of slice i's span (its own header when the
 //!                slice is free: a header with no owner), else NO_PAGE
 //! ```
 //!
 //! `NO_PAGE` is a static header that no thread owns, so the free fast path's
 //! owner test fails for it without a null test of its own. The lookup is two
-//! dependent loads (top, leaf) and one null test (of the leaf), against
+//! dependent loads (top, leaf), a bound and a null test (of the leaf), against
 //! the chunk map's two loads plus the chunk header's `span_of` load it
 //! replaces on the free path. The chunk map (chunk_map.rs) still answers
 //! everything else (huge chunks, interior pointers of huge blocks).
 //!
-//! The top index takes the address bits above the leaf's modulo the table:
-//! hosted, the table covers all of user space (47 or 48 bits) so no two
-//! chunks share an entry; embedded, a 256 GiB window (a 32 KiB table of
-//! leaves of 64 MiB each), and two chunks that would share an entry are
+//! The top index: hosted, the address bits above the leaf's, exactly (the
+//! table covers all of user space, 47 or 48 bits; an address above it reads
+//! `NO_PAGE`), so a slice's entry is only ever its own: a pointer whose
+//! entry names a page lies in that page's span, which lets the free fast
+//! path's block-start test skip a bound (page.rs `is_plain_block_start`).
+//! Embedded: those bits modulo the table, a 256 GiB window (a 32 KiB table
+//! of leaves of 64 MiB each). Two chunks that would share an entry are
 //! 256 GiB apart, a multiple of the chunk map's 4 GiB window, so they share
-//! a chunk-map slot too and the chunk map has already refused the second. A pointer outside the window (or above user space)
-//! may alias another slice's entry: the free path's block-start test
-//! (`p` must lie inside the page's carved area) rejects it before anything
-//! at `p` is read.
+//! a chunk-map slot too and the chunk map has already refused the second;
+//! but a pointer outside the window may alias another slice's entry, so
+//! the embedded block-start test bounds the offset into the page first.
 //!
 //! Entries are written under the arena lock when a chunk is mapped, a span
 //! is made or freed, or a chunk is unmapped (Release), and read by any thread
@@ -75,34 +79,78 @@ pub fn no_page() -> *mut Page {
     ptr::addr_of!(NO_PAGE).cast_mut()
 }
 
-/// All null (`.bss`): untouched pages of it cost nothing hosted.
-static TOP_LEVEL: [AtomicPtr<Leaf>; TOP] = [const { AtomicPtr::new(ptr::null_mut()) }; TOP];
+/// Per top index, its leaf's entries biased by [`bias`] (so the slot
+/// index of [`slot`] adds to it directly), or null. All null at first
+/// (`.bss`): untouched pages of it cost nothing hosted. The last entry
+/// (index TOP) stays null: hosted, `slot` lets it through, so that its
+/// bound is one compare of the shifted address the load then uses (a
+/// bound of TOP itself compiles to a second shift).
+static TOP_LEVEL: [AtomicPtr<AtomicPtr<Page>>; TOP + 1] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; TOP + 1];
 
+/// The top index of `addr`, and the index that added to its biased leaf
+/// gives the slice's entry. Hosted: None above the table (no aliasing: a
+/// slice's entry is only ever its own), and the slice number itself, so
+/// the lookup needs no mask; embedded: the window wraps (see the module
+/// comment) and the index is the slice's in its leaf.
 #[inline(always)]
-fn indices(addr: usize) -> (usize, usize) {
+fn slot(addr: usize) -> Option<(usize, usize)> {
     let slice = addr >> SLICE_SHIFT;
-    ((slice >> LEAF_BITS) & (TOP - 1), slice & (LEAF - 1))
+    #[cfg(feature = "hosted")]
+    {
+        let top = slice >> LEAF_BITS;
+        // TOP itself is the null entry above user space (see TOP_LEVEL).
+        (top <= TOP).then_some((top, slice))
+    }
+    #[cfg(not(feature = "hosted"))]
+    {
+        Some(((slice >> LEAF_BITS) & (TOP - 1), slice & (LEAF - 1)))
+    }
 }
 
-/// The page header recorded for the slice of `p`, or [`no_page`]. Not
-/// proof that `p` lies in that page (see the module comment): the caller
-/// checks `p` against the page's area before it reads at `p`.
+/// What [`slot`]'s index exceeds the entry's index in its leaf by, for top
+/// index `t`: a top entry holds its leaf's address minus this many entries.
 #[inline(always)]
-pub fn page_of(p: *const u8) -> *mut Page {
-    let (t, i) = indices(p as usize);
-    let leaf = TOP_LEVEL[t].load(Ordering::Relaxed);
-    if leaf.is_null() {
-        return no_page();
+fn bias(t: usize) -> usize {
+    #[cfg(feature = "hosted")]
+    {
+        t << LEAF_BITS
     }
-    // SAFETY: a non-null top entry points at a leaf that is never freed;
-    // `i < LEAF`.
-    unsafe { (*leaf)[i].load(Ordering::Relaxed) }
+    #[cfg(not(feature = "hosted"))]
+    {
+        let _ = t;
+        0
+    }
+}
+
+/// The page header recorded for the slice of `p`: [`no_page`] for a slice
+/// outside normal chunks, None where no leaf covers `p` (nor any chunk).
+/// Hosted, `p` lies in the span of the page returned (the map does not
+/// alias); embedded, that is not proof of it (see the module comment):
+/// either way the caller checks `p` against the page's area before it
+/// reads at `p`.
+#[inline(always)]
+pub fn page_of(p: *const u8) -> Option<*mut Page> {
+    let (t, k) = slot(p as usize)?;
+    let base = TOP_LEVEL[t].load(Ordering::Relaxed);
+    if base.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null top entry is a leaf (never freed) biased by
+    // `bias(t)`, and `k - bias(t)` is `p`'s slice index in it, below LEAF.
+    Some(unsafe { (*base.wrapping_add(k)).load(Ordering::Relaxed) })
 }
 
 /// A leaf made by a thread that lost the race to install it, kept for the
 /// next window that needs one: leaves come from the platform's metadata
 /// memory, which embedded cannot give back (`os_free` takes chunks only).
 static SPARE_LEAF: AtomicPtr<Leaf> = AtomicPtr::new(ptr::null_mut());
+
+/// Keep `leaf` (unpublished, all entries [`no_page`]) for later. Two
+/// leaves put aside at once leak one: rare and bounded.
+fn put_aside(leaf: *mut Leaf) {
+    let _ = SPARE_LEAF.compare_exchange(ptr::null_mut(), leaf, Ordering::AcqRel, Ordering::Relaxed);
+}
 
 /// A leaf whose entries all read [`no_page`], unpublished: the spare, or
 /// fresh memory from the platform.
@@ -121,42 +169,55 @@ fn fresh_leaf() -> Option<*mut Leaf> {
     Some(leaf)
 }
 
+/// `leaf` as top entry `t` holds it.
+fn biased(leaf: *mut Leaf, t: usize) -> *mut AtomicPtr<Page> {
+    leaf.cast::<AtomicPtr<Page>>().wrapping_sub(bias(t))
+}
+
+/// A fresh leaf for top index `t`, whose biased address is not null (null
+/// means "no leaf"; only a leaf at exactly `bias(t)` entries gives it, and
+/// then the next one, at another address, does not).
+fn fresh_leaf_for(t: usize) -> Option<*mut Leaf> {
+    let leaf = fresh_leaf()?;
+    if !biased(leaf, t).is_null() {
+        return Some(leaf);
+    }
+    let other = fresh_leaf();
+    put_aside(leaf);
+    other
+}
+
 /// The entry of the slice at `addr`, making its leaf; None when the platform
-/// has no memory for a leaf.
+/// has no memory for a leaf (or, hosted, `addr` lies above the table).
 fn entry_or_make(addr: usize) -> Option<&'static AtomicPtr<Page>> {
-    let (t, i) = indices(addr);
+    let (t, k) = slot(addr).filter(|&(t, _)| t < TOP)?;
     let top = &TOP_LEVEL[t];
-    let mut leaf = top.load(Ordering::Acquire);
-    if leaf.is_null() {
-        let fresh = fresh_leaf()?;
-        match top.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => leaf = fresh,
+    let mut base = top.load(Ordering::Acquire);
+    if base.is_null() {
+        let fresh = fresh_leaf_for(t)?;
+        let new = biased(fresh, t);
+        match top.compare_exchange(ptr::null_mut(), new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => base = new,
             Err(winner) => {
                 // Lost the race: keep ours for the next window (nobody has
-                // seen it, so its entries still read no_page). Two racing
-                // losers at once leak one leaf: rare and bounded.
-                let _ = SPARE_LEAF.compare_exchange(
-                    ptr::null_mut(),
-                    fresh,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
-                leaf = winner;
+                // seen it, so its entries still read no_page).
+                put_aside(fresh);
+                base = winner;
             }
         }
     }
-    // SAFETY: a leaf, never freed; `i < LEAF`.
-    Some(unsafe { &(*leaf)[i] })
+    // SAFETY: a leaf, never freed, biased by `bias(t)`: `k - bias(t) < LEAF`.
+    Some(unsafe { &*base.wrapping_add(k) })
 }
 
 /// The entry of the slice at `addr`, whose leaf exists (its chunk is recorded).
 fn entry(addr: usize) -> &'static AtomicPtr<Page> {
-    let (t, i) = indices(addr);
-    let leaf = TOP_LEVEL[t].load(Ordering::Acquire);
-    debug_assert!(!leaf.is_null());
+    let (t, k) = slot(addr).expect("a recorded chunk lies in the table");
+    let base = TOP_LEVEL[t].load(Ordering::Acquire);
+    debug_assert!(!base.is_null());
     // SAFETY: the caller's chunk was recorded, so its leaf exists and is
-    // never freed; `i < LEAF`.
-    unsafe { &(*leaf)[i] }
+    // never freed; biased by `bias(t)`: `k - bias(t) < LEAF`.
+    unsafe { &*base.wrapping_add(k) }
 }
 
 /// Record a freshly mapped normal chunk at `base`: each slice points at its
@@ -199,26 +260,51 @@ mod tests {
     use super::*;
     use crate::base::constants::CHUNK_SIZE;
 
+    fn entry_at(p: *const u8) -> *mut Page {
+        page_of(p).unwrap_or(no_page())
+    }
+
     #[test]
     fn insert_set_lookup_remove() {
         // An address range no real mapping uses in the test process.
         let base = (1usize << 45) + 7 * CHUNK_SIZE;
         let header = |s: usize| (0x1000 + s * 0x80) as *mut Page;
-        assert_eq!(page_of(base as *const u8), no_page());
+        assert_eq!(entry_at(base as *const u8), no_page());
         assert!(insert_chunk(base, header));
-        assert_eq!(page_of((base + 5) as *const u8), header(0));
+        assert_eq!(entry_at((base + 5) as *const u8), header(0));
         assert_eq!(
-            page_of((base + (3 << SLICE_SHIFT) + 9) as *const u8),
+            entry_at((base + (3 << SLICE_SHIFT) + 9) as *const u8),
             header(3)
         );
         set(base, 2, 3, |_| header(2));
-        assert_eq!(page_of((base + (4 << SLICE_SHIFT)) as *const u8), header(2));
-        assert_eq!(page_of((base + (5 << SLICE_SHIFT)) as *const u8), header(5));
+        assert_eq!(
+            entry_at((base + (4 << SLICE_SHIFT)) as *const u8),
+            header(2)
+        );
+        assert_eq!(
+            entry_at((base + (5 << SLICE_SHIFT)) as *const u8),
+            header(5)
+        );
         set(base, 2, 3, header);
-        assert_eq!(page_of((base + (4 << SLICE_SHIFT)) as *const u8), header(4));
+        assert_eq!(
+            entry_at((base + (4 << SLICE_SHIFT)) as *const u8),
+            header(4)
+        );
         // The next chunk is not recorded.
-        assert_eq!(page_of((base + CHUNK_SIZE) as *const u8), no_page());
+        assert_eq!(entry_at((base + CHUNK_SIZE) as *const u8), no_page());
+        // No alias: the same slice above user space (each bit over the
+        // table's, and the null entry just above it) has no entry at all.
+        let top_bit = SLICE_SHIFT + LEAF_BITS + TOP_BITS;
+        for bit in top_bit..usize::BITS as usize {
+            assert_eq!(
+                page_of(((base + 5) | (1 << bit)) as *const u8),
+                None,
+                "bit {bit}"
+            );
+        }
+        assert_eq!(page_of((1usize << top_bit) as *const u8), None);
+        assert!(!insert_chunk(1 << top_bit, header));
         remove_chunk(base);
-        assert_eq!(page_of((base + 5) as *const u8), no_page());
+        assert_eq!(entry_at((base + 5) as *const u8), no_page());
     }
 }
