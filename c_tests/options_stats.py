@@ -90,7 +90,7 @@ def main():
     import re
     header = open(os.path.join(ROOT, "include", "mirs.h")).read()
     names = re.findall(r"MIRS_OPTION_([A-Z_]+) = ", header)
-    check(len(names) == 6, "mirs_option_t in the header", str(names))
+    check(len(names) == 7, "mirs_option_t in the header", str(names))
     for doc in ["README.md", "man/mirs.3", "src/support/options.rs"]:
         text = open(os.path.join(ROOT, doc)).read().replace("\\", "")
         missing = [n for n in names if f"MIRS_{n}" not in text or (doc != "src/support/options.rs" and f"MIRS_OPTION_{n}" not in text)]
@@ -98,10 +98,11 @@ def main():
 
     # Defaults, and the environment.
     vals, err = options()
-    check(vals == {0: 0, 1: 1, 2: 0, 3: 10, 4: 0, 5: 100, 6: -1}, "defaults", str(vals))
+    check(vals == {0: 0, 1: 1, 2: 0, 3: 10, 4: 0, 5: 100, 6: 1, 7: -1}, "defaults", str(vals))
     vals, err = options({"MIRS_SHOW_STATS": "1", "MIRS_VERBOSE": "off", "MIRS_ABORT_ON_ERROR": "no",
-                         "MIRS_PURGE_DELAY": "25", "MIRS_STATS_JSON": "TRUE", "MIRS_MAX_WARNINGS": "7"})
-    check([vals.get(i) for i in range(6)] == [1, 0, 0, 25, 1, 7], "every option from the environment", str(vals))
+                         "MIRS_PURGE_DELAY": "25", "MIRS_STATS_JSON": "TRUE", "MIRS_MAX_WARNINGS": "7",
+                         "MIRS_HUGE_PAGES": "off"})
+    check([vals.get(i) for i in range(7)] == [1, 0, 0, 25, 1, 7, 0], "every option from the environment", str(vals))
 
     # A bad value: one warning, the default kept.
     for var, opt, default in [("MIRS_PURGE_DELAY", 3, 10), ("MIRS_VERBOSE", 1, 1), ("MIRS_MAX_WARNINGS", 5, 100)]:
@@ -157,6 +158,14 @@ def main():
         rc, out, err = run(args + ["invalid", "5"], env)
         check(len(report_lines(err)) == 2 and "further error reports suppressed" in err,
               f"MAX_WARNINGS ({way}) caps the burst of reports", err)
+
+        env, args = how("MIRS_HUGE_PAGES", 0, 6)
+        rc, out, err = run(args + ["huge"], env)
+        check(rc == 0 and "hugepage advice 0" in out, f"HUGE_PAGES=0 ({way}) gives no huge-page advice", out + err)
+    # By default a big block asks for huge pages (where the kernel has them).
+    if os.path.exists("/sys/kernel/mm/transparent_hugepage/enabled"):
+        rc, out, err = run(["huge"])
+        check(rc == 0 and "hugepage advice 1" in out, "by default an 8 MiB block's pages are advised huge", out + err)
     rc, out, err = run(["invalid", "3"])
     check(rc == 0 and len(report_lines(err)) == 3 and "statistics" not in err and not json_lines(err),
           "by default: one report per invalid free, no statistics", err)

@@ -9,10 +9,14 @@
  *   live           allocates blocks of many sizes (small to huge), and prints
  *                  three JSON reports (before, with them live, after freeing)
  *                  and "allocated BYTES" (the sum of their usable sizes)
+ *   huge           allocates and writes an 8 MiB block; prints "hugepage
+ *                  advice N": 1 when the mapping holding it carries the
+ *                  MADV_HUGEPAGE flag ("hg" in /proc/self/smaps' VmFlags)
  * Linked with libmirs.a. Output goes to stdout with write(2) after the work
  * so that stdio's own buffer is allocated before the first report.
  */
 #include <mirs.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +59,35 @@ static void live(void) {
   printf("allocated %zu\n", allocated);
 }
 
+/* Does the mapping holding `p` carry the MADV_HUGEPAGE flag? -1: not found. */
+static int hugepage_flag(const void *p) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (!f) return -1;
+  static char line[4096];
+  int in = 0, found = -1;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+      in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    } else if (in && !strncmp(line, "VmFlags:", 8)) {
+      found = strstr(line, " hg") != NULL;
+      break;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+static void huge(void) {
+  size_t size = (size_t)8 << 20;
+  char *p = malloc(size);
+  if (!p) exit(2);
+  memset(p, 1, size);
+  int flag = hugepage_flag(p + size / 2);
+  free(p);
+  printf("hugepage advice %d\n", flag);
+}
+
 static void purge(void) {
   enum { N = 32 }; /* 2 MiB: below the dirty-memory floor (4 MiB) purged at once */
   static void *blocks[N];
@@ -79,7 +112,7 @@ int main(int argc, char **argv) {
       printf("set %d %ld -> %d\n", opt, value, mirs_option_set(opt, value));
       i += 2;
     } else if (!strcmp(argv[i], "get")) {
-      for (int o = 0; o <= MIRS_OPTION_MAX_WARNINGS + 1; o++)
+      for (int o = 0; o <= MIRS_OPTION_HUGE_PAGES + 1; o++)
         printf("opt %d = %ld\n", o, mirs_option_get(o));
     } else if (!strcmp(argv[i], "invalid") && i + 1 < argc) {
       int n = atoi(argv[++i]);
@@ -92,6 +125,8 @@ int main(int argc, char **argv) {
       purge();
     } else if (!strcmp(argv[i], "live")) {
       live();
+    } else if (!strcmp(argv[i], "huge")) {
+      huge();
     } else {
       printf("unknown step %s\n", argv[i]);
       return 1;

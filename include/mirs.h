@@ -31,6 +31,9 @@ typedef enum mirs_option_t {
   MIRS_OPTION_STATS_JSON = 4,
   // Warnings printed at most (0 to 10^9).
   MIRS_OPTION_MAX_WARNINGS = 5,
+  // Ask for transparent huge pages on the 2 MiB pages that big blocks
+  // cover whole (0 or 1; hosted).
+  MIRS_OPTION_HUGE_PAGES = 6,
 } mirs_option_t;
 
 #ifdef __cplusplus

@@ -118,7 +118,7 @@ static void test_basics(void)
     free(p);
     errno = 0;
     CHECK(malloc(SIZE_MAX / 2) == NULL && errno == ENOMEM);
-    mirs_collect(true); /* retired pages and cached segments back to the region */
+    mirs_collect(true); /* retired pages and empty chunks back to the region */
 }
 
 /* ---- exhaustion ------------------------------------------------------------ */
@@ -202,7 +202,7 @@ static void *dead_worker(void *arg)
 {
     int t = (int)(intptr_t)arg;
     /* Free what the previous round's thread of the next index left behind:
-     * frees into the segments of a thread that has ended. */
+     * frees into the pages of a thread that has ended (abandoned). */
     int prev = (t + 1) % nthreads;
     for (int i = 0; i < LEFT; i++) {
         if (leftover[prev][i] && !intact(leftover[prev][i], 100, (unsigned)i))
@@ -261,7 +261,7 @@ static void test_dead_threads(void)
            atomic_load(&harness_alive_calls) - alive_before);
     /* The dead threads' memory is reusable: the region holds as many 64 KiB
      * blocks as at the start, and once they are freed, one block of half the
-     * region fits (segments coalesce back in the region). */
+     * region fits (freed chunks coalesce back in the region). */
     static void *keep[MAX_BLOCKS];
     size_t n = 0;
     while (n < MAX_BLOCKS && (keep[n] = malloc(BLOCK)) != NULL)
@@ -270,9 +270,9 @@ static void test_dead_threads(void)
     for (size_t i = 0; i < n; i++)
         free(keep[i]);
     mirs_collect(true);
-    /* A quarter of the region in one piece: segments coalesce in the region.
-     * (Not half: segments abandoned by dead threads are only reclaimed when
-     * someone needs a segment of their kind, eight at a time, so a few may
+    /* A quarter of the region in one piece: freed chunks coalesce in the
+     * region. (Not half: a page a dead thread abandoned goes back only when
+     * a thread adopts it or its last block is freed, so a few chunks may
      * still be scattered through the region.) */
     void *big = malloc(REGION / 4);
     CHECKF(big != NULL, "malloc(%zu) after the dead threads' blocks were freed", REGION / 4);
@@ -331,8 +331,8 @@ static atomic_long provider_meta;
 #define PROVIDER_BUDGET ((long)32 << 20)
 
 /* Memory for the region and the provider is mapped near the static region (as an
- * embedder's physical memory is one window): the segment map is a direct-mapped
- * table over 4 GiB windows, where far-apart memory may collide. */
+ * embedder's physical memory is one window): the chunk map is a direct-mapped
+ * table over a 4 GiB window, where far-apart memory may collide. */
 static uintptr_t next_hint;
 
 static void *map_near(size_t span)

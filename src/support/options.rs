@@ -10,6 +10,7 @@
 //! | `PURGE_DELAY`            | `MIRS_PURGE_DELAY`   | 10      | 0 ..= 10^9 ms | delay before unused memory goes back to the OS |
 //! | `STATS_JSON`             | `MIRS_STATS_JSON`    | 0       | 0, 1    | print the statistics as JSON to stderr at process exit |
 //! | `MAX_WARNINGS`           | `MIRS_MAX_WARNINGS`  | 100     | 0 ..= 10^9 | error reports printed in a burst; then one per 10 s (output.rs) |
+//! | `HUGE_PAGES`             | `MIRS_HUGE_PAGES`    | 1       | 0, 1    | ask for transparent huge pages on the 2 MiB pages big blocks cover whole (hosted); 0: no huge-page advice at all |
 //!
 //! A boolean variable takes `1`/`yes`/`true`/`on` or `0`/`no`/`false`/`off`
 //! (any case). A value that does not parse or is out of range is reported
@@ -29,6 +30,7 @@ pub enum Opt {
     PurgeDelay = 3,
     StatsJson = 4,
     MaxWarnings = 5,
+    HugePages = 6,
 }
 
 /// How an option's value is written and checked.
@@ -94,10 +96,16 @@ const DESCS: [Desc; OPTIONS] = [
             unit: "warnings",
         },
     },
+    Desc {
+        opt: Opt::HugePages,
+        env: b"MIRS_HUGE_PAGES",
+        default: 1,
+        kind: Kind::Bool,
+    },
 ];
 
 /// Number of options.
-pub const OPTIONS: usize = 6;
+pub const OPTIONS: usize = 7;
 
 static VALUES: [AtomicI64; OPTIONS] = {
     let mut v = [const { AtomicI64::new(0) }; OPTIONS];
@@ -242,6 +250,11 @@ pub fn purge_delay_ms() -> u64 {
 
 pub fn max_warnings() -> u64 {
     get(Opt::MaxWarnings) as u64
+}
+
+/// Big blocks may ask the OS for transparent huge pages (region.rs).
+pub fn huge_pages() -> bool {
+    get(Opt::HugePages) != 0
 }
 
 #[cfg(test)]

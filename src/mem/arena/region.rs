@@ -54,8 +54,14 @@ pub(super) struct Carved {
 }
 
 impl Carved {
-    /// Give the huge-page advice the carve found necessary (lock not held).
+    /// Give the huge-page advice the carve found necessary (lock not held),
+    /// unless `MIRS_HUGE_PAGES=0` (then none at all: the bitmap still
+    /// tracks what would have been asked, so a change of the option acts on
+    /// the blocks carved after it).
     pub(super) fn advise(&self) {
+        if !crate::support::options::huge_pages() {
+            return;
+        }
         for &(start, len, on) in &self.advice {
             if len != 0 {
                 // SAFETY: huge pages of the units just carved, in a region.
