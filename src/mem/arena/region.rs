@@ -177,6 +177,9 @@ pub(super) fn take_units(st: &mut State, units: usize, total: usize) -> Option<C
     }
     let (_, _, ri, first) = best?;
     let r = &mut st.regions[ri];
+    // Whether all the block's bytes in its last unit are resident already
+    // (read before the units are taken).
+    let last_resident = r.dirty[first + units - 1] as usize >= last_need;
     let mut taken_dirty = 0;
     let mut is_zero = true;
     for u in first..first + units {
@@ -188,15 +191,26 @@ pub(super) fn take_units(st: &mut State, units: usize, total: usize) -> Option<C
         }
     }
     // Transparent huge pages where the block covers them whole (memory it
-    // writes faults once per 2 MiB), small pages in the rest of its last
-    // unit (a block that ends a little past a 2 MiB boundary does not hold
-    // a whole huge page resident for it, nor do its neighbours' tails).
+    // writes faults once per 2 MiB); small pages in the huge page it ends
+    // in, so a block that ends a little past a 2 MiB boundary does not
+    // fault a whole huge page in for its last bytes. That advice matters
+    // only where the block will fault: not when its bytes there are
+    // resident already (a huge page stays huge, and a fault beside small
+    // pages is a small page). Huge pages past the block's end keep theirs:
+    // nothing of this block faults there. So blocks of changing sizes over
+    // warm units make no advice calls (each one splits or joins mappings),
+    // where turning the pages past each end off and on again made one per
+    // malloc.
     let per_unit = CHUNK_SIZE / HUGE_PAGE;
-    let whole = (first * CHUNK_SIZE + total) / HUGE_PAGE;
-    let end = (first + units) * per_unit;
+    let end = first * CHUNK_SIZE + total;
+    let whole = end / HUGE_PAGE;
     let advice = [
         advise_huge(r, first * per_unit, whole, true),
-        advise_huge(r, whole, end, false),
+        if end % HUGE_PAGE != 0 && !last_resident {
+            advise_huge(r, whole, whole + 1, false)
+        } else {
+            (0, 0, false)
+        },
     ];
     let carved = Carved {
         base: r.base + first * CHUNK_SIZE,
