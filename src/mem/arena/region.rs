@@ -206,7 +206,7 @@ pub(super) fn take_units(st: &mut State, units: usize, total: usize) -> Option<C
     let whole = end / HUGE_PAGE;
     let advice = [
         advise_huge(r, first * per_unit, whole, true),
-        if end % HUGE_PAGE != 0 && !last_resident {
+        if !end.is_multiple_of(HUGE_PAGE) && !last_resident {
             advise_huge(r, whole, whole + 1, false)
         } else {
             (0, 0, false)
@@ -287,6 +287,7 @@ pub(super) fn release_units(
         if d != 0 {
             r.dirty_units += 1;
             r.freed_at[u] = now;
+            r.oldest_freed = r.oldest_freed.min(now);
             added += d as usize;
         }
     }
@@ -310,23 +311,42 @@ pub(super) fn note_resident(st: &mut State, region: usize, unit: usize, bytes: u
 
 /// The free unit with resident memory freed longest ago: (its purge due
 /// time, region, unit). Lock held.
-pub(super) fn oldest_dirty(st: &State) -> Option<(u64, usize, usize)> {
+pub(super) fn oldest_dirty(st: &mut State) -> Option<(u64, usize, usize)> {
     let delay = crate::support::options::purge_delay_ms();
     let mut best: Option<(u64, usize, usize)> = None;
-    for (ri, r) in st.regions.iter().enumerate() {
+    for (ri, r) in st.regions.iter_mut().enumerate() {
         if r.base == 0 || r.dirty_units == 0 {
             continue;
         }
+        let mut oldest: Option<usize> = None;
         for u in 0..UNITS {
             if r.dirty[u] != 0
                 && r.is_free(u)
-                && best.is_none_or(|(at, _, _)| r.freed_at[u] + delay < at)
+                && oldest.is_none_or(|o| r.freed_at[u] < r.freed_at[o])
             {
+                oldest = Some(u);
+            }
+        }
+        r.oldest_freed = oldest.map_or(u64::MAX, |u| r.freed_at[u]);
+        if let Some(u) = oldest {
+            if best.is_none_or(|(at, _, _)| r.freed_at[u] + delay < at) {
                 best = Some((r.freed_at[u] + delay, ri, u));
             }
         }
     }
     best
+}
+
+/// At most the purge due time of every free unit with resident memory
+/// (`u64::MAX` when there is none), without a scan of the units.
+pub(super) fn dirty_due_at_least(st: &State) -> u64 {
+    let delay = crate::support::options::purge_delay_ms();
+    st.regions
+        .iter()
+        .filter(|r| r.base != 0 && r.dirty_units != 0)
+        .map(|r| r.oldest_freed.saturating_add(delay))
+        .min()
+        .unwrap_or(u64::MAX)
 }
 
 /// Purge (once the lock is dropped) the run of free resident units around
@@ -413,6 +433,7 @@ pub(super) fn unpurge(st: &mut State, region: usize, first: usize, count: usize,
         } else {
             r.dirty_units += 1;
             r.freed_at[u] = now;
+            r.oldest_freed = r.oldest_freed.min(now);
             back += r.dirty[u] as usize;
         }
     }

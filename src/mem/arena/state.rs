@@ -199,6 +199,10 @@ pub(super) struct Region {
     pub(super) freed_at: [u64; UNITS],
     /// Free units with resident memory.
     pub(super) dirty_units: usize,
+    /// At most the earliest `freed_at` of those (exact after
+    /// `region::oldest_dirty`'s scan; `u64::MAX`: none yet), so `trim` need
+    /// not scan every unit to see that all of them were freed recently.
+    pub(super) oldest_freed: u64,
     /// Bit h: huge page h (2 MiB) is advised for transparent huge pages.
     pub(super) huge: [u64; HUGE_WORDS],
 }
@@ -210,6 +214,7 @@ impl Region {
         dirty: [0; UNITS],
         freed_at: [0; UNITS],
         dirty_units: 0,
+        oldest_freed: u64::MAX,
         huge: [0; HUGE_WORDS],
     };
 
