@@ -15,7 +15,7 @@
 //!   dirty[u]: bytes from the unit's start that may be resident (0: zero)
 //!   freed_at[u]: when a free unit was freed (ms), for the purge delay
 //!   huge[h]: 2 MiB page h is advised for transparent huge pages (those a
-//!            block covers whole; the others of its units are not)
+//!            block covers whole; not the one it ends in, unless resident)
 //! ```
 //!
 //! Blocks of more than `REGION_MAX_UNITS` units (and over-aligned ones)
