@@ -45,7 +45,7 @@ LAYERS = [
     ("support/", ["support::options", "support::output", "support::stats", "support"],
      "MIRS_* options, printing (fixed buffer, write(2)), statistics counters"),
     ("mem/", ["mem::page", "mem::page_map", "mem::chunk", "mem::chunk_map",
-              "mem::arena::state", "mem::arena::chunks", "mem::arena::huge_cache",
+              "mem::arena::directory", "mem::arena::state", "mem::arena::chunks", "mem::arena::huge_cache",
               "mem::arena::region", "mem::arena::trim", "mem::arena::lock", "mem::arena::span", "mem::arena::huge",
               "mem::arena::abandoned", "mem::arena::purge", "mem::arena", "mem"],
      "page: a page's three free lists (free, local_free, atomic thread_free) "

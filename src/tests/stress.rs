@@ -189,6 +189,10 @@ fn threads_exchange_blocks_and_everything_is_accounted_for() {
             in_slots,
             "live blocks in abandoned pages vs. blocks held"
         );
+        assert!(
+            arena::directory_mirrors_list(),
+            "the chunk directory copies the list"
+        );
     }
     for slot in &shared.slots {
         let p = slot.swap(std::ptr::null_mut(), Ordering::AcqRel);
@@ -207,6 +211,11 @@ fn threads_exchange_blocks_and_everything_is_accounted_for() {
         "live blocks left in the main heap"
     );
     assert_eq!(walk_abandoned(), 0, "live blocks left in abandoned pages");
+    crate::collect(true);
+    assert!(
+        arena::directory_mirrors_list(),
+        "the chunk directory copies the list"
+    );
 }
 
 /// Walk every abandoned page (the process is quiescent: all workers have

@@ -2,6 +2,7 @@
 //! chunk's free / dirty / purging slice bits (a span's slices going free,
 //! out to purge, back from it), spare empty chunks.
 
+use super::directory;
 use super::state::{State, DEFER_PURGE, DEFER_UNMAP, PURGE_DUE};
 use crate::base::address;
 use crate::base::constants::*;
@@ -32,14 +33,17 @@ pub(super) fn push_chunk(st: &mut State, chunk: *mut Chunk) {
     }
     st.last = chunk;
     st.empty += 1;
+    // SAFETY: as above.
+    directory::push(&mut st.dir, chunk, unsafe { Chunk::meta(chunk) });
 }
 
 pub(super) fn unlink_chunk(st: &mut State, chunk: *mut Chunk) {
-    let (prev, next) = {
+    let (prev, next, seq) = {
         // SAFETY: `chunk` is on the list; we hold the lock.
         let meta = unsafe { Chunk::meta(chunk) };
-        (meta.prev, meta.next)
+        (meta.prev, meta.next, meta.seq)
     };
+    directory::remove(&mut st.dir, seq);
     if st.scan == chunk {
         st.scan = next;
     }
@@ -61,6 +65,9 @@ pub(super) fn unlink_chunk(st: &mut State, chunk: *mut Chunk) {
 /// `align`), its header initialised and entered in the chunk map. Called
 /// without the lock (the platform may take its own).
 pub(super) fn map_chunk(kind: ChunkKind, size: usize, align: usize) -> *mut Chunk {
+    if kind == ChunkKind::Normal {
+        directory::reserve();
+    }
     let Some(memory) = platform::os_alloc_chunk(size, align, chunk_map::can_insert) else {
         return ptr::null_mut();
     };
@@ -145,6 +152,7 @@ pub(super) fn mark_free(st: &mut State, chunk: *mut Chunk, mask: u64, dirty: u64
             PURGE_DUE.fetch_min(meta.purge_at, Ordering::Relaxed);
         }
     }
+    directory::sync(&mut st.dir, chunk, meta);
     if meta.free == ALL_SLICES {
         st.empty += 1;
         release_if_spare(st, chunk);
@@ -184,6 +192,7 @@ pub(super) fn purge_later(st: &mut State, chunk: *mut Chunk, mask: u64) -> bool 
         meta.purge_at = 0;
     }
     meta.purging |= mask;
+    directory::sync(&mut st.dir, chunk, meta);
     st.dirty_slices -= mask.count_ones() as usize;
     st.pending.purge[st.pending.n_purge] = (chunk, mask);
     st.pending.n_purge += 1;

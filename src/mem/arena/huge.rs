@@ -401,6 +401,7 @@ pub unsafe fn grow_span(p: *mut u8, page: *mut Page, new_size: usize) -> bool {
     st.dirty_slices -= (meta.dirty & extra).count_ones() as usize;
     meta.dirty &= !extra;
     meta.zero &= !extra;
+    super::directory::sync(&mut st.dir, chunk, meta);
     drop(st);
     let (start, area) = Chunk::span_area(chunk, first, want);
     debug_assert!(start == p);

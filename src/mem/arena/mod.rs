@@ -39,7 +39,8 @@
 //! page is in its bin's abandoned list, and `ABANDONED[bin]` counts them.
 //!
 //! The files, bottom to top (each uses only those listed before it):
-//! `state` (the state the lock guards, the counters), `chunks` (the chunk
+//! `state` (the state the lock guards, the counters), `directory` (the
+//! chunk list's bits, dense, for the span search), `chunks` (the chunk
 //! list, mapping, each chunk's free / dirty / purging slices), `huge_cache`
 //! (freed huge chunks kept for reuse), `region` (units of regions for big
 //! blocks, free ones joined), `trim` (the dirty-memory budget),
@@ -50,6 +51,7 @@
 
 mod abandoned;
 mod chunks;
+mod directory;
 mod huge;
 mod huge_cache;
 mod lock;
@@ -134,6 +136,12 @@ pub unsafe fn free_page(page: *mut Page) {
     with_arena(|st| unsafe { release_span(st, chunk, first, count) });
 }
 
+/// Does the chunk directory copy the chunk list (tests; lock not held)?
+#[cfg(all(test, not(loom), feature = "hosted"))]
+pub fn directory_mirrors_list() -> bool {
+    with_arena(|st| st.dir.mirrors(st.first))
+}
+
 /// In the child after `fork` (single-threaded now): a thread of the parent
 /// may have held the lock; it does not exist here. The lock is not taken
 /// across `fork` in a prepare handler: glibc runs those before it takes its
@@ -145,4 +153,7 @@ pub unsafe fn free_page(page: *mut Page) {
 pub fn reset_after_fork() {
     // SAFETY: only this thread exists in the child.
     unsafe { ARENA.reset() };
+    // Whatever the parent's critical section left half done there, the
+    // list is what the child searches.
+    with_arena(|st| st.dir.invalidate());
 }

@@ -11,6 +11,7 @@ use crate::mem::chunk::{
     find_run, run_mask, Chunk, ChunkKind, ChunkMeta, ALL_SLICES, CLASS_SINGLETONS,
 };
 use crate::mem::page::OWNER_NONE;
+use core::ptr;
 use core::sync::atomic::Ordering;
 
 /// Find free slices, in a chunk of `class` (or an empty one, which then
@@ -66,6 +67,7 @@ pub(super) fn take_span_of(
     }
     // The span is about to be written.
     meta.zero &= !mask;
+    super::directory::sync(&mut st.dir, chunk, meta);
     Some(Span {
         chunk,
         first,
@@ -80,6 +82,26 @@ fn class_fits(meta: &ChunkMeta, class: u8, any_class: bool) -> bool {
     any_class || meta.class == class || meta.free == ALL_SLICES
 }
 
+/// The run `first_fit` takes in a chunk with `free` slices of `class`
+/// (`all_free`: every slice free), if any: (first slice, count).
+fn fit_in(
+    free: u64,
+    chunk_class: u8,
+    all_free: bool,
+    (class, any_class): (u8, bool),
+    plain: usize,
+    at0: Option<usize>,
+) -> Option<(usize, usize)> {
+    if free == 0 || !(any_class || chunk_class == class || all_free) {
+        None
+    } else if let Some(first) = find_run(free, plain, !1) {
+        Some((first, plain))
+    } else {
+        at0.filter(|&n| n <= 64 && find_run(free, n, 1) == Some(0))
+            .map(|n| (0, n))
+    }
+}
+
 /// The first chunk (oldest first) with room, its lowest run: (chunk,
 /// first slice, count). Moves `st.scan` past the full chunks it starts with.
 fn first_fit(
@@ -90,6 +112,14 @@ fn first_fit(
     at0: Option<usize>,
     dirty: bool,
 ) -> Option<(*mut Chunk, usize, usize)> {
+    if st.scan.is_null() {
+        return None;
+    }
+    // SAFETY: `scan` is a listed chunk; we hold the lock.
+    let scan_seq = unsafe { Chunk::meta(st.scan) }.seq;
+    if let Some(start) = st.dir.index_of(scan_seq) {
+        return first_fit_dense(st, start, (class, any_class), plain, at0, dirty);
+    }
     let mut chunk = st.scan;
     let mut leading = true;
     while !chunk.is_null() {
@@ -102,20 +132,61 @@ fn first_fit(
             leading = false;
         }
         let free = if dirty { meta.dirty } else { meta.free };
-        let found = if free == 0 || !class_fits(meta, class, any_class) {
-            None
-        } else if let Some(first) = find_run(free, plain, !1) {
-            Some((first, plain))
-        } else {
-            at0.filter(|&n| n <= 64 && find_run(free, n, 1) == Some(0))
-                .map(|n| (0, n))
-        };
-        if let Some((first, count)) = found {
+        let want = (class, any_class);
+        if let Some((first, count)) =
+            fit_in(free, meta.class, meta.free == ALL_SLICES, want, plain, at0)
+        {
             return Some((chunk, first, count));
         }
         chunk = meta.next;
     }
     None
+}
+
+/// `first_fit` over the directory from entry `start` (`scan`'s): the same
+/// answer, from consecutive entries; the chunk's own bits are checked
+/// before its run is returned.
+fn first_fit_dense(
+    st: &mut State,
+    start: usize,
+    want: (u8, bool),
+    plain: usize,
+    at0: Option<usize>,
+    dirty: bool,
+) -> Option<(*mut Chunk, usize, usize)> {
+    let entries = st.dir.entries()?;
+    let mut leading = true;
+    let mut scan = None;
+    let mut found = None;
+    for (i, e) in entries.iter().enumerate().skip(start) {
+        if leading && e.free == 0 {
+            scan = Some(entries.get(i + 1).map_or(ptr::null_mut(), |n| n.chunk));
+            continue;
+        }
+        leading = false;
+        let bits = if dirty { e.dirty } else { e.free };
+        if let Some((first, count)) = fit_in(bits, e.class, e.free == ALL_SLICES, want, plain, at0)
+        {
+            // SAFETY: a listed chunk (the directory mirrors the list).
+            let meta = unsafe { Chunk::meta(e.chunk) };
+            let real = if dirty { meta.dirty } else { meta.free };
+            debug_assert!(
+                real == bits && meta.class == e.class,
+                "stale directory entry"
+            );
+            if real & run_mask(first, count) == run_mask(first, count)
+                && fit_in(real, meta.class, meta.free == ALL_SLICES, want, plain, at0)
+                    == Some((first, count))
+            {
+                found = Some((e.chunk, first, count));
+                break;
+            }
+        }
+    }
+    if let Some(s) = scan {
+        st.scan = s;
+    }
+    found
 }
 
 /// Chunks `best_fit` looks at after the first that fits.

@@ -2,6 +2,7 @@
 //! `lock.rs` takes it), the counters read without it, and the sizes the
 //! rest share.
 
+use super::directory::Directory;
 use crate::base::constants::*;
 use crate::base::size_class::BIN_COUNT;
 use crate::lockfree::sync::SpinLock;
@@ -23,6 +24,8 @@ pub(super) struct State {
     pub(super) scan: *mut Chunk,
     /// `seq` of the next chunk pushed.
     pub(super) next_seq: u64,
+    /// The list's free and dirty slices, dense, for the span search.
+    pub(super) dir: Directory,
     /// Freed huge chunks (hosted); null slots are empty.
     pub(super) huge_cache: [*mut Chunk; HUGE_CACHE_SLOTS],
     /// Free slices whose memory may be resident (dirty), over all chunks,
@@ -57,6 +60,7 @@ pub(super) static ARENA: SpinLock<State> = SpinLock::new(State {
     empty: 0,
     scan: ptr::null_mut(),
     next_seq: 0,
+    dir: Directory::EMPTY,
     huge_cache: [ptr::null_mut(); HUGE_CACHE_SLOTS],
     dirty_slices: 0,
     dirty_huge: 0,
