@@ -786,11 +786,19 @@ impl OwnedPage {
         } else if self.local_free().is_null() {
             self.set_local_free(head);
         } else {
+            // Both lists hold blocks: the owner's own frees (`local_free`,
+            // warm in this thread's cache) go in front of `free`, walked
+            // for their tail, and the stack (blocks other threads freed,
+            // cold here: a miss per link) becomes `local_free` unwalked. A
+            // heap's exit collects every page this way.
+            let local = self.local_free();
+            let tail = self.checked_tail(local);
+            // SAFETY: `tail` is the last block of the list we own.
+            unsafe { Block::set_next_with(tail, self.free(), self.key()) };
+            self.set_free(local);
+            self.set_free_is_zero(false);
             // The stack was published by other threads with Release and we
             // took it with Acquire; nobody else can reach it now.
-            let tail = self.checked_tail(head);
-            // SAFETY: `tail` is the last block of the list we own.
-            unsafe { Block::set_next_with(tail, self.local_free(), self.key()) };
             self.set_local_free(head);
         }
     }
