@@ -51,7 +51,7 @@ pub unsafe fn free(p: *mut u8) {
     };
     // SAFETY: the page map holds headers of live normal chunks, or the
     // static ownerless one (the test fails for it: slow path).
-    if unsafe { &*page }.owner.load(Ordering::Relaxed) == platform::thread_id() {
+    if platform::is_current_thread(unsafe { &*page }.owner.load(Ordering::Relaxed)) {
         // SAFETY: we own the page: its owner fields are ours.
         let pg = unsafe { Page::owned(page) };
         // `p` must be one of the page's carved block starts before anything

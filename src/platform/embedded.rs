@@ -221,6 +221,12 @@ pub fn thread_id() -> usize {
     }
 }
 
+/// Is `id` the calling thread's id?
+#[inline(always)]
+pub fn is_current_thread(id: usize) -> bool {
+    id == thread_id()
+}
+
 /// The calling thread's key in the heap table: the embedder's id shifted
 /// left (bit 0 stays free for the table's slot states).
 #[inline(always)]

@@ -387,6 +387,32 @@ pub fn thread_id() -> usize {
 static THREAD_KEY: AtomicUsize = AtomicUsize::new(0);
 static THREAD_KEY_READY: AtomicBool = AtomicBool::new(false);
 
+/// Is `id` the calling thread's id? On x86_64 one compare with fs:0 and
+/// a branch (an asm label: the compiler cannot fold `thread_id`'s asm read
+/// into the compare, which cost free's fast path a load of its own).
+#[inline(always)]
+pub fn is_current_thread(id: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: compares `id` with the TCB self-pointer glibc stores at
+        // fs:0 (what `thread_id` reads) and branches; no side effects.
+        unsafe {
+            core::arch::asm!(
+                "cmp {id}, qword ptr fs:0",
+                "jne {other}",
+                id = in(reg) id,
+                other = label { return false; },
+                options(nostack, readonly)
+            )
+        };
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        id == thread_id()
+    }
+}
+
 /// The calling thread's key in mirs's table of heaps: its id (the thread
 /// pointer is 16-byte aligned, so bit 0, which the table uses, is clear).
 #[inline(always)]

@@ -100,6 +100,9 @@ contract! {
     /// A non-zero, even id of the calling thread, unique among live threads
     /// (a page's owner is compared with it on every free: keep it cheap).
     [] fn thread_id() -> usize;
+    /// Is `id` the calling thread's id (`thread_id() == id`)? The free fast
+    /// path's owner test, so one compare where the platform allows it.
+    [] fn is_current_thread(id: usize) -> bool;
     /// The calling thread's key in the thread layer's heap table: non-zero,
     /// bit 0 clear, unique among live threads.
     [] fn thread_key() -> usize;

@@ -822,3 +822,22 @@ fn realloc_grows_singleton_spans_in_place() {
     api::free(n);
     crate::thread::check_current();
 }
+
+/// The owner test of free's fast path: true for the calling thread's id
+/// only (hosted x86_64 compares with fs:0 in asm).
+#[test]
+fn is_current_thread_knows_its_own_id_only() {
+    use crate::platform::{is_current_thread, thread_id};
+    let me = thread_id();
+    assert!(is_current_thread(me));
+    assert!(!is_current_thread(me ^ 16) && !is_current_thread(0));
+    let other = std::thread::spawn(move || {
+        let id = thread_id();
+        (id, is_current_thread(id), is_current_thread(me))
+    })
+    .join()
+    .unwrap();
+    assert_eq!((other.1, other.2), (true, false));
+    assert_ne!(other.0, me);
+    assert!(!is_current_thread(other.0));
+}
