@@ -476,9 +476,10 @@ impl OwnedPage {
     /// bs + r`, it is `q * E + r * div_magic`; with `r > 0` that is at least
     /// 2^64 / bs - 2^25 and does not wrap (blocks of at most 4 MiB): far
     /// above any bound, which is at most twice the page area; with `r = 0`
-    /// it is `q * E`, below `capacity * E` only for `0 <= q < capacity`. Hosted, the page map does not alias, so `p` lies
-    /// in the page's span and `|off|` is under the chunk size; embedded, an
-    /// aliased pointer can be anywhere, so the offset is bounded first.
+    /// it is `q * E`, below `capacity * E` only for `0 <= q < capacity`.
+    /// Hosted, the page map does not alias, so `p` lies in the page's span
+    /// and `|off|` is under the chunk size; embedded, an aliased pointer can
+    /// be anywhere, so the offset is bounded first.
     #[inline(always)]
     pub fn is_plain_block_start(self, p: *const u8) -> bool {
         let off = (p as usize).wrapping_sub(self.start() as usize);

@@ -7,9 +7,7 @@ use super::lock::with_arena;
 use super::state::{Span, State};
 use super::trim::trim;
 use crate::base::constants::*;
-use crate::mem::chunk::{
-    find_run, run_mask, Chunk, ChunkKind, ChunkMeta, ALL_SLICES, CLASS_SINGLETONS,
-};
+use crate::mem::chunk::{find_run, run_mask, Chunk, ChunkKind, ALL_SLICES, CLASS_SINGLETONS};
 use crate::mem::page::OWNER_NONE;
 use core::ptr;
 use core::sync::atomic::Ordering;
@@ -76,28 +74,28 @@ pub(super) fn take_span_of(
     })
 }
 
-/// Whether a chunk's spans may be taken for `class`: its own class, or
-/// empty, or any with `any_class`. Lock held.
-fn class_fits(meta: &ChunkMeta, class: u8, any_class: bool) -> bool {
-    any_class || meta.class == class || meta.free == ALL_SLICES
+/// Whether a chunk of `chunk_class` with `free` slices may give spans for
+/// `class`: its own class, or empty, or any with `any_class`.
+fn class_fits(chunk_class: u8, free: u64, (class, any_class): (u8, bool)) -> bool {
+    any_class || chunk_class == class || free == ALL_SLICES
 }
 
-/// The run `first_fit` takes in a chunk with `free` slices of `class`
-/// (`all_free`: every slice free), if any: (first slice, count).
+/// The run `first_fit` takes in a chunk of `chunk_class` whose `free`
+/// slices are all free and whose `bits` the search may use (all free ones,
+/// or the resident ones), if any: (first slice, count).
 fn fit_in(
-    free: u64,
-    chunk_class: u8,
-    all_free: bool,
-    (class, any_class): (u8, bool),
+    bits: u64,
+    (chunk_class, free): (u8, u64),
+    want: (u8, bool),
     plain: usize,
     at0: Option<usize>,
 ) -> Option<(usize, usize)> {
-    if free == 0 || !(any_class || chunk_class == class || all_free) {
+    if bits == 0 || !class_fits(chunk_class, free, want) {
         None
-    } else if let Some(first) = find_run(free, plain, !1) {
+    } else if let Some(first) = find_run(bits, plain, !1) {
         Some((first, plain))
     } else {
-        at0.filter(|&n| n <= 64 && find_run(free, n, 1) == Some(0))
+        at0.filter(|&n| n <= 64 && find_run(bits, n, 1) == Some(0))
             .map(|n| (0, n))
     }
 }
@@ -133,9 +131,7 @@ fn first_fit(
         }
         let free = if dirty { meta.dirty } else { meta.free };
         let want = (class, any_class);
-        if let Some((first, count)) =
-            fit_in(free, meta.class, meta.free == ALL_SLICES, want, plain, at0)
-        {
+        if let Some((first, count)) = fit_in(free, (meta.class, meta.free), want, plain, at0) {
             return Some((chunk, first, count));
         }
         chunk = meta.next;
@@ -165,22 +161,19 @@ fn first_fit_dense(
         }
         leading = false;
         let bits = if dirty { e.dirty } else { e.free };
-        if let Some((first, count)) = fit_in(bits, e.class, e.free == ALL_SLICES, want, plain, at0)
-        {
-            // SAFETY: a listed chunk (the directory mirrors the list).
-            let meta = unsafe { Chunk::meta(e.chunk) };
-            let real = if dirty { meta.dirty } else { meta.free };
-            debug_assert!(
-                real == bits && meta.class == e.class,
-                "stale directory entry"
-            );
-            if real & run_mask(first, count) == run_mask(first, count)
-                && fit_in(real, meta.class, meta.free == ALL_SLICES, want, plain, at0)
-                    == Some((first, count))
-            {
-                found = Some((e.chunk, first, count));
-                break;
-            }
+        let Some(run) = fit_in(bits, (e.class, e.free), want, plain, at0) else {
+            continue;
+        };
+        // SAFETY: a listed chunk (the directory mirrors the list).
+        let meta = unsafe { Chunk::meta(e.chunk) };
+        let real = if dirty { meta.dirty } else { meta.free };
+        debug_assert!(
+            real == bits && meta.class == e.class,
+            "stale directory entry"
+        );
+        if fit_in(real, (meta.class, meta.free), want, plain, at0) == Some(run) {
+            found = Some((e.chunk, run.0, run.1));
+            break;
         }
     }
     if let Some(s) = scan {
@@ -230,7 +223,7 @@ fn best_fit(
         } else {
             leading = false;
         }
-        if meta.free != 0 && class_fits(meta, class, any_class) {
+        if meta.free != 0 && class_fits(meta.class, meta.free, (class, any_class)) {
             let mut runs = meta.free;
             while runs != 0 {
                 let start = runs.trailing_zeros() as usize;
