@@ -80,6 +80,47 @@ EOF
   sha256sum hello | cut -d' ' -f1
 }
 
+prog_gxx() {
+  # cc1plus allocates through operator new; so does the program it builds,
+  # which then runs under test too (containers, strings, a caught bad_alloc).
+  cat >hello.cc <<'EOF'
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+int main() {
+  std::map<std::string, std::vector<int>> m;
+  unsigned x = 12345;
+  for (int i = 0; i < 200000; i++) {
+    x = x * 1103515245u + 12345u;
+    m["k" + std::to_string(x % 50000)].push_back(int(x >> 16));
+    if (i % 3 == 0) m.erase("k" + std::to_string((x >> 8) % 50000));
+  }
+  unsigned long h = 5381, n = 0;
+  for (auto &[k, v] : m) {
+    auto copy = std::make_unique<std::vector<int>>(v);
+    for (char c : k) h = h * 33 + (unsigned char)c;
+    for (int e : *copy) h = h * 33 + (unsigned)e;
+    n += copy->size();
+  }
+  int caught = 0;
+  try {
+    volatile size_t huge = SIZE_MAX / 4;
+    std::vector<char> v(huge);
+  } catch (const std::bad_alloc &) {
+    caught = 1;
+  }
+  std::printf("%zu keys, %lu values, hash %lu, bad_alloc caught %d\n", m.size(), n, h, caught);
+}
+EOF
+  under_test g++ -O2 -std=c++17 -Wall -o hello hello.cc || return $?
+  under_test ./hello || return $?
+  sha256sum hello | cut -d' ' -f1
+}
+
 prog_git() {
   g() { under_test git "$@"; }
   export GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=mirs GIT_AUTHOR_EMAIL=mirs@example.com
@@ -168,6 +209,7 @@ PYTHON=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || true)
 echo "real programs under $PRELOAD"
 if [[ -n $PYTHON ]]; then compare python prog_python python3; else echo "skip python (python3 not installed)"; fi
 compare gcc prog_gcc gcc
+compare g++ prog_gxx g++
 compare git prog_git git
 compare sort prog_sort sort
 compare perl prog_perl perl

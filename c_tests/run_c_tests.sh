@@ -18,7 +18,7 @@
 #
 # Environment: MIRS_SECURE_LIBDIR (libraries built with `secure`: test_bad_free runs
 # against them too, with its secure-only cases, and test_misuse), CC (default cc), MIRS_STATIC_LIBS
-# (extra libraries for the static link, default "-lpthread": libmirs.a needs only libc, and libpthread before glibc 2.34), TEST_TIMEOUT
+# (extra libraries for the static link, default "-lpthread -ldl": libmirs.a needs only libc, and libpthread and libdl before glibc 2.34), CXX (default c++), TEST_TIMEOUT
 # (seconds per run, default 300).
 set -u
 
@@ -28,7 +28,8 @@ LIBDIR=${1:-target/release}
 BUILD=$ROOT/target/c_tests
 CC=${CC:-cc}
 CFLAGS=(-O2 -Wall -pthread "-I$ROOT/include" "-I$ROOT/c_tests")
-read -r -a STATIC_LIBS <<<"${MIRS_STATIC_LIBS:--lpthread}"
+read -r -a STATIC_LIBS <<<"${MIRS_STATIC_LIBS:--lpthread -ldl}"
+CXX=${CXX:-c++}
 TIMEOUT=${TEST_TIMEOUT:-300}
 SRC=$ROOT/c_tests
 
@@ -64,6 +65,27 @@ for t in test_api test_threads test_fork test_bad_free test_oom test_misuse test
     run "$t [preload]" env LD_PRELOAD="$PRELOAD" "$BUILD/$t.preload"
   fi
 done
+
+# ---- C++ operator new / delete (exported on x86_64) -------------------------------------
+# test_cxx_new: every form binds to mirs's definition, failure keeps libstdc++'s
+# new-handler loop and std::bad_alloc; against the secure library too.
+if [[ $(uname -m) != x86_64 ]]; then
+  echo "SKIP test_cxx_new: operator new/delete are exported on x86_64 only"
+elif ! command -v "$CXX" >/dev/null; then
+  echo "SKIP test_cxx_new: no C++ compiler ($CXX)"
+else
+  CXXFLAGS=(-O2 -Wall -pthread "-I$ROOT/include" "-I$ROOT/c_tests")
+  compile "$BUILD/test_cxx_new.static" "$CXX" "${CXXFLAGS[@]}" -DMIRS_TEST_LINKED \
+    "$SRC/test_cxx_new.cc" "$LIBDIR/libmirs.a" "${STATIC_LIBS[@]}" -o "$BUILD/test_cxx_new.static" &&
+    run "test_cxx_new [static]" env "$BUILD/test_cxx_new.static"
+  if compile "$BUILD/test_cxx_new.preload" "$CXX" "${CXXFLAGS[@]}" "$SRC/test_cxx_new.cc" -ldl \
+    -o "$BUILD/test_cxx_new.preload"; then
+    run "test_cxx_new [preload]" env LD_PRELOAD="$PRELOAD" "$BUILD/test_cxx_new.preload"
+    [[ -n ${MIRS_SECURE_LIBDIR:-} ]] &&
+      run "test_cxx_new [secure preload]" \
+        env LD_PRELOAD="$(cd "$ROOT" && realpath "$MIRS_SECURE_LIBDIR")/libmirs.so" "$BUILD/test_cxx_new.preload"
+  fi
+fi
 
 # ---- bad frees are reported by default; MIRS_VERBOSE=0 silences them -----------------
 # test_bad_free checks each case's report itself (one line per bad call, naming its

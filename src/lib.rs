@@ -14,7 +14,7 @@
 //! <!-- layers: generated from tools/module_graph.py (LAYERS) by --write; make lint compares -->
 //! | layer | modules, top to bottom | what lives there |
 //! |-------|------------------------|------------------|
-//! | `src/` | lib.rs, panic, c_api (embedder, libc_names, prefixed), global_alloc, process, report | the top: the statistics report (text and JSON; live bytes read from the caller's heap and the abandoned pages), process load/exit hooks, GlobalAlloc, the C API (mirs_*, libc names, embedder API), the panic handler; lib.rs, the table of contents |
+//! | `src/` | lib.rs, panic, c_api (embedder, cxx_new, libc_names, prefixed), global_alloc, process, report | the top: the statistics report (text and JSON; live bytes read from the caller's heap and the abandoned pages), process load/exit hooks, GlobalAlloc, the C API (mirs_*, libc names, C++ new/delete, embedder API), the panic handler; lib.rs, the table of contents |
 //! | `entry/` | alloc, free, lookup | lookup: the one pointer-resolution routine and validation; free and its slow path; malloc, zalloc, realloc, aligned, usable_size, owns |
 //! | `thread/` | mod.rs, table | the thread's heap slot, the heap pool, lazy process init, thread exit, the exiting heap of late key destructors, fork-child reset, reaping dead threads' heaps (table), the one out-of-memory recover() |
 //! | `heap/` | mod.rs, page_queue | the thread-local heap: direct pages, bin queues, full queue, delayed frees, retire, collect, abandon (the page layer knows a heap only as an opaque OwnerHeap) |

@@ -66,10 +66,11 @@ LAYERS = [
      "lookup: the one pointer-resolution routine and validation; free and "
      "its slow path; malloc, zalloc, realloc, aligned, usable_size, owns"),
     ("src/", ["report", "process", "global_alloc", "c_api::prefixed", "c_api::libc_names",
-              "c_api::embedder", "c_api", "panic", ROOT],
+              "c_api::cxx_new", "c_api::embedder", "c_api", "panic", ROOT],
      "the top: the statistics report (text and JSON; live bytes read from "
      "the caller's heap and the abandoned pages), process load/exit hooks, "
-     "GlobalAlloc, the C API (mirs_*, libc names, embedder API), the panic "
+     "GlobalAlloc, the C API (mirs_*, libc names, C++ new/delete, embedder "
+     "API), the panic "
      "handler; lib.rs, the table of contents"),
 ]
 

@@ -16,5 +16,13 @@ pub mod prefixed;
 #[cfg(feature = "override")]
 mod libc_names;
 
+#[cfg(all(
+    feature = "override",
+    feature = "hosted",
+    target_os = "linux",
+    target_arch = "x86_64"
+))]
+mod cxx_new;
+
 #[cfg(not(feature = "hosted"))]
 pub mod embedder;

@@ -583,6 +583,18 @@ pub fn env_var(name: &[u8]) -> Option<&'static [u8]> {
     }
 }
 
+/// The address of the definition of `name` that comes after this library's
+/// in the dynamic linker's search order (`dlsym(RTLD_NEXT)`), or 0 (none,
+/// or a static executable). For an export that hands a case it cannot serve
+/// to the definition it replaces (C++ `operator new`'s failure path). The
+/// lookup may allocate through mirs's malloc: never call it under a lock.
+#[cfg(all(feature = "override", target_arch = "x86_64"))]
+pub fn next_symbol(name: &core::ffi::CStr) -> usize {
+    // SAFETY: a NUL-terminated name; RTLD_NEXT asks about the objects loaded
+    // after the caller's, and a missing name is a null answer.
+    unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) as usize }
+}
+
 /// Stop the process after a fatal error.
 pub fn abort() -> ! {
     // SAFETY: no preconditions.

@@ -153,6 +153,8 @@ const _: fn() -> i32 = backend::errno;
 // Backend-only names, for the layers that exist only with that backend.
 #[cfg(all(feature = "hosted", any(test, feature = "fault-injection")))]
 pub use backend::fault;
+#[cfg(all(feature = "hosted", feature = "override", target_arch = "x86_64"))]
+pub use backend::next_symbol;
 #[cfg(not(feature = "hosted"))]
 pub use backend::{
     mirs_page_provider_set, mirs_provider_limit, mirs_region_add, mirs_thread_alive_hook_set,

@@ -1,0 +1,261 @@
+//! C++ `operator new` and `operator delete` (the Itanium ABI's LP64 names),
+//! exported with `override` on hosted x86_64 Linux, so that a C++ program
+//! reaches mirs directly instead of through libstdc++'s wrappers (a call and
+//! two PLT jumps more per `new`, two to three jumps per `delete`).
+//!
+//! The failure path keeps libstdc++'s semantics exactly: a throwing `new`
+//! that mirs cannot serve must run the new-handler loop and throw
+//! `std::bad_alloc`, and no Rust frame may be on the stack when it throws
+//! (mirs is built with `panic = "abort"` and cannot be unwound). So the
+//! throwing forms are naked functions: they call mirs's malloc, return its
+//! block, and on null *jump* (no frame of ours left) to the definition they
+//! replace, found with `dlsym(RTLD_NEXT)`: libstdc++'s, which calls malloc
+//! (mirs's) and the handler in its loop and throws. The `nothrow` forms
+//! cannot throw, so they are plain functions that call the next `nothrow`
+//! form on failure. Where there is no next definition (a static executable,
+//! `-static-libstdc++`), a throwing `new` that fails prints one line and
+//! aborts, and a `nothrow` one returns null.
+//!
+//! `delete` is `free` in every form: the size and alignment arguments are
+//! not needed (mirs finds both from the pointer) and not trusted.
+
+use crate::entry::{alloc, free};
+use crate::platform;
+use core::ffi::{c_void, CStr};
+
+/// mirs's attempt for `operator new(size)`: null when out of memory.
+extern "C" fn new_first(size: usize) -> *mut c_void {
+    alloc::malloc(size).cast()
+}
+
+/// mirs's attempt for `operator new(size, align)`. A non-power-of-two
+/// alignment breaks `new`'s precondition; it goes to the next definition,
+/// which fails it as glibc's `aligned_alloc` does.
+extern "C" fn new_aligned_first(size: usize, align: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        return core::ptr::null_mut();
+    }
+    alloc::malloc_aligned(size, align).cast()
+}
+
+/// The next definition of the symbol named by the NUL-terminated `name`.
+/// Called only when mirs is out of memory. Never returns 0: with no next
+/// definition the throwing `new` cannot throw, so this reports and aborts.
+extern "C" fn next_new(name: *const u8) -> usize {
+    // SAFETY: `name` is one of the NUL-terminated statics below.
+    let name = unsafe { CStr::from_ptr(name.cast()) };
+    let next = platform::next_symbol(name);
+    if next == 0 {
+        platform::write_stderr(
+            b"mirs: out of memory in operator new, and no other operator new to throw std::bad_alloc\n",
+        );
+        platform::abort();
+    }
+    next
+}
+
+static NEW_NAME: [u8; 6] = *b"_Znwm\0";
+static NEW_ARRAY_NAME: [u8; 6] = *b"_Znam\0";
+static NEW_ALIGNED_NAME: [u8; 21] = *b"_ZnwmSt11align_val_t\0";
+static NEW_ARRAY_ALIGNED_NAME: [u8; 21] = *b"_ZnamSt11align_val_t\0";
+
+/// A throwing `new` of one argument (`size` in rdi). Entry leaves rsp 8 off
+/// 16-byte alignment; one push restores it around each call.
+macro_rules! throwing_new {
+    ($(#[$doc:meta])* $rust:ident, $export:literal, $name:ident) => {
+        $(#[$doc])*
+        #[unsafe(naked)]
+        #[export_name = $export]
+        extern "C" fn $rust(size: usize) -> *mut c_void {
+            core::arch::naked_asm!(
+                "push rdi",
+                "call {first}",
+                "pop rdi",
+                "test rax, rax",
+                "jz 2f",
+                "ret",
+                "2:",
+                "push rdi",
+                "lea rdi, [rip + {name}]",
+                "call {next}",
+                "pop rdi",
+                "jmp rax",
+                first = sym new_first,
+                name = sym $name,
+                next = sym next_new,
+            )
+        }
+    };
+}
+
+/// A throwing aligned `new` (`size` in rdi, `align` in rsi): two pushes and
+/// 8 bytes more keep the calls aligned.
+macro_rules! throwing_new_aligned {
+    ($(#[$doc:meta])* $rust:ident, $export:literal, $name:ident) => {
+        $(#[$doc])*
+        #[unsafe(naked)]
+        #[export_name = $export]
+        extern "C" fn $rust(size: usize, align: usize) -> *mut c_void {
+            core::arch::naked_asm!(
+                "push rdi",
+                "push rsi",
+                "sub rsp, 8",
+                "call {first}",
+                "add rsp, 8",
+                "pop rsi",
+                "pop rdi",
+                "test rax, rax",
+                "jz 2f",
+                "ret",
+                "2:",
+                "push rdi",
+                "push rsi",
+                "sub rsp, 8",
+                "lea rdi, [rip + {name}]",
+                "call {next}",
+                "add rsp, 8",
+                "pop rsi",
+                "pop rdi",
+                "jmp rax",
+                first = sym new_aligned_first,
+                name = sym $name,
+                next = sym next_new,
+            )
+        }
+    };
+}
+
+throwing_new!(
+    /// `operator new(std::size_t)`.
+    new,
+    "_Znwm",
+    NEW_NAME
+);
+throwing_new!(
+    /// `operator new[](std::size_t)`.
+    new_array,
+    "_Znam",
+    NEW_ARRAY_NAME
+);
+throwing_new_aligned!(
+    /// `operator new(std::size_t, std::align_val_t)`.
+    new_aligned,
+    "_ZnwmSt11align_val_t",
+    NEW_ALIGNED_NAME
+);
+throwing_new_aligned!(
+    /// `operator new[](std::size_t, std::align_val_t)`.
+    new_array_aligned,
+    "_ZnamSt11align_val_t",
+    NEW_ARRAY_ALIGNED_NAME
+);
+
+type NothrowNew = unsafe extern "C" fn(usize, *const c_void) -> *mut c_void;
+type NothrowNewAligned = unsafe extern "C" fn(usize, usize, *const c_void) -> *mut c_void;
+
+/// The next `nothrow` form after mirs's failed: it runs the new-handler
+/// loop (its throwing `new` is ours, which falls through to libstdc++'s)
+/// and catches whatever is thrown. Null with no next definition.
+#[cold]
+fn nothrow_next(name: &CStr, size: usize, tag: *const c_void) -> *mut c_void {
+    match platform::next_symbol(name) {
+        0 => core::ptr::null_mut(),
+        next => {
+            // SAFETY: `name` is a `nothrow` `operator new(size_t, const
+            // nothrow_t&)`; it is noexcept, so nothing unwinds into us.
+            let next: NothrowNew = unsafe { core::mem::transmute(next) };
+            // SAFETY: its contract is C++'s: any size, the caller's tag.
+            unsafe { next(size, tag) }
+        }
+    }
+}
+
+/// As [`nothrow_next`], for the aligned `nothrow` forms.
+#[cold]
+fn nothrow_next_aligned(name: &CStr, size: usize, align: usize, tag: *const c_void) -> *mut c_void {
+    match platform::next_symbol(name) {
+        0 => core::ptr::null_mut(),
+        next => {
+            // SAFETY: `name` is an aligned `nothrow` `operator new`, noexcept.
+            let next: NothrowNewAligned = unsafe { core::mem::transmute(next) };
+            // SAFETY: its contract is C++'s; the caller's arguments.
+            unsafe { next(size, align, tag) }
+        }
+    }
+}
+
+/// `operator new(std::size_t, const std::nothrow_t&)`.
+#[export_name = "_ZnwmRKSt9nothrow_t"]
+extern "C" fn new_nothrow(size: usize, tag: *const c_void) -> *mut c_void {
+    let p = new_first(size);
+    if !p.is_null() {
+        return p;
+    }
+    nothrow_next(c"_ZnwmRKSt9nothrow_t", size, tag)
+}
+
+/// `operator new[](std::size_t, const std::nothrow_t&)`.
+#[export_name = "_ZnamRKSt9nothrow_t"]
+extern "C" fn new_array_nothrow(size: usize, tag: *const c_void) -> *mut c_void {
+    let p = new_first(size);
+    if !p.is_null() {
+        return p;
+    }
+    nothrow_next(c"_ZnamRKSt9nothrow_t", size, tag)
+}
+
+/// `operator new(std::size_t, std::align_val_t, const std::nothrow_t&)`.
+#[export_name = "_ZnwmSt11align_val_tRKSt9nothrow_t"]
+extern "C" fn new_aligned_nothrow(size: usize, align: usize, tag: *const c_void) -> *mut c_void {
+    let p = new_aligned_first(size, align);
+    if !p.is_null() {
+        return p;
+    }
+    nothrow_next_aligned(c"_ZnwmSt11align_val_tRKSt9nothrow_t", size, align, tag)
+}
+
+/// `operator new[](std::size_t, std::align_val_t, const std::nothrow_t&)`.
+#[export_name = "_ZnamSt11align_val_tRKSt9nothrow_t"]
+extern "C" fn new_array_aligned_nothrow(
+    size: usize,
+    align: usize,
+    tag: *const c_void,
+) -> *mut c_void {
+    let p = new_aligned_first(size, align);
+    if !p.is_null() {
+        return p;
+    }
+    nothrow_next_aligned(c"_ZnamSt11align_val_tRKSt9nothrow_t", size, align, tag)
+}
+
+/// Every `operator delete` form: `free`, whatever the size, alignment or
+/// tag arguments say (C++ passes them; mirs reads both from the pointer).
+macro_rules! delete {
+    ($($rust:ident $export:literal ($($ty:ty),*);)*) => {$(
+        #[doc = concat!("`", $export, "`: `free(p)`.")]
+        ///
+        /// # Safety
+        /// C++'s contract: `p` came from the matching `new` and is not used
+        /// afterwards (a bad pointer is refused and reported, as by `free`).
+        #[export_name = $export]
+        unsafe extern "C" fn $rust(p: *mut c_void, $(_: $ty),*) {
+            // SAFETY: forwarded contract.
+            unsafe { free::free(p.cast()) };
+        }
+    )*};
+}
+
+delete! {
+    delete "_ZdlPv" ();
+    delete_array "_ZdaPv" ();
+    delete_sized "_ZdlPvm" (usize);
+    delete_array_sized "_ZdaPvm" (usize);
+    delete_nothrow "_ZdlPvRKSt9nothrow_t" (*const c_void);
+    delete_array_nothrow "_ZdaPvRKSt9nothrow_t" (*const c_void);
+    delete_aligned "_ZdlPvSt11align_val_t" (usize);
+    delete_array_aligned "_ZdaPvSt11align_val_t" (usize);
+    delete_sized_aligned "_ZdlPvmSt11align_val_t" (usize, usize);
+    delete_array_sized_aligned "_ZdaPvmSt11align_val_t" (usize, usize);
+    delete_aligned_nothrow "_ZdlPvSt11align_val_tRKSt9nothrow_t" (usize, *const c_void);
+    delete_array_aligned_nothrow "_ZdaPvSt11align_val_tRKSt9nothrow_t" (usize, *const c_void);
+}
