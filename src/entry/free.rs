@@ -102,6 +102,11 @@ fn free_outside_chunk_start(p: *mut u8) {
 
 /// (`p` first: free's argument register stays where it is.)
 ///
+/// The common case first, lean (few registers, no frame: it is every free
+/// of a producer/consumer program): a plain block of a page another live
+/// thread owns goes on that page's `thread_free`. Everything else is
+/// [`free_special`]'s.
+///
 /// # Safety
 /// `page` is a page in use of a live chunk, spanning `p`.
 #[cold]
@@ -111,6 +116,43 @@ unsafe fn free_generic(p: *mut u8, page: *mut Page) {
     // (all its fields are atomics or cells: `&Page` aliases nothing).
     let pg = unsafe { &*page };
     let owner = pg.owner.load(Ordering::Acquire);
+    if is_thread(owner) && !platform::is_current_thread(owner) && pg.is_block_start(p) {
+        let block = p.cast::<Block>();
+        // SAFETY: a carved block start of the page, which the caller frees:
+        // no other thread writes it.
+        if unsafe { pg.is_marked_free(block) } {
+            return double_free(block);
+        }
+        // SAFETY: as above.
+        unsafe { Block::set_free_mark(block, pg.free_mark()) };
+        // SAFETY: the caller's block of another thread's page.
+        return unsafe { free_block_mt(page, block) };
+    }
+    // SAFETY: as the caller guarantees.
+    unsafe { free_special(p, page, owner) }
+}
+
+/// Is `owner` a thread's id (not one of the special owners: none,
+/// singleton, abandoned)?
+#[inline(always)]
+fn is_thread(owner: usize) -> bool {
+    const _: () = assert!(
+        OWNER_NONE == 0 && OWNER_SINGLETON == usize::MAX && OWNER_ABANDONED == usize::MAX - 1
+    );
+    owner.wrapping_add(2) > 2
+}
+
+/// Every other free: our own page (full, or with aligned blocks), an
+/// abandoned page, a singleton, an interior or aligned pointer, and what
+/// is no live block. `owner` is the page's owner as `free_generic` read it.
+///
+/// # Safety
+/// As [`free_generic`].
+#[cold]
+#[inline(never)]
+unsafe fn free_special(p: *mut u8, page: *mut Page, owner: usize) {
+    // SAFETY: as the caller guarantees: a page header of a live chunk.
+    let pg = unsafe { &*page };
     if owner == OWNER_NONE {
         return invalid_free(p, "a pointer into an unused page");
     }
@@ -183,6 +225,8 @@ unsafe fn free_block_mt(page: *mut Page, block: *mut Block) {
 ///
 /// # Safety
 /// The caller's push on `page` returned `Pushed::Delayed` and `block` is ours.
+#[cold]
+#[inline(never)]
 unsafe fn push_delayed_and_end(page: *mut Page, block: *mut Block) {
     // SAFETY: the page is in DelayedFreeing, entered by our push of `block`:
     // its heap is alive until `hand_over` leaves that state.
