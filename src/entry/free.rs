@@ -6,7 +6,7 @@
 //! static ownerless header for memory that is not a normal chunk's);
 //! compare the page's owner with our thread id; one multiply-compare for
 //! block start, bounds and flags; the free-mark test; mark and push on the
-//! page's `local_free`: 31 instructions to `ret` (`objdump -d` of `free`
+//! page's `local_free`: 30 instructions to `ret` (`objdump -d` of `free`
 //! in libmirs.so).
 //! Everything else goes through `free_generic`, which acts on the page's owner:
 //! - ours (page full, or with aligned blocks): the heap frees it;
@@ -69,11 +69,9 @@ pub unsafe fn free(p: *mut u8) {
             return;
         }
     }
-    if page == page_map::no_page() {
-        return free_outside_chunk_start(p);
-    }
-    // SAFETY: a page of a live chunk (free_generic checks that `p` is one
-    // of its blocks).
+    // SAFETY: a page of a live chunk, or the static ownerless header
+    // (free_generic checks that `p` is one of its blocks, and hands the
+    // ownerless header to free_special).
     unsafe { free_generic(p, page) }
 }
 
@@ -108,7 +106,8 @@ fn free_outside_chunk_start(p: *mut u8) {
 /// [`free_special`]'s.
 ///
 /// # Safety
-/// `page` is a page in use of a live chunk, spanning `p`.
+/// `page` is a page in use of a live chunk, spanning `p`, or the page
+/// map's static ownerless header for `p`.
 #[cold]
 #[inline(never)]
 unsafe fn free_generic(p: *mut u8, page: *mut Page) {
@@ -151,6 +150,10 @@ fn is_thread(owner: usize) -> bool {
 #[cold]
 #[inline(never)]
 unsafe fn free_special(p: *mut u8, page: *mut Page, owner: usize) {
+    if page == page_map::no_page() {
+        // Not a normal chunk's slice: a huge block's, or not mirs's.
+        return free_outside_chunk_start(p);
+    }
     // SAFETY: as the caller guarantees: a page header of a live chunk.
     let pg = unsafe { &*page };
     if owner == OWNER_NONE {
