@@ -59,7 +59,35 @@ std::thread_local! {
 /// The calling thread's heap (the empty heap before its first allocation).
 #[inline(always)]
 pub(crate) fn heap_get() -> *mut Heap {
-    #[cfg(feature = "thread-local")]
+    // Embedded x86_64: one fs-relative load at the slot's link-time offset.
+    // LLVM folds the thread pointer's load into the access only for glibc,
+    // Android and Fuchsia targets; for x86_64-unknown-none it loads fs:0
+    // and then the slot (two loads). A static image resolves `@tpoff` at
+    // link time (a shared object would refuse it at link time, never
+    // silently).
+    #[cfg(all(
+        feature = "thread-local",
+        not(feature = "hosted"),
+        target_arch = "x86_64"
+    ))]
+    {
+        let heap: *mut Heap;
+        // SAFETY: reads the calling thread's own slot (the local-exec
+        // address of THREAD_HEAP); only this thread writes it.
+        unsafe {
+            core::arch::asm!(
+                "mov {heap}, qword ptr fs:[{slot}@tpoff]",
+                heap = out(reg) heap,
+                slot = sym THREAD_HEAP,
+                options(nostack, readonly, preserves_flags)
+            )
+        };
+        heap
+    }
+    #[cfg(all(
+        feature = "thread-local",
+        not(all(not(feature = "hosted"), target_arch = "x86_64"))
+    ))]
     {
         // SAFETY: the slot is thread-local; only this thread reads or writes it.
         unsafe { THREAD_HEAP }
