@@ -102,6 +102,23 @@ pub(crate) fn heap_get() -> *mut Heap {
     }
 }
 
+/// The calling thread's heap when its first look finds it: always with a
+/// thread-local slot; from the embedded heap table, None when the
+/// thread's key is not in its home slot (then [`heap_get`] probes). The
+/// malloc fast path uses it so that its miss is a tail call: a call that
+/// returns to the fast path would make every malloc save registers.
+#[inline(always)]
+pub(crate) fn heap_get_home() -> Option<*mut Heap> {
+    #[cfg(any(feature = "hosted", feature = "thread-local"))]
+    {
+        Some(heap_get())
+    }
+    #[cfg(all(not(feature = "hosted"), not(feature = "thread-local")))]
+    {
+        table::heap_get_home()
+    }
+}
+
 /// Point the calling thread's slot at `heap`. False (embedded) when the
 /// heap table has no room even after reaping dead threads.
 fn heap_set(heap: *mut Heap) -> bool {
