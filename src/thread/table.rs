@@ -198,7 +198,11 @@ pub(crate) fn heap_get() -> *mut Heap {
 pub(crate) fn heap_get_home() -> Option<*mut Heap> {
     let key = platform::thread_key();
     let slot = &TABLE[home(key)];
-    (slot.key.load(Ordering::Relaxed) == key).then(|| slot.heap.load(Ordering::Relaxed))
+    // Both words read unconditionally (each one indexed load): only this
+    // thread puts its key in a slot or changes a slot holding it, so when
+    // the key matches, `heap` was read from our own, unchanging entry.
+    let heap = slot.heap.load(Ordering::Relaxed);
+    (slot.key.load(Ordering::Relaxed) == key).then_some(heap)
 }
 
 /// `heap_get` when the thread's key is not in its home slot.
