@@ -782,7 +782,7 @@ def cmd_bench(args):
     ithreads = [1, 2]
     log(f"bench-arceos: building bench_malloc_thread for {', '.join(variants)}")
     try:
-        elves = bench_elves(variants, threads, args.seconds, "bench", lld)
+        elves = bench_elves(variants, threads, args.seconds, "bench", lld) if args.runs else {}
         ielves = bench_elves(variants, ithreads, args.icount_seconds, "ibench", lld) if args.icount_runs else {}
     except BuildError as e:
         e.report("bench-arceos")
@@ -865,48 +865,49 @@ def cmd_bench(args):
             rel = f"{instr[(v, 1)][0] / base[0]:.2f}x" if base and instr[(v, 1)] else "-"
             table.append(f"| {VARIANTS[v][2]} | " + " | ".join(cells) + f" | {rel} |")
         table.append("")
-    table.append(f"Wall-clock throughput: total iterations in {args.seconds:g} s, median of {args.runs} "
-                 f"(variants rotated):\n")
-    table.append("| axlibc malloc | " + " | ".join(f"{n} thread{'s' if n > 1 else ''}" for n in threads) + " |")
-    table.append("|---|" + "---|" * len(threads))
     med = {}
-    for v in variants:
-        cells = []
-        for n in threads:
-            ok = [c for c in counts[(v, n)] if c is not None]
-            med[(v, n)] = statistics.median(ok) if ok else None
-            note = f" ({len(ok)}/{len(counts[(v, n)])} booted to the end)" if ok and len(ok) < len(counts[(v, n)]) else ""
-            cells.append(f"{med[(v, n)] / 1e6:.1f}M{note}" if med[(v, n)] else "failed")
-        table.append(f"| {VARIANTS[v][2]} | " + " | ".join(cells) + " |")
-    for v in variants:
-        if v != "stock" and "stock" in variants:
-            ratio = [f"{med[(v, n)] / med[('stock', n)]:.2f}x" if med[(v, n)] and med[("stock", n)] else "-"
-                     for n in threads]
-            table.append(f"| {v} / stock | " + " | ".join(ratio) + " |")
-    scaling = [f"{v} {med[(v, 2)] / med[(v, 1)]:.2f}x" for v in variants if med[(v, 1)] and med[(v, 2)]]
-    if scaling:
-        table.append("\n2 threads / 1 thread: " + ", ".join(scaling))
-    table.append("\nQEMU CPU seconds per wall second (median; 2.0 = both vCPUs busy all the time): "
-                 + ", ".join(f"{v} {n}T {statistics.median(cpu[(v, n)]):.2f}" for v in variants for n in threads))
-    # The host is shared: a multi-threaded run only shows scaling when QEMU
-    # got both host cores (about 1.9 CPU seconds per second including boot).
-    both = []
-    usable = True
-    for v in variants:
-        for n in threads[1:]:
-            vals = [c for c, r in zip(counts[(v, n)], cpu[(v, n)]) if c is not None and r >= 1.7]
-            usable = usable and 2 * len(vals) > args.runs
-            if vals:
-                both.append(f"{v} {n}T {statistics.median(vals) / 1e6:.1f}M ({len(vals)}/{args.runs} runs)")
-            else:
-                both.append(f"{v} {n}T none of {args.runs} runs")
-    table.append("Runs in which QEMU had both host cores (>= 1.7 CPU s per s), median: " + ", ".join(both))
-    table.append("Runs whose threads all stayed on one vCPU (ArceOS placed them on one run queue): "
-                 + ", ".join(f"{v} {n}T {one_cpu[(v, n)]}/{args.runs}" for v in variants for n in threads if n > 1))
-    table.append("Wall-clock table usable for scaling: " + (
-        "yes (QEMU had both host cores in most multi-threaded runs of every variant)" if usable else
-        "NO: QEMU lacked a host core in most runs of some multi-threaded cell (host busy); "
-        "compare the instruction counts, or rerun on a quiet machine"))
+    if args.runs:  # --runs 0: the instruction counts only
+        table.append(f"Wall-clock throughput: total iterations in {args.seconds:g} s, median of {args.runs} "
+                     f"(variants rotated):\n")
+        table.append("| axlibc malloc | " + " | ".join(f"{n} thread{'s' if n > 1 else ''}" for n in threads) + " |")
+        table.append("|---|" + "---|" * len(threads))
+        for v in variants:
+            cells = []
+            for n in threads:
+                ok = [c for c in counts[(v, n)] if c is not None]
+                med[(v, n)] = statistics.median(ok) if ok else None
+                note = f" ({len(ok)}/{len(counts[(v, n)])} booted to the end)" if ok and len(ok) < len(counts[(v, n)]) else ""
+                cells.append(f"{med[(v, n)] / 1e6:.1f}M{note}" if med[(v, n)] else "failed")
+            table.append(f"| {VARIANTS[v][2]} | " + " | ".join(cells) + " |")
+        for v in variants:
+            if v != "stock" and "stock" in variants:
+                ratio = [f"{med[(v, n)] / med[('stock', n)]:.2f}x" if med[(v, n)] and med[("stock", n)] else "-"
+                         for n in threads]
+                table.append(f"| {v} / stock | " + " | ".join(ratio) + " |")
+        scaling = [f"{v} {med[(v, 2)] / med[(v, 1)]:.2f}x" for v in variants if med[(v, 1)] and med[(v, 2)]]
+        if scaling:
+            table.append("\n2 threads / 1 thread: " + ", ".join(scaling))
+        table.append("\nQEMU CPU seconds per wall second (median; 2.0 = both vCPUs busy all the time): "
+                     + ", ".join(f"{v} {n}T {statistics.median(cpu[(v, n)]):.2f}" for v in variants for n in threads))
+        # The host is shared: a multi-threaded run only shows scaling when QEMU
+        # got both host cores (about 1.9 CPU seconds per second including boot).
+        both = []
+        usable = True
+        for v in variants:
+            for n in threads[1:]:
+                vals = [c for c, r in zip(counts[(v, n)], cpu[(v, n)]) if c is not None and r >= 1.7]
+                usable = usable and 2 * len(vals) > args.runs
+                if vals:
+                    both.append(f"{v} {n}T {statistics.median(vals) / 1e6:.1f}M ({len(vals)}/{args.runs} runs)")
+                else:
+                    both.append(f"{v} {n}T none of {args.runs} runs")
+        table.append("Runs in which QEMU had both host cores (>= 1.7 CPU s per s), median: " + ", ".join(both))
+        table.append("Runs whose threads all stayed on one vCPU (ArceOS placed them on one run queue): "
+                     + ", ".join(f"{v} {n}T {one_cpu[(v, n)]}/{args.runs}" for v in variants for n in threads if n > 1))
+        table.append("Wall-clock table usable for scaling: " + (
+            "yes (QEMU had both host cores in most multi-threaded runs of every variant)" if usable else
+            "NO: QEMU lacked a host core in most runs of some multi-threaded cell (host busy); "
+            "compare the instruction counts, or rerun on a quiet machine"))
     text = "\n".join(table) + "\n"
     (WORK / "bench.md").write_text(text)
     log("\n" + text + "(also in target/arceos/bench.md)")

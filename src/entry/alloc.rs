@@ -14,7 +14,7 @@ use crate::entry::lookup;
 use crate::heap::{out_of_memory, Heap};
 use crate::lockfree::block::Block;
 use crate::mem::arena;
-use crate::mem::page::{Page, FLAG_HAS_ALIGNED};
+use crate::mem::page::{Page, Pop, FLAG_HAS_ALIGNED};
 use crate::platform;
 use crate::thread;
 use core::ptr;
@@ -22,17 +22,52 @@ use core::ptr;
 /// Allocate `size` bytes (null when out of memory or `size` is too large).
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
-    let heap = thread::heap_get();
+    let Some(heap) = thread::heap_get_home() else {
+        return malloc_probed(size);
+    };
+    malloc_with(heap, size)
+}
+
+/// `malloc` when the embedded heap table's home slot misses: a tail call,
+/// so the fast path saves no registers.
+#[inline(never)]
+fn malloc_probed(size: usize) -> *mut u8 {
+    malloc_with(thread::heap_get(), size)
+}
+
+/// `malloc` from the calling thread's heap `heap`.
+#[inline(always)]
+fn malloc_with(heap: *mut Heap, size: usize) -> *mut u8 {
     if size <= SMALL_SIZE_MAX {
         // SAFETY: `heap` is the thread's heap or the static empty heap; both
         // have a valid direct entry for every word size up to SMALL_WSIZE_MAX,
         // a page of that heap (or the empty page, whose `free` is null).
         let page = unsafe { (*heap).pages_direct[wsize_of(size)] };
         // SAFETY: as above: the calling thread's heap owns its direct pages.
-        let block = unsafe { Page::owned(page) }.pop_free();
-        if !block.is_null() {
-            return block;
+        match unsafe { Page::owned(page) }.try_pop_free() {
+            Pop::Block(block) => return block,
+            // SAFETY: `page` is a direct page of the calling thread's heap.
+            Pop::Suspect => return unsafe { malloc_suspect(size, heap, page) },
+            Pop::Empty => {}
         }
+    }
+    malloc_generic(size, heap, false)
+}
+
+/// `malloc` whose direct page's free-list head failed the fast test: the
+/// exact test, then the slow path (a tail call from `malloc_with`, which
+/// then saves no registers).
+///
+/// # Safety
+/// `page` is a direct page of `heap`, the calling thread's heap.
+#[cold]
+#[inline(never)]
+unsafe fn malloc_suspect(size: usize, heap: *mut Heap, page: *mut Page) -> *mut u8 {
+    // SAFETY: as the caller guarantees: the calling thread's heap owns its
+    // direct pages.
+    let block = unsafe { Page::owned(page) }.pop_checked();
+    if !block.is_null() {
+        return block;
     }
     malloc_generic(size, heap, false)
 }

@@ -443,6 +443,16 @@ impl Page {
     }
 }
 
+/// What [`OwnedPage::try_pop_free`] found.
+pub enum Pop {
+    /// A block, handed out.
+    Block(*mut u8),
+    /// No free block at hand (`free` and `local_free` empty).
+    Empty,
+    /// `free`'s head failed the fast test: [`OwnedPage::pop_checked`] decides.
+    Suspect,
+}
+
 impl OwnedPage {
     pub fn set_flag(self, flag: u8) {
         self.set_flags(self.flags() | flag);
@@ -520,9 +530,22 @@ impl OwnedPage {
 
     // ------------------------------------------------------------ allocate
 
-    /// Pop a block from `free`; the malloc fast path.
+    /// Pop a block from `free`: null when the page has none at hand.
     #[inline(always)]
     pub fn pop_free(self) -> *mut u8 {
+        match self.try_pop_free() {
+            Pop::Block(block) => block,
+            Pop::Empty => ptr::null_mut(),
+            Pop::Suspect => self.pop_checked(),
+        }
+    }
+
+    /// The malloc fast path's pop, which leaves the head that fails the
+    /// fast test to its caller (`Pop::Suspect`: then [`OwnedPage::pop_checked`]),
+    /// so that the caller can reach that cold path by a tail call and save
+    /// no registers on the fast one.
+    #[inline(always)]
+    pub fn try_pop_free(self) -> Pop {
         let block = self.free();
         // The head must be a block of ours before its link is read. A head
         // that fails the test is null (empty) or a link that was damaged
@@ -533,29 +556,29 @@ impl OwnedPage {
             if block.is_null() {
                 return self.pop_local_free();
             }
-            return self.pop_checked();
+            return Pop::Suspect;
         }
-        self.pop_head(block)
+        Pop::Block(self.pop_head(block))
     }
 
     /// `free` is empty: take the owner's own frees (`local_free`) as the new
     /// `free` and pop from it, without the slow path (a size freed and
-    /// allocated in turn would otherwise take it every time). Null when
+    /// allocated in turn would otherwise take it every time). Empty when
     /// there are none: the slow path collects other threads' frees, carves
     /// or finds another page.
     #[inline(always)]
-    fn pop_local_free(self) -> *mut u8 {
+    fn pop_local_free(self) -> Pop {
         let local = self.local_free();
         if local.is_null() {
-            return ptr::null_mut();
+            return Pop::Empty;
         }
         self.set_local_free(ptr::null_mut());
         self.set_free(local);
         self.set_free_is_zero(false);
         if !self.may_pop(local) {
-            return self.pop_checked();
+            return Pop::Suspect;
         }
-        self.pop_head(local)
+        Pop::Block(self.pop_head(local))
     }
 
     /// The fast test of a free-list head. Default build: it lies in the
@@ -605,7 +628,7 @@ impl OwnedPage {
     /// path finds a block elsewhere (`Heap::malloc_from_page`).
     #[cold]
     #[inline(never)]
-    fn pop_checked(self) -> *mut u8 {
+    pub fn pop_checked(self) -> *mut u8 {
         let block = self.free();
         if self.holds_link(block) {
             return self.pop_head(block);

@@ -39,7 +39,8 @@
 //!
 //! With feature `thread-local` (an embedder with working `#[thread_local]`,
 //! e.g. ArceOS with its `tls` feature) the heap pointer lives in a
-//! thread-local and the page owner id is that thread-local's address:
+//! thread-local and the page owner id is the thread pointer (x86_64: the
+//! TCB self-pointer at `fs:0`) or, elsewhere, a thread-local's address:
 //! `malloc` and `free` then make no hook call. The table still records
 //! heaps by hook id, on the slow path only, so dead threads can be reaped.
 
@@ -198,18 +199,36 @@ pub fn region_bytes() -> usize {
 
 // ---------------------------------------------------------------- thread identity
 
-/// With `thread-local`: a thread-local whose address is the thread's id.
-/// A `u64`, so the address is 8-aligned (the TLS block honours the largest
-/// alignment of its variables) and therefore even, as owner ids must be,
-/// with no masking on the fast paths.
-#[cfg(feature = "thread-local")]
+/// With `thread-local` (other than x86_64): a thread-local whose address
+/// is the thread's id. A `u64`, so the address is 8-aligned (the TLS block
+/// honours the largest alignment of its variables) and therefore even, as
+/// owner ids must be, with no masking on the fast paths.
+#[cfg(all(feature = "thread-local", not(target_arch = "x86_64")))]
 #[thread_local]
 static THREAD_ANCHOR: u64 = 0;
 
 /// The page owner id of the calling thread: even and non-zero.
+///
+/// With `thread-local` on x86_64: the thread pointer, the TCB self-pointer
+/// at `fs:0` (the x86-64 ELF TLS ABI; every `#[thread_local]` access of a
+/// non-glibc target reads it there, `THREAD_HEAP`'s too), one load. It is
+/// a fixed distance from any thread-local's address, so it is as unique
+/// among live threads as an anchor's address, and aligned to the TLS
+/// block's alignment (at least 8: even).
 #[inline(always)]
 pub fn thread_id() -> usize {
-    #[cfg(feature = "thread-local")]
+    #[cfg(all(feature = "thread-local", target_arch = "x86_64"))]
+    {
+        let tp: usize;
+        // SAFETY: reads the TCB self-pointer at fs:0, which the thread-local
+        // accesses of this build read too; no side effects.
+        unsafe {
+            core::arch::asm!("mov {}, qword ptr fs:0", out(reg) tp, options(nostack, readonly, preserves_flags, pure))
+        };
+        debug_assert!(tp & 1 == 0);
+        tp
+    }
+    #[cfg(all(feature = "thread-local", not(target_arch = "x86_64")))]
     {
         let id = core::ptr::addr_of!(THREAD_ANCHOR) as usize;
         debug_assert!(id & 1 == 0);
@@ -221,10 +240,30 @@ pub fn thread_id() -> usize {
     }
 }
 
-/// Is `id` the calling thread's id?
+/// Is `id` the calling thread's id? With `thread-local` on x86_64 one
+/// compare with fs:0 and a branch (an asm label, as hosted: the compiler
+/// cannot fold `thread_id`'s asm read into the compare).
 #[inline(always)]
 pub fn is_current_thread(id: usize) -> bool {
-    id == thread_id()
+    #[cfg(all(feature = "thread-local", target_arch = "x86_64"))]
+    {
+        // SAFETY: compares `id` with the TCB self-pointer at fs:0 (what
+        // `thread_id` reads) and branches; no side effects.
+        unsafe {
+            core::arch::asm!(
+                "cmp {id}, qword ptr fs:0",
+                "jne {other}",
+                id = in(reg) id,
+                other = label { return false; },
+                options(nostack, readonly)
+            )
+        };
+        true
+    }
+    #[cfg(not(all(feature = "thread-local", target_arch = "x86_64")))]
+    {
+        id == thread_id()
+    }
 }
 
 /// The calling thread's key in the heap table: the embedder's id shifted

@@ -59,7 +59,35 @@ std::thread_local! {
 /// The calling thread's heap (the empty heap before its first allocation).
 #[inline(always)]
 pub(crate) fn heap_get() -> *mut Heap {
-    #[cfg(feature = "thread-local")]
+    // Embedded x86_64: one fs-relative load at the slot's link-time offset.
+    // LLVM folds the thread pointer's load into the access only for glibc,
+    // Android and Fuchsia targets; for x86_64-unknown-none it loads fs:0
+    // and then the slot (two loads). A static image resolves `@tpoff` at
+    // link time (a shared object would refuse it at link time, never
+    // silently).
+    #[cfg(all(
+        feature = "thread-local",
+        not(feature = "hosted"),
+        target_arch = "x86_64"
+    ))]
+    {
+        let heap: *mut Heap;
+        // SAFETY: reads the calling thread's own slot (the local-exec
+        // address of THREAD_HEAP); only this thread writes it.
+        unsafe {
+            core::arch::asm!(
+                "mov {heap}, qword ptr fs:[{slot}@tpoff]",
+                heap = out(reg) heap,
+                slot = sym THREAD_HEAP,
+                options(nostack, readonly, preserves_flags)
+            )
+        };
+        heap
+    }
+    #[cfg(all(
+        feature = "thread-local",
+        not(all(not(feature = "hosted"), target_arch = "x86_64"))
+    ))]
     {
         // SAFETY: the slot is thread-local; only this thread reads or writes it.
         unsafe { THREAD_HEAP }
@@ -71,6 +99,23 @@ pub(crate) fn heap_get() -> *mut Heap {
     #[cfg(all(not(feature = "hosted"), not(feature = "thread-local")))]
     {
         table::heap_get()
+    }
+}
+
+/// The calling thread's heap when its first look finds it: always with a
+/// thread-local slot; from the embedded heap table, None when the
+/// thread's key is not in its home slot (then [`heap_get`] probes). The
+/// malloc fast path uses it so that its miss is a tail call: a call that
+/// returns to the fast path would make every malloc save registers.
+#[inline(always)]
+pub(crate) fn heap_get_home() -> Option<*mut Heap> {
+    #[cfg(any(feature = "hosted", feature = "thread-local"))]
+    {
+        Some(heap_get())
+    }
+    #[cfg(all(not(feature = "hosted"), not(feature = "thread-local")))]
+    {
+        table::heap_get_home()
     }
 }
 

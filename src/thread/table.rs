@@ -191,6 +191,20 @@ pub(crate) fn heap_get() -> *mut Heap {
     heap_probe(key)
 }
 
+/// The calling thread's heap if its key is in its home slot (the common
+/// case); None otherwise, and then [`heap_get`] finds it.
+#[cfg(all(not(feature = "hosted"), not(feature = "thread-local")))]
+#[inline(always)]
+pub(crate) fn heap_get_home() -> Option<*mut Heap> {
+    let key = platform::thread_key();
+    let slot = &TABLE[home(key)];
+    // Both words read unconditionally (each one indexed load): only this
+    // thread puts its key in a slot or changes a slot holding it, so when
+    // the key matches, `heap` was read from our own, unchanging entry.
+    let heap = slot.heap.load(Ordering::Relaxed);
+    (slot.key.load(Ordering::Relaxed) == key).then_some(heap)
+}
+
 /// `heap_get` when the thread's key is not in its home slot.
 #[cfg(all(not(feature = "hosted"), not(feature = "thread-local")))]
 #[cold]
