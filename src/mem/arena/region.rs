@@ -32,6 +32,7 @@ use crate::base::constants::*;
 use crate::mem::chunk_map;
 use crate::platform;
 use crate::support::stats::{self, Counter};
+use core::ops::Range;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Region bases (0: none), written under the lock, read by the holder of
@@ -121,6 +122,18 @@ pub(super) fn region_of(addr: usize) -> Option<(usize, usize)> {
     })
 }
 
+/// The huge pages of its region (2 MiB page indices) a block of `total`
+/// bytes carved at unit `first` advises huge (those it covers whole), and
+/// the one it advises small, if any: the huge page it ends in, unless its
+/// bytes there are resident already (`last_resident`). See `take_units`.
+fn huge_plan(first: usize, total: usize, last_resident: bool) -> (Range<usize>, Option<usize>) {
+    let end = first * CHUNK_SIZE + total;
+    let (whole, tail) = (end / HUGE_PAGE, end % HUGE_PAGE);
+    let on = first * (CHUNK_SIZE / HUGE_PAGE)..whole;
+    let off = (tail != 0 && !last_resident).then_some(whole);
+    (on, off)
+}
+
 /// Free units for a block of `total` bytes (`units` of them): the window of
 /// free units holding the most resident memory the block will use, the
 /// shortest free run on a tie (fewer large runs are cut up), the lowest
@@ -201,16 +214,10 @@ pub(super) fn take_units(st: &mut State, units: usize, total: usize) -> Option<C
     // warm units make no advice calls (each one splits or joins mappings),
     // where turning the pages past each end off and on again made one per
     // malloc.
-    let per_unit = CHUNK_SIZE / HUGE_PAGE;
-    let end = first * CHUNK_SIZE + total;
-    let whole = end / HUGE_PAGE;
+    let (on, off) = huge_plan(first, total, last_resident);
     let advice = [
-        advise_huge(r, first * per_unit, whole, true),
-        if !end.is_multiple_of(HUGE_PAGE) && !last_resident {
-            advise_huge(r, whole, whole + 1, false)
-        } else {
-            (0, 0, false)
-        },
+        advise_huge(r, on.start, on.end, true),
+        off.map_or((0, 0, false), |h| advise_huge(r, h, h + 1, false)),
     ];
     let carved = Carved {
         base: r.base + first * CHUNK_SIZE,
@@ -491,4 +498,26 @@ pub(super) fn take_empty_region(st: &mut State) -> Option<usize> {
 pub(super) unsafe fn unmap_region(base: usize) {
     // SAFETY: as the caller guarantees.
     unsafe { platform::os_free(base as *mut u8, REGION_SIZE) };
+}
+
+// Hosted: embedded chunks (1 MiB) are smaller than a huge page.
+#[cfg(all(test, feature = "hosted"))]
+mod tests {
+    use super::*;
+
+    /// Huge pages where a block covers them whole; the huge page it ends
+    /// in gets small pages unless its bytes there are resident already.
+    #[test]
+    fn huge_plan_covers_whole_pages_only() {
+        const MIB: usize = 1 << 20;
+        let per_unit = CHUNK_SIZE / HUGE_PAGE;
+        assert_eq!(huge_plan(0, 6 * MIB, false), (0..3, None));
+        assert_eq!(huge_plan(0, 2 * MIB + 100 * 1024, false), (0..1, Some(1)));
+        assert_eq!(huge_plan(0, 2 * MIB + 100 * 1024, true), (0..1, None));
+        assert_eq!(huge_plan(0, MIB + 100 * 1024, false), (0..0, Some(0)));
+        assert_eq!(huge_plan(0, 4 * MIB - 4096, false), (0..1, Some(1)));
+        // Pages are counted from the region's start.
+        let h = 3 * per_unit;
+        assert_eq!(huge_plan(3, 4 * MIB + 4096, false), (h..h + 2, Some(h + 2)));
+    }
 }
