@@ -59,65 +59,31 @@ static NEW_ARRAY_NAME: [u8; 6] = *b"_Znam\0";
 static NEW_ALIGNED_NAME: [u8; 21] = *b"_ZnwmSt11align_val_t\0";
 static NEW_ARRAY_ALIGNED_NAME: [u8; 21] = *b"_ZnamSt11align_val_t\0";
 
-/// A throwing `new` of one argument (`size` in rdi). Entry leaves rsp 8 off
-/// 16-byte alignment; one push restores it around each call.
+/// A throwing `new`: calls `$first` over its arguments (in rdi, rsi),
+/// returns its block or jumps to the next definition. `$save` keeps the
+/// arguments across a call and realigns the stack (entry leaves rsp 8 off
+/// 16-byte alignment); `$restore` undoes it.
 macro_rules! throwing_new {
-    ($(#[$doc:meta])* $rust:ident, $export:literal, $name:ident) => {
+    ($(#[$doc:meta])* $rust:ident, $export:literal, $name:ident, $first:ident ($($arg:ident),*),
+     $save:literal, $restore:literal) => {
         $(#[$doc])*
         #[unsafe(naked)]
         #[export_name = $export]
-        extern "C" fn $rust(size: usize) -> *mut c_void {
+        extern "C" fn $rust($($arg: usize),*) -> *mut c_void {
             core::arch::naked_asm!(
-                "push rdi",
+                $save,
                 "call {first}",
-                "pop rdi",
+                $restore,
                 "test rax, rax",
                 "jz 2f",
                 "ret",
                 "2:",
-                "push rdi",
+                $save,
                 "lea rdi, [rip + {name}]",
                 "call {next}",
-                "pop rdi",
+                $restore,
                 "jmp rax",
-                first = sym new_first,
-                name = sym $name,
-                next = sym next_new,
-            )
-        }
-    };
-}
-
-/// A throwing aligned `new` (`size` in rdi, `align` in rsi): two pushes and
-/// 8 bytes more keep the calls aligned.
-macro_rules! throwing_new_aligned {
-    ($(#[$doc:meta])* $rust:ident, $export:literal, $name:ident) => {
-        $(#[$doc])*
-        #[unsafe(naked)]
-        #[export_name = $export]
-        extern "C" fn $rust(size: usize, align: usize) -> *mut c_void {
-            core::arch::naked_asm!(
-                "push rdi",
-                "push rsi",
-                "sub rsp, 8",
-                "call {first}",
-                "add rsp, 8",
-                "pop rsi",
-                "pop rdi",
-                "test rax, rax",
-                "jz 2f",
-                "ret",
-                "2:",
-                "push rdi",
-                "push rsi",
-                "sub rsp, 8",
-                "lea rdi, [rip + {name}]",
-                "call {next}",
-                "add rsp, 8",
-                "pop rsi",
-                "pop rdi",
-                "jmp rax",
-                first = sym new_aligned_first,
+                first = sym $first,
                 name = sym $name,
                 next = sym next_new,
             )
@@ -127,27 +93,23 @@ macro_rules! throwing_new_aligned {
 
 throwing_new!(
     /// `operator new(std::size_t)`.
-    new,
-    "_Znwm",
-    NEW_NAME
+    new, "_Znwm", NEW_NAME, new_first (size),
+    "push rdi", "pop rdi"
 );
 throwing_new!(
     /// `operator new[](std::size_t)`.
-    new_array,
-    "_Znam",
-    NEW_ARRAY_NAME
+    new_array, "_Znam", NEW_ARRAY_NAME, new_first (size),
+    "push rdi", "pop rdi"
 );
-throwing_new_aligned!(
+throwing_new!(
     /// `operator new(std::size_t, std::align_val_t)`.
-    new_aligned,
-    "_ZnwmSt11align_val_t",
-    NEW_ALIGNED_NAME
+    new_aligned, "_ZnwmSt11align_val_t", NEW_ALIGNED_NAME, new_aligned_first (size, align),
+    "push rdi\npush rsi\nsub rsp, 8", "add rsp, 8\npop rsi\npop rdi"
 );
-throwing_new_aligned!(
+throwing_new!(
     /// `operator new[](std::size_t, std::align_val_t)`.
-    new_array_aligned,
-    "_ZnamSt11align_val_t",
-    NEW_ARRAY_ALIGNED_NAME
+    new_array_aligned, "_ZnamSt11align_val_t", NEW_ARRAY_ALIGNED_NAME, new_aligned_first (size, align),
+    "push rdi\npush rsi\nsub rsp, 8", "add rsp, 8\npop rsi\npop rdi"
 );
 
 type NothrowNew = unsafe extern "C" fn(usize, *const c_void) -> *mut c_void;
@@ -184,49 +146,49 @@ fn nothrow_next_aligned(name: &CStr, size: usize, align: usize, tag: *const c_vo
     }
 }
 
-/// `operator new(std::size_t, const std::nothrow_t&)`.
-#[export_name = "_ZnwmRKSt9nothrow_t"]
-extern "C" fn new_nothrow(size: usize, tag: *const c_void) -> *mut c_void {
-    let p = new_first(size);
-    if !p.is_null() {
-        return p;
-    }
-    nothrow_next(c"_ZnwmRKSt9nothrow_t", size, tag)
+/// A `nothrow` `new`: mirs's attempt (`$first` over the arguments), then
+/// the next definition's (`$next`).
+macro_rules! nothrow_new {
+    ($(#[$doc:meta])* $rust:ident, $export:literal, $first:ident, $next:ident ($($arg:ident: $ty:ty),*)) => {
+        $(#[$doc])*
+        #[export_name = $export]
+        extern "C" fn $rust($($arg: $ty,)* tag: *const c_void) -> *mut c_void {
+            let p = $first($($arg),*);
+            if !p.is_null() {
+                return p;
+            }
+            // The name as a C string, checked at compile time.
+            const NAME: &CStr = match CStr::from_bytes_with_nul(concat!($export, "\0").as_bytes()) {
+                Ok(name) => name,
+                Err(_) => panic!("a C++ symbol name with a NUL inside"),
+            };
+            $next(
+                NAME,
+                $($arg,)*
+                tag,
+            )
+        }
+    };
 }
 
-/// `operator new[](std::size_t, const std::nothrow_t&)`.
-#[export_name = "_ZnamRKSt9nothrow_t"]
-extern "C" fn new_array_nothrow(size: usize, tag: *const c_void) -> *mut c_void {
-    let p = new_first(size);
-    if !p.is_null() {
-        return p;
-    }
-    nothrow_next(c"_ZnamRKSt9nothrow_t", size, tag)
-}
-
-/// `operator new(std::size_t, std::align_val_t, const std::nothrow_t&)`.
-#[export_name = "_ZnwmSt11align_val_tRKSt9nothrow_t"]
-extern "C" fn new_aligned_nothrow(size: usize, align: usize, tag: *const c_void) -> *mut c_void {
-    let p = new_aligned_first(size, align);
-    if !p.is_null() {
-        return p;
-    }
-    nothrow_next_aligned(c"_ZnwmSt11align_val_tRKSt9nothrow_t", size, align, tag)
-}
-
-/// `operator new[](std::size_t, std::align_val_t, const std::nothrow_t&)`.
-#[export_name = "_ZnamSt11align_val_tRKSt9nothrow_t"]
-extern "C" fn new_array_aligned_nothrow(
-    size: usize,
-    align: usize,
-    tag: *const c_void,
-) -> *mut c_void {
-    let p = new_aligned_first(size, align);
-    if !p.is_null() {
-        return p;
-    }
-    nothrow_next_aligned(c"_ZnamSt11align_val_tRKSt9nothrow_t", size, align, tag)
-}
+nothrow_new!(
+    /// `operator new(std::size_t, const std::nothrow_t&)`.
+    new_nothrow, "_ZnwmRKSt9nothrow_t", new_first, nothrow_next (size: usize)
+);
+nothrow_new!(
+    /// `operator new[](std::size_t, const std::nothrow_t&)`.
+    new_array_nothrow, "_ZnamRKSt9nothrow_t", new_first, nothrow_next (size: usize)
+);
+nothrow_new!(
+    /// `operator new(std::size_t, std::align_val_t, const std::nothrow_t&)`.
+    new_aligned_nothrow, "_ZnwmSt11align_val_tRKSt9nothrow_t", new_aligned_first,
+    nothrow_next_aligned (size: usize, align: usize)
+);
+nothrow_new!(
+    /// `operator new[](std::size_t, std::align_val_t, const std::nothrow_t&)`.
+    new_array_aligned_nothrow, "_ZnamSt11align_val_tRKSt9nothrow_t", new_aligned_first,
+    nothrow_next_aligned (size: usize, align: usize)
+);
 
 /// Every `operator delete` form: `free`, whatever the size, alignment or
 /// tag arguments say (C++ passes them; mirs reads both from the pointer).

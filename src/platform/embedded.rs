@@ -247,18 +247,7 @@ pub fn thread_id() -> usize {
 pub fn is_current_thread(id: usize) -> bool {
     #[cfg(all(feature = "thread-local", target_arch = "x86_64"))]
     {
-        // SAFETY: compares `id` with the TCB self-pointer at fs:0 (what
-        // `thread_id` reads) and branches; no side effects.
-        unsafe {
-            core::arch::asm!(
-                "cmp {id}, qword ptr fs:0",
-                "jne {other}",
-                id = in(reg) id,
-                other = label { return false; },
-                options(nostack, readonly)
-            )
-        };
-        true
+        super::common::is_fs0(id)
     }
     #[cfg(not(all(feature = "thread-local", target_arch = "x86_64")))]
     {

@@ -394,18 +394,7 @@ static THREAD_KEY_READY: AtomicBool = AtomicBool::new(false);
 pub fn is_current_thread(id: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY: compares `id` with the TCB self-pointer glibc stores at
-        // fs:0 (what `thread_id` reads) and branches; no side effects.
-        unsafe {
-            core::arch::asm!(
-                "cmp {id}, qword ptr fs:0",
-                "jne {other}",
-                id = in(reg) id,
-                other = label { return false; },
-                options(nostack, readonly)
-            )
-        };
-        true
+        super::common::is_fs0(id)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
