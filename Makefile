@@ -220,7 +220,9 @@ test-arceos-rust:
 bench-arceos-rust:
 	python3 c_tests/arceos/axalloc.py bench --runs $(or $(ARCEOS_RUNS),3)
 
-lint:
+# header-check first: a change to the header's inputs (src/c_api, src/platform,
+# src/lib.rs's layer table) needs `make header` before it is committed.
+lint: header-check
 	python3 tools/module_graph.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) fmt --manifest-path tests/global_alloc/Cargo.toml -- --check
