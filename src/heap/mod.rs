@@ -52,9 +52,13 @@ pub struct Heap {
     delayed: *const DelayedList,
     /// Slow-path calls so far (drives periodic work).
     pub(crate) generic_count: u64,
-    /// Bins whose first page may be retiring.
+    /// Bins where a page may be retiring.
     pub(crate) retired_min: usize,
     pub(crate) retired_max: usize,
+    /// Retiring pages that are not the first of their queue, as of the last
+    /// `collect_retired` plus those kept since (reuse is not counted off:
+    /// an overestimate keeps fewer).
+    retiring: usize,
     /// Next time (ms) purging is worth a look.
     pub(crate) next_purge_at: u64,
     /// State of the heap's random stream (secret page keys).
@@ -91,6 +95,7 @@ const fn empty_heap() -> Heap {
         generic_count: 0,
         retired_min: BIN_FULL,
         retired_max: 0,
+        retiring: 0,
         next_purge_at: 0,
         random: 0,
     }
@@ -485,8 +490,14 @@ impl Heap {
         // once (an idle big page per thread and class fragments a small
         // region; a dead thread's is held until it is reaped); the
         // embedded size classes end at 32 KiB, so there are none today.
-        let keep = pg.block_size() <= RETIRE_SIZE_MAX || cfg!(feature = "hosted");
-        if bin < BIN_HUGE && keep && self.queues[bin].first == page {
+        let small = pg.block_size() <= RETIRE_SIZE_MAX;
+        let keep = small || cfg!(feature = "hosted");
+        // The first page of its queue, as mimalloc keeps it; and a bounded
+        // number of others, for programs that free whole bursts.
+        let first = self.queues[bin].first == page;
+        let another = cfg!(feature = "hosted") && small && self.retiring < RETIRE_KEEP_MAX;
+        if bin < BIN_HUGE && keep && (first || another) {
+            self.retiring += usize::from(!first);
             pg.set_retire_expire(RETIRE_CYCLES);
             pg.note_retire_free();
             self.retired_min = self.retired_min.min(bin);
@@ -524,39 +535,53 @@ impl Heap {
         let (lo, hi) = (self.retired_min, self.retired_max);
         self.retired_min = BIN_FULL;
         self.retired_max = 0;
+        let mut retiring = 0;
         for bin in lo..=hi {
-            let page = self.queues[bin].first;
-            if page.is_null() {
-                continue;
-            }
-            // SAFETY: the first page of a queue of this heap.
-            let pg = unsafe { Page::owned(page) };
-            if pg.retire_expire() == 0 {
-                continue;
-            }
-            if !pg.all_free() {
-                pg.set_retire_expire(0);
-                continue;
-            }
-            if pg.free_changed_since_retire() {
-                // Blocks were handed out since the last look: in use,
-                // though empty right now. The grace starts over.
-                pg.note_retire_free();
-                pg.set_retire_expire(RETIRE_CYCLES);
-            } else {
-                pg.set_retire_expire(pg.retire_expire() - 1);
-            }
-            if force || pg.retire_expire() == 0 {
-                pg.set_retire_expire(0);
-                // SAFETY: an empty page of this heap.
-                unsafe { self.page_free(page) };
-                freed += 1;
-            } else {
-                self.retired_min = self.retired_min.min(bin);
-                self.retired_max = self.retired_max.max(bin);
+            let mut next = self.queues[bin].first;
+            while !next.is_null() {
+                let page = next;
+                // SAFETY: a page in a queue of this heap.
+                let pg = unsafe { Page::owned(page) };
+                next = pg.next();
+                let (kept, was_freed) = self.age_retiring(bin, page, force);
+                freed += usize::from(was_freed);
+                retiring += usize::from(kept && self.queues[bin].first != page);
             }
         }
+        self.retiring = retiring;
         freed
+    }
+
+    /// One retire step of `page` (of `bin`'s queue): not retiring, or in
+    /// use again (the grace ends), or one step older, freed when its grace
+    /// has run out (or with `force`). Returns (still retiring, freed).
+    fn age_retiring(&mut self, bin: usize, page: *mut Page, force: bool) -> (bool, bool) {
+        // SAFETY: a page in a queue of this heap.
+        let pg = unsafe { Page::owned(page) };
+        if pg.retire_expire() == 0 {
+            return (false, false);
+        }
+        if !pg.all_free() {
+            pg.set_retire_expire(0);
+            return (false, false);
+        }
+        if pg.free_changed_since_retire() {
+            // Blocks were handed out since the last look: in use,
+            // though empty right now. The grace starts over.
+            pg.note_retire_free();
+            pg.set_retire_expire(RETIRE_CYCLES);
+        } else {
+            pg.set_retire_expire(pg.retire_expire() - 1);
+        }
+        if force || pg.retire_expire() == 0 {
+            pg.set_retire_expire(0);
+            // SAFETY: an empty page of this heap.
+            unsafe { self.page_free(page) };
+            return (false, true);
+        }
+        self.retired_min = self.retired_min.min(bin);
+        self.retired_max = self.retired_max.max(bin);
+        (true, false)
     }
 
     /// Free the blocks other threads handed over because their page was full.
