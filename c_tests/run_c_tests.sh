@@ -85,6 +85,11 @@ else
       run "test_cxx_new [secure preload]" \
         env LD_PRELOAD="$(cd "$ROOT" && realpath "$MIRS_SECURE_LIBDIR")/libmirs.so" "$BUILD/test_cxx_new.preload"
   fi
+  # Fully static (libstdc++.a, libc.a): no other operator new to hand a
+  # failure to, so mirs's own handler loop and its unwind info are tested.
+  compile "$BUILD/test_cxx_new.fullstatic" "$CXX" "${CXXFLAGS[@]}" -DMIRS_TEST_LINKED -DMIRS_TEST_STATIC \
+    -static "$SRC/test_cxx_new.cc" "$LIBDIR/libmirs.a" -o "$BUILD/test_cxx_new.fullstatic" &&
+    run "test_cxx_new [fully static]" env "$BUILD/test_cxx_new.fullstatic"
 fi
 
 # ---- bad frees are reported by default; MIRS_VERBOSE=0 silences them -----------------

@@ -12,9 +12,16 @@
 //! replace, found with `dlsym(RTLD_NEXT)`: libstdc++'s, which calls malloc
 //! (mirs's) and the handler in its loop and throws. The `nothrow` forms
 //! cannot throw, so they are plain functions that call the next `nothrow`
-//! form on failure. Where there is no next definition (a static executable,
-//! `-static-libstdc++`), a throwing `new` that fails prints one line and
-//! aborts, and a `nothrow` one returns null.
+//! form on failure.
+//!
+//! Where there is no next definition (a static executable, or
+//! `-static-libstdc++` with libmirs.a), the throwing forms run the
+//! new-handler loop themselves, in the naked function, over the C++
+//! runtime's `std::get_new_handler` and `std::__throw_bad_alloc` (weak
+//! references: none without a C++ runtime). Their hand-written CFI lets a
+//! handler's exception unwind through them. A `nothrow` form there returns
+//! null without calling the handler (catching what a handler throws needs a
+//! landing pad, which only C++ code has).
 //!
 //! `delete` is `free` in every form: the size and alignment arguments are
 //! not needed (mirs finds both from the pointer) and not trusted.
@@ -38,20 +45,20 @@ extern "C" fn new_aligned_first(size: usize, align: usize) -> *mut c_void {
     alloc::malloc_aligned(size, align).cast()
 }
 
-/// The next definition of the symbol named by the NUL-terminated `name`.
-/// Called only when mirs is out of memory. Never returns 0: with no next
-/// definition the throwing `new` cannot throw, so this reports and aborts.
+/// The next definition of the symbol named by the NUL-terminated `name`,
+/// or 0 (then the naked function runs the handler loop itself). Called
+/// only when mirs is out of memory.
 extern "C" fn next_new(name: *const u8) -> usize {
     // SAFETY: `name` is one of the NUL-terminated statics below.
-    let name = unsafe { CStr::from_ptr(name.cast()) };
-    let next = platform::next_symbol(name);
-    if next == 0 {
-        platform::write_stderr(
-            b"mirs: out of memory in operator new, and no other operator new to throw std::bad_alloc\n",
-        );
-        platform::abort();
-    }
-    next
+    platform::next_symbol(unsafe { CStr::from_ptr(name.cast()) })
+}
+
+/// A throwing `new` failed with no C++ runtime to throw `std::bad_alloc`.
+extern "C" fn no_cxx_runtime() -> ! {
+    platform::write_stderr(
+        b"mirs: out of memory in operator new, and no C++ runtime to throw std::bad_alloc\n",
+    );
+    platform::abort();
 }
 
 static NEW_NAME: [u8; 6] = *b"_Znwm\0";
@@ -59,33 +66,98 @@ static NEW_ARRAY_NAME: [u8; 6] = *b"_Znam\0";
 static NEW_ALIGNED_NAME: [u8; 21] = *b"_ZnwmSt11align_val_t\0";
 static NEW_ARRAY_ALIGNED_NAME: [u8; 21] = *b"_ZnamSt11align_val_t\0";
 
-/// A throwing `new`: calls `$first` over its arguments (in rdi, rsi),
-/// returns its block or jumps to the next definition. `$save` keeps the
-/// arguments across a call and realigns the stack (entry leaves rsp 8 off
-/// 16-byte alignment); `$restore` undoes it.
+/// The stack and register moves of a throwing `new` of one argument
+/// (`size` in rdi) or two (`size`, `align` in rsi), each with its CFI:
+/// `save` keeps the arguments across a call and realigns the stack (entry
+/// leaves rsp 8 off 16-byte alignment), `restore` undoes it; `keep` moves
+/// them into callee-saved registers for the handler loop (realigned too),
+/// `reload` puts them back as arguments, `unkeep` restores the registers.
+/// (Absolute CFA offsets: an adjustment after `.cfi_restore_state` would
+/// count from the state before it.)
+macro_rules! moves {
+    (save one) => { "push rdi\n.cfi_def_cfa_offset 16" };
+    (restore one) => { "pop rdi\n.cfi_def_cfa_offset 8" };
+    (keep one) => { "push rbx\n.cfi_def_cfa_offset 16\n.cfi_offset rbx, -16\nmov rbx, rdi" };
+    (reload one) => { "mov rdi, rbx" };
+    (unkeep one) => { "pop rbx\n.cfi_def_cfa_offset 8\n.cfi_restore rbx" };
+    (save two) => {
+        "push rdi\n.cfi_def_cfa_offset 16\npush rsi\n.cfi_def_cfa_offset 24\nsub rsp, 8\n.cfi_def_cfa_offset 32"
+    };
+    (restore two) => {
+        "add rsp, 8\n.cfi_def_cfa_offset 24\npop rsi\n.cfi_def_cfa_offset 16\npop rdi\n.cfi_def_cfa_offset 8"
+    };
+    (keep two) => {
+        "push rbx\n.cfi_def_cfa_offset 16\n.cfi_offset rbx, -16\npush r12\n.cfi_def_cfa_offset 24\n.cfi_offset r12, -24\nsub rsp, 8\n.cfi_def_cfa_offset 32\nmov rbx, rdi\nmov r12, rsi"
+    };
+    (reload two) => { "mov rdi, rbx\nmov rsi, r12" };
+    (unkeep two) => {
+        "add rsp, 8\n.cfi_def_cfa_offset 24\npop r12\n.cfi_def_cfa_offset 16\n.cfi_restore r12\npop rbx\n.cfi_def_cfa_offset 8\n.cfi_restore rbx"
+    };
+}
+
+/// A throwing `new`: calls `$first` over its arguments and returns its
+/// block; on null jumps to the next definition or, with none, runs the
+/// new-handler loop: `std::get_new_handler()` (none, or no C++ runtime:
+/// jump to `std::__throw_bad_alloc`), else call the handler and try again.
+/// The jumps leave the stack as at entry, so what they reach returns or
+/// throws straight to our caller.
 macro_rules! throwing_new {
-    ($(#[$doc:meta])* $rust:ident, $export:literal, $name:ident, $first:ident ($($arg:ident),*),
-     $save:literal, $restore:literal) => {
+    ($(#[$doc:meta])* $rust:ident, $export:literal, $name:ident, $first:ident ($($arg:ident),*), $n:ident) => {
         $(#[$doc])*
         #[unsafe(naked)]
         #[export_name = $export]
         extern "C" fn $rust($($arg: usize),*) -> *mut c_void {
             core::arch::naked_asm!(
-                $save,
+                ".cfi_startproc",
+                ".weak _ZSt15get_new_handlerv",
+                ".weak _ZSt17__throw_bad_allocv",
+                moves!(save $n),
                 "call {first}",
-                $restore,
+                moves!(restore $n),
                 "test rax, rax",
                 "jz 2f",
                 "ret",
                 "2:",
-                $save,
+                moves!(save $n),
                 "lea rdi, [rip + {name}]",
                 "call {next}",
-                $restore,
+                moves!(restore $n),
+                "test rax, rax",
+                "jz 3f",
                 "jmp rax",
+                "3:",
+                moves!(keep $n),
+                "4:",
+                "mov rax, qword ptr [rip + _ZSt15get_new_handlerv@GOTPCREL]",
+                "test rax, rax",
+                "jz 5f",
+                "call rax",
+                "test rax, rax",
+                "jz 5f",
+                "call rax",
+                moves!(reload $n),
+                "call {first}",
+                "test rax, rax",
+                "jz 4b",
+                ".cfi_remember_state",
+                moves!(unkeep $n),
+                "ret",
+                ".cfi_restore_state",
+                "5:",
+                "mov rax, qword ptr [rip + _ZSt17__throw_bad_allocv@GOTPCREL]",
+                "test rax, rax",
+                "jz 6f",
+                ".cfi_remember_state",
+                moves!(unkeep $n),
+                "jmp rax",
+                ".cfi_restore_state",
+                "6:",
+                "call {abort}",
+                ".cfi_endproc",
                 first = sym $first,
                 name = sym $name,
                 next = sym next_new,
+                abort = sym no_cxx_runtime,
             )
         }
     };
@@ -94,22 +166,22 @@ macro_rules! throwing_new {
 throwing_new!(
     /// `operator new(std::size_t)`.
     new, "_Znwm", NEW_NAME, new_first (size),
-    "push rdi", "pop rdi"
+    one
 );
 throwing_new!(
     /// `operator new[](std::size_t)`.
     new_array, "_Znam", NEW_ARRAY_NAME, new_first (size),
-    "push rdi", "pop rdi"
+    one
 );
 throwing_new!(
     /// `operator new(std::size_t, std::align_val_t)`.
     new_aligned, "_ZnwmSt11align_val_t", NEW_ALIGNED_NAME, new_aligned_first (size, align),
-    "push rdi\npush rsi\nsub rsp, 8", "add rsp, 8\npop rsi\npop rdi"
+    two
 );
 throwing_new!(
     /// `operator new[](std::size_t, std::align_val_t)`.
     new_array_aligned, "_ZnamSt11align_val_t", NEW_ARRAY_ALIGNED_NAME, new_aligned_first (size, align),
-    "push rdi\npush rsi\nsub rsp, 8", "add rsp, 8\npop rsi\npop rdi"
+    two
 );
 
 type NothrowNew = unsafe extern "C" fn(usize, *const c_void) -> *mut c_void;
