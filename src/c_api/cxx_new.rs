@@ -61,10 +61,19 @@ extern "C" fn no_cxx_runtime() -> ! {
     platform::abort();
 }
 
-static NEW_NAME: [u8; 6] = *b"_Znwm\0";
-static NEW_ARRAY_NAME: [u8; 6] = *b"_Znam\0";
-static NEW_ALIGNED_NAME: [u8; 21] = *b"_ZnwmSt11align_val_t\0";
-static NEW_ARRAY_ALIGNED_NAME: [u8; 21] = *b"_ZnamSt11align_val_t\0";
+/// `name` NUL-terminated, as an array (for a static that asm can address).
+const fn c_name<const N: usize>(name: &str) -> [u8; N] {
+    let bytes = name.as_bytes();
+    assert!(bytes.len() + 1 == N);
+    let mut out = [0; N];
+    let mut i = 0;
+    while i < bytes.len() {
+        assert!(bytes[i] != 0);
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
 
 /// The stack and register moves of a throwing `new` of one argument
 /// (`size` in rdi) or two (`size`, `align` in rsi), each with its CFI:
@@ -102,7 +111,12 @@ macro_rules! moves {
 /// The jumps leave the stack as at entry, so what they reach returns or
 /// throws straight to our caller.
 macro_rules! throwing_new {
-    ($(#[$doc:meta])* $rust:ident, $export:literal, $name:ident, $first:ident ($($arg:ident),*), $n:ident) => {
+    ($(#[$doc:meta])* $rust:ident, $export:literal, $first:ident ($($arg:ident),*), $n:ident) => {
+        /// The export name as a C string, for `dlsym`.
+        mod $rust {
+            pub static NAME: [u8; $export.len() + 1] = crate::c_api::cxx_new::c_name($export);
+        }
+
         $(#[$doc])*
         #[unsafe(naked)]
         #[export_name = $export]
@@ -155,7 +169,7 @@ macro_rules! throwing_new {
                 "call {abort}",
                 ".cfi_endproc",
                 first = sym $first,
-                name = sym $name,
+                name = sym $rust::NAME,
                 next = sym next_new,
                 abort = sym no_cxx_runtime,
             )
@@ -165,22 +179,22 @@ macro_rules! throwing_new {
 
 throwing_new!(
     /// `operator new(std::size_t)`.
-    new, "_Znwm", NEW_NAME, new_first (size),
+    new, "_Znwm", new_first (size),
     one
 );
 throwing_new!(
     /// `operator new[](std::size_t)`.
-    new_array, "_Znam", NEW_ARRAY_NAME, new_first (size),
+    new_array, "_Znam", new_first (size),
     one
 );
 throwing_new!(
     /// `operator new(std::size_t, std::align_val_t)`.
-    new_aligned, "_ZnwmSt11align_val_t", NEW_ALIGNED_NAME, new_aligned_first (size, align),
+    new_aligned, "_ZnwmSt11align_val_t", new_aligned_first (size, align),
     two
 );
 throwing_new!(
     /// `operator new[](std::size_t, std::align_val_t)`.
-    new_array_aligned, "_ZnamSt11align_val_t", NEW_ARRAY_ALIGNED_NAME, new_aligned_first (size, align),
+    new_array_aligned, "_ZnamSt11align_val_t", new_aligned_first (size, align),
     two
 );
 

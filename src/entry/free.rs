@@ -111,8 +111,9 @@ fn free_outside_chunk_start(p: *mut u8) {
 #[cold]
 #[inline(never)]
 unsafe fn free_generic(p: *mut u8, page: *mut Page) {
-    // SAFETY: as the caller guarantees: a page header of a live chunk
-    // (all its fields are atomics or cells: `&Page` aliases nothing).
+    // SAFETY: as the caller guarantees: a page header of a live chunk or
+    // the static ownerless one (all its fields are atomics or cells:
+    // `&Page` aliases nothing).
     let pg = unsafe { &*page };
     let owner = pg.owner.load(Ordering::Acquire);
     if is_thread(owner) && !platform::is_current_thread(owner) && pg.is_block_start(p) {

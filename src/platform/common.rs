@@ -14,10 +14,25 @@ pub struct OsMemory {
 pub const ENOMEM: i32 = 12;
 pub const EINVAL: i32 = 22;
 
-/// Is `id` the word at `fs:0`? On x86_64 that is the thread's TCB
-/// self-pointer, the thread id of hosted glibc and of embedded
-/// `thread-local` builds. One compare with a branch: LLVM cannot fold an
-/// asm read of `fs:0` into a compare, which cost free's fast path a load.
+/// The word at `fs:0`: on x86_64 the thread's TCB self-pointer, the
+/// thread id of hosted glibc and of embedded `thread-local` builds.
+#[cfg(all(
+    target_arch = "x86_64",
+    any(feature = "hosted", feature = "thread-local")
+))]
+#[inline(always)]
+pub fn fs0() -> usize {
+    let tp: usize;
+    // SAFETY: reads the word at fs:0; no side effects.
+    unsafe {
+        core::arch::asm!("mov {}, qword ptr fs:0", out(reg) tp, options(nostack, readonly, preserves_flags, pure))
+    };
+    tp
+}
+
+/// Is `id` the word at `fs:0` ([`fs0`])? One compare with a branch: LLVM
+/// cannot fold an asm read of `fs:0` into a compare, which cost free's
+/// fast path a load.
 #[cfg(all(
     target_arch = "x86_64",
     any(feature = "hosted", feature = "thread-local")

@@ -219,12 +219,7 @@ static THREAD_ANCHOR: u64 = 0;
 pub fn thread_id() -> usize {
     #[cfg(all(feature = "thread-local", target_arch = "x86_64"))]
     {
-        let tp: usize;
-        // SAFETY: reads the TCB self-pointer at fs:0, which the thread-local
-        // accesses of this build read too; no side effects.
-        unsafe {
-            core::arch::asm!("mov {}, qword ptr fs:0", out(reg) tp, options(nostack, readonly, preserves_flags, pure))
-        };
+        let tp = super::common::fs0();
         debug_assert!(tp & 1 == 0);
         tp
     }

@@ -352,12 +352,8 @@ std::thread_local! {
 pub fn thread_id() -> usize {
     #[cfg(target_arch = "x86_64")]
     {
-        let tp: usize;
-        // SAFETY: reads the TCB self-pointer glibc stores at fs:0; no side effects.
-        unsafe {
-            core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags, pure))
-        };
-        tp
+        // The TCB self-pointer glibc stores at fs:0.
+        super::common::fs0()
     }
     #[cfg(target_arch = "aarch64")]
     {

@@ -184,11 +184,7 @@ pub(crate) fn reap_dead(abandon: Abandon) -> usize {
 #[inline(always)]
 pub(crate) fn heap_get() -> *mut Heap {
     let key = platform::thread_key();
-    let slot = &TABLE[home(key)];
-    if slot.key.load(Ordering::Relaxed) == key {
-        return slot.heap.load(Ordering::Relaxed);
-    }
-    heap_probe(key)
+    home_heap(key).unwrap_or_else(|| heap_probe(key))
 }
 
 /// The calling thread's heap if its key is in its home slot (the common
@@ -196,7 +192,13 @@ pub(crate) fn heap_get() -> *mut Heap {
 #[cfg(all(not(feature = "hosted"), not(feature = "thread-local")))]
 #[inline(always)]
 pub(crate) fn heap_get_home() -> Option<*mut Heap> {
-    let key = platform::thread_key();
+    home_heap(platform::thread_key())
+}
+
+/// The heap in `key`'s home slot, if the slot holds `key`.
+#[cfg(all(not(feature = "hosted"), not(feature = "thread-local")))]
+#[inline(always)]
+fn home_heap(key: usize) -> Option<*mut Heap> {
     let slot = &TABLE[home(key)];
     // Both words read unconditionally (each one indexed load): only this
     // thread puts its key in a slot or changes a slot holding it, so when
