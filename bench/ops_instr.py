@@ -14,6 +14,13 @@ per operation in the steady state:
                  malloc+free pair (cachegrind --cache-sim=yes); the program's
                  own work is the same for every allocator
 
+A second table gives the other entry points (c_tests/bench/api_calls.c,
+blocks of 8..263 bytes in 64 slots): allocator instructions per iteration of
+free+malloc (for reference), free+calloc, realloc, free+posix_memalign(32),
+free+aligned_alloc(64) and malloc_usable_size, the memset/memcpy they call
+included: the whole program's count less that of the same loop without the
+calls.
+
 Counts, not times: repeatable whatever else the machine runs. Allocators:
 mirs (target/release/libmirs.so) and the C mimalloc v3 / v2 override
 libraries of bench/build_peers.sh, each through LD_PRELOAD.
@@ -41,32 +48,46 @@ CASES = [
     ("larson 1T", "larson", 1, 2, 8, 20000),
     ("larson 2T", "larson", 2, 2, 8, 40000),
 ]
+# api_calls.c's calls (label, argument); "none" is the loop alone.
+API_CASES = [
+    ("free+malloc", "malloc"),
+    ("free+calloc", "calloc"),
+    ("realloc", "realloc"),
+    ("free+posix_memalign", "posix_memalign"),
+    ("free+aligned_alloc", "aligned_alloc"),
+    ("malloc_usable_size", "usable_size"),
+]
+API_N1, API_N2 = 20000, 100000
 MALLOC_NAMES = {"malloc", "mi_malloc"}
 FREE_NAMES = {"free", "mi_free", "cfree"}
 
 
 def build():
     os.makedirs(BIN, exist_ok=True)
-    for prog in ("bench_malloc_thread", "larson"):
+    for prog in ("bench_malloc_thread", "larson", "api_calls"):
         src = os.path.join(ROOT, "c_tests", "bench", prog + ".c")
         subprocess.run(["gcc", "-O2", "-pthread", "-o", os.path.join(BIN, prog), src], check=True)
 
 
-def valgrind(tool_args, lib, prog, threads, work, tmp):
+def valgrind(tool_args, lib, prog, threads, work, tmp, args=None):
+    """`prog` under valgrind with BENCH_ITERS=work and argv `args` (default:
+    the thread count)."""
     out = os.path.join(tmp, "vg.out")
     env = dict(os.environ, LD_PRELOAD=lib, BENCH_ITERS=str(work))
     cmd = ["valgrind", *tool_args, "--%s-out-file=%s" % (tool_args[0].split("=")[1], out),
-           os.path.join(BIN, prog), str(threads)]
+           os.path.join(BIN, prog), *(args or [str(threads)])]
     r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
         raise RuntimeError("valgrind failed: %s" % r.stderr.strip().splitlines()[-1:])
     return out
 
 
-def callgrind_ir(lib, prog, threads, work, tmp, names):
-    """Instructions executed inside the functions `names` (inclusive)."""
+def callgrind_ir(lib, prog, threads, work, tmp, names, args=None):
+    """Instructions executed inside the functions `names` (inclusive; the
+    whole program when `names` is empty)."""
     toggles = ["--toggle-collect=%s" % n for n in names]
-    out = valgrind(["--tool=callgrind", "--dump-instr=no", *toggles], lib, prog, threads, work, tmp)
+    out = valgrind(["--tool=callgrind", "--dump-instr=no", *toggles], lib, prog, threads, work, tmp,
+                   args)
     with open(out) as f:
         for line in f:
             if line.startswith(("summary:", "totals:")):
@@ -110,6 +131,22 @@ def main():
                       flush=True)
     print("per malloc+free pair; malloc/free: inclusive instructions per call (callgrind), "
           "alloc/op: instructions inside the allocator's library, D1 miss/op: whole program (cachegrind)")
+    print()
+    print("%-24s" % "other calls" + "".join("%16s" % n for n, _ in allocs))
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = {label: [] for label, _ in API_CASES}
+        for _, lib in allocs:
+            def per_iteration(call):
+                n1, n2 = (callgrind_ir(lib, "api_calls", 1, 0, tmp, (), [call, str(n)])
+                          for n in (API_N1, API_N2))
+                return (n2 - n1) / (API_N2 - API_N1)
+            loop = per_iteration("none")
+            for label, call in API_CASES:
+                rows[label].append(per_iteration(call) - loop)
+        for label, _ in API_CASES:
+            print("%-24s" % label + "".join("%16.1f" % v for v in rows[label]), flush=True)
+    print("allocator instructions per iteration (callgrind, the loop's own subtracted), "
+          "c_tests/bench/api_calls.c")
 
 
 if __name__ == "__main__":

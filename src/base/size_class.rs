@@ -17,7 +17,7 @@
 //! mimalloc makes the same trade. Bin 0 is unused, `BIN_HUGE` holds pages of
 //! one huge block each and `BIN_FULL` is the queue of pages with no free block.
 
-use crate::base::constants::{LARGE_OBJ_WSIZE_MAX, MIN_BLOCK_WSIZE, WORD_SIZE};
+use crate::base::constants::{LARGE_OBJ_WSIZE_MAX, MIN_BLOCK_WSIZE, PAGES_DIRECT, WORD_SIZE};
 
 /// Queue of huge pages (blocks above `LARGE_OBJ_SIZE_MAX`).
 pub const BIN_HUGE: usize = bin_of_wsize(LARGE_OBJ_WSIZE_MAX) + 1;
@@ -76,6 +76,27 @@ pub const fn bin_block_size(bin: usize) -> usize {
     }
 }
 
+/// The alignment every block of the class serving `wsize` words has, for
+/// the word sizes malloc's direct pages cover: the largest power of two
+/// dividing its block size (page areas start OS-page aligned, and these
+/// blocks are far smaller). `malloc_aligned` tests a natural alignment
+/// with one load instead of computing the bin.
+#[inline(always)]
+pub fn natural_align(wsize: usize) -> usize {
+    usize::from(NATURAL_ALIGN[wsize])
+}
+
+static NATURAL_ALIGN: [u16; PAGES_DIRECT] = {
+    let mut table = [0u16; PAGES_DIRECT];
+    let mut w = 0;
+    while w < PAGES_DIRECT {
+        let bs = bin_block_size(bin_of_wsize(w));
+        table[w] = (1usize << bs.trailing_zeros()) as u16;
+        w += 1;
+    }
+    table
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +144,23 @@ mod tests {
         }
         assert_eq!(bin_of_size(LARGE_OBJ_SIZE_MAX + 1), BIN_HUGE);
         assert_eq!(bin_of_size(usize::MAX / 2), BIN_HUGE);
+    }
+
+    #[test]
+    fn natural_align_is_the_block_alignment_of_each_direct_class() {
+        for w in 0..crate::base::constants::PAGES_DIRECT {
+            let bs = bin_block_size(bin_of_wsize(w));
+            let a = natural_align(w);
+            assert!(a.is_power_of_two() && bs.is_multiple_of(a), "wsize {w}");
+            assert!(
+                !bs.is_multiple_of(2 * a),
+                "wsize {w}: {a} is not the largest"
+            );
+            assert!(a >= 16, "wsize {w}: every block is 16-byte aligned");
+        }
+        // 48-byte blocks are 16-aligned only; 64-byte ones 64-aligned.
+        assert_eq!(natural_align(6), 16);
+        assert_eq!(natural_align(8), 64);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! `heap::malloc_generic`.
 
 use crate::base::constants::*;
-use crate::base::size_class::{bin_block_size, bin_of_size, wsize_of};
+use crate::base::size_class::{bin_block_size, bin_of_size, natural_align, wsize_of};
 use crate::entry::free;
 use crate::entry::lookup;
 use crate::heap::{out_of_memory, Heap};
@@ -135,13 +135,13 @@ pub fn zalloc(size: usize) -> *mut u8 {
     if size <= SMALL_SIZE_MAX {
         // SAFETY: as in `malloc`.
         let page = unsafe { (*heap).pages_direct[wsize_of(size)] };
-        // SAFETY: as in `malloc`.
-        if unsafe { Page::owned(page) }.has_free() {
-            // SAFETY: the thread's live heap (not the empty heap: its page
-            // has a free block).
-            let heap = unsafe { &mut *heap };
-            // SAFETY: as above: a page of that heap, with a free block.
-            return unsafe { heap.pop_from(page, size, true) };
+        // SAFETY: as in `malloc`: the calling thread's heap owns its direct
+        // pages (the empty heap's is the empty page, which has no block).
+        // Like malloc, it pops the owner's own frees too: a size calloc'd
+        // and freed in turn stays off the slow path.
+        let block = unsafe { Heap::pop_from(page, size, true) };
+        if !block.is_null() {
+            return block;
         }
     }
     malloc_generic(size, heap, true)
@@ -193,9 +193,13 @@ fn alloc_aligned(size: usize, align: usize, zero: bool) -> *mut u8 {
     let size = size.max(1);
     if align <= OS_PAGE_SIZE && size <= LARGE_OBJ_SIZE_MAX {
         let natural = size.next_multiple_of(align);
-        if natural <= LARGE_OBJ_SIZE_MAX
-            && bin_block_size(bin_of_size(natural)).is_multiple_of(align)
-        {
+        let fits = if natural <= SMALL_SIZE_MAX {
+            natural_align(wsize_of(natural)) >= align
+        } else {
+            natural <= LARGE_OBJ_SIZE_MAX
+                && bin_block_size(bin_of_size(natural)).is_multiple_of(align)
+        };
+        if fits {
             let p = alloc_small(natural, zero);
             debug_assert!((p as usize).is_multiple_of(align));
             return p;
@@ -316,7 +320,23 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
 /// No other thread frees `p` or writes its block meanwhile.
 pub unsafe fn usable_size(p: *const u8) -> usize {
     // SAFETY: as the caller guarantees.
-    unsafe { lookup::live_usable_size(p) }.unwrap_or(0)
+    match unsafe { lookup::live_usable_size_fast(p) } {
+        Some(size) => size,
+        // SAFETY: as the caller guarantees.
+        None => unsafe { usable_size_slow(p) },
+    }
+}
+
+/// `usable_size` off the fast path (a tail call: the fast one saves no
+/// registers).
+///
+/// # Safety
+/// As [`usable_size`].
+#[cold]
+#[inline(never)]
+unsafe fn usable_size_slow(p: *const u8) -> usize {
+    // SAFETY: as the caller guarantees.
+    unsafe { lookup::live_usable_size_slow(p) }.unwrap_or(0)
 }
 
 /// Is `p` a live block mirs handed out (not freed, not an interior or

@@ -30,7 +30,9 @@ use crate::heap::Heap;
 use crate::lockfree::block::Block;
 use crate::lockfree::thread_free::AbandonedFree;
 use crate::mem::arena;
-use crate::mem::page::{Page, Pushed, OWNER_ABANDONED, OWNER_NONE, OWNER_SINGLETON};
+use crate::mem::page::{
+    is_thread_owner, Page, Pushed, OWNER_ABANDONED, OWNER_NONE, OWNER_SINGLETON,
+};
 use crate::mem::page_map;
 use crate::platform;
 use core::sync::atomic::Ordering;
@@ -116,7 +118,7 @@ unsafe fn free_generic(p: *mut u8, page: *mut Page) {
     // `&Page` aliases nothing).
     let pg = unsafe { &*page };
     let owner = pg.owner.load(Ordering::Acquire);
-    if is_thread(owner) && !platform::is_current_thread(owner) && pg.is_block_start(p) {
+    if is_thread_owner(owner) && !platform::is_current_thread(owner) && pg.is_block_start(p) {
         let block = p.cast::<Block>();
         // SAFETY: a carved block start of the page, which the caller frees:
         // no other thread writes it.
@@ -130,16 +132,6 @@ unsafe fn free_generic(p: *mut u8, page: *mut Page) {
     }
     // SAFETY: as the caller guarantees.
     unsafe { free_special(p, page, owner) }
-}
-
-/// Is `owner` a thread's id (not one of the special owners: none,
-/// singleton, abandoned)?
-#[inline(always)]
-fn is_thread(owner: usize) -> bool {
-    const _: () = assert!(
-        OWNER_NONE == 0 && OWNER_SINGLETON == usize::MAX && OWNER_ABANDONED == usize::MAX - 1
-    );
-    owner.wrapping_add(2) > 2
 }
 
 /// Every other free: our own page (full, or with aligned blocks), an

@@ -13,7 +13,8 @@ use crate::heap::Heap;
 use crate::lockfree::block::Block;
 use crate::mem::chunk::Chunk;
 use crate::mem::chunk_map;
-use crate::mem::page::{Page, OWNER_NONE, OWNER_SINGLETON};
+use crate::mem::page::{is_thread_owner, Page, OWNER_NONE, OWNER_SINGLETON};
+use crate::mem::page_map;
 use crate::platform;
 use core::sync::atomic::Ordering;
 
@@ -116,9 +117,51 @@ pub(crate) unsafe fn is_free_block(heap: *mut Heap, page: *mut Page, block: *mut
 /// pointer into one, without the free mark; for the owner thread exactly,
 /// by the lists), None otherwise.
 ///
+/// The common case as free's fast path finds it (realloc and
+/// malloc_usable_size of a block of a thread's page): the page map's page,
+/// owned by a thread, `p` one of its carved block starts, unmarked.
+/// Everything else: [`live_usable_size_slow`].
+///
 /// # Safety
 /// No other thread frees `p` or writes its block meanwhile.
+#[inline(always)]
 pub(crate) unsafe fn live_usable_size(p: *const u8) -> Option<usize> {
+    // SAFETY: as the caller guarantees.
+    match unsafe { live_usable_size_fast(p) } {
+        Some(size) => Some(size),
+        // SAFETY: as the caller guarantees.
+        None => unsafe { live_usable_size_slow(p) },
+    }
+}
+
+/// [`live_usable_size`]'s common case, None for everything else (which
+/// need not be an invalid pointer: ask [`live_usable_size_slow`]).
+///
+/// # Safety
+/// As [`live_usable_size`].
+#[inline(always)]
+pub(crate) unsafe fn live_usable_size_fast(p: *const u8) -> Option<usize> {
+    let page = page_map::page_of(p)?;
+    // SAFETY: the page map holds headers of live normal chunks, or the
+    // static ownerless one (not a thread's: None).
+    let pg = unsafe { &*page };
+    (is_thread_owner(pg.owner.load(Ordering::Acquire))
+        && pg.is_block_start(p)
+        // SAFETY: a carved block start of the page; the caller rules out
+        // writers.
+        && !unsafe { pg.is_marked_free(p as *mut Block) })
+    .then(|| pg.block_size())
+}
+
+/// [`live_usable_size`] by the chunk map: huge blocks, singletons, aligned
+/// pointers, marked blocks (settled on the owner's lists), and what is no
+/// live block.
+///
+/// # Safety
+/// As [`live_usable_size`].
+#[cold]
+#[inline(never)]
+pub(crate) unsafe fn live_usable_size_slow(p: *const u8) -> Option<usize> {
     let page = resolve(p)?;
     // SAFETY: `resolve` found a live page spanning `p`.
     let page_ref = unsafe { &*page };

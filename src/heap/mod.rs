@@ -221,7 +221,7 @@ impl Heap {
                 return ptr::null_mut();
             }
             // SAFETY: `find_page` returns a page of this heap with a free block.
-            let block = unsafe { h.pop_from(page, size, zero) };
+            let block = unsafe { Heap::pop_from(page, size, zero) };
             // Null only when the page's free list was found damaged and
             // dropped: the page has fewer blocks now; look again.
             if !block.is_null() {
@@ -240,22 +240,24 @@ pub(crate) fn out_of_memory() -> *mut u8 {
 }
 
 impl Heap {
-    /// Pop a block from `page` (which has one), zeroing it when asked; null
-    /// when its list turned out damaged.
+    /// Pop a block from `page` (from `free`, else from `local_free`),
+    /// zeroing it when asked; null when the page has none at hand or its
+    /// list turned out damaged.
     ///
     /// # Safety
-    /// `page` belongs to this heap and `page.free` is not empty.
+    /// `page` is a page the calling thread owns: a page of its heap, or
+    /// the static empty page (which has no block).
     #[inline(always)]
-    pub(crate) unsafe fn pop_from(&mut self, page: *mut Page, size: usize, zero: bool) -> *mut u8 {
-        // SAFETY: as the caller guarantees: our heap's page.
+    pub(crate) unsafe fn pop_from(page: *mut Page, size: usize, zero: bool) -> *mut u8 {
+        // SAFETY: as the caller guarantees.
         let pg = unsafe { Page::owned(page) };
-        let is_zero = pg.free_is_zero();
         let block = pg.pop_free();
         if block.is_null() {
-            return block; // a damaged list, dropped (OwnedPage::pop_free)
+            return block; // none at hand, or a damaged list, dropped (OwnedPage::pop_free)
         }
         if zero {
-            if is_zero {
+            // Read after the pop: taking `local_free` as `free` clears it.
+            if pg.free_is_zero() {
                 // Fresh memory: only the link word was written.
                 // SAFETY: a block of at least `min(size, block_size)` bytes, ours.
                 unsafe { block.cast::<usize>().write(0) };

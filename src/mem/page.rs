@@ -57,6 +57,16 @@ pub const OWNER_NONE: usize = 0;
 /// it; whichever thread frees the block frees the span.
 pub const OWNER_SINGLETON: usize = usize::MAX;
 
+/// Is `owner` a thread's id (not one of the special owners: none,
+/// singleton, abandoned)? One add and one compare.
+#[inline(always)]
+pub fn is_thread_owner(owner: usize) -> bool {
+    const _: () = assert!(
+        OWNER_NONE == 0 && OWNER_SINGLETON == usize::MAX && OWNER_ABANDONED == usize::MAX - 1
+    );
+    owner.wrapping_add(2) > 2
+}
+
 /// The heap that owns a page, as the page sees it: an opaque type (the page
 /// layer sits below the heap; `heap.rs` converts).
 pub enum OwnerHeap {}

@@ -94,6 +94,49 @@ fn calloc_zeroes_reused_and_fresh_memory_and_checks_overflow() {
     assert!(alloc::calloc(usize::MAX / 2, 3).is_null());
 }
 
+/// calloc pops the thread's own frees as malloc does (`local_free`, once
+/// `free` is empty), without the slow path, and clears such a block in
+/// full even where the page's blocks were fresh before.
+#[test]
+fn calloc_takes_the_threads_own_frees_without_the_slow_path() {
+    use crate::base::size_class::wsize_of;
+    use crate::mem::page::Page;
+    let size = 424;
+    let mut blocks = std::vec![alloc::malloc(size)];
+    let heap = crate::thread::heap_get();
+    // SAFETY: this thread's live heap (it just allocated); its direct
+    // pages are its own.
+    let page = unsafe { (*heap).pages_direct[wsize_of(size)] };
+    // Take every block at hand: the page's `free` is empty now (and its
+    // blocks were fresh, read as zero).
+    // SAFETY: as above.
+    while unsafe { Page::owned(page) }.has_free() {
+        blocks.push(alloc::malloc(size));
+    }
+    let last = blocks.pop().unwrap();
+    // SAFETY: `last` has `size` writable bytes.
+    unsafe { std::ptr::write_bytes(last, 0xAB, size) };
+    api::free(last);
+    // SAFETY: as above.
+    let slow_calls = unsafe { (*heap).generic_count };
+    let p = alloc::calloc(1, size);
+    assert_eq!(p, last, "calloc did not take the block just freed");
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { (*heap).generic_count },
+        slow_calls,
+        "calloc took the slow path"
+    );
+    // SAFETY: `p` has `size` readable bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(p, size) };
+    assert!(
+        bytes.iter().all(|&b| b == 0),
+        "a reused block was not cleared"
+    );
+    api::free(p);
+    blocks.into_iter().for_each(api::free);
+}
+
 #[test]
 fn realloc_keeps_contents_and_stays_in_place_when_it_fits() {
     let p = alloc::malloc(100);
