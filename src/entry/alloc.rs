@@ -268,6 +268,26 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     if p.is_null() {
         return malloc(new_size);
     }
+    // The common case, a small block of a thread's page, resolved as free
+    // does: its page serves the free below too.
+    // SAFETY: as the caller guarantees.
+    if let Some((page, old_size)) = unsafe { lookup::live_block_fast(p) } {
+        if stays_in_place(new_size, old_size) {
+            return p;
+        }
+        if old_size <= LARGE_OBJ_SIZE_MAX {
+            let q = malloc(new_size);
+            if !q.is_null() {
+                // SAFETY: both blocks are live and distinct; `p` holds
+                // `old_size` usable bytes and `q` at least `new_size`.
+                unsafe { ptr::copy_nonoverlapping(p, q, old_size.min(new_size)) };
+                // SAFETY: the caller gave `p` up to us; `page` is the page
+                // map's for it.
+                unsafe { free::free_in_page(p, page) };
+            }
+            return q;
+        }
+    }
     // SAFETY: as the caller guarantees.
     let Some(old_size) = (unsafe { lookup::live_usable_size(p) }) else {
         crate::support::stats::add(crate::support::stats::Counter::InvalidFrees, 1);

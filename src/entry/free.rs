@@ -51,6 +51,17 @@ pub unsafe fn free(p: *mut u8) {
     let Some(page) = page_map::page_of(p) else {
         return free_outside_chunk_start(p);
     };
+    // SAFETY: as the caller guarantees; `page` is the page map's for `p`.
+    unsafe { free_in_page(p, page) }
+}
+
+/// `free` once the page map gave `page` for `p` (realloc looked it up
+/// already).
+///
+/// # Safety
+/// As [`free`]; `page` is what `page_map::page_of(p)` returned.
+#[inline(always)]
+pub(crate) unsafe fn free_in_page(p: *mut u8, page: *mut Page) {
     // SAFETY: the page map holds headers of live normal chunks, or the
     // static ownerless one (the test fails for it: slow path).
     if platform::is_current_thread(unsafe { &*page }.owner.load(Ordering::Relaxed)) {

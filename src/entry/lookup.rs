@@ -141,6 +141,17 @@ pub(crate) unsafe fn live_usable_size(p: *const u8) -> Option<usize> {
 /// As [`live_usable_size`].
 #[inline(always)]
 pub(crate) unsafe fn live_usable_size_fast(p: *const u8) -> Option<usize> {
+    // SAFETY: as the caller guarantees.
+    unsafe { live_block_fast(p) }.map(|(_, size)| size)
+}
+
+/// [`live_usable_size_fast`] with the page map's page for `p` (realloc
+/// frees `p` through it).
+///
+/// # Safety
+/// As [`live_usable_size`].
+#[inline(always)]
+pub(crate) unsafe fn live_block_fast(p: *const u8) -> Option<(*mut Page, usize)> {
     let page = page_map::page_of(p)?;
     // SAFETY: the page map holds headers of live normal chunks, or the
     // static ownerless one (not a thread's: None).
@@ -150,7 +161,7 @@ pub(crate) unsafe fn live_usable_size_fast(p: *const u8) -> Option<usize> {
         // SAFETY: a carved block start of the page; the caller rules out
         // writers.
         && !unsafe { pg.is_marked_free(p as *mut Block) })
-    .then(|| pg.block_size())
+    .then(|| (page, pg.block_size()))
 }
 
 /// [`live_usable_size`] by the chunk map: huge blocks, singletons, aligned
