@@ -31,7 +31,9 @@ pub unsafe extern "C" fn cfree(p: *mut c_void) {
 
 #[no_mangle]
 pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
-    mirs_calloc(count, size)
+    // The bodies, not the exported `mirs_*` functions: a call to an
+    // exported name goes through the GOT (it is interposable).
+    alloc::calloc(count, size).cast()
 }
 
 /// # Safety
@@ -39,7 +41,7 @@ pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     // SAFETY: forwarded contract.
-    unsafe { mirs_realloc(p, size) }
+    unsafe { realloc_c(p, size) }
 }
 
 /// # Safety
@@ -48,7 +50,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
 pub unsafe extern "C" fn reallocarray(p: *mut c_void, count: usize, size: usize) -> *mut c_void {
     match count.checked_mul(size) {
         // SAFETY: forwarded contract.
-        Some(total) => unsafe { mirs_realloc(p, total) },
+        Some(total) => unsafe { realloc_c(p, total) },
         None => crate::heap::out_of_memory().cast(),
     }
 }
@@ -62,12 +64,12 @@ pub unsafe extern "C" fn posix_memalign(
     size: usize,
 ) -> c_int {
     // SAFETY: forwarded contract.
-    unsafe { mirs_posix_memalign(out, alignment, size) }
+    unsafe { posix_memalign_c(out, alignment, size) }
 }
 
 #[no_mangle]
 pub extern "C" fn aligned_alloc(alignment: usize, size: usize) -> *mut c_void {
-    mirs_aligned_alloc(alignment, size)
+    aligned_alloc_c(alignment, size)
 }
 
 /// glibc: a non-power-of-two alignment is rounded up to the next power of
@@ -100,7 +102,7 @@ pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     // SAFETY: forwarded contract.
-    unsafe { mirs_usable_size(p) }
+    unsafe { alloc::usable_size(p.cast()) }
 }
 
 /// Collect and return unused memory to the OS; 1 when something was released.
@@ -342,5 +344,5 @@ pub unsafe extern "C" fn __posix_memalign(
     size: usize,
 ) -> c_int {
     // SAFETY: forwarded contract.
-    unsafe { mirs_posix_memalign(out, alignment, size) }
+    unsafe { posix_memalign_c(out, alignment, size) }
 }

@@ -40,6 +40,17 @@ pub extern "C" fn mirs_calloc(count: usize, size: usize) -> *mut c_void {
 /// thread frees or uses meanwhile.
 #[no_mangle]
 pub unsafe extern "C" fn mirs_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: forwarded contract.
+    unsafe { realloc_c(p, size) }
+}
+
+/// `mirs_realloc`'s body, which libc's `realloc` shares: a call from one
+/// exported function to another goes through the GOT (interposable).
+///
+/// # Safety
+/// As [`mirs_realloc`].
+#[inline(always)]
+pub(super) unsafe fn realloc_c(p: *mut c_void, size: usize) -> *mut c_void {
     if size == 0 && !p.is_null() {
         // SAFETY: forwarded contract.
         unsafe { crate::entry::free::free(p.cast()) };
@@ -58,6 +69,20 @@ pub unsafe extern "C" fn mirs_realloc(p: *mut c_void, size: usize) -> *mut c_voi
 /// `out` is valid for a write of one pointer.
 #[no_mangle]
 pub unsafe extern "C" fn mirs_posix_memalign(
+    out: *mut *mut c_void,
+    alignment: usize,
+    size: usize,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { posix_memalign_c(out, alignment, size) }
+}
+
+/// `mirs_posix_memalign`'s body, shared with libc's names (see `realloc_c`).
+///
+/// # Safety
+/// As [`mirs_posix_memalign`].
+#[inline(always)]
+pub(super) unsafe fn posix_memalign_c(
     out: *mut *mut c_void,
     alignment: usize,
     size: usize,
@@ -83,6 +108,12 @@ pub unsafe extern "C" fn mirs_posix_memalign(
 /// for another alignment, ENOMEM when out of memory. Any size is accepted.
 #[no_mangle]
 pub extern "C" fn mirs_aligned_alloc(alignment: usize, size: usize) -> *mut c_void {
+    aligned_alloc_c(alignment, size)
+}
+
+/// `mirs_aligned_alloc`'s body, shared with libc's name (see `realloc_c`).
+#[inline(always)]
+pub(super) fn aligned_alloc_c(alignment: usize, size: usize) -> *mut c_void {
     if !alignment.is_power_of_two() {
         crate::platform::set_errno(EINVAL);
         return core::ptr::null_mut();
