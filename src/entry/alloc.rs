@@ -157,14 +157,36 @@ pub fn calloc(count: usize, size: usize) -> *mut u8 {
 
 /// Allocate `size` bytes aligned to `align` (a power of two up to
 /// `ALIGNMENT_MAX`); null otherwise.
+#[inline(always)]
 pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
-    alloc_aligned(size, align, false)
+    match natural_size(size, align) {
+        Some(natural) => malloc(natural),
+        None => alloc_aligned(size, align, false),
+    }
 }
 
 /// `malloc_aligned` with the block zeroed; memory known to be zero (fresh
 /// from the OS) is not cleared again.
+#[inline(always)]
 pub fn zalloc_aligned(size: usize, align: usize) -> *mut u8 {
-    alloc_aligned(size, align, true)
+    match natural_size(size, align) {
+        Some(natural) => zalloc(natural),
+        None => alloc_aligned(size, align, true),
+    }
+}
+
+/// The common aligned request, inlined: a size that malloc's direct
+/// pages serve, rounded up to `align`, whose class's blocks all have that
+/// alignment (`natural_align`: page areas start OS-page aligned). None
+/// for everything else, which `alloc_aligned` decides (it accepts the
+/// same requests the same way).
+#[inline(always)]
+fn natural_size(size: usize, align: usize) -> Option<usize> {
+    if !align.is_power_of_two() || size > SMALL_SIZE_MAX {
+        return None;
+    }
+    let natural = (size.max(1) + align - 1) & !(align - 1);
+    (natural <= SMALL_SIZE_MAX && natural_align(wsize_of(natural)) >= align).then_some(natural)
 }
 
 /// `malloc` or `zalloc`.
@@ -181,6 +203,7 @@ fn alloc_small(size: usize, zero: bool) -> *mut u8 {
 /// through the zeroing paths (which skip memory known to be zero); an
 /// over-allocated block (at most `LARGE_OBJ_SIZE_MAX`) is cleared over the
 /// `size` bytes handed out.
+#[inline(never)]
 fn alloc_aligned(size: usize, align: usize, zero: bool) -> *mut u8 {
     if !align.is_power_of_two() || align > ALIGNMENT_MAX || size > MAX_ALLOC_SIZE {
         return out_of_memory();
