@@ -128,7 +128,8 @@ fn malloc_singleton(heap: *mut Heap, size: usize, align: usize, zero: bool) -> *
     block
 }
 
-/// Allocate `size` zeroed bytes. Memory fresh from the OS is not cleared again.
+/// Allocate `size` zeroed bytes. Memory fresh from the OS is not cleared
+/// again. Shaped as `malloc`: its misses are tail calls.
 #[inline]
 pub fn zalloc(size: usize) -> *mut u8 {
     let heap = thread::heap_get();
@@ -136,13 +137,32 @@ pub fn zalloc(size: usize) -> *mut u8 {
         // SAFETY: as in `malloc`.
         let page = unsafe { (*heap).pages_direct[wsize_of(size)] };
         // SAFETY: as in `malloc`: the calling thread's heap owns its direct
-        // pages (the empty heap's is the empty page, which has no block).
-        // Like malloc, it pops the owner's own frees too: a size calloc'd
-        // and freed in turn stays off the slow path.
-        let block = unsafe { Heap::pop_from(page, size, true) };
-        if !block.is_null() {
-            return block;
+        // pages. Like malloc, it pops the owner's own frees too: a size
+        // calloc'd and freed in turn stays off the slow path.
+        match unsafe { Page::owned(page) }.try_pop_free() {
+            // SAFETY: just popped from our page.
+            Pop::Block(block) => return unsafe { Heap::clear_popped(page, block, size) },
+            // SAFETY: `page` is a direct page of the calling thread's heap.
+            Pop::Suspect => return unsafe { zalloc_suspect(size, heap, page) },
+            Pop::Empty => {}
         }
+    }
+    malloc_generic(size, heap, true)
+}
+
+/// `zalloc` whose direct page's free-list head failed the fast test (see
+/// `malloc_suspect`).
+///
+/// # Safety
+/// `page` is a direct page of `heap`, the calling thread's heap.
+#[cold]
+#[inline(never)]
+unsafe fn zalloc_suspect(size: usize, heap: *mut Heap, page: *mut Page) -> *mut u8 {
+    // SAFETY: as the caller guarantees.
+    let block = unsafe { Page::owned(page) }.pop_checked();
+    if !block.is_null() {
+        // SAFETY: just popped from our page.
+        return unsafe { Heap::clear_popped(page, block, size) };
     }
     malloc_generic(size, heap, true)
 }

@@ -256,15 +256,29 @@ impl Heap {
             return block; // none at hand, or a damaged list, dropped (OwnedPage::pop_free)
         }
         if zero {
-            // Read after the pop: taking `local_free` as `free` clears it.
-            if pg.free_is_zero() {
-                // Fresh memory: only the link word was written.
-                // SAFETY: a block of at least `min(size, block_size)` bytes, ours.
-                unsafe { block.cast::<usize>().write(0) };
-            } else {
-                // SAFETY: as above.
-                unsafe { ptr::write_bytes(block, 0, size.min(pg.block_size())) };
-            }
+            // SAFETY: just popped from the page.
+            unsafe { Heap::clear_popped(page, block, size) };
+        }
+        block
+    }
+
+    /// Zero the `size` bytes (at most the block) of `block`, just popped
+    /// from `page`, unless all but its link word read as zero already.
+    ///
+    /// # Safety
+    /// The calling thread owns `page` and has just popped `block` from it.
+    #[inline(always)]
+    pub(crate) unsafe fn clear_popped(page: *mut Page, block: *mut u8, size: usize) -> *mut u8 {
+        // SAFETY: as the caller guarantees.
+        let pg = unsafe { Page::owned(page) };
+        // Read after the pop: taking `local_free` as `free` clears it.
+        if pg.free_is_zero() {
+            // Fresh memory: only the link word was written.
+            // SAFETY: a block of at least `min(size, block_size)` bytes, ours.
+            unsafe { block.cast::<usize>().write(0) };
+        } else {
+            // SAFETY: as above.
+            unsafe { ptr::write_bytes(block, 0, size.min(pg.block_size())) };
         }
         block
     }
