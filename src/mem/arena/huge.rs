@@ -7,7 +7,7 @@ use super::huge_cache::{cache_huge, huge_dirty_bytes};
 use super::lock::with_arena;
 use super::region::{self, REGIONS, REGION_MAX_UNITS};
 use super::span::{alloc_span, release_span};
-use super::state::{ARENA, HUGE_CACHE, HUGE_MIN, PURGE_DUE};
+use super::state::{ARENA, HUGE_CACHE, HUGE_MIN, HUGE_PAGE, PURGE_DUE};
 use super::trim::{dirty_budget, trim, RECENT_FACTOR};
 use crate::base::constants::*;
 use crate::mem::chunk::{
@@ -59,6 +59,7 @@ pub(super) fn alloc_huge(size: usize, align: usize) -> Option<(*mut u8, bool)> {
             if chunk.is_null() {
                 return None;
             }
+            advise_whole_huge_pages(chunk.cast::<u8>().wrapping_add(offset), size);
             chunk
         }
     };
@@ -73,6 +74,33 @@ pub(super) fn alloc_huge(size: usize, align: usize) -> Option<(*mut u8, bool)> {
     // SAFETY: as above: its one page header is ours to make.
     let block = unsafe { singleton_block(Chunk::page(chunk, 0), start, area, is_zero, 0, 0) };
     Some((block, is_zero))
+}
+
+/// `secure` (whose huge blocks all have mappings of their own): transparent
+/// huge pages for the 2 MiB pages a fresh huge chunk's block of `size`
+/// bytes at `block` covers whole, as regions ask for theirs (region.rs): a
+/// block written in full faults once per 2 MiB there, and holds no more
+/// resident than it touches (the pages it ends in or shares with the
+/// header and the guard page stay small). The advice stays with the
+/// mapping while it is cached and reused. Not in other builds: advice on
+/// part of a mapping splits it, and `mremap` grows only a whole one
+/// (`remap_huge`; `secure`'s guard page splits it anyway).
+fn advise_whole_huge_pages(block: *mut u8, size: usize) {
+    if !cfg!(feature = "secure") || !crate::support::options::huge_pages() {
+        return;
+    }
+    let pages = whole_huge_pages(block as usize, size);
+    if !pages.is_empty() {
+        // SAFETY: whole huge pages inside the fresh mapping of our chunk.
+        unsafe { platform::os_huge_pages(pages.start as *mut u8, pages.len(), true) };
+    }
+}
+
+/// The addresses of the 2 MiB pages `block..block + size` covers whole.
+fn whole_huge_pages(block: usize, size: usize) -> core::ops::Range<usize> {
+    let from = block.next_multiple_of(HUGE_PAGE);
+    let to = (block + size) & !(HUGE_PAGE - 1);
+    from..to.max(from)
 }
 
 /// realloc of a huge block to `new_size` bytes without copying it: the
@@ -641,4 +669,21 @@ pub unsafe fn free_singleton(page: *mut Page) -> bool {
         unsafe { unmap_chunk(evicted) };
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_chunks_advise_only_the_huge_pages_their_block_covers_whole() {
+        const M: usize = 1 << 20;
+        // A block after a chunk header: its first, shared huge page stays small.
+        assert_eq!(whole_huge_pages(64 * M + 12288, 3 * M), 66 * M..66 * M);
+        assert_eq!(whole_huge_pages(64 * M + 12288, 5 * M), 66 * M..68 * M);
+        // Aligned to a huge page at both ends: all of it.
+        assert_eq!(whole_huge_pages(64 * M, 8 * M), 64 * M..72 * M);
+        // Within one huge page: none.
+        assert!(whole_huge_pages(64 * M + 4096, M).is_empty());
+    }
 }
