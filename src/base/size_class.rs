@@ -76,6 +76,20 @@ pub const fn bin_block_size(bin: usize) -> usize {
     }
 }
 
+/// The word sizes bin `bin` (a small one, in use) serves: from one past
+/// the next smaller bin's block size to its own. Heaps point these entries
+/// of their direct-page table at the bin's first page.
+#[inline]
+pub const fn bin_wsizes(bin: usize) -> core::ops::RangeInclusive<usize> {
+    let hi = bin_block_size(bin) / WORD_SIZE;
+    if bin <= MIN_BLOCK_WSIZE {
+        return 0..=hi;
+    }
+    // Bins below 8 are even (odd-word blocks would break 16-byte alignment).
+    let smaller = if bin <= 8 { bin - 2 } else { bin - 1 };
+    bin_block_size(smaller) / WORD_SIZE + 1..=hi
+}
+
 /// The alignment every block of the class serving `wsize` words has, for
 /// the word sizes malloc's direct pages cover: the largest power of two
 /// dividing its block size (page areas start OS-page aligned, and these
@@ -144,6 +158,22 @@ mod tests {
         }
         assert_eq!(bin_of_size(LARGE_OBJ_SIZE_MAX + 1), BIN_HUGE);
         assert_eq!(bin_of_size(usize::MAX / 2), BIN_HUGE);
+    }
+
+    #[test]
+    fn bin_wsizes_are_exactly_the_word_sizes_of_each_bin() {
+        for w in 0..=LARGE_OBJ_WSIZE_MAX {
+            let bin = bin_of_wsize(w);
+            assert!(
+                bin_wsizes(bin).contains(&w),
+                "wsize {w} not in bin {bin}'s range"
+            );
+        }
+        for bin in (2..BIN_HUGE).filter(|&b| b > 8 || b % 2 == 0) {
+            for w in bin_wsizes(bin) {
+                assert_eq!(bin_of_wsize(w), bin, "wsize {w} in bin {bin}'s range");
+            }
+        }
     }
 
     #[test]

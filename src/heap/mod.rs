@@ -26,7 +26,7 @@ pub(crate) mod page_queue;
 
 use crate::base::constants::*;
 use crate::base::size_class::{
-    bin_block_size, bin_of_size, bin_of_wsize, wsize_of, BIN_COUNT, BIN_FULL, BIN_HUGE,
+    bin_block_size, bin_of_size, bin_of_wsize, bin_wsizes, BIN_COUNT, BIN_FULL, BIN_HUGE,
 };
 use crate::heap::page_queue::PageQueue;
 use crate::lockfree::block::Block;
@@ -430,12 +430,7 @@ impl Heap {
         }
         let first = self.queues[bin].first;
         let target = if first.is_null() { empty_page() } else { first };
-        let hi = wsize_of(block_size);
-        let mut lo = hi;
-        while lo > 0 && bin_of_wsize(lo - 1) == bin {
-            lo -= 1;
-        }
-        for w in lo..=hi {
+        for w in bin_wsizes(bin) {
             debug_assert!(w == 0 || bin_of_wsize(w) == bin);
             self.pages_direct[w] = target;
         }
