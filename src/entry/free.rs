@@ -12,8 +12,9 @@
 //! - ours (page full, or with aligned blocks): the heap frees it;
 //! - another thread's: pushed on the page's `thread_free` (one CAS), or,
 //!   when that page is full, on its heap's delayed list;
-//! - abandoned: pushed on `thread_free`; the push that brings back the last
-//!   live block frees the page (`arena::free_abandoned_if_empty`);
+//! - abandoned: pushed on `thread_free` (`free_abandoned`); the push that
+//!   brings back the last live block frees the page
+//!   (`arena::free_abandoned_if_empty`);
 //! - a singleton (one block in its own span or huge chunk): freed at once
 //!   by whichever thread frees it.
 //!
@@ -141,8 +142,46 @@ unsafe fn free_generic(p: *mut u8, page: *mut Page) {
         // SAFETY: the caller's block of another thread's page.
         return unsafe { free_block_mt(page, block) };
     }
+    if owner == OWNER_ABANDONED && pg.is_block_start(p) {
+        // SAFETY: a carved block start of a page we saw abandoned, the
+        // caller's to free.
+        return unsafe { free_abandoned(page, p.cast()) };
+    }
     // SAFETY: as the caller guarantees.
     unsafe { free_special(p, page, owner) }
+}
+
+/// A block of an abandoned page (its thread exited and left it live; a
+/// successor frees it, as larson's threads do), off `free_special`'s path
+/// of the rarer cases: marked and pushed on the page's `thread_free`, the
+/// page freed when that brings back its last block. Its lists are not
+/// ours to walk, so the mark decides, as for another thread's page (a
+/// live block's second word holds it only if the program stored the page
+/// header's address there).
+///
+/// # Safety
+/// `block` is a carved block start of `page`, a page of a live chunk seen
+/// abandoned, and the caller's to free.
+#[cold]
+#[inline(never)]
+unsafe fn free_abandoned(page: *mut Page, block: *mut Block) {
+    // SAFETY: as the caller guarantees.
+    let pg = unsafe { &*page };
+    // SAFETY: the caller's block: no other thread writes it.
+    if unsafe { pg.is_marked_free(block) } {
+        return double_free(block);
+    }
+    // SAFETY: as above.
+    unsafe { Block::set_free_mark(block, pg.free_mark()) };
+    // SAFETY: the caller's block of a page we saw abandoned.
+    match unsafe { pg.abandon_words().free_into(block, pg.key()) } {
+        AbandonedFree::Last => arena::free_abandoned_if_empty(page),
+        AbandonedFree::Pushed => {}
+        // Adopted meanwhile by a heap that found it full: hand the block
+        // to that heap, as for any full page.
+        // SAFETY: `free_into` entered DelayedFreeing with our block.
+        AbandonedFree::Delayed => unsafe { push_delayed_and_end(page, block) },
+    }
 }
 
 /// Every other free: our own page (full, or with aligned blocks), an
@@ -187,29 +226,21 @@ unsafe fn free_special(p: *mut u8, page: *mut Page, owner: usize) {
         // SAFETY: our heap's page; `block` a handed-out block start of it.
         return unsafe { heap.free_local(page, block) };
     }
-    // Another thread's or an abandoned page: its lists are not ours to
-    // walk, so the mark decides (a live block's second word holds it
-    // only if the program stored the page header's address there).
+    if owner == OWNER_ABANDONED {
+        // SAFETY: see above; a page we saw abandoned.
+        return unsafe { free_abandoned(page, block) };
+    }
+    // Another thread's page: its lists are not ours to walk, so the mark
+    // decides (a live block's second word holds it only if the program
+    // stored the page header's address there).
     // SAFETY: see above.
     if unsafe { pg.is_marked_free(block) } {
         return double_free(block);
     }
     // SAFETY: see above.
     unsafe { Block::set_free_mark(block, pg.free_mark()) };
-    if owner == OWNER_ABANDONED {
-        // SAFETY: the caller's block of a page we saw abandoned.
-        match unsafe { pg.abandon_words().free_into(block, pg.key()) } {
-            AbandonedFree::Last => arena::free_abandoned_if_empty(page),
-            AbandonedFree::Pushed => {}
-            // Adopted meanwhile by a heap that found it full: hand the
-            // block to that heap, as for any full page.
-            // SAFETY: `free_into` entered DelayedFreeing with our block.
-            AbandonedFree::Delayed => unsafe { push_delayed_and_end(page, block) },
-        }
-    } else {
-        // SAFETY: the caller's block of another thread's page.
-        unsafe { free_block_mt(page, block) };
-    }
+    // SAFETY: the caller's block of another thread's page.
+    unsafe { free_block_mt(page, block) };
 }
 
 /// Free a block of a page another thread owns.
