@@ -82,6 +82,7 @@ pub const fn bin_block_size(bin: usize) -> usize {
 #[inline]
 pub const fn bin_wsizes(bin: usize) -> core::ops::RangeInclusive<usize> {
     let hi = bin_block_size(bin) / WORD_SIZE;
+    // The smallest bin (its number is its word size) takes word sizes from 0.
     if bin <= MIN_BLOCK_WSIZE {
         return 0..=hi;
     }

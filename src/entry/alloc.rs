@@ -236,13 +236,9 @@ fn alloc_aligned(size: usize, align: usize, zero: bool) -> *mut u8 {
     let size = size.max(1);
     if align <= OS_PAGE_SIZE && size <= LARGE_OBJ_SIZE_MAX {
         let natural = size.next_multiple_of(align);
-        let fits = if natural <= SMALL_SIZE_MAX {
-            natural_align(wsize_of(natural)) >= align
-        } else {
-            natural <= LARGE_OBJ_SIZE_MAX
-                && bin_block_size(bin_of_size(natural)).is_multiple_of(align)
-        };
-        if fits {
+        if natural <= LARGE_OBJ_SIZE_MAX
+            && bin_block_size(bin_of_size(natural)).is_multiple_of(align)
+        {
             let p = alloc_small(natural, zero);
             debug_assert!((p as usize).is_multiple_of(align));
             return p;
@@ -311,58 +307,33 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     if p.is_null() {
         return malloc(new_size);
     }
-    // The common case, a small block of a thread's page, resolved as free
-    // does: its page serves the free below too.
+    // The common case, a small block of a thread's page, is resolved as
+    // free does, and its page serves the free below too; the rest through
+    // the chunk map.
     // SAFETY: as the caller guarantees.
-    if let Some((page, old_size)) = unsafe { lookup::live_block_fast(p) } {
-        if stays_in_place(new_size, old_size) {
-            return p;
-        }
-        if old_size <= LARGE_OBJ_SIZE_MAX {
-            let q = malloc(new_size);
-            if !q.is_null() {
-                // SAFETY: both blocks are live and distinct; `p` holds
-                // `old_size` usable bytes and `q` at least `new_size`.
-                unsafe { ptr::copy_nonoverlapping(p, q, old_size.min(new_size)) };
-                // SAFETY: the caller gave `p` up to us; `page` is the page
-                // map's for it.
-                unsafe { free::free_in_page(p, page) };
+    let (old_size, page) = match unsafe { lookup::live_block_fast(p) } {
+        Some((page, size)) => (size, Some(page)),
+        // SAFETY: as the caller guarantees.
+        None => match unsafe { lookup::live_usable_size_slow(p) } {
+            Some(size) => (size, None),
+            None => {
+                crate::support::stats::add(crate::support::stats::Counter::InvalidFrees, 1);
+                crate::support::output::warning!(
+                    "realloc(): invalid pointer {:p}, not a live block (foreign, interior or already freed)",
+                    p
+                );
+                platform::set_errno(platform::EINVAL);
+                return ptr::null_mut();
             }
-            return q;
-        }
-    }
-    // SAFETY: as the caller guarantees.
-    let Some(old_size) = (unsafe { lookup::live_usable_size(p) }) else {
-        crate::support::stats::add(crate::support::stats::Counter::InvalidFrees, 1);
-        crate::support::output::warning!(
-            "realloc(): invalid pointer {:p}, not a live block (foreign, interior or already freed)",
-            p
-        );
-        platform::set_errno(platform::EINVAL);
-        return ptr::null_mut();
+        },
     };
     if stays_in_place(new_size, old_size) {
         return p;
     }
-    // A singleton span's block grows over the free slices after it.
-    if old_size > LARGE_OBJ_SIZE_MAX && old_size < new_size && new_size <= arena::SINGLETON_MAX {
-        if let Some(page) = lookup::resolve(p) {
-            // SAFETY: `p` is a live block (above), a singleton's (its size),
-            // which the caller gives up to us.
-            if unsafe { arena::grow_span(p, page, new_size) } {
-                return p;
-            }
-        }
-    }
-    // A huge block that stays huge: resized (hosted: remapped, or its
-    // region units grown or moved) without a copy.
-    if old_size >= arena::HUGE_MIN && (arena::HUGE_MIN..=MAX_REQUEST_SIZE).contains(&new_size) {
-        if let Some(page) = lookup::resolve(p) {
-            // SAFETY: `p` is a live block (above), a huge chunk's (its size),
-            // which the caller gives up to us.
-            if let Some(q) = unsafe { arena::remap_huge(p, page, new_size) } {
-                return q;
-            }
+    if old_size > LARGE_OBJ_SIZE_MAX {
+        // SAFETY: as the caller guarantees; `p` is a live block of `old_size`.
+        if let Some(q) = unsafe { realloc_in_span(p, old_size, new_size) } {
+            return q;
         }
     }
     let q = malloc(new_size);
@@ -370,10 +341,47 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         // SAFETY: both blocks are live and distinct; `p` holds `old_size`
         // usable bytes and `q` at least `new_size`.
         unsafe { ptr::copy_nonoverlapping(p, q, old_size.min(new_size)) };
-        // SAFETY: the caller gave `p` up to us.
-        unsafe { free::free(p) };
+        match page {
+            // SAFETY: the caller gave `p` up to us; `page` is the page
+            // map's for it.
+            Some(page) => unsafe { free::free_in_page(p, page) },
+            // SAFETY: the caller gave `p` up to us.
+            None => unsafe { free::free(p) },
+        }
     }
     q
+}
+
+/// realloc of a block above the size classes without a copy, when its span
+/// can: None when it cannot (the caller copies).
+///
+/// # Safety
+/// `p` is a live block of `old_size` usable bytes (above
+/// `LARGE_OBJ_SIZE_MAX`), which the caller gives up to us if this succeeds.
+#[inline(never)]
+unsafe fn realloc_in_span(p: *mut u8, old_size: usize, new_size: usize) -> Option<*mut u8> {
+    // A singleton span's block grows over the free slices after it.
+    if old_size < new_size && new_size <= arena::SINGLETON_MAX {
+        if let Some(page) = lookup::resolve(p) {
+            // SAFETY: `p` is a live block (the caller's), a singleton's (its size),
+            // which the caller gives up to us.
+            if unsafe { arena::grow_span(p, page, new_size) } {
+                return Some(p);
+            }
+        }
+    }
+    // A huge block that stays huge: resized (hosted: remapped, or its
+    // region units grown or moved) without a copy.
+    if old_size >= arena::HUGE_MIN && (arena::HUGE_MIN..=MAX_REQUEST_SIZE).contains(&new_size) {
+        if let Some(page) = lookup::resolve(p) {
+            // SAFETY: `p` is a live block (the caller's), a huge chunk's (its size),
+            // which the caller gives up to us.
+            if let Some(q) = unsafe { arena::remap_huge(p, page, new_size) } {
+                return Some(q);
+            }
+        }
+    }
+    None
 }
 
 /// Bytes usable at `p`: 0 for null and for anything that is not a live
@@ -383,8 +391,8 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
 /// No other thread frees `p` or writes its block meanwhile.
 pub unsafe fn usable_size(p: *const u8) -> usize {
     // SAFETY: as the caller guarantees.
-    match unsafe { lookup::live_usable_size_fast(p) } {
-        Some(size) => size,
+    match unsafe { lookup::live_block_fast(p) } {
+        Some((_, size)) => size,
         // SAFETY: as the caller guarantees.
         None => unsafe { usable_size_slow(p) },
     }

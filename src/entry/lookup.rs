@@ -127,26 +127,16 @@ pub(crate) unsafe fn is_free_block(heap: *mut Heap, page: *mut Page, block: *mut
 #[inline(always)]
 pub(crate) unsafe fn live_usable_size(p: *const u8) -> Option<usize> {
     // SAFETY: as the caller guarantees.
-    match unsafe { live_usable_size_fast(p) } {
-        Some(size) => Some(size),
+    match unsafe { live_block_fast(p) } {
+        Some((_, size)) => Some(size),
         // SAFETY: as the caller guarantees.
         None => unsafe { live_usable_size_slow(p) },
     }
 }
 
-/// [`live_usable_size`]'s common case, None for everything else (which
-/// need not be an invalid pointer: ask [`live_usable_size_slow`]).
-///
-/// # Safety
-/// As [`live_usable_size`].
-#[inline(always)]
-pub(crate) unsafe fn live_usable_size_fast(p: *const u8) -> Option<usize> {
-    // SAFETY: as the caller guarantees.
-    unsafe { live_block_fast(p) }.map(|(_, size)| size)
-}
-
-/// [`live_usable_size_fast`] with the page map's page for `p` (realloc
-/// frees `p` through it).
+/// [`live_usable_size`]'s common case with the page map's page for `p`
+/// (realloc frees `p` through it), None for everything else (which need
+/// not be an invalid pointer: ask [`live_usable_size_slow`]).
 ///
 /// # Safety
 /// As [`live_usable_size`].

@@ -245,8 +245,7 @@ impl Heap {
     /// list turned out damaged.
     ///
     /// # Safety
-    /// `page` is a page the calling thread owns: a page of its heap, or
-    /// the static empty page (which has no block).
+    /// `page` is a page of the calling thread's heap.
     #[inline(always)]
     pub(crate) unsafe fn pop_from(page: *mut Page, size: usize, zero: bool) -> *mut u8 {
         // SAFETY: as the caller guarantees.
