@@ -26,6 +26,7 @@ skipped with a message when it is missing.
 import argparse
 import csv
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -325,42 +326,63 @@ def charts(summary, peers, threads_list, outdir):
         rows = [s for s in summary if s["bench"] == bench and s["ops_per_sec"]]
         if not rows:
             continue
+        unit, div = UNITS.get(bench, ("Mops/s", 1e6))
         fig, ax = plt.subplots(figsize=(8, 5))
-        for p in peers:
-            pts = sorted((s["threads"], s["ops_per_sec"] / 1e6) for s in rows if s["peer"] == p.name)
-            if pts:
-                ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o",
-                        linewidth=3 if p.mirs else 1.5, linestyle="-" if p.mirs else "--",
-                        label=p.name + (" *" if p.mirs else ""))
-        ax.set_title(f"{bench}: throughput by thread count (median)")
-        ax.set_xlabel("threads")
-        ax.set_ylabel("M ops/s (higher is better)")
-        ax.set_xticks(threads_list)
+        counts = sorted({s["threads"] for s in rows})
+        if len(counts) == 1:
+            # One thread count (malloc_large, prodcons): a bar per peer.
+            shown = [p for p in peers if any(s["peer"] == p.name for s in rows)]
+            vals = [next(s["ops_per_sec"] for s in rows if s["peer"] == p.name) / div
+                    for p in shown]
+            ax.bar(range(len(shown)), vals, color=[f"C{i}" for i in range(len(shown))],
+                   edgecolor=["black" if p.mirs else "none" for p in shown], linewidth=1.5)
+            ax.set_xticks(range(len(shown)))
+            ax.set_xticklabels([p.name + (" *" if p.mirs else "") for p in shown],
+                               rotation=20, ha="right")
+            n = counts[0]
+            ax.set_title(f"{bench}: throughput at {n} thread{'' if n == 1 else 's'} (median)")
+            ax.grid(True, axis="y", alpha=0.3)
+        else:
+            for p in peers:
+                pts = sorted((s["threads"], s["ops_per_sec"] / div) for s in rows
+                             if s["peer"] == p.name)
+                if pts:
+                    ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o",
+                            linewidth=3 if p.mirs else 1.5, linestyle="-" if p.mirs else "--",
+                            label=p.name + (" *" if p.mirs else ""))
+            ax.set_title(f"{bench}: throughput by thread count (median)")
+            ax.set_xlabel("threads")
+            ax.set_xticks(threads_list)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+        ax.set_ylabel(f"{unit} (higher is better)")
         ax.set_ylim(bottom=0)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
         fig.tight_layout()
         path = os.path.join(outdir, f"{bench}.png")
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
 
-    # Peak RSS at the largest thread count, one bar per peer per benchmark.
+    # Peak RSS at the largest thread count, one bar per peer per benchmark;
+    # a benchmark that runs at fixed thread counts only (malloc_large,
+    # prodcons) at its largest one, named under its bars.
     tmax = max(threads_list)
     benches = [b for b in BENCHMARKS if any(s["bench"] == b for s in summary)]
+    at = {b: max(s["threads"] for s in summary if s["bench"] == b) for b in benches}
     fig, ax = plt.subplots(figsize=(11, 5))
     width = 0.8 / max(1, len(peers))
     for i, p in enumerate(peers):
         vals = []
         for b in benches:
             s = next((s for s in summary if s["bench"] == b and s["peer"] == p.name
-                      and s["threads"] == tmax), None)
+                      and s["threads"] == at[b]), None)
             vals.append(s["rss_kib"] / 1024 if s and s["rss_kib"] > 0 else 0)
         xs = [j + (i - (len(peers) - 1) / 2) * width for j in range(len(benches))]
         ax.bar(xs, vals, width, label=p.name + (" *" if p.mirs else ""),
                edgecolor="black" if p.mirs else None, linewidth=1.5 if p.mirs else 0)
     ax.set_xticks(range(len(benches)))
-    ax.set_xticklabels(benches)
+    ax.set_xticklabels([b if at[b] == tmax else
+                        f"{b}\n({at[b]} thread{'' if at[b] == 1 else 's'})" for b in benches])
     ax.set_yscale("log")
     # Plain numbers on the log axis (the default 6x10^0 style is hard to read).
     ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
@@ -425,14 +447,25 @@ def main():
     if not peers:
         sys.exit("bench: no usable allocator to benchmark")
 
-    # Round-robin schedule: repetition-major, peers innermost.
+    # Round-robin schedule: repetition-major, peers innermost, in a new
+    # order each repetition (the first as listed, then shuffled with the
+    # repetition as seed), so that no peer always runs right after the same
+    # one: what a run leaves behind falls on the next (malloc_large under
+    # mirs took 0.47-1.26 s right after glibc's run, where a rotated order
+    # kept it, and 0.28 s run again at once; bench/README.md).
     def bench_threads(b):
         if BENCHMARKS[b][1] == "custom" and CUSTOM_ARGS[b][0] is not None:
             return CUSTOM_ARGS[b][0]
         return threads_list
 
+    def reordered(r):
+        order = list(peers)
+        if r:
+            random.Random(r).shuffle(order)
+        return order
+
     plan = [(r, b, t, p) for r in range(runs) for b in BENCHMARKS
-            for t in bench_threads(b) for p in peers]
+            for t in bench_threads(b) for p in reordered(r)]
     samples = {}  # (bench, threads, peer) -> list of (ops, rss_kib)
     csv_path = os.path.join(outdir, "results.csv")
     started = time.monotonic()
@@ -494,7 +527,7 @@ def main():
     if not args.no_retention:
         for r in range(runs):
             for pattern, argv in RETENTION:
-                for p in peers:
+                for p in reordered(r):
                     log(f"retention run {r + 1}/{runs} {pattern} peer={p.name}")
                     cmd, env = p.command(bindir, "retention_" + pattern, argv)
                     code, out, err, _ = run_once(cmd, env, 60)
