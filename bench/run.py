@@ -141,6 +141,9 @@ class Peer:
     def label(self):
         return ("* " if self.mirs else "  ") + self.name
 
+    def chart_name(self):
+        return self.name + (" *" if self.mirs else "")
+
     def command(self, bindir, prog, args):
         exe = os.path.join(bindir, prog + (".static-mirs" if self.static else ""))
         env = dict(os.environ)
@@ -322,6 +325,8 @@ def charts(summary, peers, threads_list, outdir):
         log("bench: matplotlib not available; charts skipped (pip install matplotlib)")
         return []
     written = []
+    # One colour per peer in every chart, whichever peers have data.
+    color = {p.name: f"C{i}" for i, p in enumerate(peers)}
     for bench in BENCHMARKS:
         rows = [s for s in summary if s["bench"] == bench and s["ops_per_sec"]]
         if not rows:
@@ -334,11 +339,10 @@ def charts(summary, peers, threads_list, outdir):
             shown = [p for p in peers if any(s["peer"] == p.name for s in rows)]
             vals = [next(s["ops_per_sec"] for s in rows if s["peer"] == p.name) / div
                     for p in shown]
-            ax.bar(range(len(shown)), vals, color=[f"C{i}" for i in range(len(shown))],
+            ax.bar(range(len(shown)), vals, color=[color[p.name] for p in shown],
                    edgecolor=["black" if p.mirs else "none" for p in shown], linewidth=1.5)
             ax.set_xticks(range(len(shown)))
-            ax.set_xticklabels([p.name + (" *" if p.mirs else "") for p in shown],
-                               rotation=20, ha="right")
+            ax.set_xticklabels([p.chart_name() for p in shown], rotation=20, ha="right")
             n = counts[0]
             ax.set_title(f"{bench}: throughput at {n} thread{'' if n == 1 else 's'} (median)")
             ax.grid(True, axis="y", alpha=0.3)
@@ -348,8 +352,8 @@ def charts(summary, peers, threads_list, outdir):
                              if s["peer"] == p.name)
                 if pts:
                     ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o",
-                            linewidth=3 if p.mirs else 1.5, linestyle="-" if p.mirs else "--",
-                            label=p.name + (" *" if p.mirs else ""))
+                            color=color[p.name], linewidth=3 if p.mirs else 1.5,
+                            linestyle="-" if p.mirs else "--", label=p.chart_name())
             ax.set_title(f"{bench}: throughput by thread count (median)")
             ax.set_xlabel("threads")
             ax.set_xticks(threads_list)
@@ -378,7 +382,7 @@ def charts(summary, peers, threads_list, outdir):
                       and s["threads"] == at[b]), None)
             vals.append(s["rss_kib"] / 1024 if s and s["rss_kib"] > 0 else 0)
         xs = [j + (i - (len(peers) - 1) / 2) * width for j in range(len(benches))]
-        ax.bar(xs, vals, width, label=p.name + (" *" if p.mirs else ""),
+        ax.bar(xs, vals, width, label=p.chart_name(), color=color[p.name],
                edgecolor="black" if p.mirs else None, linewidth=1.5 if p.mirs else 0)
     ax.set_xticks(range(len(benches)))
     ax.set_xticklabels([b if at[b] == tmax else
